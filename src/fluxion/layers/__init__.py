@@ -1,0 +1,115 @@
+"""The tree and its layers: ``import fluxion.layers as fl``.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> model = fl.Chain(fl.Linear(4, 8), fl.ReLU(), fl.Residual(fl.Linear(8, 8)), fl.Linear(8, 2))
+>>> model(torch.zeros(1, 4)).shape
+torch.Size([1, 2])
+"""
+
+from fluxion.layers.activations import Dropout, GeLU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention
+from fluxion.layers.chain import Chain
+from fluxion.layers.combinators import (
+    Concatenate,
+    Distribute,
+    Lambda,
+    Matmul,
+    Parallel,
+    Passthrough,
+    Residual,
+    Return,
+    Sum,
+)
+from fluxion.layers.context import SetContext, UseContext
+from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
+from fluxion.layers.errors import (
+    ChainError,
+    ChildIndexError,
+    ChildNotFoundError,
+    ContextError,
+    LayerError,
+    TreeError,
+)
+from fluxion.layers.linear import Embedding, Linear
+from fluxion.layers.module import Module, WeightedModule, address_of, parent_of
+from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from fluxion.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from fluxion.layers.sampling import Interpolate, PixelShuffle, Upsample
+from fluxion.layers.shaping import (
+    Chunk,
+    Flatten,
+    Permute,
+    Reshape,
+    Slicing,
+    Squeeze,
+    Transpose,
+    Unbind,
+    Unflatten,
+    Unsqueeze,
+)
+from fluxion.layers.tree_repr import draw_tree
+
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Chain",
+    "ChainError",
+    "ChildIndexError",
+    "ChildNotFoundError",
+    "Chunk",
+    "Concatenate",
+    "ContextError",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "Distribute",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GeLU",
+    "GroupNorm",
+    "Identity",
+    "Interpolate",
+    "Lambda",
+    "LayerError",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "Matmul",
+    "MaxPool2d",
+    "Module",
+    "MultiHeadAttention",
+    "Parallel",
+    "Passthrough",
+    "Permute",
+    "PixelShuffle",
+    "RMSNorm",
+    "ReLU",
+    "Reshape",
+    "Residual",
+    "Return",
+    "ScaledDotProductAttention",
+    "SetContext",
+    "SiLU",
+    "Sigmoid",
+    "Slicing",
+    "Softmax",
+    "Squeeze",
+    "Sum",
+    "Tanh",
+    "Transpose",
+    "TreeError",
+    "Unbind",
+    "Unflatten",
+    "Unsqueeze",
+    "Upsample",
+    "UseContext",
+    "WeightedModule",
+    "address_of",
+    "draw_tree",
+    "parent_of",
+]

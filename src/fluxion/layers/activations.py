@@ -1,0 +1,131 @@
+"""Activations and other weightless element-wise leaves, on torch's own layers.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> fl.ReLU()(torch.tensor([-1.0, 2.0])).tolist()
+[0.0, 2.0]
+"""
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+from fluxion.layers.module import Module
+
+
+class Identity(torch.nn.Identity, Module):
+    """Returns its input.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Identity()(torch.ones(1)).tolist()
+    [1.0]
+    """
+
+
+class Dropout(torch.nn.Dropout, Module):
+    """``torch.nn.Dropout`` as a tree leaf (a no-op in eval mode).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Dropout(0.5).eval()(torch.ones(2)).tolist()
+    [1.0, 1.0]
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return F.dropout(x, self.p, self.training, self.inplace)
+
+
+class ReLU(torch.nn.ReLU, Module):
+    """``max(x, 0)``.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.ReLU()(torch.tensor([-1.0])).tolist()
+    [0.0]
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return F.relu(x, inplace=self.inplace)
+
+
+class GeLU(torch.nn.GELU, Module):
+    """Gaussian error linear unit; ``approximate="tanh"`` uses the tanh approximation.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> round(fl.GeLU(approximate="tanh")(torch.tensor([1.0])).item(), 4)
+    0.8412
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return F.gelu(x, approximate=self.approximate)
+
+
+class SiLU(torch.nn.SiLU, Module):
+    """``x * sigmoid(x)``.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.SiLU()(torch.tensor([0.0])).tolist()
+    [0.0]
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return F.silu(x, inplace=self.inplace)
+
+
+class Sigmoid(torch.nn.Sigmoid, Module):
+    """The logistic function.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Sigmoid()(torch.tensor([0.0])).tolist()
+    [0.5]
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return torch.sigmoid(x)
+
+
+class Tanh(torch.nn.Tanh, Module):
+    """The hyperbolic tangent.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Tanh()(torch.tensor([0.0])).tolist()
+    [0.0]
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return torch.tanh(x)
+
+
+class Softmax(torch.nn.Softmax, Module):
+    """Softmax along ``dim`` (the last dimension by default).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Softmax()(torch.zeros(1, 2)).tolist()
+    [[0.5, 0.5]]
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__(dim=dim)
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return F.softmax(x, self.dim)
+
+
+class LeakyReLU(torch.nn.LeakyReLU, Module):
+    """``x`` where positive, ``negative_slope * x`` elsewhere.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.LeakyReLU(0.5)(torch.tensor([-2.0])).tolist()
+    [-1.0]
+    """
+
+    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return F.leaky_relu(x, self.negative_slope, self.inplace)

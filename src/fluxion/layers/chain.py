@@ -1,0 +1,695 @@
+"""Chain: the inner node of the tree, a named sequence of children run one after the other.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> class MLP(fl.Chain):
+...     def __init__(self, dim: int) -> None:
+...         super().__init__(fl.Linear(dim, 4 * dim), fl.GeLU(), fl.Linear(4 * dim, dim))
+>>> mlp = MLP(8)
+>>> [name for name, _ in mlp.named_children()]
+['Linear_1', 'GeLU', 'Linear_2']
+>>> mlp(torch.randn(2, 8)).shape
+torch.Size([2, 8])
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Self, TypeVar, cast, overload
+
+import torch
+
+from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
+from fluxion.layers.failure import describe_failure
+from fluxion.layers.module import Module, parent_of, set_parent, shallow_copy
+from fluxion.layers.naming import auto_names, base_of
+from fluxion.layers.tree_repr import draw_tree
+
+T = TypeVar("T", bound=torch.nn.Module)
+Predicate = type[torch.nn.Module] | tuple[type[torch.nn.Module], ...] | Callable[[torch.nn.Module], bool]
+
+
+class ReturnSignal(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Raised by :class:`~fluxion.layers.Return` to end the enclosing Chain with ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+class Chain(Module):
+    """A sequence of named child modules; the output of each child is the input of the next.
+
+    A child returning a tuple passes its items as separate arguments to the next child. Children
+    get automatic names (the class name, suffixed ``_1.._n`` when a class repeats) unless given
+    one explicitly as a keyword argument; explicit names never change.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(4, 4), fl.ReLU(), out=fl.Linear(4, 2))
+    >>> list(dict(model.named_children()))
+    ['Linear', 'ReLU', 'out']
+    >>> model(torch.zeros(3, 4)).shape
+    torch.Size([3, 2])
+    """
+
+    _tag = "CHAIN"
+    _explicit: set[str]
+    _group_sizes: dict[str, int]
+    _child_names: dict[int, str]
+    _context: dict[str, dict[str, Any]]
+
+    def __init__(self, *children: torch.nn.Module | Iterable[torch.nn.Module], **named: torch.nn.Module) -> None:
+        super().__init__()
+        state = self.__dict__
+        state["_explicit"] = set[str]()
+        state["_group_sizes"] = dict[str, int]()
+        state["_child_names"] = dict[int, str]()
+        state["_context"] = dict[str, dict[str, Any]]()
+        entries: list[tuple[str | None, torch.nn.Module]] = []
+        for child in children:
+            item = cast(object, child)
+            if isinstance(item, torch.nn.Module):
+                entries.append((None, item))
+            elif isinstance(item, Iterable):
+                entries.extend((None, module) for module in cast(Iterable[torch.nn.Module], item))
+            else:
+                raise TreeError(f"{type(self).__name__}: expected modules, got {type(item).__name__}")
+        entries.extend(named.items())
+        self._splice(0, 0, entries)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_fluxion_guarded", False):
+            cls.forward = Chain._guarded(forward)
+
+    @staticmethod
+    def _guarded(forward: Callable[..., Any]) -> Callable[..., Any]:
+        """Give a subclass's own ``forward`` the failure reporting and context handling of Chain."""
+
+        @functools.wraps(forward)
+        def guarded(self: Chain, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return forward(self, *args, **kwargs)
+            except ReturnSignal as signal:
+                return signal.value
+            except ChainError:
+                raise
+            except Exception as error:
+                raise describe_failure(self, error) from error
+            finally:
+                if self._parent is None and self._context:
+                    self._context.clear()
+
+        guarded._fluxion_guarded = True  # type: ignore[attr-defined]
+        return guarded
+
+    # -- running -------------------------------------------------------------------------------
+
+    def forward(self, *args: Any) -> Any:
+        """Run the children in order (see the class docstring for how values flow).
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> fl.Chain(fl.Lambda(lambda x: x + 1), fl.Lambda(lambda x: 2 * x))(torch.tensor(1.0))
+        tensor(4.)
+        """
+        try:
+            return self._call_children(args)
+        except ChainError:
+            raise
+        except Exception as error:
+            raise describe_failure(self, error) from error
+        finally:
+            if self._parent is None and self._context:
+                self._context.clear()
+
+    def _call_children(self, args: tuple[Any, ...]) -> Any:
+        """Run the children in sequence; a Return child ends the sequence with its input."""
+        value: Any = args[0] if len(args) == 1 else args
+        try:
+            for child in self._modules.values():
+                value = child(*value) if isinstance(value, tuple) else child(value)  # pyright: ignore[reportOptionalCall]
+        except ReturnSignal as signal:
+            return signal.value
+        return value
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[torch.nn.Module]:
+        return iter(self.children_list())
+
+    def children_list(self) -> list[torch.nn.Module]:
+        """The direct children, in order.
+
+        >>> import fluxion.layers as fl
+        >>> [type(m).__name__ for m in fl.Chain(fl.ReLU(), fl.Tanh()).children_list()]
+        ['ReLU', 'Tanh']
+        """
+        return cast(list[torch.nn.Module], list(self._modules.values()))
+
+    @overload
+    def __getitem__(self, key: int) -> torch.nn.Module: ...
+    @overload
+    def __getitem__(self, key: str) -> torch.nn.Module: ...
+    @overload
+    def __getitem__(self, key: slice) -> Self: ...
+    def __getitem__(self, key: int | str | slice) -> torch.nn.Module | Self:
+        """A child by index or name, a descendant by address, or a structural copy of a slice.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2), block=fl.Chain(fl.ReLU(), fl.Linear(2, 2)))
+        >>> type(model[0]).__name__, type(model["block.Linear"]).__name__, len(model[:1])
+        ('Linear', 'Linear', 1)
+        """
+        if isinstance(key, slice):
+            return self._slice_copy(key)
+        if isinstance(key, str):
+            return self._resolve(key)
+        return self.children_list()[self._checked_index(key, len(self._modules))]
+
+    def __setitem__(self, key: int | str, module: torch.nn.Module) -> None:
+        """Replace the child at an index, name or address.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> model[0] = fl.Tanh()
+        >>> type(model[0]).__name__
+        'Tanh'
+        """
+        self.replace(self[key], module)
+
+    def __delitem__(self, key: int | str) -> None:
+        """Remove the child at an index, name or address.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU(), fl.Tanh())
+        >>> del model["ReLU"]
+        >>> len(model)
+        1
+        """
+        self.remove(self[key])
+
+    def name_of(self, child: torch.nn.Module) -> str:
+        """The name under which ``child`` sits in this Chain.
+
+        >>> import fluxion.layers as fl
+        >>> relu = fl.ReLU()
+        >>> fl.Chain(fl.Tanh(), act=relu).name_of(relu)
+        'act'
+        """
+        names = self._child_names
+        name = names.get(id(child))
+        if name is None or self._modules.get(name) is not child:
+            names = {id(module): key for key, module in self._modules.items()}
+            self.__dict__["_child_names"] = names
+            name = names.get(id(child))
+            if name is None:
+                raise ChildNotFoundError(f"{self._label()}: {type(child).__name__} is not a child of this Chain")
+        return name
+
+    def walk(
+        self, predicate: Predicate | None = None, recurse: bool = False
+    ) -> Iterator[tuple[torch.nn.Module, Chain]]:
+        """Yield ``(module, parent)`` for every descendant matching ``predicate``, depth first.
+
+        ``predicate`` is a type, a tuple of types, or a function of the module; None matches all.
+        The walk goes into non-matching Chains always, and into matching ones only when
+        ``recurse`` is true.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2), fl.Chain(fl.Linear(2, 2)))
+        >>> [m.address for m, _ in model.walk(fl.Linear)]
+        ['Linear', 'Chain.Linear']
+        """
+        match = _matcher(predicate)
+        stack: list[Iterator[torch.nn.Module]] = [iter(self.children_list())]
+        parents: list[Chain] = [self]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                parents.pop()
+                continue
+            matched = match(child)
+            if matched:
+                yield child, parents[-1]
+            if isinstance(child, Chain) and (recurse or not matched):
+                stack.append(iter(child.children_list()))
+                parents.append(child)
+
+    def layers(self, layer_type: type[T], recurse: bool = False) -> Iterator[T]:
+        """Every descendant of type ``layer_type``, depth first (see :meth:`walk`).
+
+        >>> import fluxion.layers as fl
+        >>> len(list(fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.Linear(2, 2)).layers(fl.Linear)))
+        2
+        """
+        for module, _ in self.walk(layer_type, recurse):
+            yield cast(T, module)
+
+    def find(self, layer_type: type[T]) -> T | None:
+        """The first descendant of type ``layer_type``, or None.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Chain(fl.ReLU()).find(fl.Linear) is None
+        True
+        """
+        return next(self.layers(layer_type), None)
+
+    def ensure_find(self, layer_type: type[T]) -> T:
+        """The first descendant of type ``layer_type``; raises ChildNotFoundError when none.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Chain(fl.Chain(fl.ReLU())).ensure_find(fl.ReLU).address
+        'Chain.ReLU'
+        """
+        found = self.find(layer_type)
+        if found is None:
+            present = sorted({type(m).__name__ for m, _ in self.walk()})
+            raise ChildNotFoundError(
+                f"{self._label()}: no node of type {layer_type.__name__} in this tree; "
+                f"types present: {', '.join(present) or 'none'}"
+            )
+        return found
+
+    def find_parent(self, module: torch.nn.Module) -> Chain | None:
+        """The Chain inside this tree (``self`` included) that holds ``module``, or None.
+
+        >>> import fluxion.layers as fl
+        >>> inner = fl.Chain(fl.ReLU())
+        >>> model = fl.Chain(inner)
+        >>> model.find_parent(inner.ReLU) is inner
+        True
+        """
+        parent = parent_of(module)
+        node: Chain | None = parent
+        while node is not None and node is not self:
+            node = node._parent
+        return parent if node is self else None
+
+    # -- surgery -------------------------------------------------------------------------------
+
+    def insert(self, index: int, module: torch.nn.Module, name: str | None = None) -> None:
+        """Insert ``module`` before position ``index``, as :meth:`list.insert` does.
+
+        ``index`` runs from ``-len(self)`` to ``len(self)``; a negative index counts from the end,
+        so ``insert(-1, m)`` puts ``m`` just before the last child. Outside that range it raises
+        ChildIndexError rather than clamping.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU(), fl.Tanh())
+        >>> model.insert(-1, fl.SiLU())
+        >>> [type(m).__name__ for m in model]
+        ['ReLU', 'SiLU', 'Tanh']
+        """
+        size = len(self._modules)
+        if not -size <= index <= size:
+            raise ChildIndexError(
+                f"{self._label()}: cannot insert at index {index} into {size} "
+                f"{_plural(size, 'child', 'children')} (valid: {-size}..{size})"
+            )
+        self._splice(index + size if index < 0 else index, 0, [(name, module)])
+
+    def append(self, module: torch.nn.Module, name: str | None = None) -> None:
+        """Add ``module`` as the last child.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> model.append(fl.Tanh(), name="squash")
+        >>> model.squash.address
+        'squash'
+        """
+        self._splice(len(self._modules), 0, [(name, module)])
+
+    def pop(self, index: int = -1) -> torch.nn.Module:
+        """Remove and return the child at ``index`` (the last by default), detached from the tree.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU(), fl.Tanh())
+        >>> tanh = model.pop()
+        >>> type(tanh).__name__, tanh.parent is None, len(model)
+        ('Tanh', True, 1)
+        """
+        position = self._checked_index(index, len(self._modules))
+        return self._splice(position, 1, [])[0]
+
+    def remove(self, module: torch.nn.Module | str) -> None:
+        """Remove a node of this tree (given as a module, name or address) from its parent.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU(), block=fl.Chain(fl.Tanh(), fl.SiLU()))
+        >>> model.remove("block.Tanh")
+        >>> [type(m).__name__ for m in model.block]
+        ['SiLU']
+        """
+        parent, position = self._locate(module)
+        parent._splice(position, 1, [])
+
+    def replace(self, old: torch.nn.Module | str, new: torch.nn.Module, name: str | None = None) -> None:
+        """Put ``new`` where ``old`` (a module, name or address in this tree) was; ``old`` is detached.
+
+        ``new`` keeps ``old``'s explicit name unless ``name`` gives another one.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(act=fl.ReLU())
+        >>> model.replace("act", fl.GeLU())
+        >>> type(model.act).__name__
+        'GeLU'
+        """
+        parent, position = self._locate(old)
+        if name is None:
+            current = list(parent._modules)[position]
+            name = current if current in parent._explicit else None
+        parent._splice(position, 1, [(name, new)])
+
+    def insert_before_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
+        """Insert ``module`` just before the first direct child of type ``module_type``.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2), fl.ReLU())
+        >>> model.insert_before_type(fl.ReLU, fl.Dropout(0.1))
+        >>> [type(m).__name__ for m in model]
+        ['Linear', 'Dropout', 'ReLU']
+        """
+        self._splice(self._type_position(module_type), 0, [(None, module)])
+
+    def insert_after_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
+        """Insert ``module`` just after the first direct child of type ``module_type``.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2), fl.ReLU())
+        >>> model.insert_after_type(fl.Linear, fl.Dropout(0.1))
+        >>> [type(m).__name__ for m in model]
+        ['Linear', 'Dropout', 'ReLU']
+        """
+        self._splice(self._type_position(module_type) + 1, 0, [(None, module)])
+
+    def structural_copy(self) -> Self:
+        """A copy of the tree: new Chains all the way down, leaves sharing their weights.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Chain(fl.Linear(2, 2)))
+        >>> twin = model.structural_copy()
+        >>> twin.Chain is model.Chain, twin.Chain.Linear.weight is model.Chain.Linear.weight
+        (False, True)
+        """
+        return self._copy_with(self._modules.items())
+
+    # -- representation ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return draw_tree(self)
+
+    # -- context -------------------------------------------------------------------------------
+
+    def set_context(self, context: str, values: dict[str, Any]) -> None:
+        """Set values of a named context for the next forward call of this tree.
+
+        Context belongs to the root of the tree and is cleared when the root's forward returns.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.UseContext("run", "scale"))
+        >>> model.set_context("run", {"scale": torch.tensor(3.0)})
+        >>> model()
+        tensor(3.)
+        """
+        store = self._context_store()
+        store.setdefault(context, {}).update(values)
+
+    def use_context(self, context: str) -> dict[str, Any]:
+        """The values of a named context of this tree (an empty dict when none was set).
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> model.set_context("run", {"step": 1})
+        >>> model.use_context("run")
+        {'step': 1}
+        """
+        return self._context_store().setdefault(context, {})
+
+    def _context_store(self) -> dict[str, dict[str, Any]]:
+        node: Chain = self
+        while node._parent is not None:
+            node = node._parent
+        return node._context
+
+    # -- torch integration: route attribute assignment of modules through the Chain ------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.nn.Module) and "_explicit" in self.__dict__:
+            if name in self._modules:
+                self.replace(name, value, name=name)
+            else:
+                self.append(value, name=name)
+            return
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._modules:
+            self.remove(name)
+            return
+        super().__delattr__(name)  # pyright: ignore[reportUnknownMemberType]
+
+    def add_module(self, name: str, module: torch.nn.Module | None) -> None:
+        """Append (or replace) a child under an explicit name, as torch's ``add_module`` does.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain()
+        >>> model.add_module("act", fl.ReLU())
+        >>> model.act.address
+        'act'
+        """
+        if module is None:
+            raise TreeError(f"{self._label()}: a Chain cannot hold None (child {name!r})")
+        setattr(self, name, module)
+
+    def register_module(self, name: str, module: torch.nn.Module | None) -> None:
+        """Same as :meth:`add_module`.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain()
+        >>> model.register_module("act", fl.ReLU())
+        >>> len(model)
+        1
+        """
+        self.add_module(name, module)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # pyright: ignore[reportUnknownMemberType]
+        for child in self._modules.values():
+            if child is not None:
+                set_parent(child, self)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        address = self.address
+        return f"{type(self).__name__} at {address!r}" if address else type(self).__name__
+
+    @staticmethod
+    def _checked_index(index: int, size: int) -> int:
+        if not -size <= index < size:
+            valid = f"valid: {-size}..{size - 1}" if size else "the Chain is empty"
+            raise ChildIndexError(
+                f"Chain: index {index} is out of range for {size} {_plural(size, 'child', 'children')} ({valid})"
+            )
+        return index + size if index < 0 else index
+
+    def _resolve(self, address: str) -> torch.nn.Module:
+        node: torch.nn.Module = self
+        for depth, part in enumerate(address.split(".")):
+            child = node._modules.get(part) if isinstance(node, Chain) else None
+            if child is None:
+                where = ".".join(address.split(".")[:depth])
+                owner = f"{type(node).__name__} at {where!r}" if where else type(node).__name__
+                if not isinstance(node, Chain):
+                    raise ChildNotFoundError(f"{owner} is a leaf; it has no child {part!r} (in {address!r})")
+                names = ", ".join(node._modules) or "none"
+                raise ChildNotFoundError(f"{owner} has no child {part!r}; its children are: {names}")
+            node = child
+        return node
+
+    def _locate(self, module: torch.nn.Module | str) -> tuple[Chain, int]:
+        target = self._resolve(module) if isinstance(module, str) else module
+        parent = self.find_parent(target)
+        if parent is None:
+            raise ChildNotFoundError(f"{self._label()}: {type(target).__name__} is not in this tree")
+        name = parent.name_of(target)
+        return parent, list(parent._modules).index(name)
+
+    def _type_position(self, module_type: type[torch.nn.Module]) -> int:
+        for position, child in enumerate(self._modules.values()):
+            if isinstance(child, module_type):
+                return position
+        present = ", ".join(type(m).__name__ for m in self._modules.values()) or "none"
+        raise ChildNotFoundError(
+            f"{self._label()}: no child of type {module_type.__name__}; its children are: {present}"
+        )
+
+    def _slice_copy(self, key: slice) -> Self:
+        items = list(self._modules.items())[key]
+        return self._copy_with(items)
+
+    def _copy_with(self, items: Iterable[tuple[str, torch.nn.Module | None]]) -> Self:
+        clone = shallow_copy_chain(self)
+        entries: list[tuple[str | None, torch.nn.Module]] = []
+        for key, child in items:
+            assert child is not None
+            copied = child.structural_copy() if isinstance(child, Module) else shallow_copy(child)
+            entries.append((key if key in self._explicit else None, copied))
+        clone._splice(0, 0, entries)
+        return clone
+
+    def _splice(
+        self, index: int, remove: int, entries: list[tuple[str | None, torch.nn.Module]]
+    ) -> list[torch.nn.Module]:
+        """Replace ``remove`` children at ``index`` by ``entries`` (explicit name or None, module).
+
+        Everything is checked before anything changes, so a refused splice leaves the Chain as it
+        was. Only the name groups the change touches are renamed.
+        """
+        modules = cast(dict[str, torch.nn.Module], self._modules)
+        keys = list(modules)
+        removed_keys = keys[index : index + remove]
+        removed = [modules[key] for key in removed_keys]
+        explicit = self._explicit
+        self._check_entries(entries, removed, explicit - set(removed_keys))
+
+        new_explicit = {name for name, _ in entries if name is not None}
+        gone_explicit = {key for key in removed_keys if key in explicit}
+        explicit_after = (explicit - gone_explicit) | new_explicit
+        removed_auto = Counter(
+            type(m).__name__ for key, m in zip(removed_keys, removed, strict=True) if key not in explicit
+        )
+        added_auto = Counter(type(m).__name__ for name, m in entries if name is None)
+        sizes = self._group_sizes
+        touched = set(removed_auto) | set(added_auto)
+        for name in gone_explicit | new_explicit:
+            touched.update(base for base in {name, base_of(name)} if base in sizes)
+
+        renames: dict[str, str] = {}
+        added_names = [name for name, _ in entries]
+        for base in touched:
+            size = sizes.get(base, 0)
+            old = auto_names(base, size, explicit)
+            n_removed, n_added = removed_auto[base], added_auto[base]
+            rank = sum(map(frozenset(old).__contains__, keys[:index])) if old else 0
+            new = auto_names(base, size - n_removed + n_added, explicit_after)
+            if old[:rank] != new[:rank]:
+                renames.update(zip(old[:rank], new[:rank], strict=True))
+            if old[rank + n_removed :] != new[rank + n_added :]:
+                renames.update(zip(old[rank + n_removed :], new[rank + n_added :], strict=True))
+            fresh = iter(new[rank : rank + n_added])
+            for position, (name, module) in enumerate(entries):
+                if name is None and type(module).__name__ == base:
+                    added_names[position] = next(fresh)
+            if size - n_removed + n_added:
+                sizes[base] = size - n_removed + n_added
+            else:
+                sizes.pop(base, None)
+
+        added = [module for _, module in entries]
+        named = cast(list[str], added_names)
+        child_names = self._child_names
+        if not renames and index == len(keys) - remove and (not remove or not entries):
+            for key in removed_keys:  # removing from the end (or appending): no rebuild needed
+                del modules[key]
+            modules.update(zip(named, added, strict=True))
+        else:
+            head, tail = keys[:index], keys[index + remove :]
+            if renames:
+                head = list(map(renames.get, head, head))
+                tail = list(map(renames.get, tail, tail))
+                child_names.clear()
+            values = list(modules.values())
+            new_values = [*values[:index], *added, *values[index + remove :]]
+            modules.clear()
+            modules.update(zip(itertools.chain(head, named, tail), new_values, strict=True))
+        self.__dict__["_explicit"] = explicit_after
+        for module in removed:
+            set_parent(module, None)
+            child_names.pop(id(module), None)
+        for name, module in zip(named, added, strict=True):
+            set_parent(module, self)
+            child_names[id(module)] = name
+        return removed
+
+    def _check_entries(
+        self,
+        entries: list[tuple[str | None, torch.nn.Module]],
+        removed: list[torch.nn.Module],
+        kept_explicit: set[str],
+    ) -> None:
+        seen: set[int] = set()
+        for name, module in entries:
+            given = cast(object, module)
+            if not isinstance(given, torch.nn.Module):
+                raise TreeError(f"{self._label()}: children must be torch modules, got {type(given).__name__}")
+            current = parent_of(module)
+            if current is not None and not any(module is gone for gone in removed):
+                raise TreeError(
+                    f"{self._label()}: {type(module).__name__} already has a parent "
+                    f"({current._label()}, as {current.name_of(module)!r}); remove it there first, "
+                    "or insert a structural_copy()"
+                )
+            if id(module) in seen:
+                raise TreeError(f"{self._label()}: the same {type(module).__name__} is given twice")
+            seen.add(id(module))
+            node: Chain | None = self
+            while node is not None:
+                if node is module:
+                    raise TreeError(f"{self._label()}: cannot insert a Chain into itself or its own subtree")
+                node = node._parent
+            if name is not None:
+                self._check_name(name, kept_explicit)
+                kept_explicit.add(name)
+
+    def _check_name(self, name: str, kept_explicit: set[str]) -> None:
+        given = cast(object, name)
+        if not isinstance(given, str) or not name:
+            raise TreeError(f"{self._label()}: child names must be non-empty strings, got {name!r}")
+        if "." in name:
+            raise TreeError(
+                f"{self._label()}: child name {name!r} must not contain a dot (dots separate the parts of an address)"
+            )
+        if name in kept_explicit:
+            raise TreeError(f"{self._label()}: duplicate child name {name!r}")
+        if hasattr(type(self), name) or (name in self.__dict__):
+            raise TreeError(f"{self._label()}: child name {name!r} would hide the Chain attribute of that name")
+
+
+def shallow_copy_chain(chain: T) -> T:
+    """An empty twin of ``chain``: same class and attributes, no children, own bookkeeping."""
+    clone = chain.__class__.__new__(chain.__class__)
+    state = clone.__dict__
+    for key, value in chain.__dict__.items():
+        state[key] = value.copy() if isinstance(value, dict | set) else value
+    state.pop("_parent", None)
+    state["_modules"] = {}
+    state["_explicit"] = set[str]()
+    state["_group_sizes"] = {}
+    state["_child_names"] = {}
+    state["_context"] = {}
+    return clone
+
+
+def _matcher(predicate: Predicate | None) -> Callable[[torch.nn.Module], bool]:
+    if predicate is None:
+        return lambda _: True
+    if isinstance(predicate, type | tuple):
+        kinds = cast(type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], predicate)
+        return lambda module: isinstance(module, kinds)
+    return predicate
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many

@@ -1,0 +1,98 @@
+"""Context: values that skip across the tree during one forward call (U-Net skips, masks, ...).
+
+Context belongs to the root of the tree; every Chain in it sees the same values, and they are
+cleared when the root's forward call returns. ``SetContext`` stores its input and passes it on;
+``UseContext`` ignores its input and returns the stored value.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> model = fl.Chain(
+...     fl.SetContext("unet", "skip"),
+...     fl.Lambda(lambda x: 10 * x),
+...     fl.Sum(fl.Identity(), fl.UseContext("unet", "skip")),
+... )
+>>> model(torch.ones(1)).tolist()
+[11.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fluxion.layers.chain import Chain
+from fluxion.layers.errors import ContextError, TreeError
+from fluxion.layers.module import Module
+
+
+class SetContext(Module):
+    """Stores its input under ``context``/``key`` and returns the input unchanged.
+
+    With ``callback``, stores ``callback(current_value_or_None, input)`` instead, e.g. to collect
+    several values in a list.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> collect = fl.SetContext("net", "seen", callback=lambda seen, x: [*(seen or []), x])
+    >>> model = fl.Chain(collect, fl.Lambda(lambda x: x + 1), collect.structural_copy(), fl.UseContext("net", "seen"))
+    >>> [t.item() for t in model(torch.zeros(1))]
+    [0.0, 1.0]
+    """
+
+    def __init__(self, context: str, key: str, callback: Callable[[Any, Any], Any] | None = None) -> None:
+        super().__init__()
+        self.context = context
+        self.key = key
+        self.callback = callback
+
+    def forward(self, *args: Any) -> Any:
+        value = args[0] if len(args) == 1 else args
+        values = _store(self).setdefault(self.context, {})
+        values[self.key] = value if self.callback is None else self.callback(values.get(self.key), value)
+        return value
+
+    def extra_repr(self) -> str:
+        return f"context={self.context!r}, key={self.key!r}"
+
+
+class UseContext(Module):
+    """Returns the value stored under ``context``/``key`` (through ``func`` when given).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.UseContext("net", "t", func=lambda t: 2 * t))
+    >>> model.set_context("net", {"t": torch.tensor(1.0)})
+    >>> model()
+    tensor(2.)
+    """
+
+    def __init__(self, context: str, key: str, func: Callable[[Any], Any] | None = None) -> None:
+        super().__init__()
+        self.context = context
+        self.key = key
+        self.func = func
+
+    def forward(self, *args: Any) -> Any:
+        values = _store(self).get(self.context)
+        if values is None or self.key not in values:
+            known = ", ".join(sorted(values)) if values else "nothing"
+            raise ContextError(
+                f"UseContext at {self.address!r}: context {self.context!r} has no value {self.key!r} "
+                f"(it holds {known}); a SetContext earlier in the tree, or chain.set_context(), must set it"
+            )
+        value = values[self.key]
+        return value if self.func is None else self.func(value)
+
+    def extra_repr(self) -> str:
+        return f"context={self.context!r}, key={self.key!r}"
+
+
+def _store(layer: Module) -> dict[str, dict[str, Any]]:
+    parent = layer.parent
+    if parent is None:
+        raise TreeError(f"{type(layer).__name__}: context layers work inside a Chain, and this one has no parent")
+    return _root_store(parent)
+
+
+def _root_store(chain: Chain) -> dict[str, dict[str, Any]]:
+    return chain._context_store()  # pyright: ignore[reportPrivateUsage]

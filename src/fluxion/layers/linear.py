@@ -1,0 +1,39 @@
+"""Weighted leaves built on torch's own layers, so parameter names and state_dict keys are torch's.
+
+>>> import fluxion.layers as fl
+>>> sorted(fl.Linear(2, 3).state_dict())
+['bias', 'weight']
+"""
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from fluxion.layers.module import WeightedModule
+
+
+class Linear(torch.nn.Linear, WeightedModule):
+    """``torch.nn.Linear`` as a tree leaf.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Linear(4, 2)(torch.zeros(3, 4)).shape
+    torch.Size([3, 2])
+    """
+
+    def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
+        return F.linear(x, self.weight, self.bias)
+
+
+class Embedding(torch.nn.Embedding, WeightedModule):
+    """``torch.nn.Embedding`` as a tree leaf.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Embedding(10, 4)(torch.tensor([[1, 2]])).shape
+    torch.Size([1, 2, 4])
+    """
+
+    def forward(self, x: Int[Tensor, "*batch"]) -> Float[Tensor, "*batch embedding_dim"]:
+        return super().forward(x)

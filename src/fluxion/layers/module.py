@@ -1,0 +1,199 @@
+"""Leaves of the tree: ``Module`` (knows its parent and address) and ``WeightedModule``.
+
+A node's parent is held by the node itself for fluxion modules, and in a weak registry for plain
+``torch.nn.Module`` leaves, so that any torch module can sit in a Chain without being modified.
+
+>>> import fluxion.layers as fl
+>>> model = fl.Chain(block=fl.Chain(fl.Linear(2, 2)))
+>>> model.block.Linear.address
+'block.Linear'
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from typing import TYPE_CHECKING, Any, Self, cast
+
+import torch
+
+if TYPE_CHECKING:
+    from fluxion.layers.chain import Chain
+
+_plain_parents: weakref.WeakKeyDictionary[torch.nn.Module, weakref.ref[Chain]] = weakref.WeakKeyDictionary()
+
+
+class Module(torch.nn.Module):
+    """A ``torch.nn.Module`` that knows its parent Chain and its address in the tree.
+
+    >>> import fluxion.layers as fl
+    >>> relu = fl.ReLU()
+    >>> relu.parent is None
+    True
+    >>> chain = fl.Chain(relu)
+    >>> relu.parent is chain, relu.address
+    (True, 'ReLU')
+    """
+
+    _parent: Chain | None = None
+
+    @property
+    def parent(self) -> Chain | None:
+        """The Chain this node is a child of, or None for a root.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Chain(fl.ReLU()).ReLU.parent.__class__.__name__
+        'Chain'
+        """
+        return self._parent
+
+    @property
+    def root(self) -> Module:
+        """The top of the tree this node belongs to (itself when it has no parent).
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Chain(fl.ReLU()))
+        >>> model.Chain.ReLU.root is model
+        True
+        """
+        node: Module = self
+        while node._parent is not None:
+            node = node._parent
+        return node
+
+    @property
+    def address(self) -> str:
+        """The dotted path from the root: the node's ``named_modules()`` name (``""`` at the root).
+
+        >>> import fluxion.layers as fl
+        >>> fl.Chain(encoder=fl.Chain(fl.Linear(2, 2))).encoder.Linear.address
+        'encoder.Linear'
+        """
+        return address_of(self)
+
+    def structural_copy(self) -> Self:
+        """A copy of this leaf that shares its parameters and buffers (no tensor is copied).
+
+        >>> import fluxion.layers as fl
+        >>> linear = fl.Linear(2, 2)
+        >>> linear.structural_copy().weight is linear.weight
+        True
+        """
+        return shallow_copy(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copied or pickled node starts detached; the Chain that is copied with it relinks it.
+        state = dict(super().__getstate__())
+        state.pop("_parent", None)
+        return state
+
+
+class WeightedModule(Module):
+    """A leaf that holds weights; torch layers mix it in so their ``state_dict`` keys are torch's.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> linear = fl.Linear(2, 3)
+    >>> isinstance(linear, fl.WeightedModule), linear.dtype, linear.device
+    (True, torch.float32, device(type='cpu'))
+    """
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Linear(1, 1).device.type
+        'cpu'
+        """
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the first parameter.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Linear(1, 1, dtype=torch.float64).dtype
+        torch.float64
+        """
+        return next(self.parameters()).dtype
+
+
+def parent_of(module: torch.nn.Module) -> Chain | None:
+    """The Chain a module (fluxion or plain torch) is a child of, or None.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> plain = torch.nn.ReLU()
+    >>> chain = fl.Chain(plain)
+    >>> parent_of(plain) is chain
+    True
+    """
+    if isinstance(module, Module):
+        return module.parent
+    ref = _plain_parents.get(module)
+    return None if ref is None else ref()
+
+
+def set_parent(module: torch.nn.Module, parent: Chain | None) -> None:
+    """Record ``parent`` as the parent of ``module`` (None detaches it). Chains call this.
+
+    >>> import fluxion.layers as fl
+    >>> relu = fl.ReLU()
+    >>> set_parent(relu, None)
+    >>> relu.parent is None
+    True
+    """
+    if isinstance(module, Module):
+        # Written into __dict__ so torch does not register the parent as a submodule.
+        module.__dict__["_parent"] = parent
+    elif parent is None:
+        _plain_parents.pop(module, None)
+    else:
+        _plain_parents[module] = weakref.ref(parent)
+
+
+def address_of(module: torch.nn.Module) -> str:
+    """The address of any node of a tree (``""`` for a root or a detached module).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> plain = torch.nn.Tanh()
+    >>> address_of(fl.Chain(body=fl.Chain(plain)).body.Tanh)
+    'body.Tanh'
+    """
+    names: list[str] = []
+    node = module
+    parent = parent_of(node)
+    while parent is not None:
+        names.append(parent.name_of(node))
+        node = parent
+        parent = node.parent
+    return ".".join(reversed(names))
+
+
+def shallow_copy(module: torch.nn.Module) -> Any:
+    """A new module object with the same attributes, sharing every parameter and buffer.
+
+    Submodules of a plain torch leaf are copied the same way, so the copy is a separate object
+    tree whose tensors are the original's.
+
+    >>> import torch
+    >>> block = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    >>> twin = shallow_copy(block)
+    >>> twin is block, twin[0] is block[0], twin[0].weight is block[0].weight
+    (False, False, True)
+    """
+    clone = type(module).__new__(type(module))
+    state = clone.__dict__
+    state.update(module.__dict__)
+    state.pop("_parent", None)
+    for key, value in state.items():
+        # Parameter and buffer tables, hook tables: the copy gets its own, holding the same items.
+        if isinstance(value, dict | set):
+            state[key] = copy.copy(cast(dict[Any, Any] | set[Any], value))
+    state["_modules"] = {
+        name: child.structural_copy() if isinstance(child, Module) else shallow_copy(child)
+        for name, child in module.named_children()
+    }
+    return clone

@@ -1,0 +1,74 @@
+"""Drawing a tree as text: one line per node, identical neighbouring subtrees counted once.
+
+>>> import fluxion.layers as fl
+>>> print(draw_tree(fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.ReLU(), out=fl.Linear(2, 1))))
+(CHAIN) Chain()
+    ├── Linear(in_features=2, out_features=2, bias=True)
+    ├── ReLU() ×2
+    └── out: Linear(in_features=2, out_features=1, bias=True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+FAILED_MARK = "  ◀── failed here"
+
+
+def draw_tree(module: torch.nn.Module, *, mark: torch.nn.Module | None = None, max_depth: int | None = None) -> str:
+    """The tree under ``module`` as text; ``mark`` flags one node, ``max_depth`` folds deeper Chains.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Chain(fl.ReLU(), fl.Tanh()))
+    >>> print(draw_tree(model, max_depth=1))
+    (CHAIN) Chain()
+        └── (CHAIN) Chain() … 2 children
+    """
+    return "\n".join(_render(module, "", mark, max_depth))
+
+
+def node_label(module: torch.nn.Module) -> str:
+    """One node's own line: ``(TAG) Class(arguments)`` for Chains, ``Class(arguments)`` for leaves.
+
+    >>> import fluxion.layers as fl
+    >>> node_label(fl.Concatenate(fl.ReLU(), dim=1))
+    '(CAT) Concatenate(dim=1)'
+    """
+    arguments = module.extra_repr().replace("\n", ", ")
+    text = f"{type(module).__name__}({arguments})"
+    tag: Any = getattr(module, "_tag", None)
+    return f"({tag}) {text}" if isinstance(tag, str) and _is_chain(module) else text
+
+
+def _render(module: torch.nn.Module, name: str, mark: torch.nn.Module | None, depth: int | None) -> list[str]:
+    head = f"{name}: {node_label(module)}" if name else node_label(module)
+    if module is mark:
+        head += FAILED_MARK
+    if not _is_chain(module):
+        return [head]
+    children = list(module.named_children())
+    if depth == 0:
+        return [f"{head} … {len(children)} {'child' if len(children) == 1 else 'children'}" if children else head]
+    explicit: set[str] = getattr(module, "_explicit", set())
+    groups: list[tuple[list[str], int]] = []
+    for child_name, child in children:
+        lines = _render(child, child_name if child_name in explicit else "", mark, None if depth is None else depth - 1)
+        if groups and groups[-1][0] == lines:
+            groups[-1] = (lines, groups[-1][1] + 1)
+        else:
+            groups.append((lines, 1))
+    out = [head]
+    for position, (lines, count) in enumerate(groups):
+        last = position == len(groups) - 1
+        first = lines[0] + (f" ×{count}" if count > 1 else "")
+        out.append(("    └── " if last else "    ├── ") + first)
+        # Child lines start with the 4-space indent every level adds; draw the rail in its place.
+        rail = "        " if last else "    │   "
+        out.extend(rail + line[4:] for line in lines[1:])
+    return out
+
+
+def _is_chain(module: torch.nn.Module) -> bool:
+    return "_explicit" in module.__dict__
