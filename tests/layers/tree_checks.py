@@ -1,0 +1,85 @@
+"""Invariants every fluxion tree must satisfy, checked from the outside with plain torch APIs."""
+
+from collections import Counter
+
+import torch
+
+import fluxion.layers as fl
+from fluxion.layers.naming import base_of
+
+
+def tree_nodes(root: fl.Chain) -> list[tuple[str, torch.nn.Module, fl.Chain | None]]:
+    """(address, node, parent) for the root and every node reachable through Chains."""
+    found: list[tuple[str, torch.nn.Module, fl.Chain | None]] = [("", root, None)]
+    pending: list[tuple[str, fl.Chain]] = [("", root)]
+    while pending:
+        prefix, chain = pending.pop()
+        for name, child in chain.named_children():
+            address = f"{prefix}.{name}" if prefix else name
+            found.append((address, child, chain))
+            if isinstance(child, fl.Chain):
+                pending.append((address, child))
+    return found
+
+
+def expected_names(chain: fl.Chain) -> list[str]:
+    """Child names recomputed from scratch: explicit names stay, others follow the class-name rule."""
+    explicit = set(chain._explicit)  # pyright: ignore[reportPrivateUsage]
+    current = list(dict(chain.named_children()))
+    children = chain.children_list()
+    groups: dict[str, list[int]] = {}
+    for position, (name, child) in enumerate(zip(current, children, strict=True)):
+        if name not in explicit:
+            groups.setdefault(type(child).__name__, []).append(position)
+    names = list(current)
+    for base, positions in groups.items():
+        blocked = {name for name in explicit if name == base or base_of(name) == base}
+        if len(positions) == 1 and base not in blocked:
+            names[positions[0]] = base
+            continue
+        suffix = 1
+        for position in positions:
+            while f"{base}_{suffix}" in blocked:
+                suffix += 1
+            names[position] = f"{base}_{suffix}"
+            suffix += 1
+    return names
+
+
+def check_tree(root: fl.Chain) -> None:
+    """Assert the tree invariants of DESIGN.md on ``root``."""
+    nodes = tree_nodes(root)
+    # Every node appears once: at most one parent, always.
+    counts = Counter(id(node) for _, node, _ in nodes)
+    assert max(counts.values()) == 1
+    for address, node, parent in nodes:
+        # Parent pointers agree with containment.
+        assert fl.parent_of(node) is parent
+        # The address is the path of names.
+        assert fl.address_of(node) == address
+        if isinstance(node, fl.Module):
+            assert node.address == address
+    # Addresses are named_modules() names.
+    named = dict(root.named_modules(remove_duplicate=False))
+    for address, node, _ in nodes:
+        assert named[address] is node
+    # state_dict keys are addresses plus torch parameter names.
+    expected_keys: set[str] = set()
+    for address, node, _ in nodes:
+        if isinstance(node, fl.Chain):
+            continue
+        for key in node.state_dict():
+            expected_keys.add(f"{address}.{key}" if address else key)
+    assert set(root.state_dict()) == expected_keys
+    # Names follow the naming rule, with no dots and no duplicates.
+    for _, node, _ in nodes:
+        if isinstance(node, fl.Chain):
+            names = list(dict(node.named_children()))
+            assert names == expected_names(node)
+            assert all("." not in name for name in names)
+            assert len(set(names)) == len(names)
+
+
+def snapshot(root: fl.Chain) -> list[tuple[str, int, int | None]]:
+    """The structure of a tree: addresses, node identities and parent identities."""
+    return [(address, id(node), None if parent is None else id(parent)) for address, node, parent in tree_nodes(root)]
