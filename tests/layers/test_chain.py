@@ -341,13 +341,13 @@ def test_failure_inside_combinators_and_plain_torch_leaves() -> None:
     assert caught.value.node is bad
 
     parallel = fl.Chain(fl.Parallel(fl.Identity(), fl.Lambda(lambda x: x @ torch.zeros(3, 3))))
-    with pytest.raises(fl.ChainError, match="Lambda at 'Parallel.Lambda' failed"):
+    with pytest.raises(fl.ChainError, match=r"Lambda at 'Parallel\.Lambda' failed"):
         parallel(torch.zeros(1, 2))
 
 
 def test_failure_in_a_chains_own_forward_names_that_chain() -> None:
     model = fl.Chain(fl.Distribute(fl.Identity(), fl.Identity()))
-    with pytest.raises(fl.ChainError, match="Distribute at 'Distribute' failed: TreeError: .*got 1 inputs for 2"):
+    with pytest.raises(fl.ChainError, match=r"Distribute at 'Distribute' failed: TreeError: .*got 1 inputs for 2"):
         model(torch.zeros(1))
 
 
