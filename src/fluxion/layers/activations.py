@@ -7,9 +7,9 @@
 """
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
+from torch.nn import functional
 
 from fluxion.layers.module import Module
 
@@ -33,8 +33,8 @@ class Dropout(torch.nn.Dropout, Module):
     [1.0, 1.0]
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return F.dropout(x, self.p, self.training, self.inplace)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.dropout(input, self.p, self.training, self.inplace)
 
 
 class ReLU(torch.nn.ReLU, Module):
@@ -46,8 +46,8 @@ class ReLU(torch.nn.ReLU, Module):
     [0.0]
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return F.relu(x, inplace=self.inplace)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.relu(input, inplace=self.inplace)
 
 
 class GeLU(torch.nn.GELU, Module):
@@ -59,8 +59,8 @@ class GeLU(torch.nn.GELU, Module):
     0.8412
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return F.gelu(x, approximate=self.approximate)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.gelu(input, approximate=self.approximate)
 
 
 class SiLU(torch.nn.SiLU, Module):
@@ -72,8 +72,8 @@ class SiLU(torch.nn.SiLU, Module):
     [0.0]
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return F.silu(x, inplace=self.inplace)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.silu(input, inplace=self.inplace)
 
 
 class Sigmoid(torch.nn.Sigmoid, Module):
@@ -85,8 +85,8 @@ class Sigmoid(torch.nn.Sigmoid, Module):
     [0.5]
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return torch.sigmoid(x)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return torch.sigmoid(input)
 
 
 class Tanh(torch.nn.Tanh, Module):
@@ -98,8 +98,8 @@ class Tanh(torch.nn.Tanh, Module):
     [0.0]
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return torch.tanh(x)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return torch.tanh(input)
 
 
 class Softmax(torch.nn.Softmax, Module):
@@ -114,8 +114,8 @@ class Softmax(torch.nn.Softmax, Module):
     def __init__(self, dim: int = -1) -> None:
         super().__init__(dim=dim)
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return F.softmax(x, self.dim)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.softmax(input, self.dim)
 
 
 class LeakyReLU(torch.nn.LeakyReLU, Module):
@@ -127,5 +127,5 @@ class LeakyReLU(torch.nn.LeakyReLU, Module):
     [-1.0]
     """
 
-    def forward(self, x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return F.leaky_relu(x, self.negative_slope, self.inplace)
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.leaky_relu(input, self.negative_slope, self.inplace)

@@ -10,9 +10,9 @@ torch.Size([1, 5, 8])
 """
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
+from torch.nn import functional
 
 from fluxion.layers.chain import Chain
 from fluxion.layers.combinators import Distribute
@@ -54,17 +54,21 @@ class ScaledDotProductAttention(Module):
         value: Float[Tensor, "*batch keys value_dim"],
         mask: Bool[Tensor, "..."] | Float[Tensor, "..."] | None = None,
     ) -> Float[Tensor, "*batch queries value_dim"]:
-        heads = self.num_heads
-        attended = F.scaled_dot_product_attention(
-            query.unflatten(-1, (heads, -1)).transpose(-3, -2),
-            key.unflatten(-1, (heads, -1)).transpose(-3, -2),
-            value.unflatten(-1, (heads, -1)).transpose(-3, -2),
+        attended = functional.scaled_dot_product_attention(
+            self._split_heads(query),
+            self._split_heads(key),
+            self._split_heads(value),
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=self.is_causal,
             scale=self.scale,
         )
         return attended.transpose(-3, -2).flatten(-2)
+
+    def _split_heads(
+        self, input: Float[Tensor, "*batch sequence dim"]
+    ) -> Float[Tensor, "*batch heads sequence head_dim"]:
+        return torch.unflatten(input, -1, (self.num_heads, -1)).transpose(-3, -2)
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, is_causal={self.is_causal}"
@@ -117,7 +121,10 @@ class MultiHeadAttention(Chain):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
 
-    def forward(
+    # Chain.forward is declared as ``forward(self, *args: Any)``, so any Chain subclass with a fixed
+    # signature is reported as an incompatible override; torch.nn.Module itself avoids this by
+    # declaring ``forward: Callable[..., Any]``.
+    def forward(  # pyright: ignore[reportIncompatibleMethodOverride]
         self,
         query: Float[Tensor, "*batch queries embed_dim"],
         key: Float[Tensor, "*batch keys key_dim"] | None = None,
@@ -126,8 +133,8 @@ class MultiHeadAttention(Chain):
     ) -> Float[Tensor, "*batch queries embed_dim"]:
         key = query if key is None else key
         value = key if value is None else value
-        projected = self.projections(query, key, value)
-        return self.output(self.attention(*projected, mask))
+        projected = self["projections"](query, key, value)
+        return self["output"](self["attention"](*projected, mask))
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"

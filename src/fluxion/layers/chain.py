@@ -24,7 +24,7 @@ import torch
 
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
-from fluxion.layers.module import Module, parent_of, set_parent, shallow_copy
+from fluxion.layers.module import Module, clone_shell, parent_of, set_parent, shallow_copy
 from fluxion.layers.naming import auto_names, base_of
 from fluxion.layers.tree_repr import draw_tree
 
@@ -33,7 +33,15 @@ Predicate = type[torch.nn.Module] | tuple[type[torch.nn.Module], ...] | Callable
 
 
 class ReturnSignal(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """Raised by :class:`~fluxion.layers.Return` to end the enclosing Chain with ``value``."""
+    """Raised by :class:`~fluxion.layers.Return` to end the enclosing Chain with ``value``.
+
+    Chains catch it; it never leaves a forward call.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Chain(fl.Return(), fl.Lambda(torch.neg))(torch.ones(1)).tolist()
+    [1.0]
+    """
 
     def __init__(self, value: Any) -> None:
         super().__init__()
@@ -540,13 +548,24 @@ class Chain(Module):
         return self._copy_with(items)
 
     def _copy_with(self, items: Iterable[tuple[str, torch.nn.Module | None]]) -> Self:
-        clone = shallow_copy_chain(self)
+        clone = self._empty_twin()
         entries: list[tuple[str | None, torch.nn.Module]] = []
         for key, child in items:
             assert child is not None
             copied = child.structural_copy() if isinstance(child, Module) else shallow_copy(child)
             entries.append((key if key in self._explicit else None, copied))
         clone._splice(0, 0, entries)
+        return clone
+
+    def _empty_twin(self) -> Self:
+        """Same class and attributes, no children, bookkeeping of its own."""
+        clone = clone_shell(self)
+        state = clone.__dict__
+        state["_modules"] = {}
+        state["_explicit"] = set[str]()
+        state["_group_sizes"] = {}
+        state["_child_names"] = {}
+        state["_context"] = {}
         return clone
 
     def _splice(
@@ -665,21 +684,6 @@ class Chain(Module):
             raise TreeError(f"{self._label()}: duplicate child name {name!r}")
         if hasattr(type(self), name) or (name in self.__dict__):
             raise TreeError(f"{self._label()}: child name {name!r} would hide the Chain attribute of that name")
-
-
-def shallow_copy_chain(chain: T) -> T:
-    """An empty twin of ``chain``: same class and attributes, no children, own bookkeeping."""
-    clone = chain.__class__.__new__(chain.__class__)
-    state = clone.__dict__
-    for key, value in chain.__dict__.items():
-        state[key] = value.copy() if isinstance(value, dict | set) else value
-    state.pop("_parent", None)
-    state["_modules"] = {}
-    state["_explicit"] = set[str]()
-    state["_group_sizes"] = {}
-    state["_child_names"] = {}
-    state["_context"] = {}
-    return clone
 
 
 def _matcher(predicate: Predicate | None) -> Callable[[torch.nn.Module], bool]:

@@ -22,8 +22,10 @@ class Conv1d(torch.nn.Conv1d, WeightedModule):
     torch.Size([1, 4, 8])
     """
 
-    def forward(self, x: Float[Tensor, "*batch in_channels length"]) -> Float[Tensor, "*batch out_channels out_length"]:
-        return self._conv_forward(x, self.weight, self.bias)
+    def forward(
+        self, input: Float[Tensor, "*batch in_channels length"]
+    ) -> Float[Tensor, "*batch out_channels out_length"]:
+        return self._conv_forward(input, self.weight, self.bias)
 
 
 class Conv2d(torch.nn.Conv2d, WeightedModule):
@@ -35,8 +37,10 @@ class Conv2d(torch.nn.Conv2d, WeightedModule):
     torch.Size([1, 4, 4, 4])
     """
 
-    def forward(self, x: Float[Tensor, "*batch in_channels height width"]) -> Float[Tensor, "*batch out_channels h w"]:
-        return self._conv_forward(x, self.weight, self.bias)
+    def forward(
+        self, input: Float[Tensor, "*batch in_channels height width"]
+    ) -> Float[Tensor, "*batch out_channels h w"]:
+        return self._conv_forward(input, self.weight, self.bias)
 
 
 class Conv3d(torch.nn.Conv3d, WeightedModule):
@@ -48,8 +52,10 @@ class Conv3d(torch.nn.Conv3d, WeightedModule):
     torch.Size([1, 2, 2, 3, 4])
     """
 
-    def forward(self, x: Float[Tensor, "*batch in_channels d h w"]) -> Float[Tensor, "*batch out_channels od oh ow"]:
-        return self._conv_forward(x, self.weight, self.bias)
+    def forward(
+        self, input: Float[Tensor, "*batch in_channels d h w"]
+    ) -> Float[Tensor, "*batch out_channels od oh ow"]:
+        return self._conv_forward(input, self.weight, self.bias)
 
 
 class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
@@ -61,7 +67,7 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
     torch.Size([1, 2, 10, 10])
     """
 
-    def forward(  # pyright: ignore[reportIncompatibleMethodOverride]
-        self, x: Float[Tensor, "*batch in_channels height width"]
+    def forward(
+        self, input: Float[Tensor, "*batch in_channels height width"], output_size: list[int] | None = None
     ) -> Float[Tensor, "*batch out_channels h w"]:
-        return super().forward(x)
+        return super().forward(input, output_size)

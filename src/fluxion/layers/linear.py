@@ -6,9 +6,9 @@
 """
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
+from torch.nn import functional
 
 from fluxion.layers.module import WeightedModule
 
@@ -22,8 +22,8 @@ class Linear(torch.nn.Linear, WeightedModule):
     torch.Size([3, 2])
     """
 
-    def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, input: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
+        return functional.linear(input, self.weight, self.bias)
 
 
 class Embedding(torch.nn.Embedding, WeightedModule):
@@ -35,5 +35,5 @@ class Embedding(torch.nn.Embedding, WeightedModule):
     torch.Size([1, 2, 4])
     """
 
-    def forward(self, x: Int[Tensor, "*batch"]) -> Float[Tensor, "*batch embedding_dim"]:
-        return super().forward(x)
+    def forward(self, input: Int[Tensor, "*batch"]) -> Float[Tensor, "*batch embedding_dim"]:
+        return super().forward(input)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 import weakref
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import torch
 
 if TYPE_CHECKING:
     from fluxion.layers.chain import Chain
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 _plain_parents: weakref.WeakKeyDictionary[torch.nn.Module, weakref.ref[Chain]] = weakref.WeakKeyDictionary()
 
@@ -184,16 +186,29 @@ def shallow_copy(module: torch.nn.Module) -> Any:
     >>> twin is block, twin[0] is block[0], twin[0].weight is block[0].weight
     (False, False, True)
     """
-    clone = type(module).__new__(type(module))
-    state = clone.__dict__
-    state.update(module.__dict__)
-    state.pop("_parent", None)
-    for key, value in state.items():
-        # Parameter and buffer tables, hook tables: the copy gets its own, holding the same items.
-        if isinstance(value, dict | set):
-            state[key] = copy.copy(cast(dict[Any, Any] | set[Any], value))
-    state["_modules"] = {
+    clone = clone_shell(module)
+    clone.__dict__["_modules"] = {
         name: child.structural_copy() if isinstance(child, Module) else shallow_copy(child)
         for name, child in module.named_children()
     }
+    return clone
+
+
+def clone_shell(module: M) -> M:
+    """A detached new object of the same class and attributes, with tables of its own.
+
+    Parameter, buffer, hook and child tables (every dict or set attribute) are copied, so the
+    clone can change without touching the original; the tensors and children in them are shared.
+
+    >>> import torch
+    >>> linear = torch.nn.Linear(2, 2)
+    >>> clone = clone_shell(linear)
+    >>> clone._parameters is linear._parameters, clone.weight is linear.weight
+    (False, True)
+    """
+    clone = type(module).__new__(type(module))
+    state = clone.__dict__
+    for key, value in module.__dict__.items():
+        state[key] = copy.copy(cast(dict[Any, Any] | set[Any], value)) if isinstance(value, dict | set) else value
+    state.pop("_parent", None)
     return clone

@@ -21,8 +21,8 @@ class LayerNorm(torch.nn.LayerNorm, WeightedModule):
     True
     """
 
-    def forward(self, x: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
+        return super().forward(input)
 
 
 class GroupNorm(torch.nn.GroupNorm, WeightedModule):
@@ -34,8 +34,8 @@ class GroupNorm(torch.nn.GroupNorm, WeightedModule):
     torch.Size([1, 4, 3, 3])
     """
 
-    def forward(self, x: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *spatial"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *spatial"]:
+        return super().forward(input)
 
 
 class RMSNorm(torch.nn.RMSNorm, WeightedModule):
@@ -59,8 +59,8 @@ class BatchNorm1d(torch.nn.BatchNorm1d, WeightedModule):
     ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
     """
 
-    def forward(self, x: Float[Tensor, "batch channels *length"]) -> Float[Tensor, "batch channels *length"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "batch channels *length"]) -> Float[Tensor, "batch channels *length"]:
+        return super().forward(input)
 
 
 class BatchNorm2d(torch.nn.BatchNorm2d, WeightedModule):
@@ -72,5 +72,5 @@ class BatchNorm2d(torch.nn.BatchNorm2d, WeightedModule):
     torch.Size([1, 3, 2, 2])
     """
 
-    def forward(self, x: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
+        return super().forward(input)

@@ -7,7 +7,7 @@ torch.Size([1, 3, 4, 4])
 """
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from fluxion.layers.module import Module
@@ -20,10 +20,21 @@ class MaxPool2d(torch.nn.MaxPool2d, Module):
     >>> import fluxion.layers as fl
     >>> fl.MaxPool2d(2)(torch.arange(4.0).reshape(1, 1, 2, 2)).tolist()
     [[[[3.0]]]]
+
+    With ``return_indices=True`` it returns ``(values, indices)``, as torch's layer does:
+
+    >>> values, indices = fl.MaxPool2d(2, return_indices=True)(torch.arange(4.0).reshape(1, 1, 2, 2))
+    >>> indices.tolist()
+    [[[[3]]]]
     """
 
-    def forward(self, x: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
-        return super().forward(x)
+    def forward(
+        self, input: Float[Tensor, "*batch channels h w"]
+    ) -> (
+        Float[Tensor, "*batch channels oh ow"]
+        | tuple[Float[Tensor, "*batch channels oh ow"], Int[Tensor, "*batch channels oh ow"]]
+    ):
+        return super().forward(input)
 
 
 class AvgPool2d(torch.nn.AvgPool2d, Module):
@@ -35,8 +46,8 @@ class AvgPool2d(torch.nn.AvgPool2d, Module):
     [[[[1.5]]]]
     """
 
-    def forward(self, x: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
+        return super().forward(input)
 
 
 class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d, Module):
@@ -48,5 +59,5 @@ class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d, Module):
     torch.Size([2, 3, 1, 1])
     """
 
-    def forward(self, x: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
+        return super().forward(input)

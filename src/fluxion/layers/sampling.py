@@ -9,9 +9,9 @@ torch.Size([1, 3, 8, 8])
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
+from torch.nn import functional
 
 from fluxion.layers.module import Module
 
@@ -25,8 +25,8 @@ class Upsample(torch.nn.Upsample, Module):
     torch.Size([1, 1, 3, 5])
     """
 
-    def forward(self, x: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *out"]:
-        return super().forward(x)
+    def forward(self, input: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *out"]:
+        return super().forward(input)
 
 
 class Interpolate(Module):
@@ -44,9 +44,9 @@ class Interpolate(Module):
         self.align_corners = align_corners
 
     def forward(
-        self, x: Float[Tensor, "batch channels *spatial"], size: Sequence[int] | torch.Size
+        self, input: Float[Tensor, "batch channels *spatial"], size: Sequence[int] | torch.Size
     ) -> Float[Tensor, "batch channels *out"]:
-        return F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=self.align_corners)
+        return functional.interpolate(input, size=tuple(size), mode=self.mode, align_corners=self.align_corners)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
@@ -61,5 +61,5 @@ class PixelShuffle(torch.nn.PixelShuffle, Module):
     torch.Size([1, 2, 6, 6])
     """
 
-    def forward(self, x: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch c oh ow"]:
-        return F.pixel_shuffle(x, self.upscale_factor)
+    def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch c oh ow"]:
+        return functional.pixel_shuffle(input, self.upscale_factor)

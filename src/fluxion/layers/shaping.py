@@ -25,8 +25,8 @@ class Flatten(torch.nn.Flatten, Module):
     torch.Size([2, 12])
     """
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x.flatten(self.start_dim, self.end_dim)
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return input.flatten(self.start_dim, self.end_dim)
 
 
 class Unflatten(torch.nn.Unflatten, Module):
@@ -38,8 +38,8 @@ class Unflatten(torch.nn.Unflatten, Module):
     torch.Size([4, 2, 3])
     """
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x.unflatten(self.dim, self.unflattened_size)
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return torch.unflatten(input, self.dim, self.unflattened_size)
 
 
 class Reshape(Module):
@@ -55,8 +55,8 @@ class Reshape(Module):
         super().__init__()
         self.shape = shape
 
-    def forward(self, x: Shaped[Tensor, "batch ..."]) -> Shaped[Tensor, "batch ..."]:
-        return x.reshape(x.shape[0], *self.shape)
+    def forward(self, input: Shaped[Tensor, "batch ..."]) -> Shaped[Tensor, "batch ..."]:
+        return input.reshape(input.shape[0], *self.shape)
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.shape))
@@ -75,8 +75,8 @@ class Permute(Module):
         super().__init__()
         self.dims = dims
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x.permute(*self.dims)
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return input.permute(*self.dims)
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.dims))
@@ -96,8 +96,8 @@ class Transpose(Module):
         self.dim0 = dim0
         self.dim1 = dim1
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x.transpose(self.dim0, self.dim1)
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return input.transpose(self.dim0, self.dim1)
 
     def extra_repr(self) -> str:
         return f"{self.dim0}, {self.dim1}"
@@ -116,8 +116,8 @@ class Squeeze(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x.squeeze(self.dim)
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return input.squeeze(self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -136,8 +136,8 @@ class Unsqueeze(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x.unsqueeze(self.dim)
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return input.unsqueeze(self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -171,8 +171,8 @@ class Slicing(Module):
             (*(slice(None),) * dim, cut) if dim >= 0 else (..., cut, *(slice(None),) * (-dim - 1))
         )
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        return x[self._index]
+    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        return input[self._index]
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"
@@ -192,8 +192,8 @@ class Chunk(Module):
         self.chunks = chunks
         self.dim = dim
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
-        return x.chunk(self.chunks, self.dim)
+    def forward(self, input: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
+        return input.chunk(self.chunks, self.dim)
 
     def extra_repr(self) -> str:
         return f"chunks={self.chunks}, dim={self.dim}"
@@ -212,8 +212,8 @@ class Unbind(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, x: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
-        return x.unbind(self.dim)
+    def forward(self, input: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
+        return input.unbind(self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
