@@ -54,13 +54,13 @@ def explicit_names(root: fl.Chain) -> dict[int, str]:
     }
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=trees())
 def test_random_trees_hold_the_invariants(tree: fl.Chain) -> None:
     check_tree(tree)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=trees(), data=st.data())
 def test_random_surgery_keeps_the_invariants(tree: fl.Chain, data: st.DataObject) -> None:
     check_tree(tree)

@@ -15,7 +15,6 @@ torch.Size([2, 8])
 from __future__ import annotations
 
 import functools
-import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self, TypeVar, cast, overload
@@ -25,7 +24,7 @@ import torch
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
 from fluxion.layers.module import Module, clone_shell, parent_of, set_parent, shallow_copy
-from fluxion.layers.naming import auto_names, base_of
+from fluxion.layers.naming import auto_names, base_of, ranks_of
 from fluxion.layers.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
@@ -358,8 +357,8 @@ class Chain(Module):
         >>> [type(m).__name__ for m in model.block]
         ['SiLU']
         """
-        parent, position = self._locate(module)
-        parent._splice(position, 1, [])
+        parent, key = self._locate(module)
+        parent._splice(list(parent._modules).index(key), 1, [])
 
     def replace(self, old: torch.nn.Module | str, new: torch.nn.Module, name: str | None = None) -> None:
         """Put ``new`` where ``old`` (a module, name or address in this tree) was; ``old`` is detached.
@@ -372,11 +371,14 @@ class Chain(Module):
         >>> type(model.act).__name__
         'GeLU'
         """
-        parent, position = self._locate(old)
-        if name is None:
-            current = list(parent._modules)[position]
-            name = current if current in parent._explicit else None
-        parent._splice(position, 1, [(name, new)])
+        parent, key = self._locate(old)
+        explicit = key in parent._explicit
+        name = key if name is None and explicit else name
+        same_name = name == key if explicit else name is None and type(new).__name__ == type(parent[key]).__name__
+        if same_name:
+            parent._swap(key, new)
+        else:
+            parent._splice(list(parent._modules).index(key), 1, [(name, new)])
 
     def insert_before_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
         """Insert ``module`` just before the first direct child of type ``module_type``.
@@ -526,13 +528,25 @@ class Chain(Module):
             node = child
         return node
 
-    def _locate(self, module: torch.nn.Module | str) -> tuple[Chain, int]:
+    def _locate(self, module: torch.nn.Module | str) -> tuple[Chain, str]:
+        """The parent in this tree of a node (given as a module or an address), and its name there."""
         target = self._resolve(module) if isinstance(module, str) else module
         parent = self.find_parent(target)
         if parent is None:
             raise ChildNotFoundError(f"{self._label()}: {type(target).__name__} is not in this tree")
-        name = parent.name_of(target)
-        return parent, list(parent._modules).index(name)
+        return parent, parent.name_of(target)
+
+    def _swap(self, key: str, new: torch.nn.Module) -> None:
+        """Put ``new`` in place of the child named ``key``, under the same name: no renaming."""
+        modules = cast(dict[str, torch.nn.Module], self._modules)
+        old = modules[key]
+        explicit = key in self._explicit
+        self._check_entries([(key if explicit else None, new)], [old], self._explicit - {key})
+        modules[key] = new
+        set_parent(old, None)
+        set_parent(new, self)
+        self._child_names.pop(id(old), None)
+        self._child_names[id(new)] = key
 
     def _type_position(self, module_type: type[torch.nn.Module]) -> int:
         for position, child in enumerate(self._modules.values()):
@@ -601,38 +615,49 @@ class Chain(Module):
             size = sizes.get(base, 0)
             old = auto_names(base, size, explicit)
             n_removed, n_added = removed_auto[base], added_auto[base]
-            rank = sum(map(frozenset(old).__contains__, keys[:index])) if old else 0
             new = auto_names(base, size - n_removed + n_added, explicit_after)
-            if old[:rank] != new[:rank]:
-                renames.update(zip(old[:rank], new[:rank], strict=True))
-            if old[rank + n_removed :] != new[rank + n_added :]:
-                renames.update(zip(old[rank + n_removed :], new[rank + n_added :], strict=True))
-            fresh = iter(new[rank : rank + n_added])
+            if new == old:
+                # Same group, same names: the added members take the removed members' names.
+                fresh = iter([k for k, m in zip(removed_keys, removed, strict=True) if type(m).__name__ == base])
+            else:
+                rank = _rank_before(keys, index, old)
+                if old[:rank] != new[:rank]:
+                    renames.update(zip(old[:rank], new[:rank], strict=True))
+                if old[rank + n_removed :] != new[rank + n_added :]:
+                    renames.update(zip(old[rank + n_removed :], new[rank + n_added :], strict=True))
+                fresh = iter(new[rank : rank + n_added])
             for position, (name, module) in enumerate(entries):
                 if name is None and type(module).__name__ == base:
                     added_names[position] = next(fresh)
-            if size - n_removed + n_added:
-                sizes[base] = size - n_removed + n_added
+            if new:
+                sizes[base] = len(new)
             else:
                 sizes.pop(base, None)
 
         added = [module for _, module in entries]
         named = cast(list[str], added_names)
         child_names = self._child_names
-        if not renames and index == len(keys) - remove and (not remove or not entries):
+        if not renames and named == removed_keys:
+            modules.update(zip(named, added, strict=True))  # same names: replaced in place
+        elif not renames and index == len(keys) - remove and (not remove or not entries):
             for key in removed_keys:  # removing from the end (or appending): no rebuild needed
                 del modules[key]
             modules.update(zip(named, added, strict=True))
         else:
+            # Rebuild from ``index`` on: dicts keep insertion order and cannot insert in the middle.
             head, tail = keys[:index], keys[index + remove :]
+            tail_values = list(modules.values())[index + remove :]
+            for key in keys[index:]:
+                del modules[key]
             if renames:
-                head = list(map(renames.get, head, head))
+                if any(key in renames for key in head):
+                    head_items = list(modules.items())
+                    modules.clear()
+                    modules.update((renames.get(key, key), value) for key, value in head_items)
                 tail = list(map(renames.get, tail, tail))
                 child_names.clear()
-            values = list(modules.values())
-            new_values = [*values[:index], *added, *values[index + remove :]]
-            modules.clear()
-            modules.update(zip(itertools.chain(head, named, tail), new_values, strict=True))
+            modules.update(zip(named, added, strict=True))
+            modules.update(zip(tail, tail_values, strict=True))
         self.__dict__["_explicit"] = explicit_after
         for module in removed:
             set_parent(module, None)
@@ -684,6 +709,16 @@ class Chain(Module):
             raise TreeError(f"{self._label()}: duplicate child name {name!r}")
         if hasattr(type(self), name) or (name in self.__dict__):
             raise TreeError(f"{self._label()}: child name {name!r} would hide the Chain attribute of that name")
+
+
+def _rank_before(keys: list[str], index: int, group: tuple[str, ...]) -> int:
+    """How many of ``group``'s names stand before ``index``: found from the nearest one before it."""
+    ranks = ranks_of(group)
+    for position in range(index - 1, -1, -1):
+        rank = ranks.get(keys[position])
+        if rank is not None:
+            return rank + 1
+    return 0
 
 
 def _matcher(predicate: Predicate | None) -> Callable[[torch.nn.Module], bool]:

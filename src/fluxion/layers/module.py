@@ -11,7 +11,6 @@ A node's parent is held by the node itself for fluxion modules, and in a weak re
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
@@ -209,6 +208,6 @@ def clone_shell(module: M) -> M:
     clone = type(module).__new__(type(module))
     state = clone.__dict__
     for key, value in module.__dict__.items():
-        state[key] = copy.copy(cast(dict[Any, Any] | set[Any], value)) if isinstance(value, dict | set) else value
+        state[key] = cast(dict[Any, Any] | set[Any], value).copy() if isinstance(value, dict | set) else value
     state.pop("_parent", None)
     return clone

@@ -38,6 +38,17 @@ def auto_names(base: str, count: int, explicit: Iterable[str]) -> tuple[str, ...
     return tuple(chosen)
 
 
+def ranks_of(names: tuple[str, ...]) -> dict[str, int]:
+    """Each automatic name's position in its group.
+
+    >>> ranks_of(("Linear_1", "Linear_2"))
+    {'Linear_1': 0, 'Linear_2': 1}
+    """
+    if names and names is _plain_names(base_of(names[0]), len(names)):
+        return _plain_ranks(base_of(names[0]), len(names))
+    return {name: rank for rank, name in enumerate(names)}
+
+
 def base_of(name: str) -> str:
     """The class name an automatic-looking name would belong to.
 
@@ -57,3 +68,8 @@ def _plain_names(base: str, count: int) -> tuple[str, ...]:
     if count == 1:
         return (base,)
     return tuple(f"{base}_{i}" for i in range(1, count + 1))
+
+
+@lru_cache(maxsize=1024)
+def _plain_ranks(base: str, count: int) -> dict[str, int]:
+    return {name: rank for rank, name in enumerate(_plain_names(base, count))}
