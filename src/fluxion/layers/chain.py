@@ -42,9 +42,15 @@ class ReturnSignal(Exception):  # noqa: N818 (a control-flow signal, not an erro
     [1.0]
     """
 
-    def __init__(self, value: Any) -> None:
-        super().__init__()
-        self.value = value
+    # The value travels in ``args``: an ``__init__`` calling super() would break torch.compile's graph.
+    @property
+    def value(self) -> Any:
+        """The input of the Return layer that raised this signal.
+
+        >>> ReturnSignal(3).value
+        3
+        """
+        return self.args[0]
 
 
 class Chain(Module):
