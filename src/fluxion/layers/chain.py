@@ -616,6 +616,7 @@ class Chain(Module):
             touched.update(base for base in {name, base_of(name)} if base in sizes)
 
         renames: dict[str, str] = {}
+        head_renamed = False
         added_names = [name for name, _ in entries]
         for base in touched:
             size = sizes.get(base, 0)
@@ -629,6 +630,7 @@ class Chain(Module):
                 rank = _rank_before(keys, index, old)
                 if old[:rank] != new[:rank]:
                     renames.update(zip(old[:rank], new[:rank], strict=True))
+                    head_renamed = True
                 if old[rank + n_removed :] != new[rank + n_added :]:
                     renames.update(zip(old[rank + n_removed :], new[rank + n_added :], strict=True))
                 fresh = iter(new[rank : rank + n_added])
@@ -651,12 +653,12 @@ class Chain(Module):
             modules.update(zip(named, added, strict=True))
         else:
             # Rebuild from ``index`` on: dicts keep insertion order and cannot insert in the middle.
-            head, tail = keys[:index], keys[index + remove :]
+            tail = keys[index + remove :]
             tail_values = list(modules.values())[index + remove :]
             for key in keys[index:]:
                 del modules[key]
             if renames:
-                if any(key in renames for key in head):
+                if head_renamed:
                     head_items = list(modules.items())
                     modules.clear()
                     modules.update((renames.get(key, key), value) for key, value in head_items)
