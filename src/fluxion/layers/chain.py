@@ -625,7 +625,13 @@ class Chain(Module):
             new = auto_names(base, size - n_removed + n_added, explicit_after)
             if new == old:
                 # Same group, same names: the added members take the removed members' names.
-                fresh = iter([k for k, m in zip(removed_keys, removed, strict=True) if type(m).__name__ == base])
+                fresh = iter(
+                    [
+                        key
+                        for key, m in zip(removed_keys, removed, strict=True)
+                        if key not in explicit and type(m).__name__ == base
+                    ]
+                )
             else:
                 rank = _rank_before(keys, index, old)
                 if old[:rank] != new[:rank]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fluxion.layers.chain import Chain
 from fluxion.layers.errors import ContextError, TreeError
 from fluxion.layers.module import Module
 
@@ -91,8 +90,4 @@ def _store(layer: Module) -> dict[str, dict[str, Any]]:
     parent = layer.parent
     if parent is None:
         raise TreeError(f"{type(layer).__name__}: context layers work inside a Chain, and this one has no parent")
-    return _root_store(parent)
-
-
-def _root_store(chain: Chain) -> dict[str, dict[str, Any]]:
-    return chain._context_store()  # pyright: ignore[reportPrivateUsage]
+    return parent._context_store()  # pyright: ignore[reportPrivateUsage]
