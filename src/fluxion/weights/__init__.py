@@ -1,0 +1,34 @@
+"""Weights: safetensors in and out, key mapping, and conversion from foreign models.
+
+>>> import pathlib, tempfile, torch, fluxion.layers as fl
+>>> from fluxion import weights
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+>>> model = fl.Chain(fl.Linear(4, 2))
+>>> weights.save(model, path)
+>>> fresh = fl.Chain(fl.Linear(4, 2))
+>>> weights.load(fresh, path).loaded
+('Linear.weight', 'Linear.bias')
+>>> torch.equal(fresh.Linear.weight, model.Linear.weight)
+True
+"""
+
+from fluxion.weights.checkpoint import Checkpoint, open_checkpoint
+from fluxion.weights.convert import convert
+from fluxion.weights.errors import ConversionError, PickleCheckpointWarning, WeightsError
+from fluxion.weights.load import LoadResult, load
+from fluxion.weights.mapping import KeyMapping, Rule
+from fluxion.weights.save import save
+
+__all__ = [
+    "Checkpoint",
+    "ConversionError",
+    "KeyMapping",
+    "LoadResult",
+    "PickleCheckpointWarning",
+    "Rule",
+    "WeightsError",
+    "convert",
+    "load",
+    "open_checkpoint",
+    "save",
+]

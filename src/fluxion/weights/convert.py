@@ -1,0 +1,234 @@
+"""``convert``: copy a foreign model's weights into a fluxion tree of the same architecture.
+
+Both models run once on the same example inputs. Their weighted leaves (modules holding
+parameters or persistent buffers themselves) are paired in the order they execute, checking
+that each pair holds tensors of the same shapes; the weights are copied through ``load``; both
+models run again and must agree. The result is the key mapping, which replays the conversion on
+a checkpoint file of the foreign model without the foreign model's code.
+
+>>> import torch, fluxion.layers as fl
+>>> source = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+>>> target = fl.Chain(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2))
+>>> mapping = convert(source, target, torch.randn(3, 4))
+>>> mapping("2.weight")
+'Linear_2.weight'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+
+from fluxion.weights._torch import named_modules, parameters_of, persistent_buffers
+from fluxion.weights.errors import ConversionError
+from fluxion.weights.load import load
+from fluxion.weights.mapping import KeyMapping
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """A weighted leaf as it executed: address, own tensors (name, shape) in declaration order."""
+
+    address: str
+    module: torch.nn.Module
+    tensors: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @property
+    def signature(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(sorted(shape for _, shape in self.tensors))
+
+    def key(self, name: str) -> str:
+        return f"{self.address}.{name}" if self.address else name
+
+    def describe(self) -> str:
+        shapes = ", ".join(f"{name} {shape}" for name, shape in self.tensors)
+        return f"{self.address or '<root>'} ({type(self.module).__name__}: {shapes})"
+
+
+def convert(
+    source: torch.nn.Module,
+    target: torch.nn.Module,
+    *example_inputs: Any,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> KeyMapping:
+    """Copy ``source``'s weights into ``target``, check the outputs agree, and return the mapping.
+
+    Both models run in eval mode under ``torch.no_grad`` on ``example_inputs`` (their training
+    flags are restored afterwards). Outputs are compared on their first tensor (a tensor, the
+    first tensor in a tuple or list, or the first tensor value of a dict or ``ModelOutput``).
+    Leaves of ``source`` that never run are left out of the mapping (their keys are dropped). On
+    any failure ``target`` is left as it was and ``ConversionError`` names the leaves that
+    disagree.
+
+    >>> import torch, fluxion.layers as fl
+    >>> source = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2, bias=False))
+    >>> convert(source, fl.Chain(fl.Linear(4, 8), fl.Linear(8, 2)), torch.randn(1, 4))
+    Traceback (most recent call last):
+    ...
+    fluxion.weights.errors.ConversionError: cannot pair the weighted leaves by execution order and shapes:
+      target Linear_2 (Linear: weight (2, 8), bias (2,)) has no unpaired source leaf with the same shapes
+    """
+    modes = [(module, module.training) for model in (source, target) for module in model.modules()]
+    source.eval()
+    target.eval()
+    try:
+        source_leaves, _ = _run_recording("source", source, example_inputs)
+        target_leaves, _ = _run_recording("target", target, example_inputs)
+        pairs, ambiguous = _pair(source_leaves, target_leaves)
+        mapping = _mapping(source, pairs)
+        before = {key: value.clone() for key, value in target.state_dict().items()}
+        try:
+            load(target, source.state_dict(), mapping=mapping)
+            _check_outputs(source, target, example_inputs, pairs, ambiguous, atol, rtol)
+        except BaseException:
+            load(target, before)
+            raise
+    finally:
+        for module, training in modes:
+            module.training = training
+    return mapping
+
+
+def _weighted_leaves(model: torch.nn.Module) -> dict[torch.nn.Module, _Leaf]:
+    leaves: dict[torch.nn.Module, _Leaf] = {}
+    for address, module in named_modules(model):
+        tensors = {**parameters_of(module), **persistent_buffers(module)}
+        own = [(name, tuple(tensor.shape)) for name, tensor in tensors.items() if tensor is not None]
+        if own:
+            leaves[module] = _Leaf(address, module, tuple(own))
+    return leaves
+
+
+def _run_recording(
+    role: str, model: torch.nn.Module, inputs: tuple[Any, ...], watch: dict[torch.nn.Module, list[Any]] | None = None
+) -> tuple[list[_Leaf], Any]:
+    """Run ``model``; return its weighted leaves in first-execution order and its output.
+
+    With ``watch``, also append each watched module's output to its list.
+    """
+    leaves = _weighted_leaves(model)
+    order: list[_Leaf] = []
+    seen: set[torch.nn.Module] = set()
+
+    def record(module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+        if module in leaves and module not in seen:
+            seen.add(module)
+            order.append(leaves[module])
+        if watch is not None and module in watch:
+            watch[module].append(output)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        with torch.no_grad():
+            output = model(*inputs)
+    except Exception as error:
+        raise ConversionError(f"the {role} model fails on the example inputs: {error}") from error
+    finally:
+        handle.remove()
+    return order, output
+
+
+def _pair(sources: list[_Leaf], targets: list[_Leaf]) -> tuple[list[tuple[_Leaf, _Leaf]], list[str]]:
+    """Pair leaves by execution order; where shapes disagree, by the next unpaired source of the same shapes."""
+    if len(sources) == len(targets) and all(s.signature == t.signature for s, t in zip(sources, targets, strict=True)):
+        return list(zip(sources, targets, strict=True)), []
+    pairs: list[tuple[_Leaf, _Leaf]] = []
+    ambiguous: list[str] = []
+    unpaired = list(sources)
+    unmatched: list[str] = []
+    for position, leaf in enumerate(targets):
+        candidates = [source for source in unpaired if source.signature == leaf.signature]
+        if not candidates:
+            unmatched.append(f"target {leaf.describe()} has no unpaired source leaf with the same shapes")
+            continue
+        chosen = candidates[0]
+        in_order = position < len(sources) and sources[position] is chosen
+        if len(candidates) > 1 and not in_order:
+            ambiguous.append(f"target {leaf.address} paired with source {chosen.address} out of execution order")
+        unpaired.remove(chosen)
+        pairs.append((chosen, leaf))
+    if unmatched:
+        raise ConversionError(
+            "cannot pair the weighted leaves by execution order and shapes:\n  " + "\n  ".join(unmatched)
+        )
+    return pairs, ambiguous
+
+
+def _mapping(source: torch.nn.Module, pairs: list[tuple[_Leaf, _Leaf]]) -> KeyMapping:
+    rename: dict[str, str | None] = dict.fromkeys(source.state_dict())
+    for source_leaf, target_leaf in pairs:
+        target_names = dict(target_leaf.tensors)
+        names_agree = {name for name, _ in source_leaf.tensors} == set(target_names)
+        if names_agree:
+            matched = [(name, name) for name, _ in source_leaf.tensors]
+        else:  # e.g. ``gamma``/``beta`` against ``weight``/``bias``: pair by order of shapes
+            by_shape = sorted(target_leaf.tensors, key=lambda item: item[1])
+            ordered = sorted(source_leaf.tensors, key=lambda item: item[1])
+            matched = [(s_name, t_name) for (s_name, _), (t_name, _) in zip(ordered, by_shape, strict=True)]
+        for source_name, target_name in matched:
+            rename[source_leaf.key(source_name)] = target_leaf.key(target_name)
+    return KeyMapping(rename=rename)
+
+
+def _check_outputs(
+    source: torch.nn.Module,
+    target: torch.nn.Module,
+    inputs: tuple[Any, ...],
+    pairs: list[tuple[_Leaf, _Leaf]],
+    ambiguous: list[str],
+    atol: float,
+    rtol: float,
+) -> None:
+    watch: dict[torch.nn.Module, list[Any]] = {}
+    for source_leaf, target_leaf in pairs:
+        watch[source_leaf.module] = []
+        watch[target_leaf.module] = []
+    _, source_output = _run_recording("source", source, inputs, watch)
+    _, target_output = _run_recording("target", target, inputs, watch)
+    expected, got = _first_tensor(source_output), _first_tensor(target_output)
+    if expected is None or got is None:
+        raise ConversionError("convert compares the models' first output tensors, but one model returned none")
+    if expected.shape == got.shape and torch.allclose(expected, got, atol=atol, rtol=rtol):
+        return
+    lines = [f"the converted model's output differs from the source's ({_difference(expected, got)})"]
+    disagreeing = [
+        f"source {s.address} -> target {t.address}: {_difference(a, b)}"
+        for s, t in pairs
+        for a, b in [(_first_tensor(watch[s.module][:1]), _first_tensor(watch[t.module][:1]))]
+        if a is not None and b is not None and not (a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol))
+    ]
+    if disagreeing:
+        lines.append(
+            f"leaves whose outputs disagree, in execution order (the first is where it starts): {len(disagreeing)}"
+        )
+        lines += [f"  {line}" for line in disagreeing[:8]]
+    if ambiguous:
+        lines.append("pairs chosen by shape alone (check these first):")
+        lines += [f"  {line}" for line in ambiguous]
+    raise ConversionError("\n".join(lines))
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    values: Callable[[], Iterable[Any]] | None = getattr(value, "values", None)
+    candidates: Iterable[Any] = ()
+    if callable(values):
+        candidates = values()
+    elif isinstance(value, list | tuple):
+        candidates = cast("list[Any] | tuple[Any, ...]", value)
+    for item in candidates:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _difference(expected: torch.Tensor, got: torch.Tensor) -> str:
+    if expected.shape != got.shape:
+        return f"shape {tuple(expected.shape)} vs {tuple(got.shape)}"
+    return f"max abs difference {(expected.float() - got.float()).abs().max().item():.3g}"

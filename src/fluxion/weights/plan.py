@@ -1,0 +1,280 @@
+"""Matching a checkpoint against a model: which tensor goes where, or every reason it cannot.
+
+Planning reads only headers (keys, shapes, dtypes) and never touches the model, so a load that
+fails here leaves the model exactly as it was.
+
+>>> import torch, fluxion.layers as fl
+>>> from fluxion.weights.checkpoint import open_checkpoint
+>>> from fluxion.weights.mapping import KeyMapping
+>>> model = fl.Chain(fl.Linear(2, 3))
+>>> checkpoint = open_checkpoint({"Linear.weight": torch.zeros(3, 2), "Linear.bias": torch.zeros(3)})
+>>> plan = make_plan(model, checkpoint, KeyMapping())
+>>> [assignment.target.key for assignment in plan.assignments]
+['Linear.weight', 'Linear.bias']
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import cast
+
+import torch
+
+from fluxion.weights._torch import buffers_of, named_modules, parameters_of, persistent_buffers
+from fluxion.weights.checkpoint import Checkpoint
+from fluxion.weights.errors import WeightsError
+from fluxion.weights.mapping import KeyMapping, Target
+from fluxion.weights.problems import Problems
+
+ALIASES_METADATA = "fluxion.aliases"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One tensor of the model: a parameter or a persistent buffer, by its ``state_dict`` key.
+
+    >>> import fluxion.layers as fl
+    >>> slot = model_slots(fl.Linear(2, 3))["weight"]
+    >>> slot.is_parameter, tuple(slot.tensor.shape)
+    (True, (3, 2))
+    """
+
+    key: str
+    module: torch.nn.Module
+    name: str
+    is_parameter: bool
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """The tensor currently in the slot.
+
+        >>> import fluxion.layers as fl
+        >>> model_slots(fl.BatchNorm2d(4))["running_mean"].tensor.shape
+        torch.Size([4])
+        """
+        tensors = parameters_of(self.module) if self.is_parameter else buffers_of(self.module)
+        tensor = tensors[self.name]
+        assert tensor is not None  # only non-None tensors become slots
+        return tensor
+
+
+def model_slots(model: torch.nn.Module) -> dict[str, Slot]:
+    """Every parameter and persistent buffer of ``model`` by ``state_dict`` key, tied ones included.
+
+    >>> import fluxion.layers as fl
+    >>> list(model_slots(fl.Chain(fl.Linear(2, 2))))
+    ['Linear.weight', 'Linear.bias']
+    """
+    slots: dict[str, Slot] = {}
+    for address, module in named_modules(model):
+        prefix = f"{address}." if address else ""
+        for name, parameter in parameters_of(module).items():
+            if parameter is not None:
+                slots[prefix + name] = Slot(prefix + name, module, name, True)
+        for name in persistent_buffers(module):
+            slots[prefix + name] = Slot(prefix + name, module, name, False)
+    return slots
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One checkpoint tensor (after its mapping steps) for one model tensor and the slots tied to it.
+
+    >>> Assignment.__dataclass_fields__.keys()
+    dict_keys(['source', 'target', 'slots', 'dtype', 'device'])
+    """
+
+    source: str
+    target: Target
+    slots: tuple[Slot, ...]
+    dtype: torch.dtype
+    device: torch.device
+
+
+@dataclass
+class Plan:
+    """What a load will do: assignments, and the keys left out on either side (when not strict).
+
+    >>> Plan().assignments
+    []
+    """
+
+    assignments: list[Assignment] = field(default_factory=lambda: [])
+    missing: list[str] = field(default_factory=lambda: [])
+    unexpected: list[str] = field(default_factory=lambda: [])
+
+
+def make_plan(
+    model: torch.nn.Module,
+    checkpoint: Checkpoint,
+    mapping: KeyMapping,
+    *,
+    prefix: str | None = None,
+    strict: bool = True,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Plan:
+    """Match every checkpoint key to a model tensor; raise ``WeightsError`` listing all problems.
+
+    With ``strict=False`` missing and unexpected keys are allowed (and returned in the plan), but
+    shape and dtype mismatches still fail.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion.weights.checkpoint import open_checkpoint
+    >>> make_plan(fl.Linear(2, 3), open_checkpoint({"weight": torch.zeros(3, 2)}), KeyMapping(), strict=False).missing
+    ['bias']
+    """
+    slots = model_slots(model)
+    scope, rebase = _prefix_scope(model, checkpoint, mapping, prefix)
+    in_scope = {key: slot for key, slot in slots.items() if key.startswith(scope)}
+    problems = Problems(candidates=list(in_scope))
+    sources = _sources_by_target(checkpoint, mapping, scope, rebase, in_scope, problems)
+    _fill_from_aliases(checkpoint, mapping, scope, rebase, in_scope, sources)
+
+    plan = Plan()
+    target_device = torch.device(device) if device is not None else None
+    for group in _tie_groups(in_scope):
+        present = [slot for slot in group if slot.key in sources]
+        if not present:
+            problems.missing.extend(slot.key for slot in group)
+            continue
+        source, target = sources[present[0].key]
+        entry = checkpoint.entries[source]
+        current = group[0].tensor
+        try:
+            shape = target.shape(entry.shape)
+        except WeightsError as error:
+            problems.mismatched.append((target.key, f"{source!r}: {error}"))
+            continue
+        if shape != tuple(current.shape):
+            problems.mismatched.append(
+                (target.key, f"model has shape {tuple(current.shape)}, checkpoint {source!r} has {shape}")
+            )
+            continue
+        if _kind(entry.dtype) != _kind(current.dtype):
+            problems.mismatched.append(
+                (target.key, f"model holds {current.dtype}, checkpoint {source!r} holds {entry.dtype}")
+            )
+            continue
+        wanted_dtype = dtype if dtype is not None and current.is_floating_point() else current.dtype
+        wanted_device = target_device or (torch.device("cpu") if current.is_meta else current.device)
+        plan.assignments.append(Assignment(source, target, tuple(group), wanted_dtype, wanted_device))
+
+    if strict and not problems.empty:
+        raise _error(problems, checkpoint.name)
+    if problems.mismatched:  # not strict: only what cannot be loaded at all is an error
+        raise _error(Problems(mismatched=problems.mismatched), checkpoint.name)
+    plan.missing, plan.unexpected = problems.missing, problems.unexpected
+    return plan
+
+
+def _prefix_scope(
+    model: torch.nn.Module, checkpoint: Checkpoint, mapping: KeyMapping, prefix: str | None
+) -> tuple[str, str | None]:
+    """The model-side key prefix in scope, and how checkpoint keys are rebased onto it.
+
+    ``prefix`` names one subtree: the model is cut down to it when it has that address, and the
+    checkpoint is cut down to it when its (mapped) keys live under it.
+    """
+    if not prefix:
+        return "", None
+    prefix = prefix.strip(".")
+    try:
+        model.get_submodule(prefix)
+        model_has = True
+    except AttributeError:
+        model_has = False
+    head = prefix + "."
+    checkpoint_has = any(target.key.startswith(head) for key in checkpoint.entries for target in mapping.targets(key))
+    if model_has and checkpoint_has:
+        return head, head  # same layout on both sides: load only that subtree
+    if model_has:
+        return head, ""  # a checkpoint of the subtree alone: prepend the prefix
+    if checkpoint_has:
+        return "", head  # a subtree of the checkpoint into the whole model: strip the prefix
+    raise WeightsError(f"prefix {prefix!r} is neither an address in the model nor a key prefix in {checkpoint.name}")
+
+
+def _rebased(key: str, scope: str, rebase: str | None) -> str | None:
+    """The model key a mapped checkpoint key stands for under a prefix, or None when out of scope."""
+    if rebase is None:
+        return key
+    if rebase == "":
+        return scope + key
+    if not key.startswith(rebase):
+        return None
+    return key if scope else key[len(rebase) :]
+
+
+def _sources_by_target(
+    checkpoint: Checkpoint,
+    mapping: KeyMapping,
+    scope: str,
+    rebase: str | None,
+    slots: dict[str, Slot],
+    problems: Problems,
+) -> dict[str, tuple[str, Target]]:
+    """For each model key, the checkpoint key that feeds it; unknown and doubled keys become problems."""
+    sources: dict[str, tuple[str, Target]] = {}
+    for key in checkpoint.entries:
+        for target in mapping.targets(key):
+            address = _rebased(target.key, scope, rebase)
+            if address is None:
+                continue
+            if address not in slots:
+                problems.unexpected.append(key if address == key else f"{key} (mapped to {address})")
+            elif address in sources:
+                problems.mismatched.append((address, f"both {sources[address][0]!r} and {key!r} map to it"))
+            else:
+                sources[address] = (key, Target(address, target.steps))
+    return sources
+
+
+def _fill_from_aliases(
+    checkpoint: Checkpoint,
+    mapping: KeyMapping,
+    scope: str,
+    rebase: str | None,
+    slots: dict[str, Slot],
+    sources: dict[str, tuple[str, Target]],
+) -> None:
+    """Feed keys that ``save`` left out as copies of a tied tensor from the key it kept instead."""
+    try:
+        aliases = json.loads(checkpoint.metadata.get(ALIASES_METADATA, "{}"))
+    except json.JSONDecodeError:
+        return
+    if not isinstance(aliases, dict):
+        return
+    for dropped, kept in cast("dict[str, object]", aliases).items():
+        if not isinstance(kept, str) or kept not in checkpoint.entries or dropped in checkpoint.entries:
+            continue
+        for target in mapping.targets(dropped):
+            address = _rebased(target.key, scope, rebase)
+            if address is not None and address in slots and address not in sources:
+                sources[address] = (kept, Target(address, target.steps))
+
+
+def _tie_groups(slots: dict[str, Slot]) -> list[list[Slot]]:
+    """Slots grouped by the tensor they hold: tied parameters load once, from any of their keys."""
+    groups: dict[int, list[Slot]] = {}
+    for slot in slots.values():
+        groups.setdefault(id(slot.tensor), []).append(slot)
+    return list(groups.values())
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "boolean"
+    if dtype.is_complex:
+        return "complex"
+    return "floating point" if dtype.is_floating_point else "integer"
+
+
+def _error(problems: Problems, name: str) -> WeightsError:
+    return WeightsError(
+        problems.describe(name),
+        missing=tuple(problems.missing),
+        unexpected=tuple(problems.unexpected),
+        mismatched=tuple(key for key, _ in problems.mismatched),
+    )

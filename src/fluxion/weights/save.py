@@ -1,0 +1,99 @@
+"""``save``: a tree's weights to a safetensors file, atomically.
+
+The file is written next to its destination under a temporary name and renamed into place, so
+an interrupted save never leaves a half-written file where the previous one was.
+
+>>> import pathlib, tempfile, fluxion.layers as fl
+>>> from safetensors import safe_open
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+>>> save(fl.Chain(fl.Linear(2, 3)), path, metadata={"step": "100"})
+>>> with safe_open(path, framework="pt") as file:
+...     sorted(file.keys()), file.metadata()["step"]
+(['Linear.bias', 'Linear.weight'], '100')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import cast
+
+import torch
+from safetensors import torch as safetensors_torch
+
+import fluxion
+from fluxion.weights.errors import WeightsError
+from fluxion.weights.plan import ALIASES_METADATA, model_slots
+
+
+def save(
+    model: torch.nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Write ``model``'s parameters and persistent buffers to ``path`` as safetensors.
+
+    Tied tensors are stored once; the keys left out are recorded in the metadata
+    (``fluxion.aliases``) so that ``load`` restores them even into a model where they are not tied.
+    ``metadata`` adds string entries to the header, next to ``format: pt`` (which Hugging Face
+    libraries expect) and the fluxion version.
+
+    >>> import pathlib, tempfile, torch, fluxion.layers as fl
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> save(fl.Chain(fl.Linear(2, 2, device="meta")), path)
+    Traceback (most recent call last):
+    ...
+    fluxion.weights.errors.WeightsError: cannot save 'Linear.weight': it is on the meta device (it has no data)
+    """
+    tensors, aliases = _tensors_to_save(model)
+    header = {"format": "pt", "fluxion.version": fluxion.__version__}
+    if aliases:
+        header[ALIASES_METADATA] = json.dumps(aliases)
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise WeightsError(f"metadata must map strings to strings; {key!r}: {value!r} is not")
+        header[key] = value
+    destination = Path(path)
+    if destination.is_dir():
+        raise WeightsError(f"cannot save to {os.fspath(destination)!r}: it is a folder")
+    _write_atomically(tensors, header, destination)
+
+
+def _tensors_to_save(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    kept_by_storage: dict[tuple[object, ...], str] = {}
+    for key, slot in model_slots(model).items():
+        tensor = slot.tensor.detach()
+        if tensor.is_meta:
+            raise WeightsError(f"cannot save {key!r}: it is on the meta device (it has no data)")
+        identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape, tensor.stride())
+        if tensor.numel() and identity in kept_by_storage:
+            aliases[key] = kept_by_storage[identity]
+            continue
+        kept_by_storage[identity] = key
+        tensors[key] = tensor.to("cpu").contiguous()
+    return tensors, aliases
+
+
+def _write_atomically(tensors: dict[str, torch.Tensor], header: dict[str, str], destination: Path) -> None:
+    folder = destination.parent
+    if not folder.is_dir():
+        raise WeightsError(f"cannot save to {os.fspath(destination)!r}: folder {os.fspath(folder)!r} does not exist")
+    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=folder)
+    os.close(handle)
+    try:
+        save_file = cast("Callable[..., None]", safetensors_torch.save_file)  # pyright: ignore[reportUnknownMemberType]
+        save_file(tensors, temporary, metadata=header)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, destination)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise WeightsError(f"cannot save to {os.fspath(destination)!r}: {error}") from error
+        raise
