@@ -140,15 +140,15 @@ def _pair(sources: list[_Leaf], targets: list[_Leaf]) -> tuple[list[tuple[_Leaf,
     ambiguous: list[str] = []
     unpaired = list(sources)
     unmatched: list[str] = []
-    for position, leaf in enumerate(targets):
+    for leaf in targets:
         candidates = [source for source in unpaired if source.signature == leaf.signature]
         if not candidates:
             unmatched.append(f"target {leaf.describe()} has no unpaired source leaf with the same shapes")
             continue
         chosen = candidates[0]
-        in_order = position < len(sources) and sources[position] is chosen
-        if len(candidates) > 1 and not in_order:
-            ambiguous.append(f"target {leaf.address} paired with source {chosen.address} out of execution order")
+        if len(candidates) > 1:
+            others = ", ".join(candidate.address for candidate in candidates[1:4])
+            ambiguous.append(f"target {leaf.address} <- source {chosen.address} (same shapes as {others})")
         unpaired.remove(chosen)
         pairs.append((chosen, leaf))
     if unmatched:
@@ -202,9 +202,7 @@ def _check_outputs(
         if a is not None and b is not None and not (a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol))
     ]
     if disagreeing:
-        lines.append(
-            f"leaves whose outputs disagree, in execution order (the first is where it starts): {len(disagreeing)}"
-        )
+        lines.append(f"{len(disagreeing)} paired leaves disagree, in execution order (the first is where it starts):")
         lines += [f"  {line}" for line in disagreeing[:8]]
     if ambiguous:
         lines.append("pairs chosen by shape alone (check these first):")

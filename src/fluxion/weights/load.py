@@ -69,8 +69,8 @@ def load(
     checkpoint loads into an encoder. ``dtype`` converts floating-point tensors; ``device`` moves
     them. Tensors of a ``meta`` model are replaced by the checkpoint's, memory-mapped when no
     conversion is needed; other tensors are copied in place, so optimizers keep their references
-    (unless ``dtype`` or ``device`` changes them). ``progress=None`` shows a bar on a terminal for
-    checkpoints over 256 MiB.
+    (unless ``dtype`` or ``device`` changes them). ``progress=None`` shows a bar on a terminal (stderr)
+    for checkpoints of 256 MiB or more; ``True``/``False`` force it on or off.
 
     >>> import torch, fluxion.layers as fl
     >>> model = fl.Chain(encoder=fl.Chain(fl.Linear(2, 2)), head=fl.Linear(2, 1))
@@ -86,18 +86,19 @@ def load(
     key_mapping = KeyMapping.coerce(mapping)
     with open_checkpoint(source) as checkpoint:
         plan = make_plan(model, checkpoint, key_mapping, prefix=prefix, strict=strict, dtype=dtype, device=device)
-        show = checkpoint.nbytes >= PROGRESS_THRESHOLD if progress is None else progress
+        large = checkpoint.nbytes >= PROGRESS_THRESHOLD
+        show: bool | None = (None if large else False) if progress is None else progress
         _apply(plan.assignments, checkpoint, show_progress=show, label=f"loading {_short(checkpoint.name)}")
     loaded = tuple(slot.key for assignment in plan.assignments for slot in assignment.slots)
     return LoadResult(loaded, tuple(plan.missing), tuple(plan.unexpected))
 
 
-def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progress: bool, label: str) -> None:
+def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progress: bool | None, label: str) -> None:
     """Stage every converted tensor, then commit: nothing in the model changes until all are ready."""
     total = sum(checkpoint.entries[assignment.source].nbytes for assignment in assignments)
     in_place: list[tuple[torch.Tensor, torch.Tensor]] = []
     replacements: list[tuple[tuple[Slot, ...], torch.Tensor]] = []
-    with Progress(total, label, enabled=None if show_progress else False) as bar:
+    with Progress(total, label, enabled=show_progress) as bar:
         for assignment in assignments:
             tensor = assignment.target.apply(checkpoint.tensor(assignment.source))
             current = assignment.slots[0].tensor

@@ -1,0 +1,102 @@
+"""fluxion.weights.save: metadata, refusals, and atomic replacement (a save killed midway loses nothing)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import fluxion
+import fluxion.layers as fl
+from fluxion.weights import WeightsError, load, save
+from tests.weights.helpers import same_state, small_model, state_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_metadata_is_recorded(tmp_path: Path) -> None:
+    save(small_model(), tmp_path / "m.safetensors", metadata={"epoch": "7"})
+    with safe_open(tmp_path / "m.safetensors", "pt") as file:
+        metadata = file.metadata()
+    assert metadata["epoch"] == "7"
+    assert metadata["format"] == "pt"
+    assert metadata["fluxion.version"] == fluxion.__version__
+
+
+def test_bad_metadata_and_bad_destinations(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="metadata must map strings to strings"):
+        save(small_model(), tmp_path / "m.safetensors", metadata={"epoch": 7})  # type: ignore[dict-item]
+    with pytest.raises(WeightsError, match="does not exist"):
+        save(small_model(), tmp_path / "missing" / "m.safetensors")
+    with pytest.raises(WeightsError, match="it is a folder"):
+        save(small_model(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_contiguous_and_shared_views_are_saved_faithfully(tmp_path: Path) -> None:
+    model = fl.Chain(fl.Linear(4, 6), fl.Linear(6, 4))
+    with torch.no_grad():
+        model.Linear_2.weight = torch.nn.Parameter(model.Linear_1.weight.t())  # a transposed view
+    save(model, tmp_path / "views.safetensors")
+    fresh = fl.Chain(fl.Linear(4, 6), fl.Linear(6, 4))
+    load(fresh, tmp_path / "views.safetensors")
+    assert same_state(fresh, state_snapshot(model))
+
+
+SAVER = """
+import sys, torch, fluxion.layers as fl
+from fluxion.weights import save
+model = fl.Chain(*[fl.Linear(1024, 1024) for _ in range(64)])  # 256 MiB: slow enough to interrupt
+print("ready", flush=True)
+save(model, sys.argv[1])
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
+def test_a_save_killed_midway_leaves_the_previous_file_intact(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    original = small_model()
+    save(original, path)
+    before = path.read_bytes()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ.copy()
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while not any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            assert process.poll() is None, "the save finished before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before
+    fresh = small_model()
+    load(fresh, path)
+    assert same_state(fresh, state_snapshot(original))
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "model.safetensors"
+    save(small_model(), path)
+    before = path.read_bytes()
+
+    def failing_fsync(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(WeightsError, match="No space left on device"):
+        save(small_model(), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
