@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -907,3 +909,17 @@ def test_context_is_cleared_after_a_failing_forward() -> None:
     with pytest.raises(fl.ChainError):
         model(randn(2, 4))
     assert model.use_context("ctx") == {}
+
+
+def test_building_on_meta_stays_cheap() -> None:
+    # torch's normal_ on meta tensors imports torch._dynamo (about a second); a meta build of every
+    # weighted layer must not, so that building a large model on meta costs milliseconds.
+    code = (
+        "import sys, torch, fluxion.layers as fl\n"
+        "with torch.device('meta'):\n"
+        "    fl.Chain(fl.Embedding(10, 4, padding_idx=0), fl.Linear(4, 4), fl.LayerNorm(4), fl.Conv2d(4, 4, 3),\n"
+        "             fl.BatchNorm2d(4), fl.GroupNorm(2, 4), fl.MultiHeadAttention(4, 2), fl.RMSNorm(4))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

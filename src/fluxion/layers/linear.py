@@ -35,5 +35,18 @@ class Embedding(torch.nn.Embedding, WeightedModule):
     torch.Size([1, 2, 4])
     """
 
+    def reset_parameters(self) -> None:
+        """Draw the weights from N(0, 1) (zeros at ``padding_idx``); nothing to draw on ``meta``.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> fl.Embedding(4, 2, padding_idx=0).weight[0].tolist()
+        [0.0, 0.0]
+        """
+        # On the meta device there are no values to draw, and torch's normal_ for meta tensors
+        # imports torch._dynamo (about a second and 70 MiB, once per process): skip it.
+        if not self.weight.is_meta:
+            super().reset_parameters()
+
     def forward(self, input: Int[Tensor, "*batch"]) -> Float[Tensor, "*batch embedding_dim"]:
         return super().forward(input)
