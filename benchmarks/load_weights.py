@@ -288,8 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         "build s / built MiB: building the tree (not part of load); file MiB: growth of file-backed RSS (mapped\n"
-        "checkpoint pages, shared libraries) by the end. A first meta-device build in a process makes torch import\n"
-        "torch._dynamo (torch._refs.normal_ under Embedding.reset_parameters): about 1 s and 70 MiB, once per process."
+        "checkpoint pages, shared libraries) by the end."
     )
     print()
 
