@@ -21,10 +21,10 @@ _MIB = 2**20
 
 
 class Progress:
-    """Counts work done out of ``total`` units and redraws one line, at most ten times a second.
+    """Counts bytes done out of ``total`` and redraws one line, at most ten times a second.
 
-    ``enabled=None`` draws when ``stream`` is a terminal; ``True``/``False`` force it. ``unit="B"``
-    prints sizes in MiB with a throughput; any other unit prints plain counts.
+    Units are bytes, printed in MiB with a throughput. ``enabled=None`` draws when ``stream`` is a
+    terminal; ``True``/``False`` force it.
 
     >>> import io
     >>> stream = io.StringIO()
@@ -42,11 +42,9 @@ class Progress:
         *,
         stream: TextIO | None = None,
         enabled: bool | None = None,
-        unit: str = "B",
     ) -> None:
         self.total = max(total, 0)
         self.label = label
-        self.unit = unit
         self.done = 0
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = self._stream.isatty() if enabled is None else enabled
@@ -72,11 +70,8 @@ class Progress:
         fraction = min(self.done / self.total, 1.0) if self.total else 1.0
         filled = int(fraction * 30)
         bar = "#" * filled + "." * (30 - filled)
-        if self.unit == "B":
-            rate = self.done / _MIB / max(now - self._started, 1e-9)
-            amount = f"{self.done / _MIB:.0f}/{self.total / _MIB:.0f} MiB {rate:.0f} MiB/s"
-        else:
-            amount = f"{self.done}/{self.total} {self.unit}"
+        rate = self.done / _MIB / max(now - self._started, 1e-9)
+        amount = f"{self.done / _MIB:.0f}/{self.total / _MIB:.0f} MiB {rate:.0f} MiB/s"
         self._stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {amount}{end}")
         self._stream.flush()
 

@@ -16,8 +16,8 @@ load can check everything before reading any data. Tensors of safetensors files 
 from __future__ import annotations
 
 import json
+import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any, Protocol, cast
 import torch
 from safetensors import SafetensorError, safe_open
 
-from fluxion.weights.errors import PickleCheckpointWarning, WeightsError
+from fluxion.weights.errors import WeightsError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 INDEX_SUFFIX = ".index.json"
@@ -50,6 +50,8 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
     "C64": torch.complex64,
 }
+if hasattr(torch, "float8_e8m0fnu"):  # torch >= 2.7
+    SAFETENSORS_DTYPES["F8_E8M0"] = torch.float8_e8m0fnu
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Mapping[str, torch.Tensor]
 
@@ -74,10 +76,7 @@ class Entry:
         >>> Entry("bias", (4,), torch.float16, "x").nbytes
         8
         """
-        count = 1
-        for size in self.shape:
-            count *= size
-        return count * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 class _Reader(Protocol):
@@ -106,17 +105,30 @@ class _DictReader:
 class Checkpoint:
     """An open checkpoint (one file or several shards read as one): entries, metadata, lazy tensors.
 
-    Use it as a context manager, or call ``close``; ``open_checkpoint`` makes one.
+    Use it as a context manager, or call ``close``; ``open_checkpoint`` makes one. ``pickled``
+    lists the files that were pickles (read with ``weights_only=True``); ``borrowed`` is True when
+    the tensors belong to the caller (a dict of tensors), so a load must copy rather than share them.
 
     >>> checkpoint = open_checkpoint({"bias": torch.zeros(3)})
     >>> list(checkpoint.entries), checkpoint.nbytes
     (['bias'], 12)
     """
 
-    def __init__(self, name: str, entries: dict[str, Entry], readers: dict[str, _Reader], metadata: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        entries: dict[str, Entry],
+        readers: dict[str, _Reader],
+        metadata: dict[str, str],
+        *,
+        pickled: tuple[str, ...] = (),
+        borrowed: bool = False,
+    ) -> None:
         self.name = name
         self.entries = entries
         self.metadata = metadata
+        self.pickled = pickled
+        self.borrowed = borrowed
         self._readers = readers
 
     @property
@@ -143,7 +155,7 @@ class Checkpoint:
             raise WeightsError(f"{entry.origin}: cannot read tensor {key!r}: {error}") from None
 
     def close(self) -> None:
-        """Release the files (tensors already handed out stay valid).
+        """Drop the readers, so the files close once no tensor read from them is alive.
 
         >>> open_checkpoint({"a": torch.zeros(1)}).close()
         """
@@ -164,7 +176,8 @@ class Checkpoint:
 def open_checkpoint(source: Source) -> Checkpoint:
     """Open a checkpoint: a safetensors file, a ``*.safetensors.index.json`` of shards, a list of
     shard files, a folder written by ``save_pretrained``, a ``.pt``/``.bin`` state dict (read with
-    ``torch.load(weights_only=True)``), or a dict of tensors already in memory.
+    ``torch.load(weights_only=True)``; ``.pt``, ``.pth``, ``.bin`` or ``.ckpt``, the state dict itself
+    or under a ``state_dict``/``model`` key), or a dict of tensors already in memory.
 
     >>> open_checkpoint({"w": torch.zeros(2, 2)}).entries["w"].shape
     (2, 2)
@@ -174,9 +187,13 @@ def open_checkpoint(source: Source) -> Checkpoint:
     fluxion.weights.errors.WeightsError: checkpoint 'no/such/model.safetensors' does not exist
     """
     if isinstance(source, Mapping):
-        return _from_tensors("state dict", cast("Mapping[str, Any]", source))
+        checkpoint = _from_tensors("state dict", cast("Mapping[object, Any]", source))
+        checkpoint.borrowed = True
+        return checkpoint
     if isinstance(source, str | os.PathLike):
         return _from_files(_resolve(Path(source)), name=os.fspath(source))
+    if not isinstance(source, list | tuple) or not all(isinstance(p, str | os.PathLike) for p in source):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise WeightsError(f"a checkpoint is a path, a list of paths or a dict of tensors; got {type(source).__name__}")
     paths = [Path(path) for path in source]
     if not paths:
         raise WeightsError("no checkpoint files given")
@@ -207,6 +224,7 @@ def _from_files(paths: list[Path], name: str) -> Checkpoint:
     entries: dict[str, Entry] = {}
     readers: dict[str, _Reader] = {}
     metadata: dict[str, str] = {}
+    pickled = tuple(os.fspath(path) for path in paths if path.suffix in PICKLE_SUFFIXES)
     for path in paths:
         if path.name.endswith(INDEX_SUFFIX):
             shards, index_metadata = _read_index(path)
@@ -223,7 +241,7 @@ def _from_files(paths: list[Path], name: str) -> Checkpoint:
         _merge(entries, file_entries)
         readers[os.fspath(path)] = reader
         metadata.update(file_metadata)
-    return Checkpoint(name, entries, readers, metadata)
+    return Checkpoint(name, entries, readers, metadata, pickled=pickled)
 
 
 def _read_index(path: Path) -> tuple[dict[Path, set[str]], dict[str, str]]:
@@ -274,12 +292,6 @@ def _read_file(path: Path) -> tuple[dict[str, Entry], _Reader, dict[str, str]]:
 
 def _read_pickle(path: Path) -> tuple[dict[str, Entry], _Reader, dict[str, str]]:
     origin = os.fspath(path)
-    warnings.warn(
-        f"{origin} is a pickled checkpoint; it was read with torch.load(weights_only=True). "
-        "Prefer safetensors: fluxion.weights.save(model, 'model.safetensors') converts it once.",
-        PickleCheckpointWarning,
-        stacklevel=4,
-    )
     try:
         loaded: object = torch.load(origin, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:
@@ -289,7 +301,7 @@ def _read_pickle(path: Path) -> tuple[dict[str, Entry], _Reader, dict[str, str]]
     tensors = _state_dict_in(loaded)
     if tensors is None:
         raise WeightsError(f"{origin}: expected a state dict (a dict of tensors), got {type(loaded).__name__}")
-    checkpoint = _from_tensors(origin, tensors)
+    checkpoint = _from_tensors(origin, cast("Mapping[object, Any]", tensors))
     return checkpoint.entries, _DictReader(tensors), {}
 
 
@@ -322,13 +334,15 @@ def _state_dict_in(loaded: object) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def _from_tensors(name: str, tensors: Mapping[str, Any]) -> Checkpoint:
+def _from_tensors(name: str, tensors: Mapping[object, Any]) -> Checkpoint:
     entries: dict[str, Entry] = {}
     for key, tensor in tensors.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"{name}: keys must be strings, got {key!r}")
         if not isinstance(tensor, torch.Tensor):
             raise WeightsError(f"{name}: value of {key!r} is a {type(tensor).__name__}, not a tensor")
         entries[key] = Entry(key, tuple(tensor.shape), tensor.dtype, name)
-    return Checkpoint(name, entries, {name: _DictReader(tensors)}, {})
+    return Checkpoint(name, entries, {name: _DictReader(cast("Mapping[str, torch.Tensor]", tensors))}, {})
 
 
 def _merge(entries: dict[str, Entry], more: dict[str, Entry]) -> None:

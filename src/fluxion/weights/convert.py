@@ -35,6 +35,7 @@ class _Leaf:
     address: str
     module: torch.nn.Module
     tensors: tuple[tuple[str, tuple[int, ...]], ...]
+    tensor_ids: frozenset[int]
 
     @property
     def signature(self) -> tuple[tuple[int, ...], ...]:
@@ -76,8 +77,14 @@ def convert(
     source.eval()
     target.eval()
     try:
-        source_leaves, _ = _run_recording("source", source, example_inputs)
-        target_leaves, _ = _run_recording("target", target, example_inputs)
+        source_leaves = _execution_order("source", source, example_inputs)
+        target_leaves = _execution_order("target", target, example_inputs)
+        idle = _never_ran(target, target_leaves)
+        if idle:
+            names = "\n  ".join(leaf.describe() for leaf in idle)
+            raise ConversionError(
+                f"these target leaves never ran on the example inputs, so nothing pairs them:\n  {names}"
+            )
         pairs, ambiguous = _pair(source_leaves, target_leaves)
         mapping = _mapping(source, pairs)
         before = {key: value.clone() for key, value in target.state_dict().items()}
@@ -97,39 +104,61 @@ def _weighted_leaves(model: torch.nn.Module) -> dict[torch.nn.Module, _Leaf]:
     leaves: dict[torch.nn.Module, _Leaf] = {}
     for address, module in named_modules(model):
         tensors = {**parameters_of(module), **persistent_buffers(module)}
-        own = [(name, tuple(tensor.shape)) for name, tensor in tensors.items() if tensor is not None]
+        own = {name: tensor for name, tensor in tensors.items() if tensor is not None}
         if own:
-            leaves[module] = _Leaf(address, module, tuple(own))
+            shapes = tuple((name, tuple(tensor.shape)) for name, tensor in own.items())
+            leaves[module] = _Leaf(address, module, shapes, frozenset(id(tensor) for tensor in own.values()))
     return leaves
 
 
-def _run_recording(
-    role: str, model: torch.nn.Module, inputs: tuple[Any, ...], watch: dict[torch.nn.Module, list[Any]] | None = None
-) -> tuple[list[_Leaf], Any]:
-    """Run ``model``; return its weighted leaves in first-execution order and its output.
-
-    With ``watch``, also append each watched module's output to its list.
-    """
+def _execution_order(role: str, model: torch.nn.Module, inputs: tuple[Any, ...]) -> list[_Leaf]:
+    """The weighted leaves in the order they first run; a leaf whose tensors all belong to a leaf
+    that ran before (tied weights, or one module called twice) has nothing of its own to pair."""
     leaves = _weighted_leaves(model)
     order: list[_Leaf] = []
     seen: set[torch.nn.Module] = set()
+    owned: set[int] = set()
+
+    def record(module: torch.nn.Module, _inputs: Any, _output: Any) -> None:
+        leaf = leaves.get(module)
+        if leaf is None or module in seen:
+            return
+        seen.add(module)
+        if not leaf.tensor_ids <= owned:
+            owned.update(leaf.tensor_ids)
+            order.append(leaf)
+
+    _run(role, model, inputs, record)
+    return order
+
+
+def _never_ran(model: torch.nn.Module, order: list[_Leaf]) -> list[_Leaf]:
+    """Weighted leaves with tensors of their own that the example inputs never reached."""
+    owned = {tensor_id for leaf in order for tensor_id in leaf.tensor_ids}
+    return [leaf for leaf in _weighted_leaves(model).values() if not leaf.tensor_ids <= owned]
+
+
+def _outputs(
+    role: str, model: torch.nn.Module, inputs: tuple[Any, ...], watch: dict[torch.nn.Module, list[Any]]
+) -> Any:
+    """Run ``model``, appending each watched module's output to its list; return the model's output."""
 
     def record(module: torch.nn.Module, _inputs: Any, output: Any) -> None:
-        if module in leaves and module not in seen:
-            seen.add(module)
-            order.append(leaves[module])
-        if watch is not None and module in watch:
+        if module in watch:
             watch[module].append(output)
 
-    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    return _run(role, model, inputs, record)
+
+
+def _run(role: str, model: torch.nn.Module, inputs: tuple[Any, ...], hook: Callable[..., None]) -> Any:
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
     try:
         with torch.no_grad():
-            output = model(*inputs)
+            return model(*inputs)
     except Exception as error:
         raise ConversionError(f"the {role} model fails on the example inputs: {error}") from error
     finally:
         handle.remove()
-    return order, output
 
 
 def _pair(sources: list[_Leaf], targets: list[_Leaf]) -> tuple[list[tuple[_Leaf, _Leaf]], list[str]]:
@@ -187,19 +216,18 @@ def _check_outputs(
     for source_leaf, target_leaf in pairs:
         watch[source_leaf.module] = []
         watch[target_leaf.module] = []
-    _, source_output = _run_recording("source", source, inputs, watch)
-    _, target_output = _run_recording("target", target, inputs, watch)
-    expected, got = _first_tensor(source_output), _first_tensor(target_output)
+    expected = _first_tensor(_outputs("source", source, inputs, watch))
+    got = _first_tensor(_outputs("target", target, inputs, watch))
     if expected is None or got is None:
         raise ConversionError("convert compares the models' first output tensors, but one model returned none")
-    if expected.shape == got.shape and torch.allclose(expected, got, atol=atol, rtol=rtol):
+    if _close(expected, got, atol, rtol):
         return
     lines = [f"the converted model's output differs from the source's ({_difference(expected, got)})"]
     disagreeing = [
         f"source {s.address} -> target {t.address}: {_difference(a, b)}"
         for s, t in pairs
         for a, b in [(_first_tensor(watch[s.module][:1]), _first_tensor(watch[t.module][:1]))]
-        if a is not None and b is not None and not (a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol))
+        if a is not None and b is not None and not _close(a, b, atol, rtol)
     ]
     if disagreeing:
         lines.append(f"{len(disagreeing)} paired leaves disagree, in execution order (the first is where it starts):")
@@ -226,7 +254,16 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def _close(expected: torch.Tensor, got: torch.Tensor, atol: float, rtol: float) -> bool:
+    """Same shape and values within tolerance, compared in float64 whatever the two dtypes are."""
+    if expected.shape != got.shape or expected.is_complex() != got.is_complex():
+        return False
+    return torch.allclose(expected.detach().double(), got.detach().double(), atol=atol, rtol=rtol)
+
+
 def _difference(expected: torch.Tensor, got: torch.Tensor) -> str:
     if expected.shape != got.shape:
         return f"shape {tuple(expected.shape)} vs {tuple(got.shape)}"
-    return f"max abs difference {(expected.float() - got.float()).abs().max().item():.3g}"
+    difference = (expected.detach().double() - got.detach().double()).abs().max().item()
+    dtypes = f", dtypes {expected.dtype} vs {got.dtype}" if expected.dtype != got.dtype else ""
+    return f"max abs difference {difference:.3g}{dtypes}"

@@ -45,11 +45,19 @@ class ConversionError(WeightsError):
     """
 
 
-class PickleCheckpointWarning(UserWarning):
+class WeightsWarning(UserWarning):
+    """Something a load did that works but deserves attention (a pickled file, tensors left on meta).
+
+    >>> issubclass(WeightsWarning, UserWarning)
+    True
+    """
+
+
+class PickleCheckpointWarning(WeightsWarning):
     """A ``.pt``/``.pth``/``.bin`` checkpoint was read (safely, with ``weights_only=True``).
 
     Such files are pickles; safetensors files are faster to load, memory-mapped and cannot run code.
 
-    >>> issubclass(PickleCheckpointWarning, UserWarning)
+    >>> issubclass(PickleCheckpointWarning, WeightsWarning)
     True
     """

@@ -18,8 +18,11 @@ memory-mapped from the safetensors file, so the weights exist once in memory.
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from dataclasses import dataclass
+from itertools import chain
 from typing import cast
 
 import torch
@@ -27,6 +30,7 @@ import torch
 from fluxion.progress import Progress
 from fluxion.weights._torch import buffers_of, parameters_of
 from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
+from fluxion.weights.errors import PickleCheckpointWarning, WeightsWarning
 from fluxion.weights.mapping import KeyMapping, MappingLike
 from fluxion.weights.plan import Assignment, Slot, make_plan
 
@@ -36,15 +40,19 @@ PROGRESS_THRESHOLD = 256 * 2**20
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What a load did: tree keys loaded, and (with ``strict=False``) the keys left out on each side.
+    """What a load did: tree keys loaded, and the keys left out on each side (with ``strict=False``).
 
-    >>> LoadResult(loaded=("w",), missing=(), unexpected=()).missing
+    ``still_meta`` lists the model's tensors still on the ``meta`` device afterwards (missing
+    keys, non-persistent buffers): they have no values until you initialise them.
+
+    >>> LoadResult(loaded=("w",), missing=(), unexpected=()).still_meta
     ()
     """
 
     loaded: tuple[str, ...]
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
+    still_meta: tuple[str, ...] = ()
 
 
 def load(
@@ -85,19 +93,39 @@ def load(
     """
     key_mapping = KeyMapping.coerce(mapping)
     with open_checkpoint(source) as checkpoint:
+        for origin in checkpoint.pickled:
+            warnings.warn(
+                f"{origin} is a pickled checkpoint; it was read with torch.load(weights_only=True). "
+                "Prefer safetensors: fluxion.weights.save(model, 'model.safetensors') converts it once.",
+                PickleCheckpointWarning,
+                stacklevel=2,
+            )
         plan = make_plan(model, checkpoint, key_mapping, prefix=prefix, strict=strict, dtype=dtype, device=device)
         large = checkpoint.nbytes >= PROGRESS_THRESHOLD
         show: bool | None = (None if large else False) if progress is None else progress
         _apply(plan.assignments, checkpoint, show_progress=show, label=f"loading {_short(checkpoint.name)}")
     loaded = tuple(slot.key for assignment in plan.assignments for slot in assignment.slots)
-    return LoadResult(loaded, tuple(plan.missing), tuple(plan.unexpected))
+    still_meta = _still_meta(model)
+    if still_meta:
+        warnings.warn(
+            f"{len(still_meta)} tensors are still on the meta device after loading (no values until you "
+            f"initialise them): {', '.join(still_meta[:5])}{' ...' if len(still_meta) > 5 else ''}",
+            WeightsWarning,
+            stacklevel=2,
+        )
+    return LoadResult(loaded, tuple(plan.missing), tuple(plan.unexpected), still_meta)
 
 
 def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progress: bool | None, label: str) -> None:
-    """Stage every converted tensor, then commit: nothing in the model changes until all are ready."""
-    total = sum(checkpoint.entries[assignment.source].nbytes for assignment in assignments)
+    """Stage every converted tensor, then commit: nothing in the model changes until all are ready,
+    and the commit itself is plain assignments and same-shape copies, which cannot fail."""
+    total = sum(
+        math.prod(assignment.slots[0].tensor.shape) * checkpoint.entries[assignment.source].dtype.itemsize
+        for assignment in assignments
+    )
     in_place: list[tuple[torch.Tensor, torch.Tensor]] = []
     replacements: list[tuple[tuple[Slot, ...], torch.Tensor]] = []
+    handed_out: set[tuple[str, tuple[object, ...]]] = set()
     with Progress(total, label, enabled=show_progress) as bar:
         for assignment in assignments:
             tensor = assignment.target.apply(checkpoint.tensor(assignment.source))
@@ -106,31 +134,35 @@ def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progre
                 in_place.append((current, tensor))
                 continue
             converted = tensor.to(device=assignment.device, dtype=assignment.dtype).contiguous()
+            # Share the checkpoint's memory only when nobody else can see it: not the caller's own
+            # tensors, and not a tensor already given to another (untied) slot.
+            use = (assignment.source, assignment.target.steps)
+            if _same_memory(converted, tensor) and (checkpoint.borrowed or use in handed_out):
+                converted = converted.clone()
+            handed_out.add(use)
+            if assignment.slots[0].is_parameter:
+                converted = torch.nn.Parameter(converted, requires_grad=current.requires_grad)
             replacements.append((assignment.slots, converted))
-            bar.advance(_nbytes(tensor))
+            bar.advance(converted.nbytes)
         with torch.no_grad():
             for current, tensor in in_place:
                 current.copy_(tensor)
-                bar.advance(_nbytes(tensor))
-        for slots, tensor in replacements:
-            _replace(slots, tensor)
+                bar.advance(current.nbytes)
+        for slots, value in replacements:
+            for slot in slots:
+                if slot.is_parameter:
+                    parameters_of(slot.module)[slot.name] = cast(torch.nn.Parameter, value)
+                else:
+                    buffers_of(slot.module)[slot.name] = value
 
 
-def _replace(slots: tuple[Slot, ...], tensor: torch.Tensor) -> None:
-    """Put ``tensor`` in every slot of a tied group (one new Parameter shared by all of them)."""
-    first = slots[0].tensor
-    value: torch.Tensor = tensor
-    if slots[0].is_parameter:
-        value = torch.nn.Parameter(tensor, requires_grad=first.requires_grad)
-    for slot in slots:
-        if slot.is_parameter:
-            parameters_of(slot.module)[slot.name] = cast(torch.nn.Parameter, value)
-        else:
-            buffers_of(slot.module)[slot.name] = value
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.device == b.device and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
-def _nbytes(tensor: torch.Tensor) -> int:
-    return tensor.numel() * tensor.element_size()
+def _still_meta(model: torch.nn.Module) -> tuple[str, ...]:
+    tensors = chain(model.named_parameters(), model.named_buffers())
+    return tuple(key for key, tensor in tensors if tensor.is_meta)
 
 
 def _short(name: str) -> str:

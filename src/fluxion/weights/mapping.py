@@ -21,7 +21,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -145,12 +145,21 @@ class Rule:
     replace: str | tuple[str, ...] | None
     transpose: bool = False
     split_dim: int = 0
+    _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
             compiled = re.compile(self.pattern)
-        except re.error as error:
+        except (re.error, TypeError) as error:
             raise WeightsError(f"mapping rule pattern {self.pattern!r} is not a valid regex: {error}") from None
+        replacements = (self.replace,) if isinstance(self.replace, str) else self.replace or ()
+        if not (self.replace is None or isinstance(self.replace, str) or _strings(self.replace)):
+            raise WeightsError(f"mapping rule {self.pattern!r}: replace must be a string, a tuple of strings or None")
+        for replacement in replacements:
+            try:
+                compiled.sub(replacement, "")  # checks the template's group references
+            except (re.error, IndexError) as error:
+                raise WeightsError(f"mapping rule {self.pattern!r} -> {replacement!r}: {error}") from None
         object.__setattr__(self, "_compiled", compiled)
 
     def apply(self, target: Target) -> tuple[Target, ...]:
@@ -159,7 +168,7 @@ class Rule:
         >>> Rule(r"^old\\.", "new.").apply(Target("old.weight"))
         (Target(key='new.weight', steps=()),)
         """
-        compiled: re.Pattern[str] = getattr(self, "_compiled")  # noqa: B009 (set in __post_init__)
+        compiled = self._compiled
         if not compiled.search(target.key):
             return (target,)
         if self.replace is None:
@@ -168,10 +177,7 @@ class Rule:
         replacements = (self.replace,) if isinstance(self.replace, str) else self.replace
         targets: list[Target] = []
         for index, replacement in enumerate(replacements):
-            try:
-                key = compiled.sub(replacement, target.key)
-            except re.error as error:
-                raise WeightsError(f"mapping rule {self.pattern!r} -> {replacement!r}: {error}") from None
+            key = compiled.sub(replacement, target.key)
             split = (Split(index, len(replacements), self.split_dim),) if isinstance(self.replace, tuple) else ()
             targets.append(Target(key, (*steps, *split)))
         return tuple(targets)
@@ -255,6 +261,8 @@ class KeyMapping:
             return cls(rename=cast("Mapping[str, str | None]", mapping))
         if callable(mapping):
             return cls(function=mapping)
+        if not isinstance(mapping, Iterable):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise WeightsError(f"mapping must be a KeyMapping, dict, list of rules, callable or path; got {mapping!r}")
         return cls(mapping)
 
     def to_json(self) -> dict[str, Any]:
@@ -284,7 +292,10 @@ class KeyMapping:
         >>> KeyMapping.read(path)("a")
         'b'
         """
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise WeightsError(f"cannot write mapping file {os.fspath(path)!r}: {error}") from None
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> KeyMapping:
@@ -346,8 +357,18 @@ def _as_rule(rule: RuleLike) -> Rule:
         return rule
     if isinstance(rule, tuple) and len(rule) == 2 and isinstance(rule[0], str):  # pyright: ignore[reportUnnecessaryIsInstance]
         pattern, replace = rule
-        return Rule(pattern, replace if replace is None or isinstance(replace, str) else tuple(replace))
+        if isinstance(replace, list):
+            replace = tuple(cast("list[str]", replace))
+        return Rule(pattern, replace)
     raise WeightsError(f"a mapping rule must be a Rule or a (pattern, replacement) pair, got {rule!r}")
+
+
+def _strings(values: object) -> bool:
+    """True for a non-empty tuple of strings."""
+    if not isinstance(values, tuple):
+        return False
+    items = cast("tuple[object, ...]", values)
+    return bool(items) and all(isinstance(item, str) for item in items)
 
 
 def _json_replace(replace: str | tuple[str, ...] | None) -> str | list[str] | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import torch
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from fluxion.weights._torch import buffers_of, named_modules, parameters_of, persistent_buffers
 from fluxion.weights.checkpoint import Checkpoint
@@ -69,11 +70,14 @@ def model_slots(model: torch.nn.Module) -> dict[str, Slot]:
     slots: dict[str, Slot] = {}
     for address, module in named_modules(model):
         prefix = f"{address}." if address else ""
-        for name, parameter in parameters_of(module).items():
-            if parameter is not None:
-                slots[prefix + name] = Slot(prefix + name, module, name, True)
-        for name in persistent_buffers(module):
-            slots[prefix + name] = Slot(prefix + name, module, name, False)
+        own = [(name, True, p) for name, p in parameters_of(module).items() if p is not None]
+        own += [(name, False, b) for name, b in persistent_buffers(module).items()]
+        for name, is_parameter, tensor in own:
+            if isinstance(tensor, UninitializedParameter | UninitializedBuffer):
+                raise WeightsError(
+                    f"{prefix + name} is not initialised yet (a lazy module): run one forward pass first"
+                )
+            slots[prefix + name] = Slot(prefix + name, module, name, is_parameter)
     return slots
 
 
@@ -118,45 +122,36 @@ def make_plan(
     """Match every checkpoint key to a model tensor; raise ``WeightsError`` listing all problems.
 
     With ``strict=False`` missing and unexpected keys are allowed (and returned in the plan), but
-    shape and dtype mismatches still fail.
+    shape and dtype mismatches still fail. Tied tensors load once and stay tied, even when only
+    one of their keys is in the ``prefix`` subtree.
 
     >>> import fluxion.layers as fl
     >>> from fluxion.weights.checkpoint import open_checkpoint
     >>> make_plan(fl.Linear(2, 3), open_checkpoint({"weight": torch.zeros(3, 2)}), KeyMapping(), strict=False).missing
     ['bias']
     """
+    dtype, target_device = _checked_dtype(dtype), _checked_device(device)
     slots = model_slots(model)
-    scope, rebase = _prefix_scope(model, checkpoint, mapping, prefix)
-    in_scope = {key: slot for key, slot in slots.items() if key.startswith(scope)}
+    scope = _Scope.of(model, checkpoint, mapping, prefix)
+    in_scope = {key: slot for key, slot in slots.items() if key.startswith(scope.model_prefix)}
     problems = Problems(candidates=list(in_scope))
-    sources = _sources_by_target(checkpoint, mapping, scope, rebase, in_scope, problems)
-    _fill_from_aliases(checkpoint, mapping, scope, rebase, in_scope, sources)
+    sources = _sources_by_target(checkpoint, mapping, scope, in_scope, problems)
+    _fill_from_aliases(checkpoint, mapping, scope, in_scope, sources)
 
     plan = Plan()
-    target_device = torch.device(device) if device is not None else None
-    for group in _tie_groups(in_scope):
-        present = [slot for slot in group if slot.key in sources]
+    for group in _tie_groups(slots):
+        wanted = [slot for slot in group if slot.key in in_scope]
+        present = [slot for slot in wanted if slot.key in sources]
         if not present:
-            problems.missing.extend(slot.key for slot in group)
+            problems.missing.extend(slot.key for slot in wanted)
+            continue
+        reasons = [(slot.key, _mismatch(slot, *sources[slot.key], checkpoint)) for slot in present]
+        mismatched = [(key, reason) for key, reason in reasons if reason]
+        if mismatched:
+            problems.mismatched.extend(mismatched)
             continue
         source, target = sources[present[0].key]
-        entry = checkpoint.entries[source]
         current = group[0].tensor
-        try:
-            shape = target.shape(entry.shape)
-        except WeightsError as error:
-            problems.mismatched.append((target.key, f"{source!r}: {error}"))
-            continue
-        if shape != tuple(current.shape):
-            problems.mismatched.append(
-                (target.key, f"model has shape {tuple(current.shape)}, checkpoint {source!r} has {shape}")
-            )
-            continue
-        if _kind(entry.dtype) != _kind(current.dtype):
-            problems.mismatched.append(
-                (target.key, f"model holds {current.dtype}, checkpoint {source!r} holds {entry.dtype}")
-            )
-            continue
         wanted_dtype = dtype if dtype is not None and current.is_floating_point() else current.dtype
         wanted_device = target_device or (torch.device("cpu") if current.is_meta else current.device)
         plan.assignments.append(Assignment(source, target, tuple(group), wanted_dtype, wanted_device))
@@ -169,49 +164,87 @@ def make_plan(
     return plan
 
 
-def _prefix_scope(
-    model: torch.nn.Module, checkpoint: Checkpoint, mapping: KeyMapping, prefix: str | None
-) -> tuple[str, str | None]:
-    """The model-side key prefix in scope, and how checkpoint keys are rebased onto it.
+def _mismatch(slot: Slot, source: str, target: Target, checkpoint: Checkpoint) -> str | None:
+    """Why the checkpoint tensor cannot fill the slot, or None when it fits."""
+    entry = checkpoint.entries[source]
+    current = slot.tensor
+    try:
+        shape = target.shape(entry.shape)
+    except WeightsError as error:
+        return f"{source!r}: {error}"
+    if shape != tuple(current.shape):
+        return f"model has shape {tuple(current.shape)}, checkpoint {source!r} has {shape}"
+    if _kind(entry.dtype) != _kind(current.dtype):
+        return f"model holds {current.dtype}, checkpoint {source!r} holds {entry.dtype}"
+    return None
+
+
+def _checked_dtype(dtype: object) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise WeightsError(f"dtype must be a floating-point torch.dtype (it converts floating tensors), got {dtype!r}")
+    return dtype
+
+
+def _checked_device(device: torch.device | str | None) -> torch.device | None:
+    """The device in its canonical form (``"cuda"`` becomes ``cuda:0``), or a clear error."""
+    if device is None:
+        return None
+    try:
+        return torch.empty(0, device=device).device
+    except (RuntimeError, AssertionError, TypeError, ValueError) as error:
+        raise WeightsError(f"device {device!r} cannot be used here: {error}") from None
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The part of the model a load touches, and the model key each mapped checkpoint key stands for.
 
     ``prefix`` names one subtree: the model is cut down to it when it has that address, and the
-    checkpoint is cut down to it when its (mapped) keys live under it.
+    checkpoint is cut down to it (the prefix stripped) when its mapped keys live under it.
     """
-    if not prefix:
-        return "", None
-    prefix = prefix.strip(".")
-    try:
-        model.get_submodule(prefix)
-        model_has = True
-    except AttributeError:
-        model_has = False
-    head = prefix + "."
-    checkpoint_has = any(target.key.startswith(head) for key in checkpoint.entries for target in mapping.targets(key))
-    if model_has and checkpoint_has:
-        return head, head  # same layout on both sides: load only that subtree
-    if model_has:
-        return head, ""  # a checkpoint of the subtree alone: prepend the prefix
-    if checkpoint_has:
-        return "", head  # a subtree of the checkpoint into the whole model: strip the prefix
-    raise WeightsError(f"prefix {prefix!r} is neither an address in the model nor a key prefix in {checkpoint.name}")
 
+    model_prefix: str = ""
+    strip: str = ""
+    add: str = ""
 
-def _rebased(key: str, scope: str, rebase: str | None) -> str | None:
-    """The model key a mapped checkpoint key stands for under a prefix, or None when out of scope."""
-    if rebase is None:
-        return key
-    if rebase == "":
-        return scope + key
-    if not key.startswith(rebase):
-        return None
-    return key if scope else key[len(rebase) :]
+    @classmethod
+    def of(cls, model: torch.nn.Module, checkpoint: Checkpoint, mapping: KeyMapping, prefix: str | None) -> _Scope:
+        if prefix is None:
+            return cls()
+        head = prefix.strip(".") + "."
+        if head == ".":
+            raise WeightsError(f"prefix {prefix!r} is not an address")
+        try:
+            model.get_submodule(head[:-1])
+            model_has = True
+        except AttributeError:
+            model_has = False
+        keys = (target.key for key in checkpoint.entries for target in mapping.targets(key))
+        checkpoint_has = any(key.startswith(head) for key in keys)
+        if not (model_has or checkpoint_has):
+            raise WeightsError(
+                f"prefix {head[:-1]!r} is neither an address in the model nor a key prefix in {checkpoint.name}"
+            )
+        return cls(
+            model_prefix=head if model_has else "",
+            strip=head if checkpoint_has else "",
+            add=head if model_has else "",
+        )
+
+    def model_key(self, key: str) -> str | None:
+        if self.strip:
+            if not key.startswith(self.strip):
+                return None
+            key = key[len(self.strip) :]
+        return self.add + key
 
 
 def _sources_by_target(
     checkpoint: Checkpoint,
     mapping: KeyMapping,
-    scope: str,
-    rebase: str | None,
+    scope: _Scope,
     slots: dict[str, Slot],
     problems: Problems,
 ) -> dict[str, tuple[str, Target]]:
@@ -219,11 +252,13 @@ def _sources_by_target(
     sources: dict[str, tuple[str, Target]] = {}
     for key in checkpoint.entries:
         for target in mapping.targets(key):
-            address = _rebased(target.key, scope, rebase)
+            address = scope.model_key(target.key)
             if address is None:
                 continue
             if address not in slots:
-                problems.unexpected.append(key if address == key else f"{key} (mapped to {address})")
+                problems.unexpected.append(key)
+                if address != key:
+                    problems.mapped[key] = address
             elif address in sources:
                 problems.mismatched.append((address, f"both {sources[address][0]!r} and {key!r} map to it"))
             else:
@@ -234,8 +269,7 @@ def _sources_by_target(
 def _fill_from_aliases(
     checkpoint: Checkpoint,
     mapping: KeyMapping,
-    scope: str,
-    rebase: str | None,
+    scope: _Scope,
     slots: dict[str, Slot],
     sources: dict[str, tuple[str, Target]],
 ) -> None:
@@ -250,7 +284,7 @@ def _fill_from_aliases(
         if not isinstance(kept, str) or kept not in checkpoint.entries or dropped in checkpoint.entries:
             continue
         for target in mapping.targets(dropped):
-            address = _rebased(target.key, scope, rebase)
+            address = scope.model_key(target.key)
             if address is not None and address in slots and address not in sources:
                 sources[address] = (kept, Target(address, target.steps))
 

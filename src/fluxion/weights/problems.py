@@ -29,7 +29,9 @@ _SHOWN_GROUPS = 12
 class Problems:
     """Everything wrong between a model and a checkpoint, found before any tensor is copied.
 
-    ``mismatched`` holds ``(key, why)`` pairs; ``candidates`` are the model's keys, for suggestions.
+    ``mismatched`` holds ``(key, why)`` pairs; ``mapped`` gives the tree key an unexpected checkpoint
+    key was mapped to (when a mapping or prefix changed it); ``candidates`` are the model's keys,
+    for suggestions.
 
     >>> Problems().empty
     True
@@ -38,6 +40,7 @@ class Problems:
     missing: list[str] = field(default_factory=lambda: [])
     unexpected: list[str] = field(default_factory=lambda: [])
     mismatched: list[tuple[str, str]] = field(default_factory=lambda: [])
+    mapped: dict[str, str] = field(default_factory=lambda: {})
     candidates: list[str] = field(default_factory=lambda: [])
 
     @property
@@ -73,28 +76,40 @@ class Problems:
         if self.unexpected:
             lines.append(f"  unexpected in the checkpoint ({len(self.unexpected)}):")
             nearest = self.missing or self.candidates
-            lines += [f"    {line}" for line in _grouped(self.unexpected, suggest_from=nearest)]
+            lines += [f"    {line}" for line in _grouped(self.unexpected, suggest_from=nearest, mapped=self.mapped)]
         if self.mismatched:
             lines.append(f"  mismatched ({len(self.mismatched)}):")
-            lines += [f"    {key}: {why}" for key, why in self.mismatched[:_SHOWN_GROUPS]]
-            if len(self.mismatched) > _SHOWN_GROUPS:
-                lines.append(f"    ... and {len(self.mismatched) - _SHOWN_GROUPS} more")
+            reasons = dict(self.mismatched)
+            lines += [f"    {line}" for line in _grouped(reasons, reasons=reasons)]
         return "\n".join(lines)
 
 
-def _grouped(keys: Iterable[str], suggest_from: list[str] | None = None) -> list[str]:
-    """One line per family of keys that differ only by numbers; a suggestion for each family."""
+def _grouped(
+    keys: Iterable[str],
+    *,
+    suggest_from: list[str] | None = None,
+    mapped: dict[str, str] | None = None,
+    reasons: dict[str, str] | None = None,
+) -> list[str]:
+    """One line per family of keys that differ only by numbers, with what is known about it:
+    the key it was mapped to, the nearest model key, or why it does not fit."""
     families: dict[str, list[str]] = {}
     for key in sorted(keys, key=_natural):
         families.setdefault(_NUMBER.sub("#", key), []).append(key)
     lines: list[str] = []
     for members in list(families.values())[:_SHOWN_GROUPS]:
+        first = members[0]
         if len(members) == 1:
-            line = members[0]
+            line = first
+            if mapped and first in mapped:
+                line += f" (mapped to {mapped[first]})"
         else:
-            line = f"{_pattern(members)}  ({len(members)} keys: {members[0]} ... {members[-1]})"
+            line = f"{_pattern(members)}  ({len(members)} keys: {first} ... {members[-1]})"
+        if reasons:
+            example = "" if len(members) == 1 else "e.g. "
+            line += f": {example}{reasons[first]}"
         if suggest_from:
-            close = difflib.get_close_matches(members[0], suggest_from, n=1, cutoff=0.6)
+            close = difflib.get_close_matches((mapped or {}).get(first, first), suggest_from, n=1, cutoff=0.6)
             if close:
                 line += f"  (did you mean {close[0]}?)"
         lines.append(line)

@@ -56,6 +56,8 @@ def save(
     for key, value in (metadata or {}).items():
         if not isinstance(key, str) or not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise WeightsError(f"metadata must map strings to strings; {key!r}: {value!r} is not")
+        if key == "format" or key.startswith("fluxion."):
+            raise WeightsError(f"metadata key {key!r} is reserved (fluxion writes 'format' and 'fluxion.*')")
         header[key] = value
     destination = Path(path)
     if destination.is_dir():
@@ -84,16 +86,23 @@ def _write_atomically(tensors: dict[str, torch.Tensor], header: dict[str, str], 
     folder = destination.parent
     if not folder.is_dir():
         raise WeightsError(f"cannot save to {os.fspath(destination)!r}: folder {os.fspath(folder)!r} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=folder)
-    os.close(handle)
+    temporary: str | None = None
     try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=folder)
+        os.close(handle)
         save_file = cast("Callable[..., None]", safetensors_torch.save_file)  # pyright: ignore[reportUnknownMemberType]
         save_file(tensors, temporary, metadata=header)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, destination)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise WeightsError(f"cannot save to {os.fspath(destination)!r}: {error}") from error
+    except OSError as error:
+        _remove(temporary)
+        raise WeightsError(f"cannot save to {os.fspath(destination)!r}: {error}") from error
+    except BaseException:
+        _remove(temporary)
         raise
+
+
+def _remove(temporary: str | None) -> None:
+    if temporary is not None:
+        Path(temporary).unlink(missing_ok=True)
