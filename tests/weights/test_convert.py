@@ -165,3 +165,38 @@ def test_convert_returns_a_plain_key_mapping() -> None:
     mapping = convert(source, fl.Chain(fl.Linear(2, 2)), torch.randn(1, 2))
     assert isinstance(mapping, KeyMapping)
     assert mapping.to_json()["rename"] == {"0.weight": "Linear.weight", "0.bias": "Linear.bias"}
+
+
+def test_outputs_of_different_dtypes_are_compared_in_float64() -> None:
+    torch.manual_seed(0)
+    source = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    target = fl.Chain(fl.Linear(4, 4), fl.Lambda(lambda x: x.double()))  # float64 out, float32 in the source
+    mapping = convert(source, target, torch.randn(2, 4))
+    assert mapping("0.weight") == "Linear.weight"
+
+
+def test_a_target_leaf_that_never_runs_is_named() -> None:
+    class WithSpare(fl.Chain):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # pyright: ignore[reportIncompatibleMethodOverride]
+            return self["used"](x)
+
+    source = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    target = WithSpare(used=fl.Linear(4, 4), spare=fl.Linear(4, 4))
+    with pytest.raises(ConversionError, match=r"never ran on the example inputs, so nothing pairs them:\n  spare"):
+        convert(source, target, torch.randn(1, 4))
+
+
+def test_a_module_called_twice_pairs_with_tied_target_leaves() -> None:
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shared = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.shared(torch.relu(self.shared(x)))
+
+    torch.manual_seed(0)
+    target = fl.Chain(fl.Linear(4, 4), fl.ReLU(), fl.Linear(4, 4))
+    target.Linear_2.weight, target.Linear_2.bias = target.Linear_1.weight, target.Linear_1.bias
+    mapping = convert(Twice(), target, torch.randn(2, 4))
+    assert mapping("shared.weight") == "Linear_1.weight"

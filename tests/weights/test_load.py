@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 import fluxion.layers as fl
-from fluxion.weights import WeightsError, load, save
+from fluxion.weights import PickleCheckpointWarning, WeightsError, WeightsWarning, load, save
 from tests.weights.helpers import mapped_files, meta_small_model, same_state, small_model, state_snapshot
 
 
@@ -221,3 +221,103 @@ def test_progress_is_drawn_when_asked(trained: tuple[fl.Chain, Path], capsys: py
     assert "loading model.safetensors [" in capsys.readouterr().err
     load(small_model(), path)
     assert capsys.readouterr().err == ""
+
+
+def tied_pair() -> fl.Chain:
+    model = fl.Chain(embed=fl.Embedding(10, 4), head=fl.Linear(4, 10, bias=False))
+    model.head.weight = model.embed.weight
+    return model
+
+
+def test_an_alias_loaded_into_untied_slots_gives_each_its_own_memory(tmp_path: Path) -> None:
+    save(tied_pair(), tmp_path / "tied.safetensors")
+    with torch.device("meta"):
+        untied = fl.Chain(embed=fl.Embedding(10, 4), head=fl.Linear(4, 10, bias=False))
+    load(untied, tmp_path / "tied.safetensors")
+    assert untied.head.weight is not untied.embed.weight
+    with torch.no_grad():
+        untied.embed.weight.add_(100.0)
+    assert untied.head.weight.abs().max() < 100
+
+
+def test_a_meta_tree_never_shares_the_callers_tensors() -> None:
+    source = small_model()
+    with torch.device("meta"):
+        target = small_model()
+    load(target, source.state_dict())
+    with torch.no_grad():
+        target["head"].weight.zero_()
+    assert source["head"].weight.abs().sum() > 0
+
+
+def test_a_tie_across_the_prefix_stays_tied() -> None:
+    trained = tied_pair()
+    with torch.device("meta"):
+        fresh = tied_pair()
+    load(fresh, {"weight": trained.embed.weight.detach()}, prefix="embed", dtype=torch.float16)
+    assert fresh.head.weight is fresh.embed.weight
+    assert fresh.head.weight.dtype == torch.float16
+
+
+def test_every_key_of_a_tie_group_is_checked() -> None:
+    model = tied_pair()
+    before = state_snapshot(model)
+    with pytest.raises(WeightsError, match=r"head\.weight: model has shape \(10, 4\)"):
+        load(model, {"embed.weight": torch.zeros(10, 4), "head.weight": torch.zeros(7, 7)})
+    assert same_state(model, before)
+
+
+def test_unexpected_keys_are_reported_as_keys_with_their_mapped_names_in_the_message() -> None:
+    model = small_model()
+    head_checkpoint = {"weight": torch.zeros(3, 8), "bias": torch.zeros(3), "extra": torch.zeros(1)}
+    result = load(model, head_checkpoint, prefix="head", strict=False)
+    assert result.unexpected == ("extra",)
+    with pytest.raises(WeightsError, match=r"extra \(mapped to head\.extra\)") as caught:
+        load(model, head_checkpoint, prefix="head")
+    assert caught.value.unexpected == ("extra",)
+
+
+def test_an_explicit_device_index_still_copies_in_place() -> None:
+    model = small_model()
+    parameter = model["head"].weight
+    load(model, state_snapshot(small_model()), device="cpu:0")
+    assert model["head"].weight is parameter
+
+
+def test_tensors_left_on_meta_are_reported() -> None:
+    class WithScratch(fl.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+    with torch.device("meta"):
+        model = fl.Chain(fl.Linear(2, 2), WithScratch())
+    state = {"Linear.weight": torch.eye(2), "Linear.bias": torch.zeros(2)}
+    with pytest.warns(WeightsWarning, match="1 tensors are still on the meta device after loading"):
+        result = load(model, state)
+    assert result.still_meta == ("WithScratch.scratch",)
+
+
+def test_the_pickle_warning_points_at_the_caller(tmp_path: Path) -> None:
+    torch.save(small_model().state_dict(), tmp_path / "model.pt")
+    with pytest.warns(PickleCheckpointWarning) as record:
+        load(small_model(), tmp_path / "model.pt")
+    assert record[0].filename == __file__
+
+
+def test_a_split_source_advances_the_progress_bar_to_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    model = fl.Chain(q=fl.Linear(4, 4, bias=False), k=fl.Linear(4, 4, bias=False))
+    load(model, {"qk.weight": torch.randn(8, 4)}, mapping=[(r"^qk\.", ("q.", "k."))], progress=True)
+    assert "100%" in capsys.readouterr().err.rsplit("\r", 1)[-1]
+
+
+def test_mismatches_in_many_blocks_are_folded() -> None:
+    model = fl.Chain(*[fl.Chain(fl.Linear(4, 4)) for _ in range(20)])
+    state = {key: torch.zeros(4, 5) if key.endswith("weight") else value for key, value in model.state_dict().items()}
+    with pytest.raises(WeightsError) as caught:
+        load(model, state)
+    message = str(caught.value)
+    assert "20 mismatched" in message
+    assert (
+        "Chain_*.Linear.weight  (20 keys: Chain_1.Linear.weight ... Chain_20.Linear.weight): e.g. model has" in message
+    )

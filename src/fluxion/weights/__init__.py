@@ -14,7 +14,7 @@ True
 
 from fluxion.weights.checkpoint import Checkpoint, open_checkpoint
 from fluxion.weights.convert import convert
-from fluxion.weights.errors import ConversionError, PickleCheckpointWarning, WeightsError
+from fluxion.weights.errors import ConversionError, PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.weights.load import LoadResult, load
 from fluxion.weights.mapping import KeyMapping, Rule
 from fluxion.weights.save import save
@@ -27,6 +27,7 @@ __all__ = [
     "PickleCheckpointWarning",
     "Rule",
     "WeightsError",
+    "WeightsWarning",
     "convert",
     "load",
     "open_checkpoint",

@@ -202,6 +202,13 @@ def open_checkpoint(source: Source) -> Checkpoint:
 
 def _resolve(path: Path) -> list[Path]:
     """The files (and the index, if any) that make up the checkpoint at ``path``."""
+    try:
+        return _files_at(path)
+    except OSError as error:
+        raise WeightsError(f"cannot read checkpoint {os.fspath(path)!r}: {error}") from None
+
+
+def _files_at(path: Path) -> list[Path]:
     if not path.exists():
         raise WeightsError(f"checkpoint {os.fspath(path)!r} does not exist")
     if not path.is_dir():

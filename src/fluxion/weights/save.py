@@ -59,10 +59,7 @@ def save(
         if key == "format" or key.startswith("fluxion."):
             raise WeightsError(f"metadata key {key!r} is reserved (fluxion writes 'format' and 'fluxion.*')")
         header[key] = value
-    destination = Path(path)
-    if destination.is_dir():
-        raise WeightsError(f"cannot save to {os.fspath(destination)!r}: it is a folder")
-    _write_atomically(tensors, header, destination)
+    _write_atomically(tensors, header, Path(path))
 
 
 def _tensors_to_save(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -84,10 +81,14 @@ def _tensors_to_save(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], d
 
 def _write_atomically(tensors: dict[str, torch.Tensor], header: dict[str, str], destination: Path) -> None:
     folder = destination.parent
-    if not folder.is_dir():
-        raise WeightsError(f"cannot save to {os.fspath(destination)!r}: folder {os.fspath(folder)!r} does not exist")
     temporary: str | None = None
     try:
+        if destination.is_dir():
+            raise WeightsError(f"cannot save to {os.fspath(destination)!r}: it is a folder")
+        if not folder.is_dir():
+            raise WeightsError(
+                f"cannot save to {os.fspath(destination)!r}: folder {os.fspath(folder)!r} does not exist"
+            )
         handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=folder)
         os.close(handle)
         save_file = cast("Callable[..., None]", safetensors_torch.save_file)  # pyright: ignore[reportUnknownMemberType]

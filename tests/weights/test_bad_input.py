@@ -1,0 +1,54 @@
+"""Bad arguments to the weights API get a WeightsError that says what is wrong, and change nothing."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+import fluxion.layers as fl
+from fluxion.weights import KeyMapping, Rule, WeightsError, load, save
+from tests.weights.helpers import same_state, small_model, state_snapshot
+
+
+def state() -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in small_model().state_dict().items()}
+
+
+CASES: list[tuple[str, Callable[[fl.Chain, Path], object], str]] = [
+    ("unknown device", lambda m, _: load(m, state(), device="nonsense"), "device 'nonsense' cannot be used here"),
+    ("string dtype", lambda m, _: load(m, state(), dtype="float16"), "dtype must be a floating-point torch.dtype"),
+    ("integer dtype", lambda m, _: load(m, state(), dtype=torch.int8), "dtype must be a floating-point torch.dtype"),
+    ("unknown group", lambda m, _: load(m, state(), mapping=[("^(a)", r"\g<nope>")]), "unknown group name 'nope'"),
+    ("missing group", lambda m, _: load(m, state(), mapping=[("^(a)", r"\2")]), "invalid group reference 2"),
+    ("replacement type", lambda m, _: load(m, state(), mapping=[("^a", 5)]), "replace must be a string"),
+    ("mapping type", lambda m, _: load(m, state(), mapping=5), "mapping must be a KeyMapping"),
+    ("bytes path", lambda m, p: load(m, bytes(p / "x.safetensors")), "a checkpoint is a path"),
+    ("integer keys", lambda m, _: load(m, {0: torch.zeros(1)}), "keys must be strings, got 0"),
+    ("empty prefix", lambda m, _: load(m, state(), prefix="."), "prefix '.' is not an address"),
+    ("long file name", lambda m, p: save(m, p / ("x" * 300 + ".safetensors")), "cannot save to"),
+    ("reserved metadata", lambda m, p: save(m, p / "m.st", metadata={"format": "np"}), "'format' is reserved"),
+    ("write mapping", lambda m, p: KeyMapping().write(p / "no" / "m.json"), "cannot write mapping file"),
+    ("bad regex", lambda m, _: Rule("(", "x"), "is not a valid regex"),
+]
+
+
+@pytest.mark.parametrize(("case", "call", "expected"), CASES, ids=[case[0] for case in CASES])
+def test_bad_arguments_raise_weights_errors(
+    case: str, call: Callable[[fl.Chain, Path], object], expected: str, tmp_path: Path
+) -> None:
+    model = small_model()
+    before = state_snapshot(model)
+    with pytest.raises(WeightsError) as caught:
+        call(model, tmp_path)
+    assert expected in str(caught.value), case
+    assert same_state(model, before)
+    assert not [path for path in tmp_path.iterdir() if path.suffix == ".tmp"]
+
+
+def test_lazy_modules_are_refused_until_initialised(tmp_path: Path) -> None:
+    lazy = fl.Chain(torch.nn.LazyLinear(3))
+    with pytest.raises(WeightsError, match=r"LazyLinear\.weight is not initialised yet"):
+        save(lazy, tmp_path / "lazy.safetensors")
+    with pytest.raises(WeightsError, match="not initialised yet"):
+        load(lazy, {"LazyLinear.weight": torch.zeros(3, 2), "LazyLinear.bias": torch.zeros(3)})
