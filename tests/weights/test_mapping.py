@@ -1,6 +1,7 @@
 """Key mappings: every accepted form, JSON files, tensor steps, and the errors of bad mappings."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,13 @@ def test_coerce_rejects_nonsense() -> None:
     with pytest.raises(WeightsError, match="must be a Rule or a \\(pattern, replacement\\) pair"):
         KeyMapping.coerce([("only-one",)])  # type: ignore[list-item]
     assert json.loads(json.dumps(KeyMapping(RULES).to_json()))["fluxion_mapping"] == 1
+
+
+def test_the_json_mapping_shown_in_the_guide_is_valid() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "weights.md").read_text()
+    (block,) = re.findall(r"```json\n(.*?)```", guide, re.DOTALL)
+    mapping = KeyMapping.from_json(json.loads(block))
+    (target,) = mapping.targets("attn.c_proj.weight")
+    assert target.key == "output.weight"
+    assert target.shape((8, 4)) == (4, 8)
+    assert [t.key for t in mapping.targets("attn.c_attn.bias")][1] == "projections.key.bias"
