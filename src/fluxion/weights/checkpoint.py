@@ -308,8 +308,7 @@ def _read_pickle(path: Path) -> tuple[dict[str, Entry], _Reader, dict[str, str]]
     tensors = _state_dict_in(loaded)
     if tensors is None:
         raise WeightsError(f"{origin}: expected a state dict (a dict of tensors), got {type(loaded).__name__}")
-    checkpoint = _from_tensors(origin, cast("Mapping[object, Any]", tensors))
-    return checkpoint.entries, _DictReader(tensors), {}
+    return _entries(origin, cast("Mapping[object, Any]", tensors)), _DictReader(tensors), {}
 
 
 def _torch_load_without_mmap(origin: str) -> object:
@@ -342,6 +341,11 @@ def _state_dict_in(loaded: object) -> dict[str, torch.Tensor] | None:
 
 
 def _from_tensors(name: str, tensors: Mapping[object, Any]) -> Checkpoint:
+    entries = _entries(name, tensors)
+    return Checkpoint(name, entries, {name: _DictReader(cast("Mapping[str, torch.Tensor]", tensors))}, {})
+
+
+def _entries(name: str, tensors: Mapping[object, Any]) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for key, tensor in tensors.items():
         if not isinstance(key, str):
@@ -349,7 +353,7 @@ def _from_tensors(name: str, tensors: Mapping[object, Any]) -> Checkpoint:
         if not isinstance(tensor, torch.Tensor):
             raise WeightsError(f"{name}: value of {key!r} is a {type(tensor).__name__}, not a tensor")
         entries[key] = Entry(key, tuple(tensor.shape), tensor.dtype, name)
-    return Checkpoint(name, entries, {name: _DictReader(cast("Mapping[str, torch.Tensor]", tensors))}, {})
+    return entries
 
 
 def _merge(entries: dict[str, Entry], more: dict[str, Entry]) -> None:

@@ -22,10 +22,10 @@ from typing import Any, cast
 
 import torch
 
-from fluxion.weights._torch import named_modules, parameters_of, persistent_buffers
 from fluxion.weights.errors import ConversionError
 from fluxion.weights.load import load
 from fluxion.weights.mapping import KeyMapping
+from fluxion.weights.plan import Slot, model_slots
 
 
 @dataclass(frozen=True)
@@ -77,19 +77,21 @@ def convert(
     source.eval()
     target.eval()
     try:
-        source_leaves = _execution_order("source", source, example_inputs)
-        target_leaves = _execution_order("target", target, example_inputs)
-        idle = _never_ran(target, target_leaves)
+        source_leaves = _execution_order("source", source, _weighted_leaves(source), example_inputs)
+        all_target_leaves = _weighted_leaves(target)
+        target_leaves = _execution_order("target", target, all_target_leaves, example_inputs)
+        idle = _never_ran(all_target_leaves, target_leaves)
         if idle:
             names = "\n  ".join(leaf.describe() for leaf in idle)
             raise ConversionError(
                 f"these target leaves never ran on the example inputs, so nothing pairs them:\n  {names}"
             )
         pairs, ambiguous = _pair(source_leaves, target_leaves)
-        mapping = _mapping(source, pairs)
+        source_state = source.state_dict()
+        mapping = _mapping(source_state, pairs)
         before = {key: value.clone() for key, value in target.state_dict().items()}
         try:
-            load(target, source.state_dict(), mapping=mapping)
+            load(target, source_state, mapping=mapping)
             _check_outputs(source, target, example_inputs, pairs, ambiguous, atol, rtol)
         except BaseException:
             load(target, before)
@@ -101,20 +103,26 @@ def convert(
 
 
 def _weighted_leaves(model: torch.nn.Module) -> dict[torch.nn.Module, _Leaf]:
-    leaves: dict[torch.nn.Module, _Leaf] = {}
-    for address, module in named_modules(model):
-        tensors = {**parameters_of(module), **persistent_buffers(module)}
-        own = {name: tensor for name, tensor in tensors.items() if tensor is not None}
-        if own:
-            shapes = tuple((name, tuple(tensor.shape)) for name, tensor in own.items())
-            leaves[module] = _Leaf(address, module, shapes, frozenset(id(tensor) for tensor in own.values()))
-    return leaves
+    """Every module holding tensors of its own (the same tensors ``load`` and ``save`` see)."""
+    own: dict[torch.nn.Module, list[Slot]] = {}
+    for slot in model_slots(model).values():
+        own.setdefault(slot.module, []).append(slot)
+    return {
+        module: _Leaf(
+            address=slots[0].key.removesuffix(slots[0].name).removesuffix("."),
+            module=module,
+            tensors=tuple((slot.name, tuple(slot.tensor.shape)) for slot in slots),
+            tensor_ids=frozenset(id(slot.tensor) for slot in slots),
+        )
+        for module, slots in own.items()
+    }
 
 
-def _execution_order(role: str, model: torch.nn.Module, inputs: tuple[Any, ...]) -> list[_Leaf]:
+def _execution_order(
+    role: str, model: torch.nn.Module, leaves: dict[torch.nn.Module, _Leaf], inputs: tuple[Any, ...]
+) -> list[_Leaf]:
     """The weighted leaves in the order they first run; a leaf whose tensors all belong to a leaf
     that ran before (tied weights, or one module called twice) has nothing of its own to pair."""
-    leaves = _weighted_leaves(model)
     order: list[_Leaf] = []
     seen: set[torch.nn.Module] = set()
     owned: set[int] = set()
@@ -132,10 +140,10 @@ def _execution_order(role: str, model: torch.nn.Module, inputs: tuple[Any, ...])
     return order
 
 
-def _never_ran(model: torch.nn.Module, order: list[_Leaf]) -> list[_Leaf]:
+def _never_ran(leaves: dict[torch.nn.Module, _Leaf], order: list[_Leaf]) -> list[_Leaf]:
     """Weighted leaves with tensors of their own that the example inputs never reached."""
     owned = {tensor_id for leaf in order for tensor_id in leaf.tensor_ids}
-    return [leaf for leaf in _weighted_leaves(model).values() if not leaf.tensor_ids <= owned]
+    return [leaf for leaf in leaves.values() if not leaf.tensor_ids <= owned]
 
 
 def _outputs(
@@ -187,8 +195,8 @@ def _pair(sources: list[_Leaf], targets: list[_Leaf]) -> tuple[list[tuple[_Leaf,
     return pairs, ambiguous
 
 
-def _mapping(source: torch.nn.Module, pairs: list[tuple[_Leaf, _Leaf]]) -> KeyMapping:
-    rename: dict[str, str | None] = dict.fromkeys(source.state_dict())
+def _mapping(source_state: dict[str, torch.Tensor], pairs: list[tuple[_Leaf, _Leaf]]) -> KeyMapping:
+    rename: dict[str, str | None] = dict.fromkeys(source_state)
     for source_leaf, target_leaf in pairs:
         target_names = dict(target_leaf.tensors)
         names_agree = {name for name, _ in source_leaf.tensors} == set(target_names)

@@ -132,10 +132,11 @@ def make_plan(
     """
     dtype, target_device = _checked_dtype(dtype), _checked_device(device)
     slots = model_slots(model)
-    scope = _Scope.of(model, checkpoint, mapping, prefix)
+    mapped = {key: mapping.targets(key) for key in checkpoint.entries}
+    scope = _Scope.of(model, checkpoint.name, mapped, prefix)
     in_scope = {key: slot for key, slot in slots.items() if key.startswith(scope.model_prefix)}
     problems = Problems(candidates=list(in_scope))
-    sources = _sources_by_target(checkpoint, mapping, scope, in_scope, problems)
+    sources = _sources_by_target(mapped, scope, in_scope, problems)
     _fill_from_aliases(checkpoint, mapping, scope, in_scope, sources)
 
     plan = Plan()
@@ -210,7 +211,9 @@ class _Scope:
     add: str = ""
 
     @classmethod
-    def of(cls, model: torch.nn.Module, checkpoint: Checkpoint, mapping: KeyMapping, prefix: str | None) -> _Scope:
+    def of(
+        cls, model: torch.nn.Module, checkpoint_name: str, mapped: dict[str, tuple[Target, ...]], prefix: str | None
+    ) -> _Scope:
         if prefix is None:
             return cls()
         head = prefix.strip(".") + "."
@@ -221,11 +224,10 @@ class _Scope:
             model_has = True
         except AttributeError:
             model_has = False
-        keys = (target.key for key in checkpoint.entries for target in mapping.targets(key))
-        checkpoint_has = any(key.startswith(head) for key in keys)
+        checkpoint_has = any(target.key.startswith(head) for targets in mapped.values() for target in targets)
         if not (model_has or checkpoint_has):
             raise WeightsError(
-                f"prefix {head[:-1]!r} is neither an address in the model nor a key prefix in {checkpoint.name}"
+                f"prefix {head[:-1]!r} is neither an address in the model nor a key prefix in {checkpoint_name}"
             )
         return cls(
             model_prefix=head if model_has else "",
@@ -242,16 +244,15 @@ class _Scope:
 
 
 def _sources_by_target(
-    checkpoint: Checkpoint,
-    mapping: KeyMapping,
+    mapped: dict[str, tuple[Target, ...]],
     scope: _Scope,
     slots: dict[str, Slot],
     problems: Problems,
 ) -> dict[str, tuple[str, Target]]:
     """For each model key, the checkpoint key that feeds it; unknown and doubled keys become problems."""
     sources: dict[str, tuple[str, Target]] = {}
-    for key in checkpoint.entries:
-        for target in mapping.targets(key):
+    for key, targets in mapped.items():
+        for target in targets:
             address = scope.model_key(target.key)
             if address is None:
                 continue
