@@ -5,7 +5,7 @@ from collections import Counter
 import torch
 
 import fluxion.layers as fl
-from fluxion.layers.naming import base_of
+from fluxion.layers.naming import base_of, class_name
 
 
 def tree_nodes(root: fl.Chain) -> list[tuple[str, torch.nn.Module, fl.Chain | None]]:
@@ -30,7 +30,7 @@ def expected_names(chain: fl.Chain) -> list[str]:
     groups: dict[str, list[int]] = {}
     for position, (name, child) in enumerate(zip(current, children, strict=True)):
         if name not in explicit:
-            groups.setdefault(type(child).__name__, []).append(position)
+            groups.setdefault(class_name(child), []).append(position)
     names = list(current)
     for base, positions in groups.items():
         blocked = {name for name in explicit if name == base or base_of(name) == base}

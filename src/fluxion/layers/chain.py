@@ -24,7 +24,7 @@ import torch
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
 from fluxion.layers.module import Module, clone_shell, parent_of, set_parent, shallow_copy
-from fluxion.layers.naming import auto_names, base_of, ranks_of
+from fluxion.layers.naming import auto_names, base_of, class_name, ranks_of
 from fluxion.layers.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
@@ -380,7 +380,7 @@ class Chain(Module):
         parent, key = self._locate(old)
         explicit = key in parent._explicit
         name = key if name is None and explicit else name
-        same_name = name == key if explicit else name is None and type(new).__name__ == type(parent[key]).__name__
+        same_name = name == key if explicit else name is None and class_name(new) == class_name(parent[key])
         if same_name:
             parent._swap(key, new)
         else:
@@ -607,9 +607,9 @@ class Chain(Module):
         gone_explicit = {key for key in removed_keys if key in explicit}
         explicit_after = (explicit - gone_explicit) | new_explicit
         removed_auto = Counter(
-            type(m).__name__ for key, m in zip(removed_keys, removed, strict=True) if key not in explicit
+            class_name(m) for key, m in zip(removed_keys, removed, strict=True) if key not in explicit
         )
-        added_auto = Counter(type(m).__name__ for name, m in entries if name is None)
+        added_auto = Counter(class_name(m) for name, m in entries if name is None)
         sizes = self._group_sizes
         touched = set(removed_auto) | set(added_auto)
         for name in gone_explicit | new_explicit:
@@ -629,7 +629,7 @@ class Chain(Module):
                     [
                         key
                         for key, m in zip(removed_keys, removed, strict=True)
-                        if key not in explicit and type(m).__name__ == base
+                        if key not in explicit and class_name(m) == base
                     ]
                 )
             else:
@@ -641,7 +641,7 @@ class Chain(Module):
                     renames.update(zip(old[rank + n_removed :], new[rank + n_added :], strict=True))
                 fresh = iter(new[rank : rank + n_added])
             for position, (name, module) in enumerate(entries):
-                if name is None and type(module).__name__ == base:
+                if name is None and class_name(module) == base:
                     added_names[position] = next(fresh)
             if new:
                 sizes[base] = len(new)

@@ -12,6 +12,29 @@ explicit one.
 from collections.abc import Iterable
 from functools import lru_cache
 
+import torch
+
+STAND_IN = "_fluxion_named_as"
+"""Key in a module's ``__dict__`` holding the class name it is auto-named under instead of its own.
+
+An injected adapter sets it to its target's class name: it takes the target's place and name, and
+surgery on its siblings keeps treating it as a member of the target's name group.
+"""
+
+
+def class_name(module: torch.nn.Module) -> str:
+    """The class name automatic naming uses for ``module``: its own, or the one it stands in for.
+
+    >>> import fluxion.layers as fl
+    >>> relu = fl.ReLU()
+    >>> class_name(relu)
+    'ReLU'
+    >>> relu.__dict__[STAND_IN] = "GeLU"
+    >>> class_name(relu)
+    'GeLU'
+    """
+    return module.__dict__.get(STAND_IN) or type(module).__name__
+
 
 def auto_names(base: str, count: int, explicit: Iterable[str]) -> tuple[str, ...]:
     """The ``count`` automatic names of class ``base``, in child order, avoiding ``explicit``.

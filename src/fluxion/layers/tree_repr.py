@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from fluxion.layers.naming import class_name
+
 FAILED_MARK = "  ◀── failed here"
 
 
@@ -54,7 +56,9 @@ def _render(module: torch.nn.Module, name: str, mark: torch.nn.Module | None, de
     explicit: set[str] = getattr(module, "_explicit", set())
     groups: list[tuple[list[str], int]] = []
     for child_name, child in children:
-        lines = _render(child, child_name if child_name in explicit else "", mark, None if depth is None else depth - 1)
+        # Automatic names follow from the class and are left out, except for a stand-in's.
+        shown = child_name in explicit or class_name(child) != type(child).__name__
+        lines = _render(child, child_name if shown else "", mark, None if depth is None else depth - 1)
         if groups and groups[-1][0] == lines:
             groups[-1] = (lines, groups[-1][1] + 1)
         else:

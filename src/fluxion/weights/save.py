@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -30,12 +30,12 @@ from fluxion.weights.plan import ALIASES_METADATA, model_slots
 
 
 def save(
-    model: torch.nn.Module,
+    model: torch.nn.Module | Mapping[str, torch.Tensor],
     path: str | os.PathLike[str],
     *,
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write ``model``'s parameters and persistent buffers to ``path`` as safetensors.
+    """Write ``model``'s parameters and persistent buffers (or a dict of tensors) to ``path`` as safetensors.
 
     Tied tensors are stored once; the keys left out are recorded in the metadata
     (``fluxion.aliases``) so that ``load`` restores them even into a model where they are not tied.
@@ -49,7 +49,11 @@ def save(
     ...
     fluxion.weights.errors.WeightsError: cannot save 'Linear.weight': it is on the meta device (it has no data)
     """
-    tensors, aliases = _tensors_to_save(model)
+    if isinstance(model, torch.nn.Module):
+        named = [(key, slot.tensor) for key, slot in model_slots(model).items()]
+    else:
+        named = _checked_tensors(model)
+    tensors, aliases = _tensors_to_save(named)
     header = {"format": "pt", "fluxion.version": fluxion.__version__}
     if aliases:
         header[ALIASES_METADATA] = json.dumps(aliases)
@@ -62,12 +66,22 @@ def save(
     _write_atomically(tensors, header, Path(path))
 
 
-def _tensors_to_save(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _checked_tensors(tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    given = cast(Mapping[object, object], tensors)
+    if not isinstance(given, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise WeightsError(f"save writes a module or a dict of tensors; got {type(given).__name__}")
+    for key, value in given.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise WeightsError(f"a dict to save must map strings to tensors; {key!r}: {type(value).__name__} does not")
+    return list(tensors.items())
+
+
+def _tensors_to_save(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     kept_by_storage: dict[tuple[object, ...], str] = {}
-    for key, slot in model_slots(model).items():
-        tensor = slot.tensor.detach()
+    for key, tensor in named:
+        tensor = tensor.detach()
         if tensor.is_meta:
             raise WeightsError(f"cannot save {key!r}: it is on the meta device (it has no data)")
         identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape, tensor.stride())

@@ -1,0 +1,189 @@
+"""``Adapter``: a Chain that takes the place of a node in a tree and wraps it, reversibly.
+
+While injected, the adapter stands where its target stood, under the target's name, and holds
+the target as its child ``target``. Ejecting puts the target back: the tree, its addresses, its
+``state_dict`` and its outputs are exactly as before. Adapters stack (on the same target, on a
+target inside another adapter, on Chains and on leaves) and eject in any order.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> model = fl.Chain(fl.Linear(2, 2), fl.ReLU())
+>>> adapter = Adapter(model.Linear, fl.Lambda(torch.neg)).inject()
+>>> model.Linear is adapter, adapter.target.address
+(True, 'Linear.target')
+>>> adapter.eject()
+>>> model.Linear is adapter.target
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self, cast
+
+import torch
+
+from fluxion.adapters.errors import AdapterError
+from fluxion.layers import Chain, TreeError, address_of, parent_of
+from fluxion.layers.naming import STAND_IN, class_name
+
+SLOT = "target"
+"""The name of the child an injected adapter holds its target under."""
+
+_DETACHED_TARGET = "_fluxion_target"  # __dict__ key: the target while the adapter is not injected
+
+
+class Adapter(Chain):
+    """A Chain that wraps ``target``: once injected, it runs in the target's place.
+
+    The target becomes the child ``target`` at position ``target_position`` (0: first), before
+    ``children``; by default the adapter runs its children in sequence like any Chain, so
+    ``Adapter(layer, post)`` computes ``post(layer(x))``. Subclasses override ``forward`` for other
+    data flows (LoRA adds a low-rank branch to the target's output).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2))
+    >>> doubled = Adapter(model.Linear, fl.Lambda(lambda x: 2 * x)).inject()
+    >>> x = torch.ones(1, 2)
+    >>> torch.allclose(model(x), 2 * doubled.target(x))
+    True
+    """
+
+    _tag = "ADAPTER"
+    target_position: ClassVar[int] = 0
+
+    def __init__(self, target: torch.nn.Module, *children: torch.nn.Module, **named: torch.nn.Module) -> None:
+        given = cast(object, target)
+        if not isinstance(given, torch.nn.Module):
+            raise AdapterError(f"{type(self).__name__}: the target must be a torch module, got {type(given).__name__}")
+        if SLOT in named:
+            raise AdapterError(f"{type(self).__name__}: the child name {SLOT!r} is reserved for the adapter's target")
+        super().__init__(*children, **named)
+        if not 0 <= self.target_position <= len(self):
+            raise AdapterError(
+                f"{type(self).__name__}: target_position {self.target_position} is outside 0..{len(self)}"
+            )
+        self.__dict__[_DETACHED_TARGET] = target
+
+    @property
+    def target(self) -> torch.nn.Module:
+        """The node this adapter wraps: its child ``target`` while injected.
+
+        >>> import fluxion.layers as fl
+        >>> linear = fl.Linear(2, 2)
+        >>> Adapter(linear).target is linear
+        True
+        """
+        wrapped = self._modules.get(SLOT)
+        return self.__dict__[_DETACHED_TARGET] if wrapped is None else wrapped
+
+    @property
+    def injected(self) -> bool:
+        """Whether the adapter currently wraps its target.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> adapter = Adapter(model.ReLU)
+        >>> adapter.injected, adapter.inject().injected
+        (False, True)
+        """
+        return SLOT in self._modules
+
+    def inject(self, parent: Chain | None = None) -> Self:
+        """Put this adapter where its target is, and the target inside it; returns the adapter.
+
+        ``parent``, when given, must be the Chain holding the target (a check, for code that
+        knows where the target should be). A target without a parent (a root) is wrapped where
+        it stands: the adapter becomes the root.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(block=fl.Chain(fl.ReLU()))
+        >>> adapter = Adapter(model.block).inject(parent=model)
+        >>> model.block is adapter, [name for name, _ in model.named_modules()]
+        (True, ['', 'block', 'block.target', 'block.target.ReLU'])
+        """
+        if self.injected:
+            raise AdapterError(f"{self._describe()} is already injected; eject it before injecting it again")
+        target: torch.nn.Module = self.__dict__[_DETACHED_TARGET]
+        if parent_of(self) is not None:
+            raise AdapterError(
+                f"{self._describe()} already sits in a tree (at {self.address!r}) without wrapping its target; "
+                "remove it from there first"
+            )
+        holder = parent_of(target)
+        if parent is not None and holder is not parent:
+            where = f"at {address_of(target)!r} in another Chain" if holder is not None else "in no Chain"
+            raise AdapterError(f"{self._describe()}: the target is not a child of the given parent; it is {where}")
+        node: torch.nn.Module | None = target
+        while node is not None:
+            if node is self:
+                raise AdapterError(f"{self._describe()}: an adapter cannot wrap itself or a node inside itself")
+            node = parent_of(node)
+        self.__dict__[STAND_IN] = class_name(target)
+        try:
+            if holder is not None:
+                holder.replace(target, self)
+            self._splice(self.target_position, 0, [(SLOT, target)])
+        except TreeError as error:  # only a tree broken by hand gets here; leave it as it was
+            self._restore(holder, target)
+            raise AdapterError(f"{self._describe()}: cannot inject: {error}") from error
+        self.__dict__[_DETACHED_TARGET] = None
+        return self
+
+    def eject(self) -> None:
+        """Put the node this adapter wraps back in its place; the adapter leaves the tree.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2))
+        >>> linear = model.Linear
+        >>> adapter = Adapter(linear).inject()
+        >>> adapter.eject()
+        >>> model.Linear is linear, adapter.parent is None, adapter.injected
+        (True, True, False)
+        """
+        if not self.injected:
+            raise AdapterError(f"{self._describe()} is not injected; there is nothing to eject")
+        holder = self.parent
+        wrapped = self.target
+        self._splice(list(self._modules).index(SLOT), 1, [])
+        if holder is not None:
+            holder.replace(self, wrapped)
+        self.__dict__.pop(STAND_IN, None)
+        self.__dict__[_DETACHED_TARGET] = wrapped
+
+    def forward(self, *args: Any) -> Any:
+        """Run the children in sequence, the target among them (see the class docstring).
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Lambda(torch.exp))
+        >>> _ = Adapter(model.Lambda, fl.Lambda(torch.log)).inject()
+        >>> model(torch.tensor(0.5))
+        tensor(0.5000)
+        """
+        self._require_injected()
+        return self._call_children(args)
+
+    def extra_repr(self) -> str:
+        return "" if self.injected else f"target={type(self.target).__name__}, not injected"
+
+    def _require_injected(self) -> None:
+        if SLOT not in self._modules:
+            raise AdapterError(f"{self._describe()} is not injected, so it has no target to run")
+
+    def _describe(self) -> str:
+        address = f" at {self.address!r}" if self.parent is not None else ""
+        return f"{type(self).__name__} on {type(self.target).__name__}{address}"
+
+    def _restore(self, holder: Chain | None, target: torch.nn.Module) -> None:
+        if SLOT in self._modules:
+            self._splice(list(self._modules).index(SLOT), 1, [])
+        if holder is not None and parent_of(self) is holder:
+            holder.replace(self, target)
+        self.__dict__.pop(STAND_IN, None)
+
+    def _check_name(self, name: str, kept_explicit: set[str]) -> None:
+        # ``target`` is both the property and the slot's name: the slot is allowed to shadow it.
+        if name == SLOT and SLOT not in kept_explicit:
+            return
+        super()._check_name(name, kept_explicit)

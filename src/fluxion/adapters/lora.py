@@ -1,0 +1,431 @@
+"""LoRA over a whole model: inject, eject, merge, rescale, train, save and load.
+
+Every function acts on the LoRAs of one ``name`` (LoRAs injected together share one), or on all of
+them when ``name`` is None. Saved LoRA files hold only the adapters' tensors, keyed by the address
+of the layer each adapts (``blocks.0.attn.query.down.weight``, ``...up.weight``, ``...scale``).
+
+This module uses ``fluxion.weights`` (a floor-2 neighbour) to write and read those files: the
+safetensors reading, key mapping, all-or-nothing loading and atomic saving are the same as for
+whole models, and writing them again here would make two behaviours to keep in step.
+
+>>> import pathlib, tempfile, torch
+>>> import fluxion.layers as fl
+>>> from fluxion.adapters import lora
+>>> def build() -> fl.Chain:
+...     torch.manual_seed(0)
+...     return fl.Chain(attn=fl.Chain(query=fl.Linear(8, 8), value=fl.Linear(8, 8)), out=fl.Linear(8, 2))
+>>> model = build()
+>>> injected = lora.inject(model, rank=2, targets="attn.*")
+>>> [adapter.address for adapter in injected]
+['attn.query', 'attn.value']
+>>> optimizer = torch.optim.SGD(lora.trainable_parameters(model), lr=0.1)
+>>> model(torch.randn(4, 8)).sum().backward()
+>>> optimizer.step()
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "adapter.safetensors"
+>>> lora.save(model, path)
+>>> fresh = build()
+>>> _ = lora.load(fresh, path)
+>>> x = torch.randn(3, 8)
+>>> torch.allclose(fresh(x), model(x))
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import cast
+
+import torch
+from torch import Tensor
+
+from fluxion.adapters.adapter import SLOT, Adapter
+from fluxion.adapters.errors import AdapterError
+from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora
+from fluxion.adapters.targets import Targets, base_address, base_nodes, nearby, select
+from fluxion.layers import parent_of
+from fluxion.weights import WeightsError, open_checkpoint
+from fluxion.weights import load as load_weights
+from fluxion.weights import save as save_weights
+from fluxion.weights.checkpoint import Source
+from fluxion.weights.mapping import KeyMapping, MappingLike
+
+PARTS = ("down.weight", "up.weight", "scale")
+"""The tensors of one LoRA in a saved file, each under ``{address}.{part}``."""
+
+
+def inject(
+    model: torch.nn.Module,
+    *,
+    rank: int,
+    targets: Targets = (torch.nn.Linear, torch.nn.Conv2d),
+    scale: float | None = None,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+    init: Init = "kaiming",
+    name: str = "lora",
+) -> list[Lora]:
+    """Wrap every Linear and Conv2d that ``targets`` selects in a LoRA named ``name``; return them.
+
+    ``targets`` is a layer type or tuple of types, an address glob (``"*.attn.*"``: ``*`` matches
+    across dots) or a list of globs, or a predicate on modules; a selected Chain stands for every
+    Linear and ungrouped Conv2d inside it. The default selects every one in the model. A selection
+    that matches nothing, or a layer that already has a LoRA of this name, raises an
+    ``AdapterError`` and injects nothing.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Conv2d(3, 8, kernel_size=3), fl.ReLU(), fl.Flatten(), fl.Linear(8, 2))
+    >>> [type(adapter).__name__ for adapter in inject(model, rank=4)]
+    ['Conv2dLora', 'LinearLora']
+    """
+    chosen = select(model, targets, _adaptable, what="LoRA")
+    for address, node in chosen:
+        if any(adapter.name == name for adapter in _loras_on(node)):
+            raise AdapterError(
+                f"{address or 'the root'} already has a LoRA named {name!r}; "
+                "eject it first, or inject under another name"
+            )
+    created = [
+        _lora_for(node, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
+        for _, node in chosen
+    ]
+    injected: list[Lora] = []
+    try:
+        for adapter in created:
+            injected.append(adapter.inject())
+    except BaseException:
+        for adapter in reversed(injected):
+            adapter.eject()
+        raise
+    return injected
+
+
+def adapters(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
+    """The LoRAs in ``model`` (those named ``name``, or all), in tree order.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2))
+    >>> _ = inject(model, rank=1, name="style")
+    >>> [(adapter.name, adapter.address) for adapter in adapters(model)]
+    [('style', 'Linear')]
+    """
+    return [module for module in model.modules() if isinstance(module, Lora) and name in (None, module.name)]
+
+
+def eject(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
+    """Remove the LoRAs (named ``name``, or all) and put their layers back; returns the LoRAs.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2))
+    >>> keys = list(model.state_dict())
+    >>> _ = inject(model, rank=1)
+    >>> _ = eject(model)
+    >>> list(model.state_dict()) == keys
+    True
+    """
+    found = _required(model, name)
+    for adapter in reversed(found):
+        adapter.eject()
+    return found
+
+
+def merge(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
+    """Fold the LoRAs' updates into their layers' weights and remove the LoRAs; outputs stay the same.
+
+    The updates are summed in float64 and rounded once into each weight. A LoRA whose layer's
+    weight is shared with another part of the model (tied) is refused, since merging would change
+    that part too; so is one separated from its layer by another kind of adapter.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(4, 4))
+    >>> _ = inject(model, rank=2, init=lambda down, up: up.normal_())
+    >>> x = torch.randn(2, 4)
+    >>> adapted = model(x)
+    >>> _ = merge(model)
+    >>> type(model.Linear).__name__, torch.allclose(model(x), adapted, atol=1e-5)
+    ('Linear', True)
+    """
+    found = _required(model, name)
+    owners = _parameter_owners(model)
+    updates: dict[int, tuple[Tensor, Tensor]] = {}
+    for adapter in found:
+        weight = _mergeable_weight(adapter, owners)
+        delta = adapter.delta_weight()
+        if id(weight) in updates:
+            delta = delta + updates[id(weight)][1]
+        updates[id(weight)] = (weight, delta)
+    with torch.no_grad():
+        for weight, delta in updates.values():
+            weight.copy_((weight.double() + delta).to(weight.dtype))
+    for adapter in reversed(found):
+        adapter.eject()
+    return found
+
+
+def set_scale(model: torch.nn.Module, scale: float, name: str | None = None) -> None:
+    """Set the scale of every LoRA (named ``name``, or all): 0 turns them off, 1 is full strength.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2))
+    >>> _ = inject(model, rank=1)
+    >>> set_scale(model, 0.25)
+    >>> model.Linear.scale.item()
+    0.25
+    """
+    for adapter in _required(model, name):
+        adapter.set_scale(scale)
+
+
+def trainable_parameters(model: torch.nn.Module, name: str | None = None) -> list[torch.nn.Parameter]:
+    """Freeze every parameter of ``model`` except the LoRAs' (named ``name``, or all); return theirs.
+
+    One line sets up fine-tuning: ``optimizer = AdamW(lora.trainable_parameters(model))``.
+    ``model.requires_grad_(True)`` undoes the freezing.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(4, 4))
+    >>> _ = inject(model, rank=2)
+    >>> [p.shape for p in trainable_parameters(model)], model.Linear.target.weight.requires_grad
+    ([torch.Size([2, 4]), torch.Size([4, 2])], False)
+    """
+    found = _required(model, name)
+    model.requires_grad_(False)
+    trainable: dict[int, torch.nn.Parameter] = {}
+    for adapter in found:
+        for layer in (adapter.down, adapter.up):
+            for parameter in layer.parameters():
+                parameter.requires_grad_(True)
+                trainable.setdefault(id(parameter), parameter)
+    return list(trainable.values())
+
+
+def state_dict(model: torch.nn.Module, name: str | None = None) -> dict[str, Tensor]:
+    """The LoRAs' tensors (named ``name``, or all), keyed by the address of the layer each adapts.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(head=fl.Linear(4, 2))
+    >>> _ = inject(model, rank=1)
+    >>> sorted(state_dict(model))
+    ['head.down.weight', 'head.scale', 'head.up.weight']
+    """
+    tensors: dict[str, Tensor] = {}
+    owners: dict[str, Lora] = {}
+    for adapter in _required(model, name):
+        address = base_address(adapter) or ""
+        other = owners.setdefault(address, adapter)
+        if other is not adapter:
+            raise AdapterError(
+                f"{address or 'the root'} has two LoRAs ({other.name!r} and {adapter.name!r}); "
+                "their tensors would share keys: pass name= to take one set"
+            )
+        prefix = f"{address}." if address else ""
+        own = {"down.weight": adapter.down_weight, "up.weight": adapter.up_weight, "scale": adapter.scale}
+        tensors.update({prefix + part: tensor.detach() for part, tensor in own.items()})
+    return tensors
+
+
+def save(
+    model: torch.nn.Module,
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Write ``state_dict(model, name)`` to a safetensors file (atomically; see ``fluxion.weights.save``).
+
+    >>> import pathlib, tempfile
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(4, 2))
+    >>> _ = inject(model, rank=1)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lora.safetensors"
+    >>> save(model, path)
+    >>> path.stat().st_size > 0
+    True
+    """
+    try:
+        save_weights(state_dict(model, name), path, metadata=metadata)
+    except WeightsError as error:
+        raise AdapterError(f"cannot save the LoRA weights: {error}") from error
+
+
+def load(
+    model: torch.nn.Module,
+    source: Source,
+    *,
+    name: str = "lora",
+    mapping: MappingLike | None = None,
+    scale: float | None = None,
+) -> list[Lora]:
+    """Load a LoRA file (or dict) into ``model``: LoRAs named ``name`` are injected where missing.
+
+    ``source`` is anything ``fluxion.weights.load`` reads; ``mapping`` turns foreign key layouts
+    into ``{address}.down.weight`` / ``up.weight`` / ``scale``. Files without a ``scale`` entry
+    (PEFT keeps alpha in a config file) need ``scale=`` (alpha / rank). The rank comes from the
+    tensors' shapes. Every address must exist in the model and every shape must fit, or an
+    ``AdapterError`` says what is wrong and the model is left exactly as it was.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(4, 2))
+    >>> tensors = {"Linear.down.weight": torch.ones(3, 4), "Linear.up.weight": torch.ones(2, 3)}
+    >>> [adapter.rank for adapter in load(model, tensors, scale=0.5)]
+    [3]
+    >>> load(model, {"Lineer.down.weight": torch.ones(3, 4)})
+    Traceback (most recent call last):
+    ...
+    fluxion.adapters.errors.AdapterError: state dict: no layer at 'Lineer' in the model (nearby: Linear)
+    """
+    tensors, origin = _read(source, mapping)
+    groups = _group_by_address(tensors, origin)
+    nodes = dict(base_nodes(model))
+    unknown = [address for address in groups if address not in nodes]
+    if unknown:
+        known = [address for address in nodes if address]
+        raise AdapterError(
+            f"{origin}: "
+            + "; ".join(f"no layer at {a!r} in the model (nearby: {', '.join(nearby(a, known, 3))})" for a in unknown)
+        )
+    existing: dict[str, Lora] = {}
+    created: list[Lora] = []
+    for address, parts in groups.items():
+        missing = [part for part in ("down.weight", "up.weight") if part not in parts]
+        if missing:
+            raise AdapterError(f"{origin}: the LoRA at {address!r} has no {' and no '.join(missing)}")
+        if "scale" not in parts and scale is None:
+            raise AdapterError(
+                f"{origin}: the LoRA at {address!r} has no scale in the file; pass scale= (alpha / rank)"
+            )
+        node = nodes[address]
+        present = next((adapter for adapter in _loras_on(node) if adapter.name == name), None)
+        if present is not None:
+            existing[address] = present
+        elif not _adaptable(node):
+            raise AdapterError(
+                f"{origin}: {address!r} is a {type(node).__name__}; LoRA adapts Linear and Conv2d layers"
+            )
+        else:
+            rank = parts["down.weight"].shape[0] if parts["down.weight"].dim() else 0
+            created.append(_lora_for(node, rank=rank, scale=scale, name=name))
+    injected: list[Lora] = []
+    try:
+        for adapter in created:
+            injected.append(adapter.inject())
+        adapters_at = {**existing, **{base_address(adapter) or "": adapter for adapter in injected}}
+        keyed = {
+            f"{adapters_at[address].address}.{part}".lstrip("."): tensor
+            for address, parts in groups.items()
+            for part, tensor in parts.items()
+        }
+        load_weights(model, keyed, strict=False)
+    except BaseException as error:
+        for adapter in reversed(injected):
+            adapter.eject()
+        if isinstance(error, WeightsError):
+            raise AdapterError(f"{origin}: the LoRA weights do not fit the model: {error}") from error
+        raise
+    return [adapters_at[address] for address in groups]
+
+
+def _adaptable(module: torch.nn.Module) -> bool:
+    if isinstance(module, torch.nn.Linear):
+        return True
+    return isinstance(module, torch.nn.Conv2d) and module.groups == 1
+
+
+def _lora_for(
+    node: torch.nn.Module,
+    *,
+    rank: int,
+    scale: float | None,
+    name: str,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+    init: Init = "kaiming",
+) -> Lora:
+    kind = LinearLora if isinstance(node, torch.nn.Linear) else Conv2dLora
+    return kind(node, rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
+
+
+def _loras_on(node: torch.nn.Module) -> list[Lora]:
+    """The LoRAs stacked around ``node``: the adapters whose slot holds it, directly or through others."""
+    found: list[Lora] = []
+    parent = parent_of(node)
+    while isinstance(parent, Adapter) and parent.name_of(node) == SLOT:
+        if isinstance(parent, Lora):
+            found.append(parent)
+        node, parent = parent, parent_of(parent)
+    return found
+
+
+def _required(model: torch.nn.Module, name: str | None) -> list[Lora]:
+    found = adapters(model, name)
+    if not found:
+        names = sorted({adapter.name for adapter in adapters(model)})
+        which = "no LoRA" if name is None else f"no LoRA named {name!r}"
+        present = f" (LoRA names present: {', '.join(names)})" if names else ""
+        raise AdapterError(f"the model has {which}{present}")
+    return found
+
+
+def _parameter_owners(model: torch.nn.Module) -> dict[int, list[str]]:
+    owners: dict[int, list[str]] = {}
+    for key, parameter in model.named_parameters(remove_duplicate=False):
+        owners.setdefault(id(parameter), []).append(key)
+    return owners
+
+
+def _mergeable_weight(adapter: Lora, owners: dict[int, list[str]]) -> Tensor:
+    node = adapter.target
+    while isinstance(node, Lora):
+        node = node.target
+    if not _adaptable(node):
+        raise AdapterError(
+            f"cannot merge the LoRA at {adapter.address!r}: it wraps a {type(node).__name__}, "
+            "so its update is not a change of one layer's weight"
+        )
+    weight = cast(Tensor, node.weight)
+    if any(tensor.is_meta for tensor in (weight, adapter.down_weight, adapter.up_weight, adapter.scale)):
+        raise AdapterError(f"cannot merge the LoRA at {adapter.address!r}: it or its layer is on the meta device")
+    keys = owners.get(id(weight), [])
+    if len(keys) > 1:
+        raise AdapterError(
+            f"cannot merge the LoRA at {adapter.address!r}: its layer's weight is tied to {', '.join(keys[1:])}; "
+            "merging would change those too"
+        )
+    return weight
+
+
+def _read(source: Source, mapping: MappingLike | None) -> tuple[dict[str, Tensor], str]:
+    key_mapping = KeyMapping.coerce(mapping)
+    try:
+        with open_checkpoint(source) as checkpoint:
+            tensors = {
+                target.key: target.apply(checkpoint.tensor(key))
+                for key in checkpoint.entries
+                for target in key_mapping.targets(key)
+            }
+            return tensors, checkpoint.name
+    except WeightsError as error:
+        raise AdapterError(f"cannot read the LoRA weights: {error}") from error
+
+
+def _group_by_address(tensors: dict[str, Tensor], origin: str) -> dict[str, dict[str, Tensor]]:
+    groups: dict[str, dict[str, Tensor]] = {}
+    strangers: list[str] = []
+    for key, tensor in tensors.items():
+        part = next((part for part in PARTS if key == part or key.endswith(f".{part}")), None)
+        if part is None:
+            strangers.append(key)
+            continue
+        groups.setdefault(key[: -len(part)].rstrip("."), {})[part] = tensor
+    if strangers:
+        shown = ", ".join(strangers[:5]) + (f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
+        raise AdapterError(
+            f"{origin}: keys that are not LoRA tensors ({{address}}.down.weight, .up.weight or .scale): {shown}; "
+            "a mapping= can rename a foreign layout"
+        )
+    if not groups:
+        raise AdapterError(f"{origin}: no LoRA tensors in it")
+    return groups

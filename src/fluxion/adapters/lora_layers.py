@@ -1,0 +1,300 @@
+"""LoRA adapters: a trainable low-rank update added to a frozen Linear or Conv2d.
+
+A LoRA computes ``target(x) + scale * up(down(dropout(x)))``, where ``down`` maps the target's
+input to ``rank`` features and ``up`` maps them to the target's output. ``up`` starts at zero, so
+a fresh LoRA changes nothing until it is trained. ``scale`` is a buffer: it is saved with the
+LoRA's weights and can change at any time without recompiling a compiled model.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> model = fl.Chain(fl.Linear(8, 8), fl.ReLU())
+>>> x = torch.randn(2, 8)
+>>> before = model(x)
+>>> lora = LinearLora(model.Linear, rank=2).inject()
+>>> torch.equal(model(x), before), lora.rank
+(True, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal, TypeAlias, TypeVar, cast
+
+import torch
+from torch import Tensor
+
+import fluxion.layers as fl
+from fluxion.adapters.adapter import SLOT, Adapter
+from fluxion.adapters.errors import AdapterError
+
+L = TypeVar("L", bound=torch.nn.Module)
+
+Init: TypeAlias = Literal["kaiming", "gaussian"] | Callable[[Tensor, Tensor], None]
+"""How a LoRA's weights start: ``"kaiming"`` (``down`` as torch initialises a Linear, ``up`` zero),
+``"gaussian"`` (``down`` from N(0, 1/rank²), ``up`` zero) or a function that fills
+``(down.weight, up.weight)`` in place."""
+
+
+class Lora(Adapter):
+    """The LoRA computation shared by :class:`LinearLora` and :class:`Conv2dLora`.
+
+    ``name`` tells LoRAs on the same model apart (``fluxion.adapters.lora`` functions act on one
+    name or on all). ``scale`` multiplies the update; give it directly or as ``alpha`` (then
+    ``scale = alpha / rank``, as in the LoRA paper); the default is 1.
+
+    >>> import fluxion.layers as fl
+    >>> lora = LinearLora(fl.Linear(4, 4), rank=2, alpha=8.0, name="style")
+    >>> lora.scale.item(), lora.name
+    (4.0, 'style')
+    """
+
+    _tag = "LORA"
+    scale: Tensor
+    name: str
+    down: torch.nn.Module
+    up: torch.nn.Module
+
+    def __init__(
+        self,
+        target: torch.nn.Module,
+        down: torch.nn.Module,
+        up: torch.nn.Module,
+        *,
+        rank: int,
+        scale: float | None,
+        alpha: float | None,
+        dropout: float,
+        init: Init,
+        name: str,
+    ) -> None:
+        super().__init__(target, down=down, dropout=fl.Dropout(dropout), up=up)
+        self.name = name
+        base = _weight_of(self.base)
+        self.register_buffer("scale", torch.tensor(_scale(rank, scale, alpha), dtype=base.dtype, device=base.device))
+        _initialise(self.down_weight, self.up_weight, rank, init)
+
+    @property
+    def base(self) -> torch.nn.Module:
+        """The layer whose weight this LoRA updates: the target, looking through LoRAs stacked on it.
+
+        >>> import fluxion.layers as fl
+        >>> linear = fl.Linear(4, 4)
+        >>> outer = LinearLora(LinearLora(linear, rank=1), rank=1)
+        >>> outer.base is linear
+        True
+        """
+        node = self.target
+        while isinstance(node, Lora):
+            node = node.target
+        return node
+
+    @property
+    def rank(self) -> int:
+        """The width of the low-rank bottleneck.
+
+        >>> import fluxion.layers as fl
+        >>> LinearLora(fl.Linear(8, 4), rank=3).rank
+        3
+        """
+        return self.down_weight.shape[0]
+
+    @property
+    def down_weight(self) -> Tensor:
+        """The weight of ``down`` (``rank`` rows).
+
+        >>> import fluxion.layers as fl
+        >>> LinearLora(fl.Linear(8, 4), rank=3).down_weight.shape
+        torch.Size([3, 8])
+        """
+        return _weight_of(self.down)
+
+    @property
+    def up_weight(self) -> Tensor:
+        """The weight of ``up`` (``rank`` columns); zero in a fresh LoRA.
+
+        >>> import fluxion.layers as fl
+        >>> LinearLora(fl.Linear(8, 4), rank=3).up_weight.abs().sum().item()
+        0.0
+        """
+        return _weight_of(self.up)
+
+    def delta_weight(self) -> Tensor:
+        """The update this LoRA adds to the base layer's weight, ``scale * up ∘ down``, in float64.
+
+        ``up`` is a plain matrix (a Linear, or a 1×1 convolution), so composing it with ``down``
+        multiplies it into ``down``'s output dimension and keeps ``down``'s other dimensions.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> lora = LinearLora(fl.Linear(8, 4), rank=2)
+        >>> lora.delta_weight().shape, lora.delta_weight().abs().sum().item()
+        (torch.Size([4, 8]), 0.0)
+        >>> Conv2dLora(fl.Conv2d(3, 8, kernel_size=3), rank=2).delta_weight().shape
+        torch.Size([8, 3, 3, 3])
+        """
+        down = self.down_weight.double()
+        up = self.up_weight.double().flatten(1)
+        return self.scale.double() * (up @ down.flatten(1)).view(up.shape[0], *down.shape[1:])
+
+    def set_scale(self, scale: float) -> None:
+        """Change the multiplier of the update (in place: a compiled model does not recompile).
+
+        >>> import fluxion.layers as fl
+        >>> lora = LinearLora(fl.Linear(2, 2), rank=1)
+        >>> lora.set_scale(0.5)
+        >>> lora.scale.item()
+        0.5
+        """
+        with torch.no_grad():
+            self.scale.fill_(scale)
+
+    def forward(self, x: Tensor) -> Tensor:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """``target(x) + scale * up(down(dropout(x)))``.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2))
+        >>> lora = LinearLora(model.Linear, rank=1).inject()
+        >>> torch.equal(model(torch.ones(1, 2)), lora.target(torch.ones(1, 2)))
+        True
+        """
+        self._require_injected()
+        modules = self._modules
+        update = modules["up"](modules["down"](modules["dropout"](x)))  # pyright: ignore[reportOptionalCall]
+        return modules[SLOT](x) + update * self.scale  # pyright: ignore[reportOptionalCall]
+
+    def extra_repr(self) -> str:
+        scale = "?" if self.scale.is_meta else f"{self.scale.item():g}"
+        injected = "" if self.injected else ", not injected"
+        return f"name={self.name!r}, rank={self.rank}, scale={scale}{injected}"
+
+
+class LinearLora(Lora):
+    """A LoRA on a ``Linear`` (fluxion's or torch's), or on a LoRA stacked on one.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(16, 16))
+    >>> lora = LinearLora(model.Linear, rank=4, alpha=4.0, dropout=0.1).inject()
+    >>> model
+    (CHAIN) Chain()
+        └── Linear: (LORA) LinearLora(name='lora', rank=4, scale=1)
+            ├── target: Linear(in_features=16, out_features=16, bias=True)
+            ├── down: Linear(in_features=16, out_features=4, bias=False)
+            ├── dropout: Dropout(p=0.1, inplace=False)
+            └── up: Linear(in_features=4, out_features=16, bias=False)
+    """
+
+    def __init__(
+        self,
+        target: torch.nn.Module,
+        rank: int,
+        *,
+        scale: float | None = None,
+        alpha: float | None = None,
+        dropout: float = 0.0,
+        init: Init = "kaiming",
+        name: str = "lora",
+    ) -> None:
+        base = _base_of(target, torch.nn.Linear, type(self).__name__)
+        _check_rank(rank, type(self).__name__)
+        device, dtype = base.weight.device, base.weight.dtype
+        down = fl.Linear(base.in_features, rank, bias=False, device=device, dtype=dtype)
+        up = fl.Linear(rank, base.out_features, bias=False, device=device, dtype=dtype)
+        super().__init__(target, down, up, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
+
+
+class Conv2dLora(Lora):
+    """A LoRA on an ungrouped ``Conv2d``: ``down`` has the convolution's geometry, ``up`` is 1×1.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Conv2d(3, 8, kernel_size=3, stride=2, padding=1))
+    >>> lora = Conv2dLora(model.Conv2d, rank=2).inject()
+    >>> lora.down
+    Conv2d(3, 2, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)
+    >>> model(torch.zeros(1, 3, 8, 8)).shape
+    torch.Size([1, 8, 4, 4])
+    """
+
+    def __init__(
+        self,
+        target: torch.nn.Module,
+        rank: int,
+        *,
+        scale: float | None = None,
+        alpha: float | None = None,
+        dropout: float = 0.0,
+        init: Init = "kaiming",
+        name: str = "lora",
+    ) -> None:
+        base = _base_of(target, torch.nn.Conv2d, type(self).__name__)
+        if base.groups != 1:
+            raise AdapterError(
+                f"{type(self).__name__}: the target convolution has groups={base.groups}; "
+                "a LoRA update on a grouped convolution cannot be merged into it, so only groups=1 is supported"
+            )
+        _check_rank(rank, type(self).__name__)
+        device, dtype = base.weight.device, base.weight.dtype
+        down = fl.Conv2d(
+            base.in_channels,
+            rank,
+            kernel_size=cast(tuple[int, int], base.kernel_size),
+            stride=cast(tuple[int, int], base.stride),
+            padding=cast(str | tuple[int, int], base.padding),
+            dilation=cast(tuple[int, int], base.dilation),
+            padding_mode=base.padding_mode,
+            bias=False,
+            device=device,
+            dtype=dtype,
+        )
+        up = fl.Conv2d(rank, base.out_channels, kernel_size=1, bias=False, device=device, dtype=dtype)
+        super().__init__(target, down, up, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
+
+
+def _base_of(target: torch.nn.Module, kind: type[L], owner: str) -> L:
+    node = target.base if isinstance(target, Lora) else target
+    if not isinstance(node, kind):
+        raise AdapterError(
+            f"{owner}: the target must be a {kind.__name__} (or a LoRA on one), got {type(node).__name__}"
+        )
+    return node
+
+
+def _weight_of(layer: torch.nn.Module) -> Tensor:
+    weight = layer.weight
+    if not isinstance(weight, Tensor):
+        raise AdapterError(f"{type(layer).__name__} has no weight tensor")
+    return weight
+
+
+def _check_rank(rank: int, owner: str) -> None:
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise AdapterError(f"{owner}: rank must be a positive integer, got {rank!r}")
+
+
+def _scale(rank: int, scale: float | None, alpha: float | None) -> float:
+    if scale is not None and alpha is not None:
+        raise AdapterError(
+            f"give the LoRA scale either as scale={scale} or as alpha={alpha} (scale = alpha / rank), not both"
+        )
+    if alpha is not None:
+        return alpha / rank
+    return 1.0 if scale is None else scale
+
+
+def _initialise(down: Tensor, up: Tensor, rank: int, init: Init) -> None:
+    if down.is_meta:
+        return  # no values to draw on the meta device
+    with torch.no_grad():
+        if init == "kaiming":
+            torch.nn.init.kaiming_uniform_(down, a=math.sqrt(5))
+            up.zero_()
+        elif init == "gaussian":
+            torch.nn.init.normal_(down, std=1 / rank)
+            up.zero_()
+        elif callable(init):
+            init(down, up)
+        else:
+            raise AdapterError(f"LoRA init must be 'kaiming', 'gaussian' or a function of (down, up); got {init!r}")
