@@ -1,8 +1,9 @@
-"""fluxion in one minute: define a model without writing forward, look at it, edit it, run it."""
+"""fluxion in one minute: define a model without writing forward, look at it, edit it, adapt it, run it."""
 
 import torch
 
 import fluxion.layers as fl
+from fluxion.adapters import lora
 
 
 class MLPBlock(fl.Chain):
@@ -41,6 +42,22 @@ def main() -> None:
     model.eval()
     after = model(images)
     print(f"\noutput shape {tuple(after.shape)}; changed by surgery: {not torch.allclose(before, after)}")
+
+    print("\nLoRA on every Linear inside the blocks: only the adapters train, then they merge back in.")
+    adapters = lora.inject(model, rank=4, targets="Residual_*")
+    print(model.Residual_1)
+    optimizer = torch.optim.SGD(lora.trainable_parameters(model), lr=0.1)
+    labels = torch.randint(0, 10, (8,))
+    loss = torch.nn.functional.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    adapted = model(images)
+    lora.merge(model)
+    model.requires_grad_(True)
+    print(
+        f"{len(adapters)} LoRAs trained and merged; largest output difference after merging: "
+        f"{(model(images) - adapted).abs().max().item():.1e}"
+    )
 
     print("\nA mistake is reported where it happens:")
     try:

@@ -22,6 +22,16 @@ def tree_nodes(root: fl.Chain) -> list[tuple[str, torch.nn.Module, fl.Chain | No
     return found
 
 
+def own_tensor_keys(chain: fl.Chain) -> set[str]:
+    """The state_dict keys of the tensors a Chain holds itself, not through its children."""
+    persistent = {
+        name
+        for name, _ in chain.named_buffers(recurse=False)
+        if name not in chain._non_persistent_buffers_set  # pyright: ignore[reportPrivateUsage]
+    }
+    return {name for name, _ in chain.named_parameters(recurse=False)} | persistent
+
+
 def expected_names(chain: fl.Chain) -> list[str]:
     """Child names recomputed from scratch: explicit names stay, others follow the class-name rule."""
     explicit = set(chain._explicit)  # pyright: ignore[reportPrivateUsage]
@@ -66,10 +76,9 @@ def check_tree(root: fl.Chain) -> None:
     # state_dict keys are addresses plus torch parameter names.
     expected_keys: set[str] = set()
     for address, node, _ in nodes:
-        if isinstance(node, fl.Chain):
-            continue
-        for key in node.state_dict():
-            expected_keys.add(f"{address}.{key}" if address else key)
+        # A Chain's own tensors (a LoRA's scale buffer) count; its children's come with the children.
+        keys = own_tensor_keys(node) if isinstance(node, fl.Chain) else set(node.state_dict())
+        expected_keys.update(f"{address}.{key}" if address else key for key in keys)
     assert set(root.state_dict()) == expected_keys
     # Names follow the naming rule, with no dots and no duplicates.
     for _, node, _ in nodes:

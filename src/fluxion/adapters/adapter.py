@@ -52,7 +52,7 @@ class Adapter(Chain):
     _tag = "ADAPTER"
     target_position: ClassVar[int] = 0
 
-    def __init__(self, target: torch.nn.Module, *children: torch.nn.Module, **named: torch.nn.Module) -> None:
+    def __init__(self, target: torch.nn.Module, /, *children: torch.nn.Module, **named: torch.nn.Module) -> None:
         given = cast(object, target)
         if not isinstance(given, torch.nn.Module):
             raise AdapterError(f"{type(self).__name__}: the target must be a torch module, got {type(given).__name__}")
@@ -114,6 +114,11 @@ class Adapter(Chain):
         if parent is not None and holder is not parent:
             where = f"at {address_of(target)!r} in another Chain" if holder is not None else "in no Chain"
             raise AdapterError(f"{self._describe()}: the target is not a child of the given parent; it is {where}")
+        if isinstance(holder, Adapter) and holder.name_of(target) != SLOT:
+            raise AdapterError(
+                f"{self._describe()}: the target is {type(holder).__name__}'s own layer "
+                f"{holder.name_of(target)!r}, part of that adapter; wrap the adapter itself, or its target"
+            )
         node: torch.nn.Module | None = target
         while node is not None:
             if node is self:

@@ -80,6 +80,7 @@ def inject(
     """
     chosen = select(model, targets, _adaptable, what="LoRA")
     for address, node in chosen:
+        _refuse_the_root(model, node)
         if any(adapter.name == name for adapter in _loras_on(node)):
             raise AdapterError(
                 f"{address or 'the root'} already has a LoRA named {name!r}; "
@@ -261,9 +262,10 @@ def load(
     """Load a LoRA file (or dict) into ``model``: LoRAs named ``name`` are injected where missing.
 
     ``source`` is anything ``fluxion.weights.load`` reads; ``mapping`` turns foreign key layouts
-    into ``{address}.down.weight`` / ``up.weight`` / ``scale``. Files without a ``scale`` entry
-    (PEFT keeps alpha in a config file) need ``scale=`` (alpha / rank). The rank comes from the
-    tensors' shapes. Every address must exist in the model and every shape must fit, or an
+    into ``{address}.down.weight`` / ``up.weight`` / ``scale``. ``scale=``, when given, sets the
+    scale of every LoRA loaded, in place of the file's; files without a ``scale`` entry (PEFT keeps
+    alpha in a config file) need it (alpha / rank). The rank comes from the tensors' shapes. The
+    LoRAs are returned in tree order. Every address must exist in the model and every shape must fit, or an
     ``AdapterError`` says what is wrong and the model is left exactly as it was.
 
     >>> import torch
@@ -290,24 +292,26 @@ def load(
     existing: dict[str, Lora] = {}
     created: list[Lora] = []
     for address, parts in groups.items():
+        where = f"{origin}: the LoRA at {address!r}"
         missing = [part for part in ("down.weight", "up.weight") if part not in parts]
         if missing:
-            raise AdapterError(f"{origin}: the LoRA at {address!r} has no {' and no '.join(missing)}")
-        if "scale" not in parts and scale is None:
-            raise AdapterError(
-                f"{origin}: the LoRA at {address!r} has no scale in the file; pass scale= (alpha / rank)"
-            )
+            raise AdapterError(f"{where} has no {' and no '.join(missing)}")
+        if scale is not None:
+            parts["scale"] = torch.tensor(float(scale))
+        elif "scale" not in parts:
+            raise AdapterError(f"{where} has no scale in the file; pass scale= (alpha / rank)")
         node = nodes[address]
         present = next((adapter for adapter in _loras_on(node) if adapter.name == name), None)
         if present is not None:
             existing[address] = present
-        elif not _adaptable(node):
-            raise AdapterError(
-                f"{origin}: {address!r} is a {type(node).__name__}; LoRA adapts Linear and Conv2d layers"
-            )
-        else:
-            rank = parts["down.weight"].shape[0] if parts["down.weight"].dim() else 0
-            created.append(_lora_for(node, rank=rank, scale=scale, name=name))
+            continue
+        if not _adaptable(node):
+            raise AdapterError(f"{where}: {type(node).__name__} is not a layer LoRA adapts (Linear, ungrouped Conv2d)")
+        _refuse_the_root(model, node)
+        down = parts["down.weight"]
+        if down.dim() not in (2, 4) or down.shape[0] < 1:
+            raise AdapterError(f"{where}: down.weight has shape {tuple(down.shape)}; its first dimension is the rank")
+        created.append(_lora_for(node, rank=down.shape[0], scale=None, name=name))
     injected: list[Lora] = []
     try:
         for adapter in created:
@@ -325,7 +329,17 @@ def load(
         if isinstance(error, WeightsError):
             raise AdapterError(f"{origin}: the LoRA weights do not fit the model: {error}") from error
         raise
-    return [adapters_at[address] for address in groups]
+    loaded = {id(adapter) for adapter in adapters_at.values()}
+    return [adapter for adapter in adapters(model, name) if id(adapter) in loaded]
+
+
+def _refuse_the_root(model: torch.nn.Module, node: torch.nn.Module) -> None:
+    # A LoRA around the model itself would become a new root the caller holds no reference to.
+    if node is model:
+        raise AdapterError(
+            f"the model itself is a {type(model).__name__}; LoRA functions adapt layers inside a model, "
+            "so put it in a Chain (or use LinearLora(layer, rank).inject() and keep the adapter)"
+        )
 
 
 def _adaptable(module: torch.nn.Module) -> bool:

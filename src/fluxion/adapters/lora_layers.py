@@ -198,7 +198,7 @@ class LinearLora(Lora):
         name: str = "lora",
     ) -> None:
         base = _base_of(target, torch.nn.Linear, type(self).__name__)
-        _check_rank(rank, type(self).__name__)
+        _check_options(type(self).__name__, rank, dropout, init)
         device, dtype = base.weight.device, base.weight.dtype
         down = fl.Linear(base.in_features, rank, bias=False, device=device, dtype=dtype)
         up = fl.Linear(rank, base.out_features, bias=False, device=device, dtype=dtype)
@@ -235,7 +235,7 @@ class Conv2dLora(Lora):
                 f"{type(self).__name__}: the target convolution has groups={base.groups}; "
                 "a LoRA update on a grouped convolution cannot be merged into it, so only groups=1 is supported"
             )
-        _check_rank(rank, type(self).__name__)
+        _check_options(type(self).__name__, rank, dropout, init)
         device, dtype = base.weight.device, base.weight.dtype
         down = fl.Conv2d(
             base.in_channels,
@@ -269,9 +269,13 @@ def _weight_of(layer: torch.nn.Module) -> Tensor:
     return weight
 
 
-def _check_rank(rank: int, owner: str) -> None:
+def _check_options(owner: str, rank: int, dropout: float, init: Init) -> None:
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
         raise AdapterError(f"{owner}: rank must be a positive integer, got {rank!r}")
+    if not 0.0 <= dropout <= 1.0:
+        raise AdapterError(f"{owner}: dropout is a probability between 0 and 1, got {dropout!r}")
+    if init not in ("kaiming", "gaussian") and not callable(init):
+        raise AdapterError(f"{owner}: init must be 'kaiming', 'gaussian' or a function of (down, up); got {init!r}")
 
 
 def _scale(rank: int, scale: float | None, alpha: float | None) -> float:
@@ -294,7 +298,5 @@ def _initialise(down: Tensor, up: Tensor, rank: int, init: Init) -> None:
         elif init == "gaussian":
             torch.nn.init.normal_(down, std=1 / rank)
             up.zero_()
-        elif callable(init):
-            init(down, up)
         else:
-            raise AdapterError(f"LoRA init must be 'kaiming', 'gaussian' or a function of (down, up); got {init!r}")
+            init(down, up)

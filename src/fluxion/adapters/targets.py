@@ -119,21 +119,23 @@ def select(
 
 def _tests(targets: Targets) -> list[tuple[Callable[[str, torch.nn.Module], bool], str]]:
     """One test per glob (each must match something), or one test for a type or predicate."""
-    if isinstance(targets, str):
-        return [_glob_test(targets)]
-    if isinstance(targets, type | tuple):
-        kinds = cast(type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], targets)
+    given = cast(object, targets)
+    if isinstance(given, str):
+        return [_glob_test(given)]
+    several = isinstance(given, list | tuple)
+    items = list(cast(Sequence[object], given)) if several else [given]
+    if items and all(isinstance(item, type) for item in items):
+        kinds = tuple(cast(list[type], items))
         return [(lambda _, node: isinstance(node, kinds), "type")]
-    if callable(targets):
-        predicate = targets
+    if several and items and all(isinstance(item, str) for item in items):
+        return [_glob_test(glob) for glob in cast(list[str], items)]
+    if not several and callable(given):
+        predicate = cast(Callable[[torch.nn.Module], object], given)
         return [(lambda _, node: bool(predicate(node)), "predicate")]
-    globs = list(cast(Sequence[object], targets))
-    if not globs or not all(isinstance(glob, str) for glob in globs):
-        raise AdapterError(
-            f"targets must be a layer type, a tuple of types, an address glob, a list of globs or a predicate; "
-            f"got {targets!r}"
-        )
-    return [_glob_test(cast(str, glob)) for glob in globs]
+    raise AdapterError(
+        "targets must be a layer type, a tuple of types, an address glob, a list of globs or a predicate; "
+        f"got {given!r}"
+    )
 
 
 def _glob_test(glob: str) -> tuple[Callable[[str, torch.nn.Module], bool], str]:

@@ -1,0 +1,311 @@
+"""LinearLora and Conv2dLora: scale, dropout, delta_weight, geometry, dtype and device, init, repr."""
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import Tensor
+from torch.nn import functional
+
+import fluxion.layers as fl
+from fluxion.adapters import AdapterError, Conv2dLora, LinearLora
+
+
+def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def fill_randomly(down: Tensor, up: Tensor) -> None:
+    generator = torch.Generator().manual_seed(3)
+    down.copy_(torch.randn(down.shape, generator=generator, dtype=down.dtype))
+    up.copy_(torch.randn(up.shape, generator=generator, dtype=up.dtype))
+
+
+# -- scale -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rank", "scale", "alpha", "expected"),
+    [
+        (4, None, None, 1.0),
+        (4, 0.25, None, 0.25),
+        (4, None, 8.0, 2.0),
+        (3, None, 1.0, 1 / 3),
+        (16, None, 16.0, 1.0),
+        (2, 0.0, None, 0.0),
+    ],
+)
+def test_scale_is_given_directly_or_as_alpha_over_rank(
+    rank: int, scale: float | None, alpha: float | None, expected: float
+) -> None:
+    linear = LinearLora(fl.Linear(8, 8), rank, scale=scale, alpha=alpha)
+    assert (linear.rank, linear.scale.item()) == (rank, pytest.approx(expected))
+    conv = Conv2dLora(fl.Conv2d(3, 8, 3), rank, scale=scale, alpha=alpha)
+    assert (conv.rank, conv.scale.item()) == (rank, pytest.approx(expected))
+
+
+def test_scale_multiplies_the_update_and_is_a_saved_buffer() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(fl.Linear(6, 5))
+    adapter = LinearLora(model.Linear, 2, alpha=1.0, init=fill_randomly).inject()
+    x = randn(4, 6)
+    base = adapter.target(x)
+    update = model(x) - base
+    adapter.set_scale(1.5)  # from 0.5: three times the update
+    torch.testing.assert_close(model(x) - base, 3 * update)
+    assert "Linear.scale" in dict(model.named_buffers())
+    assert model.state_dict()["Linear.scale"].item() == 1.5
+
+
+def test_both_scale_and_alpha_is_an_error() -> None:
+    with pytest.raises(AdapterError, match=r"either as scale=0.5 or as alpha=4.0 .*not both"):
+        LinearLora(fl.Linear(2, 2), 2, scale=0.5, alpha=4.0)
+
+
+@pytest.mark.parametrize("rank", [0, -2, 1.5, True])
+def test_rank_must_be_a_positive_integer(rank: object) -> None:
+    with pytest.raises(AdapterError, match="rank must be a positive integer"):
+        LinearLora(fl.Linear(2, 2), rank)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(AdapterError, match="rank must be a positive integer"):
+        Conv2dLora(fl.Conv2d(2, 2, 1), rank)  # pyright: ignore[reportArgumentType]
+
+
+# -- dropout -----------------------------------------------------------------------------------
+
+
+def test_dropout_in_train_mode_applies_to_the_lora_branch_input_only() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(fl.Linear(16, 8))
+    adapter = LinearLora(model.Linear, 4, scale=0.5, dropout=0.5, init=fill_randomly).inject()
+    x = randn(32, 16)
+    model.train()
+
+    torch.manual_seed(7)
+    out = model(x)
+    torch.manual_seed(7)
+    dropped = functional.dropout(x, 0.5, training=True)
+    assert not torch.equal(dropped, x)
+    expected = adapter.target(x) + 0.5 * adapter.up(adapter.down(dropped))
+    torch.testing.assert_close(out, expected)
+
+    # the branch did see the dropped input (the target gets x itself: see `expected`)
+    assert not torch.allclose(out, adapter.target(x) + 0.5 * adapter.up(adapter.down(x)))
+
+    model.eval()
+    torch.testing.assert_close(model(x), adapter.target(x) + 0.5 * adapter.up(adapter.down(x)))
+
+
+def test_dropout_leaves_a_fresh_lora_unchanged_in_train_mode() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(fl.Conv2d(3, 4, 3, padding=1))
+    x = randn(2, 3, 6, 6)
+    before = model(x)
+    Conv2dLora(model.Conv2d, 2, dropout=0.9).inject()
+    model.train()
+    assert torch.equal(model(x), before)
+
+
+# -- delta_weight ------------------------------------------------------------------------------
+
+
+def test_linear_delta_weight_is_the_effective_linear_map() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(fl.Linear(7, 5, dtype=torch.float64))
+    adapter = LinearLora(model.Linear, 3, alpha=2.0, init=fill_randomly).inject()
+    delta = adapter.delta_weight()
+    assert (delta.shape, delta.dtype) == ((5, 7), torch.float64)
+    torch.testing.assert_close(delta, (2 / 3) * adapter.up.weight @ adapter.down.weight)
+    x = randn(4, 2, 7, dtype=torch.float64)
+    torch.testing.assert_close(model(x) - adapter.target(x), x @ delta.T)
+
+
+def test_delta_weight_of_a_float32_lora_is_computed_in_float64() -> None:
+    adapter = LinearLora(fl.Linear(6, 4), 2, init=fill_randomly)
+    expected = adapter.up.weight.double() @ adapter.down.weight.double()
+    assert adapter.delta_weight().dtype == torch.float64
+    torch.testing.assert_close(adapter.delta_weight(), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "padding_mode"),
+    [(1, 0, 1, "zeros"), (2, 1, 1, "zeros"), (1, 2, 2, "circular"), (2, (1, 2), (1, 2), "reflect")],
+)
+def test_conv2d_delta_weight_is_the_effective_convolution(
+    stride: int, padding: int | tuple[int, int], dilation: int | tuple[int, int], padding_mode: str
+) -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(
+        fl.Conv2d(
+            3, 4, 3, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, dtype=torch.float64
+        )
+    )
+    adapter = Conv2dLora(model.Conv2d, 2, scale=0.3, init=fill_randomly).inject()
+    delta = adapter.delta_weight()
+    assert delta.shape == (4, 3, 3, 3)
+    reference = torch.nn.Conv2d(
+        3, 4, 3, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, bias=False
+    ).double()
+    with torch.no_grad():
+        reference.weight.copy_(delta)
+    x = randn(2, 3, 9, 9, dtype=torch.float64)
+    torch.testing.assert_close(model(x) - adapter.target(x), reference(x))
+
+
+# -- geometry, dtype and device ----------------------------------------------------------------
+
+
+def test_linear_lora_shapes() -> None:
+    adapter = LinearLora(torch.nn.Linear(10, 6), 3)
+    assert isinstance(adapter.down, fl.Linear)
+    assert isinstance(adapter.up, fl.Linear)
+    assert (adapter.down.in_features, adapter.down.out_features, adapter.down.bias) == (10, 3, None)
+    assert (adapter.up.in_features, adapter.up.out_features, adapter.up.bias) == (3, 6, None)
+    assert adapter.down_weight.shape == (3, 10)
+    assert adapter.up_weight.shape == (6, 3)
+
+
+@pytest.mark.parametrize(
+    ("kernel_size", "stride", "padding", "dilation", "padding_mode"),
+    [
+        (3, 1, 0, 1, "zeros"),
+        ((3, 5), (2, 1), (1, 2), (2, 1), "circular"),
+        (5, 1, "same", 2, "reflect"),
+        (1, 3, 0, 1, "replicate"),
+    ],
+)
+def test_conv2d_lora_down_copies_the_geometry_and_up_is_one_by_one(
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | str | tuple[int, int],
+    dilation: int | tuple[int, int],
+    padding_mode: str,
+) -> None:
+    conv = fl.Conv2d(3, 8, kernel_size, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode)
+    model = fl.Chain(conv)
+    adapter = Conv2dLora(conv, 2).inject()
+    down, up = adapter.down, adapter.up
+    assert isinstance(down, fl.Conv2d)
+    assert isinstance(up, fl.Conv2d)
+    assert (down.in_channels, down.out_channels, down.bias) == (3, 2, None)
+    assert (down.kernel_size, down.stride, down.padding) == (conv.kernel_size, conv.stride, conv.padding)
+    assert (down.dilation, down.padding_mode, down.groups) == (conv.dilation, conv.padding_mode, 1)
+    assert (up.in_channels, up.out_channels, up.kernel_size, up.stride, up.bias) == (2, 8, (1, 1), (1, 1), None)
+    assert (up.padding, up.dilation, up.padding_mode) == ((0, 0), (1, 1), "zeros")
+    x = randn(1, 3, 12, 12)
+    assert model(x).shape == conv(x).shape
+
+
+@pytest.mark.parametrize("lora_type", [LinearLora, Conv2dLora])
+def test_lora_tensors_follow_the_targets_dtype(lora_type: type[LinearLora] | type[Conv2dLora]) -> None:
+    target = (
+        fl.Linear(4, 4, dtype=torch.float64) if lora_type is LinearLora else fl.Conv2d(4, 4, 3, dtype=torch.float64)
+    )
+    model = fl.Chain(target)
+    adapter = lora_type(target, 2, alpha=1.0).inject()
+    assert adapter.down_weight.dtype == adapter.up_weight.dtype == adapter.scale.dtype == torch.float64
+    x = randn(3, 4, dtype=torch.float64) if lora_type is LinearLora else randn(1, 4, 5, 5, dtype=torch.float64)
+    assert model(x).dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_lora_tensors_follow_a_half_precision_target(dtype: torch.dtype) -> None:
+    adapter = LinearLora(fl.Linear(4, 4, dtype=dtype), 2, alpha=3.0)
+    assert adapter.down_weight.dtype == adapter.up_weight.dtype == adapter.scale.dtype == dtype
+    assert adapter.scale.item() == pytest.approx(1.5)
+
+
+def test_lora_tensors_follow_the_targets_device() -> None:
+    target = fl.Conv2d(4, 4, 3, device="meta")
+    adapter = Conv2dLora(target, 2, init=fill_randomly)  # no values on meta: init is skipped
+    assert {t.device.type for t in (adapter.down_weight, adapter.up_weight, adapter.scale)} == {"meta"}
+    assert "scale=?" in repr(adapter)
+
+
+def test_unknown_init_is_an_error_on_meta_too() -> None:
+    with pytest.raises(AdapterError, match="init must be"):
+        LinearLora(fl.Linear(4, 4, device="meta"), 2, init="xavier")  # pyright: ignore[reportArgumentType]
+
+
+# -- stacking and targets ----------------------------------------------------------------------
+
+
+def test_stacked_loras_find_their_base_layer() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(fl.Linear(6, 4))
+    linear = model.Linear
+    inner = LinearLora(linear, 1, init=fill_randomly, name="inner").inject()
+    outer = LinearLora(model.Linear, 3, init=fill_randomly, name="outer").inject()
+    assert outer.target is inner
+    assert inner.target is linear
+    assert outer.base is linear
+    assert inner.base is linear
+    assert outer.down_weight.shape == (3, 6)
+    assert outer.up_weight.shape == (4, 3)
+    x = randn(2, 6)
+    expected = linear(x) + inner.up(inner.down(x)) + outer.up(outer.down(x))
+    torch.testing.assert_close(model(x), expected)
+
+
+@pytest.mark.parametrize(
+    ("make", "target", "message"),
+    [
+        (LinearLora, lambda: fl.Conv2d(2, 2, 1), "must be a Linear"),
+        (Conv2dLora, lambda: fl.Linear(2, 2), "must be a Conv2d"),
+        (Conv2dLora, lambda: fl.Conv1d(2, 2, 1), "must be a Conv2d"),
+        (LinearLora, lambda: fl.Chain(fl.Linear(2, 2)), "must be a Linear"),
+        (Conv2dLora, lambda: fl.Conv2d(4, 4, 3, groups=2), "groups=2"),
+        (Conv2dLora, lambda: LinearLora(fl.Linear(2, 2), 1), "must be a Conv2d"),
+    ],
+)
+def test_lora_on_the_wrong_kind_of_layer(
+    make: type[LinearLora] | type[Conv2dLora], target: Callable[[], torch.nn.Module], message: str
+) -> None:
+    with pytest.raises(AdapterError, match=message):
+        make(target(), 1)
+
+
+def test_init_function_receives_down_and_up_weights() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def init(down: Tensor, up: Tensor) -> None:
+        seen.extend([tuple(down.shape), tuple(up.shape)])
+        down.fill_(2.0)
+        up.fill_(3.0)
+
+    adapter = Conv2dLora(fl.Conv2d(3, 5, 3), 2, init=init)
+    assert seen == [(2, 3, 3, 3), (5, 2, 1, 1)]
+    assert torch.all(adapter.down_weight == 2.0)
+    assert torch.all(adapter.up_weight == 3.0)
+
+
+def test_gaussian_init_draws_down_with_std_one_over_rank() -> None:
+    torch.manual_seed(0)
+    adapter = LinearLora(fl.Linear(4000, 2), 4, init="gaussian")
+    assert adapter.down_weight.std().item() == pytest.approx(0.25, rel=0.05)
+    assert adapter.down_weight.mean().item() == pytest.approx(0.0, abs=0.01)
+    assert torch.count_nonzero(adapter.up_weight) == 0
+
+
+def test_kaiming_init_draws_down_like_a_torch_linear() -> None:
+    torch.manual_seed(0)
+    adapter = LinearLora(fl.Linear(400, 2), 8)
+    bound = 1 / 400**0.5  # kaiming_uniform_(a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert adapter.down_weight.abs().max().item() <= bound
+    assert adapter.down_weight.abs().max().item() > 0.9 * bound
+    assert torch.count_nonzero(adapter.up_weight) == 0
+
+
+# -- repr --------------------------------------------------------------------------------------
+
+
+def test_extra_repr() -> None:
+    model = fl.Chain(fl.Linear(4, 4))
+    adapter = LinearLora(model.Linear, 2, alpha=1.0, name="style")
+    assert adapter.extra_repr() == "name='style', rank=2, scale=0.5, not injected"
+    adapter.inject()
+    assert adapter.extra_repr() == "name='style', rank=2, scale=0.5"
+    assert "Linear: (LORA) LinearLora(name='style', rank=2, scale=0.5)" in repr(model)
+    adapter.set_scale(0.125)
+    assert adapter.extra_repr() == "name='style', rank=2, scale=0.125"
+    conv = Conv2dLora(fl.Conv2d(2, 2, 3), 3)
+    assert conv.extra_repr() == "name='lora', rank=3, scale=1, not injected"
