@@ -5,7 +5,7 @@ compared under the ``aot_eager`` backend (as in ``tests/layers/test_compile.py``
 buffer, so ``lora.set_scale`` after compiling changes the compiled output without a recompile.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -15,17 +15,9 @@ from torch._dynamo.utils import counters
 
 import fluxion.layers as fl
 from fluxion.adapters import lora
+from tests.conftest import COMPILE_MARKS
 
-# torch's own dynamo import path still calls torch.jit.script_method; not ours to fix
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
+pytestmark = COMPILE_MARKS
 
 
 def randn(*shape: int, seed: int = 0) -> Tensor:

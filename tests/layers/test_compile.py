@@ -8,7 +8,7 @@ the ``aot_eager`` backend (inductor takes seconds per graph; one test below uses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,19 +18,11 @@ from torch import Tensor
 from torch._dynamo.utils import counters
 
 import fluxion.layers as fl
+from tests.conftest import COMPILE_MARKS
 
 Case = tuple[torch.nn.Module, tuple[Any, ...]]
 
-# torch's own dynamo import path still calls torch.jit.script_method; not ours to fix
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
+pytestmark = COMPILE_MARKS
 
 
 def randn(*shape: int, seed: int = 0) -> Tensor:

@@ -18,8 +18,9 @@ LoRA's weights and can change at any time without recompiling a compiled model.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
-from typing import Literal, TypeAlias, TypeVar, cast
+from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 import torch
 from torch import Tensor
@@ -28,15 +29,13 @@ import fluxion.layers as fl
 from fluxion.adapters.adapter import SLOT, Adapter
 from fluxion.adapters.errors import AdapterError
 
-L = TypeVar("L", bound=torch.nn.Module)
-
 Init: TypeAlias = Literal["kaiming", "gaussian"] | Callable[[Tensor, Tensor], None]
 """How a LoRA's weights start: ``"kaiming"`` (``down`` as torch initialises a Linear, ``up`` zero),
 ``"gaussian"`` (``down`` from N(0, 1/rank²), ``up`` zero) or a function that fills
 ``(down.weight, up.weight)`` in place."""
 
 
-class Lora(Adapter):
+class Lora(Adapter, metaclass=ABCMeta):
     """The LoRA computation shared by :class:`LinearLora` and :class:`Conv2dLora`.
 
     ``name`` tells LoRAs on the same model apart (``fluxion.adapters.lora`` functions act on one
@@ -50,6 +49,8 @@ class Lora(Adapter):
     """
 
     _tag = "LORA"
+    layer_kind: ClassVar[type[torch.nn.Module]]
+    """The kind of layer this LoRA updates (looking through LoRAs stacked on it)."""
     scale: Tensor
     name: str
     down: torch.nn.Module
@@ -58,21 +59,33 @@ class Lora(Adapter):
     def __init__(
         self,
         target: torch.nn.Module,
-        down: torch.nn.Module,
-        up: torch.nn.Module,
-        *,
         rank: int,
-        scale: float | None,
-        alpha: float | None,
-        dropout: float,
-        init: Init,
-        name: str,
+        *,
+        scale: float | None = None,
+        alpha: float | None = None,
+        dropout: float = 0.0,
+        init: Init = "kaiming",
+        name: str = "lora",
     ) -> None:
+        owner = type(self).__name__
+        _check_options(owner, rank, dropout, init)
+        initial_scale = _scale(rank, scale, alpha)
+        node = target.base if isinstance(target, Lora) else target
+        if not isinstance(node, self.layer_kind):
+            raise AdapterError(
+                f"{owner}: the target must be a {self.layer_kind.__name__} (or a LoRA on one), "
+                f"got {type(node).__name__}"
+            )
+        down, up = self._projections(node, rank)
         super().__init__(target, down=down, dropout=fl.Dropout(dropout), up=up)
         self.name = name
-        base = _weight_of(self.base)
-        self.register_buffer("scale", torch.tensor(_scale(rank, scale, alpha), dtype=base.dtype, device=base.device))
+        weight = _weight_of(node)
+        self.register_buffer("scale", torch.tensor(initial_scale, dtype=weight.dtype, device=weight.device))
         _initialise(self.down_weight, self.up_weight, rank, init)
+
+    @abstractmethod
+    def _projections(self, layer: Any, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """The ``down`` and ``up`` layers of a LoRA of ``rank`` on ``layer``, on its device and dtype."""
 
     @property
     def base(self) -> torch.nn.Module:
@@ -186,23 +199,13 @@ class LinearLora(Lora):
             └── up: Linear(in_features=4, out_features=16, bias=False)
     """
 
-    def __init__(
-        self,
-        target: torch.nn.Module,
-        rank: int,
-        *,
-        scale: float | None = None,
-        alpha: float | None = None,
-        dropout: float = 0.0,
-        init: Init = "kaiming",
-        name: str = "lora",
-    ) -> None:
-        base = _base_of(target, torch.nn.Linear, type(self).__name__)
-        _check_options(type(self).__name__, rank, dropout, init)
-        device, dtype = base.weight.device, base.weight.dtype
-        down = fl.Linear(base.in_features, rank, bias=False, device=device, dtype=dtype)
-        up = fl.Linear(rank, base.out_features, bias=False, device=device, dtype=dtype)
-        super().__init__(target, down, up, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
+    layer_kind = torch.nn.Linear
+
+    def _projections(self, layer: torch.nn.Linear, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+        device, dtype = layer.weight.device, layer.weight.dtype
+        down = fl.Linear(layer.in_features, rank, bias=False, device=device, dtype=dtype)
+        up = fl.Linear(rank, layer.out_features, bias=False, device=device, dtype=dtype)
+        return down, up
 
 
 class Conv2dLora(Lora):
@@ -218,48 +221,29 @@ class Conv2dLora(Lora):
     torch.Size([1, 8, 4, 4])
     """
 
-    def __init__(
-        self,
-        target: torch.nn.Module,
-        rank: int,
-        *,
-        scale: float | None = None,
-        alpha: float | None = None,
-        dropout: float = 0.0,
-        init: Init = "kaiming",
-        name: str = "lora",
-    ) -> None:
-        base = _base_of(target, torch.nn.Conv2d, type(self).__name__)
-        if base.groups != 1:
+    layer_kind = torch.nn.Conv2d
+
+    def _projections(self, layer: torch.nn.Conv2d, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+        if layer.groups != 1:
             raise AdapterError(
-                f"{type(self).__name__}: the target convolution has groups={base.groups}; "
+                f"{type(self).__name__}: the target convolution has groups={layer.groups}; "
                 "a LoRA update on a grouped convolution cannot be merged into it, so only groups=1 is supported"
             )
-        _check_options(type(self).__name__, rank, dropout, init)
-        device, dtype = base.weight.device, base.weight.dtype
+        device, dtype = layer.weight.device, layer.weight.dtype
         down = fl.Conv2d(
-            base.in_channels,
+            layer.in_channels,
             rank,
-            kernel_size=cast(tuple[int, int], base.kernel_size),
-            stride=cast(tuple[int, int], base.stride),
-            padding=cast(str | tuple[int, int], base.padding),
-            dilation=cast(tuple[int, int], base.dilation),
-            padding_mode=base.padding_mode,
+            kernel_size=cast(tuple[int, int], layer.kernel_size),
+            stride=cast(tuple[int, int], layer.stride),
+            padding=cast(str | tuple[int, int], layer.padding),
+            dilation=cast(tuple[int, int], layer.dilation),
+            padding_mode=layer.padding_mode,
             bias=False,
             device=device,
             dtype=dtype,
         )
-        up = fl.Conv2d(rank, base.out_channels, kernel_size=1, bias=False, device=device, dtype=dtype)
-        super().__init__(target, down, up, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
-
-
-def _base_of(target: torch.nn.Module, kind: type[L], owner: str) -> L:
-    node = target.base if isinstance(target, Lora) else target
-    if not isinstance(node, kind):
-        raise AdapterError(
-            f"{owner}: the target must be a {kind.__name__} (or a LoRA on one), got {type(node).__name__}"
-        )
-    return node
+        up = fl.Conv2d(rank, layer.out_channels, kernel_size=1, bias=False, device=device, dtype=dtype)
+        return down, up
 
 
 def _weight_of(layer: torch.nn.Module) -> Tensor:
