@@ -114,22 +114,39 @@ def test_stacking_on_the_same_target_ejects_in_any_order() -> None:
     check_tree(model)
 
 
-def test_a_root_target_is_wrapped_where_it_stands() -> None:
-    model, x = model_and_input()
-    expected = model(x)
-    adapter = Doubled(model).inject()
-    assert model.parent is adapter
-    assert adapter.parent is None
-    assert torch.allclose(adapter(x), 2 * expected)
-    adapter.eject()
+def test_a_target_outside_any_chain_is_refused() -> None:
+    model, _ = model_and_input()
+    with pytest.raises(AdapterError, match="the target is in no Chain"):
+        Doubled(model).inject()
     assert model.parent is None
-    assert torch.equal(model(x), expected)
+    holder = fl.Chain(plain=torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    with pytest.raises(AdapterError, match="the target is in no Chain"):
+        Adapter(holder.plain[0]).inject()
+    assert fl.parent_of(holder.plain[0]) is None
+
+
+def test_a_return_is_refused() -> None:
+    model = fl.Chain(fl.Chain(fl.Return(), fl.Lambda(torch.neg)), fl.Lambda(lambda x: x + 10))
+    with pytest.raises(AdapterError, match="a Return ends its Chain"):
+        Adapter(model.Chain.Return).inject()
+    assert model(torch.tensor(1.0)).item() == 11.0
+
+
+def test_the_adapters_own_layers_take_the_targets_mode() -> None:
+    model, _ = model_and_input()
+    model.eval()
+    adapter = Adapter(model.Linear_1, fl.Dropout(0.5)).inject()
+    assert not adapter.training
+    assert not adapter.Dropout.training
+    model.train()
+    adapter.eject()
+    assert Adapter(model.Linear_1, fl.Dropout(0.5)).eval().inject().Dropout.training
 
 
 def test_the_parent_argument_is_checked() -> None:
     model, _ = model_and_input()
     before = snapshot(model)
-    with pytest.raises(AdapterError, match="not a child of the given parent"):
+    with pytest.raises(AdapterError, match=r"not a child of the given parent; it is at 'block\.Linear'"):
         Adapter(model.block.Linear).inject(parent=model)
     assert snapshot(model) == before
     adapter = Adapter(model.block.Linear).inject(parent=model.block)
@@ -150,11 +167,19 @@ def test_bad_use_raises_and_changes_nothing() -> None:
     assert snapshot(model) == before
 
 
-def test_an_adapter_cannot_wrap_itself() -> None:
-    adapter = Adapter(fl.Linear(2, 2))
-    adapter.__dict__["_fluxion_target"] = adapter
-    with pytest.raises(AdapterError, match="cannot wrap itself"):
+def test_an_adapter_cannot_wrap_a_node_inside_itself() -> None:
+    inner = fl.Chain(fl.Linear(2, 2))
+    adapter = Adapter(fl.ReLU(), inner)
+    adapter.__dict__["_fluxion_target"] = inner.Linear
+    with pytest.raises(AdapterError, match="cannot wrap a node inside itself"):
         adapter.inject()
+    assert not adapter.injected
+
+
+def test_the_target_slot_cannot_be_filled_by_hand() -> None:
+    adapter = Adapter(fl.ReLU())
+    with pytest.raises(AdapterError, match="the child name 'target' is reserved; inject\\(\\) fills it"):
+        adapter.append(fl.Tanh(), name="target")
     assert not adapter.injected
 
 

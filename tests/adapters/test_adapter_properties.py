@@ -48,13 +48,6 @@ ADAPTERS: dict[str, tuple[Callable[[torch.nn.Module], Adapter], bool]] = {
 # -- looking at a tree --------------------------------------------------------------------------
 
 
-def top(node: torch.nn.Module) -> fl.Chain:
-    """The root of the tree ``node`` is in (an adapter injected on the root becomes the root)."""
-    while (parent := fl.parent_of(node)) is not None:
-        node = parent
-    return cast(fl.Chain, node)
-
-
 def addresses(root: fl.Chain) -> dict[int, str]:
     """id(node) -> address, for every node of the tree."""
     return {id(node): address for address, node, _ in tree_nodes(root)}
@@ -127,7 +120,7 @@ def assert_same(root: fl.Chain, captured: Captured) -> None:
 
 def output_of(root: fl.Chain) -> torch.Tensor:
     with torch.no_grad():
-        return top(root)(make_input())
+        return root(make_input())
 
 
 # -- checked operations -------------------------------------------------------------------------
@@ -135,15 +128,15 @@ def output_of(root: fl.Chain) -> torch.Tensor:
 
 def inject_checked(adapter: Adapter, root: fl.Chain, parent: fl.Chain | None) -> None:
     """Inject ``adapter`` into the tree holding ``root``; check the tree and every address."""
-    before = addresses(top(root))
+    before = addresses(root)
     target = adapter.target
     old = before.get(id(target))
     assert old is not None, "the tests only inject on nodes of the tree"
     assert fl.address_of(target) == old
     adapter.inject(parent=parent)
-    current = top(root)
-    check_tree(current)
-    after = addresses(current)
+    tree = root
+    check_tree(tree)
+    after = addresses(tree)
     assert adapter.injected
     # The adapter stands where its target stood, under its name; the target is its child ``target``.
     assert fl.address_of(adapter) == old
@@ -162,12 +155,12 @@ def inject_checked(adapter: Adapter, root: fl.Chain, parent: fl.Chain | None) ->
 
 def eject_checked(adapter: Adapter, root: fl.Chain) -> None:
     """Eject ``adapter``; check the tree and every address."""
-    before = addresses(top(root))
+    before = addresses(root)
     target = adapter.target
     adapter.eject()
-    current = top(root)
-    check_tree(current)
-    after = addresses(current)
+    tree = root
+    check_tree(tree)
+    after = addresses(tree)
     assert not adapter.injected
     assert adapter.target is target
     assert fl.parent_of(adapter) is None
@@ -210,8 +203,8 @@ class Session:
 
 def random_step(session: Session, data: st.DataObject, effects: bool) -> None:
     """One random operation: inject a new adapter or LoRA, re-inject an ejected one, or eject one."""
-    current = top(session.root)
-    present = addresses(current)
+    tree = session.root
+    present = addresses(tree)
     injected = session.injected()
     reusable = [adapter for adapter in session.made if not adapter.injected and id(adapter.target) in present]
     operation = data.draw(st.sampled_from(["adapter", "lora", "eject", "reinject"]), label="operation")
@@ -225,7 +218,7 @@ def random_step(session: Session, data: st.DataObject, effects: bool) -> None:
         inject_checked(adapter, session.root, parent=fl.parent_of(adapter.target))
         return
     # Leaves, Chains, the root, adapters and what is inside their layers; not an adapter's own layers.
-    nodes = [node for _, node, _ in tree_nodes(current) if not own_layer(node)]
+    nodes = [node for _, node, _ in tree_nodes(tree) if targetable(node)]
     linears = [node for node in nodes if lora_target(node)]
     if operation == "lora" and linears:
         target = data.draw(st.sampled_from(linears), label="lora target")
@@ -247,6 +240,11 @@ def random_step(session: Session, data: st.DataObject, effects: bool) -> None:
     # ``parent`` is optional: when given, it must be the target's parent.
     parent = fl.parent_of(target) if data.draw(st.booleans(), label="give parent") else None
     inject_checked(adapter, session.root, parent)
+
+
+def targetable(node: torch.nn.Module) -> bool:
+    """Whether an adapter may wrap ``node``: it sits in a Chain and is not an adapter's own layer."""
+    return fl.parent_of(node) is not None and not own_layer(node)
 
 
 def own_layer(node: torch.nn.Module) -> bool:
@@ -283,7 +281,7 @@ def eject_all(session: Session, data: st.DataObject, reference: Captured | None 
         if reference is not None and not session.outputs_may_differ():
             assert torch.equal(output_of(session.root), reference.output)
     assert not session.injected()
-    assert top(session.root) is session.root
+    assert session.root is session.root
 
 
 # -- properties ---------------------------------------------------------------------------------
@@ -347,12 +345,11 @@ def test_noop_adapters_keep_outputs_exact(tree: fl.Chain, data: st.DataObject) -
 def test_refused_operations_change_nothing(tree: fl.Chain, data: st.DataObject) -> None:
     original = capture(tree)
     session = inject_randomly(tree, data, effects=True)
-    current = top(tree)
-    nodes = [node for _, node, _ in tree_nodes(current) if not own_layer(node)]
+    nodes = [node for _, node, _ in tree_nodes(tree) if targetable(node)]
     injected = session.injected()
     ejected = [adapter for adapter in session.made if not adapter.injected]
     fresh = Adapter(data.draw(st.sampled_from(nodes), label="fresh target"))
-    own_layers = [node for _, node, _ in tree_nodes(current) if own_layer(node)]
+    own_layers = [node for _, node, _ in tree_nodes(tree) if own_layer(node)]
     chains = [node for node in nodes if isinstance(node, fl.Chain)]
     wrong_parents = [chain for chain in chains if chain is not fl.parent_of(fresh.target)]
     refusals: list[tuple[str, Callable[[], None]]] = [("eject a fresh adapter", fresh.eject)]
@@ -368,14 +365,14 @@ def test_refused_operations_change_nothing(tree: fl.Chain, data: st.DataObject) 
     if own_layers:
         inside = Adapter(data.draw(st.sampled_from(own_layers), label="own layer"))
         refusals.append(("an adapter's own layer", inside.inject))
-    before = capture(current)
+    refusals.append(("the root", Adapter(tree).inject))
+    before = capture(tree)
     states = [(adapter, adapter.injected, adapter.target, fl.parent_of(adapter)) for adapter in [*session.made, fresh]]
     for what, refused in data.draw(st.permutations(refusals), label="refusals"):
         with pytest.raises(AdapterError):
             refused()
-        assert top(tree) is current, what
-        check_tree(current)
-        assert_same(current, before)
+        check_tree(tree)
+        assert_same(tree, before)
         for adapter, was_injected, target, parent in states:
             assert (adapter.injected, adapter.target, fl.parent_of(adapter)) == (was_injected, target, parent), what
     # The refusals left the adapters usable: the fresh one injects, and everything ejects cleanly.
@@ -391,8 +388,7 @@ def test_surgery_next_to_injected_adapters(tree: fl.Chain, data: st.DataObject) 
     original = capture(tree)
     twin = tree.structural_copy()  # the same surgery on a model without adapters gives the reference names
     session = inject_randomly(tree, data, effects=True)
-    current = top(tree)
-    chains = [(a, n) for a, n in base_nodes(current) if isinstance(n, fl.Chain)]
+    chains = [(a, n) for a, n in base_nodes(tree) if isinstance(n, fl.Chain)]
     holders = [(a, n) for a, n in chains if any(isinstance(child, Adapter) for child in n.children_list())]
     if holders and data.draw(st.booleans(), label="next to an adapter"):
         chains = holders
@@ -403,23 +399,23 @@ def test_surgery_next_to_injected_adapters(tree: fl.Chain, data: st.DataObject) 
     name = data.draw(st.none() | st.sampled_from(NAMES), label="name")
     make = data.draw(st.sampled_from(LEAVES), label="leaf")
     leaf, twin_leaf = make(), make()
-    before = addresses(current)
-    with_adapters = capture(current)
+    before = addresses(tree)
+    with_adapters = capture(tree)
     try:
         chain.insert(index, leaf, name=name)
     except fl.TreeError:
         # An explicit name already taken: refused here exactly when refused without adapters.
         with pytest.raises(fl.TreeError):
             twin_chain.insert(index, twin_leaf, name=name)
-        assert_same(current, with_adapters)
+        assert_same(tree, with_adapters)
     else:
         twin_chain.insert(index, twin_leaf, name=name)
-        check_tree(current)
+        check_tree(tree)
         # Seen through the adapters, every node is named as in the model without them.
-        assert [(a, type(n)) for a, n in base_nodes(current)] == [(a, type(n)) for a, n in base_nodes(twin)]
+        assert [(a, type(n)) for a, n in base_nodes(tree)] == [(a, type(n)) for a, n in base_nodes(twin)]
         assert base_address(leaf) == fl.address_of(twin_leaf)
         # Nodes outside the Chain keep their addresses; the adapters still stand where their targets do.
-        after = addresses(current)
+        after = addresses(tree)
         chain_address = fl.address_of(chain)
         for node_id, old in before.items():
             if not under(old, chain_address) or old == chain_address:
@@ -429,8 +425,8 @@ def test_surgery_next_to_injected_adapters(tree: fl.Chain, data: st.DataObject) 
                 assert fl.address_of(adapter.target) == join(fl.address_of(adapter), SLOT)
         popped = chain.pop(next(i for i, child in enumerate(chain.children_list()) if child is leaf))
         assert popped is leaf
-        check_tree(current)
-        assert_same(current, with_adapters)
+        check_tree(tree)
+        assert_same(tree, with_adapters)
     eject_all(session, data)
     assert_same(tree, original)
 
@@ -443,16 +439,15 @@ def test_base_nodes_look_through_adapters(tree: fl.Chain, data: st.DataObject) -
     assert sorted(expected) == sorted((address, id(node)) for address, node, _ in tree_nodes(tree))
     selected_before = select_or_error(tree, leaves_only)
     session = inject_randomly(tree, data, effects=True, steps=8)
-    current = top(tree)
-    assert [(address, id(node)) for address, node in base_nodes(current)] == expected
-    base = {id(node): address for address, node in base_nodes(current)}
-    for _, node, _ in tree_nodes(current):
+    assert [(address, id(node)) for address, node in base_nodes(tree)] == expected
+    base = {id(node): address for address, node in base_nodes(tree)}
+    for _, node, _ in tree_nodes(tree):
         looked_through = node
         while isinstance(looked_through, Adapter) and looked_through.injected:
             looked_through = looked_through.target
         # Base nodes and the adapters around them have the base address; an adapter's own layers have none.
         assert base_address(node) == base.get(id(looked_through))
-    assert select_or_error(current, leaves_only) == selected_before
+    assert select_or_error(tree, leaves_only) == selected_before
     eject_all(session, data)
 
 
@@ -475,37 +470,35 @@ def test_whole_model_lora_inject_and_eject(tree: fl.Chain, data: st.DataObject) 
     # Random adapters first: bare ones, and LoRAs named "pre" (lora.inject's own are named "lora").
     session = Session(tree, [], set())
     for _ in range(data.draw(st.integers(0, 4), label="pre steps")):
-        nodes = [node for _, node, _ in tree_nodes(top(tree)) if not own_layer(node)]
+        nodes = [node for _, node, _ in tree_nodes(tree) if targetable(node)]
         target = data.draw(st.sampled_from(nodes), label="pre target")
         use_lora = lora_target(target) and data.draw(st.booleans(), label="pre lora")
         adapter = LinearLora(target, 1, name="pre") if use_lora else Adapter(target)
         session.made.append(adapter)
         inject_checked(adapter, tree, parent=None)
-    current = top(tree)
-    before = capture(current)
-    linears = sorted((address, id(node)) for address, node in base_nodes(current) if isinstance(node, torch.nn.Linear))
+    before = capture(tree)
+    linears = sorted((address, id(node)) for address, node in base_nodes(tree) if isinstance(node, torch.nn.Linear))
     rank = data.draw(st.integers(1, 3), label="rank")
     try:
-        injected = lora.inject(current, rank=rank, targets=torch.nn.Linear)
+        injected = lora.inject(tree, rank=rank, targets=torch.nn.Linear)
     except AdapterError:
         assert not linears  # refused only when there is nothing to adapt
-        assert_same(current, before)
+        assert_same(tree, before)
     else:
-        assert top(tree) is current
-        check_tree(current)
+        check_tree(tree)
         assert sorted((base_address(a) or "", id(a.base)) for a in injected) == linears
         assert all(a.rank == rank and a.name == "lora" for a in injected)
         assert torch.equal(output_of(tree), before.output)  # fresh LoRAs change nothing, bit for bit
         # A LoRA of the same name on the same layers is refused, and changes nothing.
-        during = capture(current)
+        during = capture(tree)
         with pytest.raises(AdapterError):
-            lora.inject(current, rank=rank, targets=torch.nn.Linear)
-        assert_same(current, during)
-        ejected = lora.eject(current, name="lora")
+            lora.inject(tree, rank=rank, targets=torch.nn.Linear)
+        assert_same(tree, during)
+        ejected = lora.eject(tree, name="lora")
         assert len(ejected) == len(injected)
         assert {id(a) for a in ejected} == {id(a) for a in injected}
-        check_tree(current)
-        assert_same(current, before)
+        check_tree(tree)
+        assert_same(tree, before)
     eject_all(session, data)
     assert_same(tree, original)
 
@@ -516,11 +509,10 @@ def test_copies_of_an_adapted_model_eject_to_the_original(tree: fl.Chain, data: 
     original = capture(tree)
     plain = [(address, type(node)) for address, node, _ in tree_nodes(tree)]
     session = inject_randomly(tree, data, effects=True)
-    current = top(tree)
-    with_adapters = capture(current)
-    copy = current.structural_copy()
+    with_adapters = capture(tree)
+    copy = tree.structural_copy()
     check_tree(copy)
-    assert [a for a, _, _ in tree_nodes(copy)] == [a for a, _, _ in tree_nodes(current)]
+    assert [a for a, _, _ in tree_nodes(copy)] == [a for a, _, _ in tree_nodes(tree)]
     assert torch.equal(output_of(copy), with_adapters.output)
     copied = [node for _, node, _ in tree_nodes(copy) if isinstance(node, Adapter)]
     assert all(adapter.injected for adapter in copied)
@@ -530,13 +522,12 @@ def test_copies_of_an_adapted_model_eject_to_the_original(tree: fl.Chain, data: 
     copy_root = cast(fl.Chain, base)
     for adapter in data.draw(st.permutations(copied), label="copy ejection order"):
         eject_checked(adapter, copy_root)
-    assert top(copy_root) is copy_root
     # The copy is the original model again, sharing its tensors; the original still has its adapters.
     assert [(a, type(n)) for a, n, _ in tree_nodes(copy_root)] == plain
     tensors = copy_root.state_dict(keep_vars=True)
     assert list(tensors) == list(original.tensors)
     assert all(tensors[key] is original.tensors[key] for key in tensors)
     assert torch.equal(output_of(copy_root), original.output)
-    assert_same(current, with_adapters)
+    assert_same(tree, with_adapters)
     eject_all(session, data)
     assert_same(tree, original)

@@ -292,10 +292,20 @@ def test_merge_refuses_a_tied_weight_and_changes_nothing() -> None:
     assert torch.equal(model(x), adapted)
 
 
+def test_inject_refuses_layers_on_meta_and_changes_nothing() -> None:
+    with torch.device("meta"):
+        model = build()
+    before = snapshot(model)
+    with pytest.raises(AdapterError, match="stem is on the meta device: a LoRA injected there would lose"):
+        lora.inject(model, rank=2)
+    assert_unchanged(model, before)
+
+
 def test_merge_refuses_loras_on_meta_and_changes_nothing() -> None:
     with torch.device("meta"):
         model = build()
-    lora.inject(model, rank=2)
+    Conv2dLora(model.stem, rank=2).inject()  # an adapter on its own may go on meta (lora.load does this)
+    LinearLora(model.head.Linear_1, rank=2).inject()
     before = snapshot(model)
     with pytest.raises(AdapterError, match="meta device"):
         lora.merge(model)
@@ -513,7 +523,7 @@ def test_type_matching_nothing_lists_the_types_present() -> None:
 def test_a_selection_with_nothing_adaptable(model: fl.Chain, targets: object) -> None:
     before = snapshot(model)
     options = {} if targets is None else {"targets": targets}
-    with pytest.raises(AdapterError, match="none of them is a layer a LoRA can adapt"):
+    with pytest.raises(AdapterError, match=r"none of them is a layer a LoRA .* can adapt"):
         lora.inject(model, rank=2, **options)  # pyright: ignore[reportArgumentType]
     assert_unchanged(model, before)
 
@@ -533,7 +543,7 @@ def test_loading_weights_for_addresses_the_model_lacks() -> None:
     state = {key.replace("head.Linear_1", "head.Linear_9"): value for key, value in state.items()}
     fresh = build()
     before = snapshot(fresh)
-    with pytest.raises(AdapterError, match=r"no layer at 'head\.Linear_9' in the model \(nearby: head\.Linear_1"):
+    with pytest.raises(AdapterError, match=r"no layer in the model at 'head\.Linear_9' \(nearby: head\.Linear_1"):
         lora.load(fresh, state)
     assert_unchanged(fresh, before)
 
@@ -737,3 +747,97 @@ def test_repr_walk_and_layers_show_the_loras() -> None:
     lora.eject(model)
     assert "(LORA)" not in repr(model)
     assert repr(model) == repr(transformer())
+
+
+# -- review findings: each pins a behaviour a user relies on -------------------------------------
+
+
+def test_loading_many_unknown_addresses_is_short_and_suggests_the_prefix_mapping() -> None:
+    model = build()
+    state = {f"model.{key}": value for key, value in lora.state_dict(trained()).items()}
+    before = snapshot(model)
+    with pytest.raises(AdapterError) as caught:
+        lora.load(model, state)
+    message = str(caught.value)
+    assert message.count("(nearby:") == 4  # every unknown address shown: there are only 4
+    assert "mapping=[(r'^model\\.', '')] strips it" in message
+    assert_unchanged(model, before)
+    many = {f"blocks.{i}.down.weight": torch.zeros(1, 2) for i in range(40)}
+    with pytest.raises(AdapterError, match=r"and 35 more$"):
+        lora.load(model, many, scale=1.0)
+    # the suggested mapping does load the file
+    assert len(lora.load(model, state, mapping=[(r"^model\.", "")])) == 4
+
+
+def test_loading_a_file_that_covers_only_some_loras_of_that_name_is_refused() -> None:
+    model = trained()
+    partial = {key: value for key, value in lora.state_dict(model).items() if key.startswith("head.")}
+    before = snapshot(model)
+    with pytest.raises(AdapterError, match=r"LoRAs named 'lora' the file does not cover \('stem', 'reduce'\)"):
+        lora.load(model, partial)
+    assert_unchanged(model, before)
+    assert len(lora.load(model, partial, name="other")) == 2  # under another name: a second set
+
+
+def test_a_structural_copy_rescales_on_its_own() -> None:
+    model = trained()
+    scales = [adapter.scale.item() for adapter in lora.adapters(model)]
+    twin = model.structural_copy()
+    lora.set_scale(twin, 0.0)
+    assert [adapter.scale.item() for adapter in lora.adapters(model)] == scales
+    assert torch.equal(twin.stem.down.weight, model.stem.down.weight)
+
+
+def test_merge_refuses_a_parametrized_weight() -> None:
+    model = build()
+    torch.nn.utils.parametrizations.weight_norm(model.head.Linear_1)
+    lora.inject(model, rank=2, targets="head.Linear_1", init=random_init())
+    before = snapshot(model)
+    with pytest.raises(AdapterError, match="computed by a parametrization"):
+        lora.merge(model)
+    assert_unchanged(model, before)
+
+
+def test_lora_in_another_adapters_own_layers_cannot_be_saved() -> None:
+    from fluxion.adapters import Adapter
+
+    model = build()
+    side = Adapter(model.act, fl.Chain(fl.Linear(4, 4))).inject()
+    LinearLora(side.Chain.Linear, rank=1).inject()
+    with pytest.raises(AdapterError, match="adapts a layer of another adapter"):
+        lora.state_dict(model)
+
+
+def test_eject_with_a_lora_that_lost_its_target_changes_nothing() -> None:
+    model = build()
+    lora.inject(model, rank=2)
+    broken = model.head.Linear_1
+    broken.remove("target")  # surgery by hand inside an adapter
+    before = snapshot(model)
+    with pytest.raises(AdapterError, match=r"'head\.Linear_1' have lost their targets"):
+        lora.eject(model)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: lora.inject(m, rank=1, name=""), "a LoRA name is a non-empty string"),
+        (lambda m: lora.inject(m, rank=1, name=3), "a LoRA name is a non-empty string, got 3"),
+        (lambda m: lora.set_scale(m, float("nan")), "a LoRA scale is a finite number, got nan"),
+        (lambda m: lora.load(m, lora.state_dict(trained()), scale="x"), "a LoRA scale is a finite number"),
+        (lambda m: lora.inject(m, rank=1, targets=m.stem), "targets is a Conv2d module, not a selection"),
+        (
+            lambda m: lora.inject(m, rank=1, targets=lambda x: x.in_features > 1),
+            r"predicate failed on Chain \(the root\): AttributeError",
+        ),
+    ],
+)
+def test_bad_arguments_are_adapter_errors(call: Callable[[fl.Chain], object], message: str) -> None:
+    model = build()
+    if "set_scale" in message or "scale is" in message:
+        lora.inject(model, rank=1)
+    before = snapshot(model)
+    with pytest.raises(AdapterError, match=message):
+        call(model)
+    assert_unchanged(model, before)

@@ -202,7 +202,8 @@ def test_lora_tensors_follow_the_targets_dtype(lora_type: type[LinearLora] | typ
     )
     model = fl.Chain(target)
     adapter = lora_type(target, 2, alpha=1.0).inject()
-    assert adapter.down_weight.dtype == adapter.up_weight.dtype == adapter.scale.dtype == torch.float64
+    assert adapter.down_weight.dtype == adapter.up_weight.dtype == torch.float64
+    assert adapter.scale.dtype == torch.float32  # a scalar: it does not change the output's dtype
     x = randn(3, 4, dtype=torch.float64) if lora_type is LinearLora else randn(1, 4, 5, 5, dtype=torch.float64)
     assert model(x).dtype == torch.float64
 
@@ -210,8 +211,13 @@ def test_lora_tensors_follow_the_targets_dtype(lora_type: type[LinearLora] | typ
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_lora_tensors_follow_a_half_precision_target(dtype: torch.dtype) -> None:
     adapter = LinearLora(fl.Linear(4, 4, dtype=dtype), 2, alpha=3.0)
-    assert adapter.down_weight.dtype == adapter.up_weight.dtype == adapter.scale.dtype == dtype
-    assert adapter.scale.item() == pytest.approx(1.5)
+    assert adapter.down_weight.dtype == adapter.up_weight.dtype == dtype
+    # the scale stays float32, so alpha / rank keeps its precision
+    assert adapter.scale.dtype == torch.float32
+    assert LinearLora(fl.Linear(4, 4, dtype=dtype), 3, alpha=1.0).scale.item() == pytest.approx(1 / 3, rel=1e-7)
+    model = fl.Chain(fl.Linear(4, 4, dtype=dtype))
+    LinearLora(model.Linear, 2, init=lambda down, up: up.normal_()).inject()
+    assert model(torch.randn(2, 4, dtype=dtype)).dtype == dtype
 
 
 def test_lora_tensors_follow_the_targets_device() -> None:
@@ -253,7 +259,7 @@ def test_stacked_loras_find_their_base_layer() -> None:
         (Conv2dLora, lambda: fl.Linear(2, 2), "must be a Conv2d"),
         (Conv2dLora, lambda: fl.Conv1d(2, 2, 1), "must be a Conv2d"),
         (LinearLora, lambda: fl.Chain(fl.Linear(2, 2)), "must be a Linear"),
-        (Conv2dLora, lambda: fl.Conv2d(4, 4, 3, groups=2), "groups=2"),
+        (Conv2dLora, lambda: fl.Conv2d(4, 4, 3, groups=2), "must be a Conv2d with groups=1 .* got Conv2d"),
         (Conv2dLora, lambda: LinearLora(fl.Linear(2, 2), 1), "must be a Conv2d"),
     ],
 )

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Self, cast
 import torch
 
 from fluxion.adapters.errors import AdapterError
-from fluxion.layers import Chain, TreeError, address_of, parent_of
+from fluxion.layers import Chain, Return, TreeError, address_of, parent_of
 from fluxion.layers.naming import STAND_IN, class_name
 
 SLOT = "target"
@@ -93,8 +93,9 @@ class Adapter(Chain):
         """Put this adapter where its target is, and the target inside it; returns the adapter.
 
         ``parent``, when given, must be the Chain holding the target (a check, for code that
-        knows where the target should be). A target without a parent (a root) is wrapped where
-        it stands: the adapter becomes the root.
+        knows where the target should be). The target must sit in a Chain: a root, or a module
+        inside a plain torch container, has no place the adapter could take. The adapter's own
+        layers take the target's mode (train or eval).
 
         >>> import fluxion.layers as fl
         >>> model = fl.Chain(block=fl.Chain(fl.ReLU()))
@@ -105,35 +106,49 @@ class Adapter(Chain):
         if self.injected:
             raise AdapterError(f"{self._describe()} is already injected; eject it before injecting it again")
         target: torch.nn.Module = self.__dict__[_DETACHED_TARGET]
+        holder = self._check_injectable(target, parent)
+        self.train(target.training)  # before the target is a child: only the adapter's own layers
+        self.__dict__[STAND_IN] = class_name(target)
+        self.__dict__[_DETACHED_TARGET] = None  # from here on, the slot may be filled
+        try:
+            holder.replace(target, self)
+            self._splice(self.target_position, 0, [(SLOT, target)])
+        except TreeError as error:  # only a tree broken by hand gets here; leave it as it was
+            self._restore(holder, target)
+            raise AdapterError(f"{self._describe()}: cannot inject: {error}") from error
+        return self
+
+    def _check_injectable(self, target: torch.nn.Module, parent: Chain | None) -> Chain:
+        """The Chain holding ``target``, once every reason to refuse the injection is ruled out."""
         if parent_of(self) is not None:
             raise AdapterError(
                 f"{self._describe()} already sits in a tree (at {self.address!r}) without wrapping its target; "
                 "remove it from there first"
             )
         holder = parent_of(target)
+        if holder is None:
+            raise AdapterError(
+                f"{self._describe()}: the target is in no Chain (a root, or a module inside a plain torch "
+                "container), so there is no place for the adapter to take; adapters wrap nodes of a fluxion tree"
+            )
         if parent is not None and holder is not parent:
-            where = f"at {address_of(target)!r} in another Chain" if holder is not None else "in no Chain"
-            raise AdapterError(f"{self._describe()}: the target is not a child of the given parent; it is {where}")
+            raise AdapterError(
+                f"{self._describe()}: the target is not a child of the given parent; "
+                f"it is at {address_of(target)!r} in another Chain"
+            )
         if isinstance(holder, Adapter) and holder.name_of(target) != SLOT:
             raise AdapterError(
                 f"{self._describe()}: the target is {type(holder).__name__}'s own layer "
                 f"{holder.name_of(target)!r}, part of that adapter; wrap the adapter itself, or its target"
             )
-        node: torch.nn.Module | None = target
+        if isinstance(target, Return):
+            raise AdapterError(f"{self._describe()}: a Return ends its Chain; an adapter around it would stop that")
+        node: torch.nn.Module | None = holder
         while node is not None:
             if node is self:
-                raise AdapterError(f"{self._describe()}: an adapter cannot wrap itself or a node inside itself")
+                raise AdapterError(f"{self._describe()}: an adapter cannot wrap a node inside itself")
             node = parent_of(node)
-        self.__dict__[STAND_IN] = class_name(target)
-        try:
-            if holder is not None:
-                holder.replace(target, self)
-            self._splice(self.target_position, 0, [(SLOT, target)])
-        except TreeError as error:  # only a tree broken by hand gets here; leave it as it was
-            self._restore(holder, target)
-            raise AdapterError(f"{self._describe()}: cannot inject: {error}") from error
-        self.__dict__[_DETACHED_TARGET] = None
-        return self
+        return holder
 
     def eject(self) -> None:
         """Put the node this adapter wraps back in its place; the adapter leaves the tree.
@@ -178,17 +193,22 @@ class Adapter(Chain):
 
     def _describe(self) -> str:
         address = f" at {self.address!r}" if self.parent is not None else ""
-        return f"{type(self).__name__} on {type(self.target).__name__}{address}"
+        target = self._modules.get(SLOT) or self.__dict__.get(_DETACHED_TARGET)
+        return f"{type(self).__name__} on {type(target).__name__ if target is not None else 'nothing'}{address}"
 
-    def _restore(self, holder: Chain | None, target: torch.nn.Module) -> None:
+    def _restore(self, holder: Chain, target: torch.nn.Module) -> None:
         if SLOT in self._modules:
             self._splice(list(self._modules).index(SLOT), 1, [])
-        if holder is not None and parent_of(self) is holder:
+        if parent_of(self) is holder:
             holder.replace(self, target)
         self.__dict__.pop(STAND_IN, None)
+        self.__dict__[_DETACHED_TARGET] = target
 
     def _check_name(self, name: str, kept_explicit: set[str]) -> None:
-        # ``target`` is both the property and the slot's name: the slot is allowed to shadow it.
+        # ``target`` is both the property and the slot's name. Only inject (and copies of an
+        # injected adapter) fill the slot: both clear the detached target first.
         if name == SLOT and SLOT not in kept_explicit:
+            if self.__dict__.get(_DETACHED_TARGET) is not None:
+                raise AdapterError(f"{self._describe()}: the child name {SLOT!r} is reserved; inject() fills it")
             return
         super()._check_name(name, kept_explicit)

@@ -32,23 +32,23 @@ True
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import cast
 
 import torch
 from torch import Tensor
+from torch.nn.utils import parametrize
 
 from fluxion.adapters.adapter import SLOT, Adapter
 from fluxion.adapters.errors import AdapterError
 from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora
 from fluxion.adapters.targets import Targets, base_address, base_nodes, nearby, select
 from fluxion.layers import parent_of
-from fluxion.weights import WeightsError, open_checkpoint
+from fluxion.weights import KeyMapping, MappingLike, Source, WeightsError, open_checkpoint
 from fluxion.weights import load as load_weights
 from fluxion.weights import save as save_weights
-from fluxion.weights.checkpoint import Source
-from fluxion.weights.mapping import KeyMapping, MappingLike
 
 PARTS = ("down.weight", "up.weight", "scale")
 """The tensors of one LoRA in a saved file, each under ``{address}.{part}``."""
@@ -78,7 +78,8 @@ def inject(
     >>> [type(adapter).__name__ for adapter in inject(model, rank=4)]
     ['Conv2dLora', 'LinearLora']
     """
-    chosen = select(model, targets, _adaptable, what="LoRA")
+    _check_name(name)
+    chosen = select(model, targets, _adaptable, what="LoRA (a Linear, or a Conv2d with groups=1)")
     for address, node in chosen:
         _refuse_the_root(model, node)
         if any(adapter.name == name for adapter in _loras_on(node)):
@@ -86,22 +87,19 @@ def inject(
                 f"{address or 'the root'} already has a LoRA named {name!r}; "
                 "eject it first, or inject under another name"
             )
+        if any(tensor.is_meta for tensor in node.parameters()):
+            raise AdapterError(
+                f"{address} is on the meta device: a LoRA injected there would lose its starting values; "
+                "load the model's weights first (lora.load works on a meta model: the file gives the values)"
+            )
     created = [
         _lora_for(node, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
         for _, node in chosen
     ]
-    injected: list[Lora] = []
-    try:
-        for adapter in created:
-            injected.append(adapter.inject())
-    except BaseException:
-        for adapter in reversed(injected):
-            adapter.eject()
-        raise
-    return injected
+    return _inject_all(created)
 
 
-def adapters(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
+def adapters(model: torch.nn.Module, *, name: str | None = None) -> list[Lora]:
     """The LoRAs in ``model`` (those named ``name``, or all), in tree order.
 
     >>> import fluxion.layers as fl
@@ -113,7 +111,7 @@ def adapters(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
     return [module for module in model.modules() if isinstance(module, Lora) and name in (None, module.name)]
 
 
-def eject(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
+def eject(model: torch.nn.Module, *, name: str | None = None) -> list[Lora]:
     """Remove the LoRAs (named ``name``, or all) and put their layers back; returns the LoRAs.
 
     >>> import torch
@@ -126,12 +124,15 @@ def eject(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
     True
     """
     found = _required(model, name)
+    lost = [adapter.address for adapter in found if not adapter.injected]
+    if lost:  # checked first, so that a refused eject changes nothing
+        raise AdapterError(f"the LoRAs at {', '.join(map(repr, lost))} have lost their targets (removed by hand?)")
     for adapter in reversed(found):
         adapter.eject()
     return found
 
 
-def merge(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
+def merge(model: torch.nn.Module, *, name: str | None = None) -> list[Lora]:
     """Fold the LoRAs' updates into their layers' weights and remove the LoRAs; outputs stay the same.
 
     The updates are summed in float64 and rounded once into each weight. A LoRA whose layer's
@@ -150,22 +151,22 @@ def merge(model: torch.nn.Module, name: str | None = None) -> list[Lora]:
     """
     found = _required(model, name)
     owners = _parameter_owners(model)
-    updates: dict[int, tuple[Tensor, Tensor]] = {}
-    for adapter in found:
+    by_weight: dict[int, tuple[Tensor, list[Lora]]] = {}
+    for adapter in found:  # every check first: a refused merge changes nothing
         weight = _mergeable_weight(adapter, owners)
-        delta = adapter.delta_weight()
-        if id(weight) in updates:
-            delta = delta + updates[id(weight)][1]
-        updates[id(weight)] = (weight, delta)
+        by_weight.setdefault(id(weight), (weight, []))[1].append(adapter)
     with torch.no_grad():
-        for weight, delta in updates.values():
+        for weight, merged in by_weight.values():  # one float64 update alive at a time
+            delta = merged[0].delta_weight()
+            for adapter in merged[1:]:
+                delta += adapter.delta_weight()
             weight.copy_((weight.double() + delta).to(weight.dtype))
     for adapter in reversed(found):
         adapter.eject()
     return found
 
 
-def set_scale(model: torch.nn.Module, scale: float, name: str | None = None) -> None:
+def set_scale(model: torch.nn.Module, scale: float, *, name: str | None = None) -> None:
     """Set the scale of every LoRA (named ``name``, or all): 0 turns them off, 1 is full strength.
 
     >>> import fluxion.layers as fl
@@ -175,11 +176,12 @@ def set_scale(model: torch.nn.Module, scale: float, name: str | None = None) -> 
     >>> model.Linear.scale.item()
     0.25
     """
+    value = _checked_scale(scale)
     for adapter in _required(model, name):
-        adapter.set_scale(scale)
+        adapter.set_scale(value)
 
 
-def trainable_parameters(model: torch.nn.Module, name: str | None = None) -> list[torch.nn.Parameter]:
+def trainable_parameters(model: torch.nn.Module, *, name: str | None = None) -> list[torch.nn.Parameter]:
     """Freeze every parameter of ``model`` except the LoRAs' (named ``name``, or all); return theirs.
 
     One line sets up fine-tuning: ``optimizer = AdamW(lora.trainable_parameters(model))``.
@@ -202,7 +204,7 @@ def trainable_parameters(model: torch.nn.Module, name: str | None = None) -> lis
     return list(trainable.values())
 
 
-def state_dict(model: torch.nn.Module, name: str | None = None) -> dict[str, Tensor]:
+def state_dict(model: torch.nn.Module, *, name: str | None = None) -> dict[str, Tensor]:
     """The LoRAs' tensors (named ``name``, or all), keyed by the address of the layer each adapts.
 
     >>> import fluxion.layers as fl
@@ -214,7 +216,12 @@ def state_dict(model: torch.nn.Module, name: str | None = None) -> dict[str, Ten
     tensors: dict[str, Tensor] = {}
     owners: dict[str, Lora] = {}
     for adapter in _required(model, name):
-        address = base_address(adapter) or ""
+        address = base_address(adapter)
+        if address is None:
+            raise AdapterError(
+                f"the LoRA at {adapter.address!r} adapts a layer of another adapter, which has no address "
+                "in the model without adapters; its tensors cannot be keyed by one"
+            )
         other = owners.setdefault(address, adapter)
         if other is not adapter:
             raise AdapterError(
@@ -230,11 +237,11 @@ def state_dict(model: torch.nn.Module, name: str | None = None) -> dict[str, Ten
 def save(
     model: torch.nn.Module,
     path: str | os.PathLike[str],
-    name: str | None = None,
     *,
+    name: str | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write ``state_dict(model, name)`` to a safetensors file (atomically; see ``fluxion.weights.save``).
+    """Write ``state_dict(model, name=name)`` to a safetensors file (atomically; see ``fluxion.weights.save``).
 
     >>> import pathlib, tempfile
     >>> import fluxion.layers as fl
@@ -246,7 +253,7 @@ def save(
     True
     """
     try:
-        save_weights(state_dict(model, name), path, metadata=metadata)
+        save_weights(state_dict(model, name=name), path, metadata=metadata)
     except WeightsError as error:
         raise AdapterError(f"cannot save the LoRA weights: {error}") from error
 
@@ -264,9 +271,11 @@ def load(
     ``source`` is anything ``fluxion.weights.load`` reads; ``mapping`` turns foreign key layouts
     into ``{address}.down.weight`` / ``up.weight`` / ``scale``. ``scale=``, when given, sets the
     scale of every LoRA loaded, in place of the file's; files without a ``scale`` entry (PEFT keeps
-    alpha in a config file) need it (alpha / rank). The rank comes from the tensors' shapes. The
-    LoRAs are returned in tree order. Every address must exist in the model and every shape must fit, or an
-    ``AdapterError`` says what is wrong and the model is left exactly as it was.
+    alpha in a config file) need it (alpha / rank). The rank comes from the tensors' shapes. LoRAs
+    of that name already in the model are loaded into, so the file must cover all of them (it
+    never mixes two sets). Every address must exist in the model and every shape must fit, or an
+    ``AdapterError`` says what is wrong and the model is left exactly as it was. Returns the LoRAs
+    named ``name``, in tree order.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -277,17 +286,19 @@ def load(
     >>> load(model, {"Lineer.down.weight": torch.ones(3, 4)})
     Traceback (most recent call last):
     ...
-    fluxion.adapters.errors.AdapterError: state dict: no layer at 'Lineer' in the model (nearby: Linear)
+    fluxion.adapters.errors.AdapterError: state dict: no layer in the model at 'Lineer' (nearby: Linear)
     """
+    _check_name(name)
+    scale = None if scale is None else _checked_scale(scale)
     tensors, origin = _read(source, mapping)
     groups = _group_by_address(tensors, origin)
     nodes = dict(base_nodes(model))
-    unknown = [address for address in groups if address not in nodes]
-    if unknown:
-        known = [address for address in nodes if address]
+    _refuse_unknown_addresses(origin, [address for address in groups if address not in nodes], nodes)
+    others = [base_address(adapter) for adapter in adapters(model, name=name) if base_address(adapter) not in groups]
+    if others:
         raise AdapterError(
-            f"{origin}: "
-            + "; ".join(f"no layer at {a!r} in the model (nearby: {', '.join(nearby(a, known, 3))})" for a in unknown)
+            f"{origin}: the model has LoRAs named {name!r} the file does not cover ({', '.join(map(repr, others))}); "
+            "loading would mix two sets: eject them first, or load under another name"
         )
     existing: dict[str, Lora] = {}
     created: list[Lora] = []
@@ -297,7 +308,7 @@ def load(
         if missing:
             raise AdapterError(f"{where} has no {' and no '.join(missing)}")
         if scale is not None:
-            parts["scale"] = torch.tensor(float(scale))
+            parts["scale"] = torch.tensor(scale)
         elif "scale" not in parts:
             raise AdapterError(f"{where} has no scale in the file; pass scale= (alpha / rank)")
         node = nodes[address]
@@ -312,16 +323,14 @@ def load(
         if down.dim() not in (2, 4) or down.shape[0] < 1:
             raise AdapterError(f"{where}: down.weight has shape {tuple(down.shape)}; its first dimension is the rank")
         created.append(_lora_for(node, rank=down.shape[0], scale=None, name=name))
-    injected: list[Lora] = []
+    injected = _inject_all(created)
+    at = {**existing, **{base_address(adapter) or "": adapter for adapter in injected}}
+    keyed = {
+        f"{at[address].address}.{part}".lstrip("."): tensor
+        for address, parts in groups.items()
+        for part, tensor in parts.items()
+    }
     try:
-        for adapter in created:
-            injected.append(adapter.inject())
-        adapters_at = {**existing, **{base_address(adapter) or "": adapter for adapter in injected}}
-        keyed = {
-            f"{adapters_at[address].address}.{part}".lstrip("."): tensor
-            for address, parts in groups.items()
-            for part, tensor in parts.items()
-        }
         load_weights(model, keyed, strict=False)
     except BaseException as error:
         for adapter in reversed(injected):
@@ -329,8 +338,36 @@ def load(
         if isinstance(error, WeightsError):
             raise AdapterError(f"{origin}: the LoRA weights do not fit the model: {error}") from error
         raise
-    loaded = {id(adapter) for adapter in adapters_at.values()}
-    return [adapter for adapter in adapters(model, name) if id(adapter) in loaded]
+    return adapters(model, name=name)
+
+
+def _inject_all(created: list[Lora]) -> list[Lora]:
+    """Inject every adapter, or (when one fails) none."""
+    injected: list[Lora] = []
+    try:
+        for adapter in created:
+            injected.append(adapter.inject())
+    except BaseException:
+        for adapter in reversed(injected):
+            adapter.eject()
+        raise
+    return injected
+
+
+def _refuse_unknown_addresses(origin: str, unknown: list[str], nodes: dict[str, torch.nn.Module]) -> None:
+    if not unknown:
+        return
+    known = [address for address in nodes if address]
+    shown = [f"{a!r} (nearby: {', '.join(nearby(a, known, 3))})" for a in unknown[:5]]
+    more = f", and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    head, _, rest = unknown[0].partition(".")
+    hint = (
+        f"; the file's addresses start with {head + '.'!r}, which the model's do not: "
+        f"mapping=[(r'^{head}\\.', '')] strips it"
+        if rest and rest in nodes
+        else ""
+    )
+    raise AdapterError(f"{origin}: no layer in the model at {'; '.join(shown)}{more}{hint}")
 
 
 def _refuse_the_root(model: torch.nn.Module, node: torch.nn.Module) -> None:
@@ -342,10 +379,12 @@ def _refuse_the_root(model: torch.nn.Module, node: torch.nn.Module) -> None:
         )
 
 
+KINDS: tuple[type[Lora], ...] = (LinearLora, Conv2dLora)
+"""The LoRA kinds ``inject`` and ``load`` choose from, by the layer they adapt."""
+
+
 def _adaptable(module: torch.nn.Module) -> bool:
-    if isinstance(module, torch.nn.Linear):
-        return True
-    return isinstance(module, torch.nn.Conv2d) and module.groups == 1
+    return any(kind.adapts(module) for kind in KINDS)
 
 
 def _lora_for(
@@ -358,8 +397,19 @@ def _lora_for(
     dropout: float = 0.0,
     init: Init = "kaiming",
 ) -> Lora:
-    kind = LinearLora if isinstance(node, torch.nn.Linear) else Conv2dLora
+    kind = next(kind for kind in KINDS if kind.adapts(node))
     return kind(node, rank, scale=scale, alpha=alpha, dropout=dropout, init=init, name=name)
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise AdapterError(f"a LoRA name is a non-empty string, got {name!r}")
+
+
+def _checked_scale(scale: object) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
+        raise AdapterError(f"a LoRA scale is a finite number, got {scale!r}")
+    return float(scale)
 
 
 def _loras_on(node: torch.nn.Module) -> list[Lora]:
@@ -374,7 +424,7 @@ def _loras_on(node: torch.nn.Module) -> list[Lora]:
 
 
 def _required(model: torch.nn.Module, name: str | None) -> list[Lora]:
-    found = adapters(model, name)
+    found = adapters(model, name=name)
     if not found:
         names = sorted({adapter.name for adapter in adapters(model)})
         which = "no LoRA" if name is None else f"no LoRA named {name!r}"
@@ -391,22 +441,23 @@ def _parameter_owners(model: torch.nn.Module) -> dict[int, list[str]]:
 
 
 def _mergeable_weight(adapter: Lora, owners: dict[int, list[str]]) -> Tensor:
-    node = adapter.target
-    while isinstance(node, Lora):
-        node = node.target
-    if not _adaptable(node):
+    where = f"cannot merge the LoRA at {adapter.address!r}"
+    if not adapter.injected:
+        raise AdapterError(f"{where}: it has lost its target (was it removed by hand?)")
+    layer = adapter.base
+    if not _adaptable(layer):
         raise AdapterError(
-            f"cannot merge the LoRA at {adapter.address!r}: it wraps a {type(node).__name__}, "
-            "so its update is not a change of one layer's weight"
+            f"{where}: it wraps a {type(layer).__name__}, so its update is not a change of one layer's weight"
         )
-    weight = cast(Tensor, node.weight)
+    if parametrize.is_parametrized(layer):
+        raise AdapterError(f"{where}: its layer's weight is computed by a parametrization, so it cannot be changed")
+    weight = cast(Tensor, layer.weight)
     if any(tensor.is_meta for tensor in (weight, adapter.down_weight, adapter.up_weight, adapter.scale)):
-        raise AdapterError(f"cannot merge the LoRA at {adapter.address!r}: it or its layer is on the meta device")
+        raise AdapterError(f"{where}: it or its layer is on the meta device")
     keys = owners.get(id(weight), [])
     if len(keys) > 1:
         raise AdapterError(
-            f"cannot merge the LoRA at {adapter.address!r}: its layer's weight is tied to {', '.join(keys[1:])}; "
-            "merging would change those too"
+            f"{where}: its layer's weight is tied to {', '.join(keys[1:])}; merging would change those too"
         )
     return weight
 

@@ -10,8 +10,8 @@ LoRA's weights and can change at any time without recompiling a compiled model.
 >>> model = fl.Chain(fl.Linear(8, 8), fl.ReLU())
 >>> x = torch.randn(2, 8)
 >>> before = model(x)
->>> lora = LinearLora(model.Linear, rank=2).inject()
->>> torch.equal(model(x), before), lora.rank
+>>> adapter = LinearLora(model.Linear, rank=2).inject()
+>>> torch.equal(model(x), before), adapter.rank
 (True, 2)
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, TypeAlias, cast
+from typing import Any, ClassVar, Literal, Self, TypeAlias, cast
 
 import torch
 from torch import Tensor
@@ -43,14 +43,14 @@ class Lora(Adapter, metaclass=ABCMeta):
     ``scale = alpha / rank``, as in the LoRA paper); the default is 1.
 
     >>> import fluxion.layers as fl
-    >>> lora = LinearLora(fl.Linear(4, 4), rank=2, alpha=8.0, name="style")
-    >>> lora.scale.item(), lora.name
+    >>> adapter = LinearLora(fl.Linear(4, 4), rank=2, alpha=8.0, name="style")
+    >>> adapter.scale.item(), adapter.name
     (4.0, 'style')
     """
 
     _tag = "LORA"
-    layer_kind: ClassVar[type[torch.nn.Module]]
-    """The kind of layer this LoRA updates (looking through LoRAs stacked on it)."""
+    layer_description: ClassVar[str]
+    """The layers this kind of LoRA adapts, in words (for error messages)."""
     scale: Tensor
     name: str
     down: torch.nn.Module
@@ -71,17 +71,40 @@ class Lora(Adapter, metaclass=ABCMeta):
         _check_options(owner, rank, dropout, init)
         initial_scale = _scale(rank, scale, alpha)
         node = target.base if isinstance(target, Lora) else target
-        if not isinstance(node, self.layer_kind):
+        if not self.adapts(node):
             raise AdapterError(
-                f"{owner}: the target must be a {self.layer_kind.__name__} (or a LoRA on one), "
-                f"got {type(node).__name__}"
+                f"{owner}: the target must be {self.layer_description} (or a LoRA on one), got {type(node).__name__}"
             )
         down, up = self._projections(node, rank)
         super().__init__(target, down=down, dropout=fl.Dropout(dropout), up=up)
         self.name = name
         weight = _weight_of(node)
-        self.register_buffer("scale", torch.tensor(initial_scale, dtype=weight.dtype, device=weight.device))
+        # float32 whatever the layer's dtype: alpha / rank keeps its precision in a bfloat16 model
+        self.register_buffer("scale", torch.tensor(initial_scale, dtype=torch.float32, device=weight.device))
         _initialise(self.down_weight, self.up_weight, rank, init)
+
+    @classmethod
+    @abstractmethod
+    def adapts(cls, layer: torch.nn.Module) -> bool:
+        """Whether this kind of LoRA can adapt ``layer``.
+
+        >>> import fluxion.layers as fl
+        >>> LinearLora.adapts(fl.Linear(2, 2)), Conv2dLora.adapts(fl.Conv2d(4, 4, 3, groups=2))
+        (True, False)
+        """
+
+    def structural_copy(self) -> Self:
+        """A copy sharing the weights, with a ``scale`` of its own (so rescaling a copy leaves this one).
+
+        >>> import fluxion.layers as fl
+        >>> adapter = LinearLora(fl.Linear(2, 2), rank=1)
+        >>> twin = adapter.structural_copy()
+        >>> twin.down.weight is adapter.down.weight, twin.scale is adapter.scale
+        (True, False)
+        """
+        twin = super().structural_copy()
+        twin.register_buffer("scale", self.scale.clone())
+        return twin
 
     @abstractmethod
     def _projections(self, layer: Any, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -140,8 +163,8 @@ class Lora(Adapter, metaclass=ABCMeta):
 
         >>> import torch
         >>> import fluxion.layers as fl
-        >>> lora = LinearLora(fl.Linear(8, 4), rank=2)
-        >>> lora.delta_weight().shape, lora.delta_weight().abs().sum().item()
+        >>> adapter = LinearLora(fl.Linear(8, 4), rank=2)
+        >>> adapter.delta_weight().shape, adapter.delta_weight().abs().sum().item()
         (torch.Size([4, 8]), 0.0)
         >>> Conv2dLora(fl.Conv2d(3, 8, kernel_size=3), rank=2).delta_weight().shape
         torch.Size([8, 3, 3, 3])
@@ -154,9 +177,9 @@ class Lora(Adapter, metaclass=ABCMeta):
         """Change the multiplier of the update (in place: a compiled model does not recompile).
 
         >>> import fluxion.layers as fl
-        >>> lora = LinearLora(fl.Linear(2, 2), rank=1)
-        >>> lora.set_scale(0.5)
-        >>> lora.scale.item()
+        >>> adapter = LinearLora(fl.Linear(2, 2), rank=1)
+        >>> adapter.set_scale(0.5)
+        >>> adapter.scale.item()
         0.5
         """
         with torch.no_grad():
@@ -168,14 +191,14 @@ class Lora(Adapter, metaclass=ABCMeta):
         >>> import torch
         >>> import fluxion.layers as fl
         >>> model = fl.Chain(fl.Linear(2, 2))
-        >>> lora = LinearLora(model.Linear, rank=1).inject()
-        >>> torch.equal(model(torch.ones(1, 2)), lora.target(torch.ones(1, 2)))
+        >>> adapter = LinearLora(model.Linear, rank=1).inject()
+        >>> torch.equal(model(torch.ones(1, 2)), adapter.target(torch.ones(1, 2)))
         True
         """
         self._require_injected()
         modules = self._modules
-        update = modules["up"](modules["down"](modules["dropout"](x)))  # pyright: ignore[reportOptionalCall]
-        return modules[SLOT](x) + update * self.scale  # pyright: ignore[reportOptionalCall]
+        base = modules[SLOT](x)  # pyright: ignore[reportOptionalCall] (first: a bad input is blamed on the layer)
+        return base + modules["up"](modules["down"](modules["dropout"](x))) * self.scale  # pyright: ignore[reportOptionalCall]
 
     def extra_repr(self) -> str:
         scale = "?" if self.scale.is_meta else f"{self.scale.item():g}"
@@ -189,7 +212,7 @@ class LinearLora(Lora):
     >>> import torch
     >>> import fluxion.layers as fl
     >>> model = fl.Chain(fl.Linear(16, 16))
-    >>> lora = LinearLora(model.Linear, rank=4, alpha=4.0, dropout=0.1).inject()
+    >>> adapter = LinearLora(model.Linear, rank=4, alpha=4.0, dropout=0.1).inject()
     >>> model
     (CHAIN) Chain()
         └── Linear: (LORA) LinearLora(name='lora', rank=4, scale=1)
@@ -199,7 +222,17 @@ class LinearLora(Lora):
             └── up: Linear(in_features=4, out_features=16, bias=False)
     """
 
-    layer_kind = torch.nn.Linear
+    layer_description = "a Linear"
+
+    @classmethod
+    def adapts(cls, layer: torch.nn.Module) -> bool:
+        """Any ``torch.nn.Linear`` (fluxion's ``Linear`` is one).
+
+        >>> import torch
+        >>> LinearLora.adapts(torch.nn.Linear(2, 2)), LinearLora.adapts(torch.nn.Conv2d(2, 2, 1))
+        (True, False)
+        """
+        return isinstance(layer, torch.nn.Linear)
 
     def _projections(self, layer: torch.nn.Linear, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         device, dtype = layer.weight.device, layer.weight.dtype
@@ -214,21 +247,26 @@ class Conv2dLora(Lora):
     >>> import torch
     >>> import fluxion.layers as fl
     >>> model = fl.Chain(fl.Conv2d(3, 8, kernel_size=3, stride=2, padding=1))
-    >>> lora = Conv2dLora(model.Conv2d, rank=2).inject()
-    >>> lora.down
+    >>> adapter = Conv2dLora(model.Conv2d, rank=2).inject()
+    >>> adapter.down
     Conv2d(3, 2, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)
     >>> model(torch.zeros(1, 3, 8, 8)).shape
     torch.Size([1, 8, 4, 4])
     """
 
-    layer_kind = torch.nn.Conv2d
+    layer_description = "a Conv2d with groups=1 (a grouped convolution's update could not be merged into it)"
+
+    @classmethod
+    def adapts(cls, layer: torch.nn.Module) -> bool:
+        """An ungrouped ``torch.nn.Conv2d``.
+
+        >>> import torch
+        >>> Conv2dLora.adapts(torch.nn.Conv2d(2, 2, 3)), Conv2dLora.adapts(torch.nn.Conv2d(2, 2, 3, groups=2))
+        (True, False)
+        """
+        return isinstance(layer, torch.nn.Conv2d) and layer.groups == 1
 
     def _projections(self, layer: torch.nn.Conv2d, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-        if layer.groups != 1:
-            raise AdapterError(
-                f"{type(self).__name__}: the target convolution has groups={layer.groups}; "
-                "a LoRA update on a grouped convolution cannot be merged into it, so only groups=1 is supported"
-            )
         device, dtype = layer.weight.device, layer.weight.dtype
         down = fl.Conv2d(
             layer.in_channels,

@@ -129,9 +129,24 @@ def _tests(targets: Targets) -> list[tuple[Callable[[str, torch.nn.Module], bool
         return [(lambda _, node: isinstance(node, kinds), "type")]
     if several and items and all(isinstance(item, str) for item in items):
         return [_glob_test(glob) for glob in cast(list[str], items)]
+    if isinstance(given, torch.nn.Module):
+        raise AdapterError(
+            f"targets is a {type(given).__name__} module, not a selection: pass its type, its address or a predicate"
+        )
     if not several and callable(given):
         predicate = cast(Callable[[torch.nn.Module], object], given)
-        return [(lambda _, node: bool(predicate(node)), "predicate")]
+
+        def test(address: str, node: torch.nn.Module) -> bool:
+            try:
+                return bool(predicate(node))
+            except Exception as error:
+                where = f"at {address!r}" if address else "(the root)"
+                raise AdapterError(
+                    f"the targets predicate failed on {type(node).__name__} {where}: "
+                    f"{type(error).__name__}: {error} (it is called on every node, Chains included)"
+                ) from error
+
+        return [(test, "predicate")]
     raise AdapterError(
         "targets must be a layer type, a tuple of types, an address glob, a list of globs or a predicate; "
         f"got {given!r}"

@@ -12,11 +12,11 @@
 True
 """
 
-from fluxion.weights.checkpoint import Checkpoint, open_checkpoint
+from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
 from fluxion.weights.convert import convert
 from fluxion.weights.errors import ConversionError, PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.weights.load import LoadResult, load
-from fluxion.weights.mapping import KeyMapping, Rule
+from fluxion.weights.mapping import KeyMapping, MappingLike, Rule
 from fluxion.weights.save import save
 
 __all__ = [
@@ -24,8 +24,10 @@ __all__ = [
     "ConversionError",
     "KeyMapping",
     "LoadResult",
+    "MappingLike",
     "PickleCheckpointWarning",
     "Rule",
+    "Source",
     "WeightsError",
     "WeightsWarning",
     "convert",
