@@ -294,7 +294,8 @@ def load(
     groups = _group_by_address(tensors, origin)
     nodes = dict(base_nodes(model))
     _refuse_unknown_addresses(origin, [address for address in groups if address not in nodes], nodes)
-    others = [base_address(adapter) for adapter in adapters(model, name=name) if base_address(adapter) not in groups]
+    present = [base_address(adapter) for adapter in adapters(model, name=name)]
+    others = [address for address in present if address not in groups]
     if others:
         raise AdapterError(
             f"{origin}: the model has LoRAs named {name!r} the file does not cover ({', '.join(map(repr, others))}); "
