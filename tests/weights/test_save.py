@@ -100,3 +100,21 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: py
         save(small_model(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_a_dict_of_tensors_saves_with_its_ties_recorded(tmp_path: Path) -> None:
+    shared = torch.arange(6.0).view(2, 3)
+    save({"a.weight": shared, "b.weight": shared, "scale": torch.tensor(0.5)}, tmp_path / "d.safetensors")
+    with safe_open(tmp_path / "d.safetensors", framework="pt") as file:
+        assert sorted(file.keys()) == ["a.weight", "scale"]
+        assert file.metadata()["fluxion.aliases"] == '{"b.weight": "a.weight"}'
+    model = fl.Chain(a=fl.Linear(3, 2, bias=False), b=fl.Linear(3, 2, bias=False))
+    load(model, tmp_path / "d.safetensors", strict=False)
+    assert torch.equal(model.b.weight, shared)
+
+
+@pytest.mark.parametrize("bad", [{"w": [1.0]}, {3: torch.zeros(1)}, [torch.zeros(1)]])
+def test_a_dict_that_is_not_of_named_tensors_is_refused(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(WeightsError, match=r"save writes a module or a dict of tensors|must map strings to tensors"):
+        save(bad, tmp_path / "bad.safetensors")  # type: ignore[arg-type]
+    assert not (tmp_path / "bad.safetensors").exists()
