@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self, cast
 import torch
 
 from fluxion.adapters.errors import AdapterError
+from fluxion.dims import ShapeValue
 from fluxion.layers import Chain, Return, TreeError, address_of, parent_of
 from fluxion.layers.naming import STAND_IN, class_name
 
@@ -183,6 +184,19 @@ class Adapter(Chain):
         """
         self._require_injected()
         return self._call_children(args)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The shape rule of a sequence, as ``forward`` runs one (see ``Chain.output_shape``).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> model = fl.Chain(fl.Linear(4, 4))
+        >>> _ = Adapter(model.Linear, fl.Linear(4, 2)).inject()
+        >>> shapes.infer(model, ("B", 4)).output
+        (B, 2)
+        """
+        self._require_injected()
+        return super().output_shape(*inputs)
 
     def extra_repr(self) -> str:
         return "" if self.injected else f"target={type(self.target).__name__}, not injected"

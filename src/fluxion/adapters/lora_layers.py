@@ -26,8 +26,10 @@ import torch
 from torch import Tensor
 
 import fluxion.layers as fl
+from fluxion import dims
 from fluxion.adapters.adapter import SLOT, Adapter
 from fluxion.adapters.errors import AdapterError
+from fluxion.dims import ShapeValue
 
 Init: TypeAlias = Literal["kaiming", "gaussian"] | Callable[[Tensor, Tensor], None]
 """How a LoRA's weights start: ``"kaiming"`` (``down`` as torch initialises a Linear, ``up`` zero),
@@ -199,6 +201,26 @@ class Lora(Adapter, metaclass=ABCMeta):
         modules = self._modules
         base = modules[SLOT](x)  # pyright: ignore[reportOptionalCall] (first: a bad input is blamed on the layer)
         return base + modules["up"](modules["down"](modules["dropout"](x))) * self.scale  # pyright: ignore[reportOptionalCall]
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The target's output shape (the low-rank branch must give the same).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> model = fl.Chain(fl.Linear(8, 4))
+        >>> _ = LinearLora(model.Linear, rank=2).inject()
+        >>> shapes.infer(model, ("B", 8))["Linear.up"].output
+        (B, 4)
+        """
+        self._require_injected()
+        modules = self._modules
+        base = dims.run(cast(torch.nn.Module, modules[SLOT]), *inputs)
+        branch: ShapeValue = dims.run(cast(torch.nn.Module, modules["dropout"]), *inputs)
+        for name in ("down", "up"):
+            branch = dims.run(cast(torch.nn.Module, modules[name]), branch)
+        if not isinstance(base, dims.Shape) or not isinstance(branch, dims.Shape):
+            raise dims.ShapeError(f"{type(self).__name__} adds tensors, got {base!r} and {branch!r}")
+        return dims.broadcast([base, branch], type(self).__name__)
 
     def extra_repr(self) -> str:
         scale = "?" if self.scale.is_meta else f"{self.scale.item():g}"

@@ -11,10 +11,32 @@ from jaxtyping import Float
 from torch import Tensor
 from torch.nn import functional
 
+from fluxion import dims
+from fluxion.dims import ShapeValue
 from fluxion.layers.module import Module
 
 
-class Identity(torch.nn.Identity, Module):
+class Elementwise(Module):
+    """A layer whose output has its input's shape: activations, dropout, identity.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import dims
+    >>> fl.ReLU().output_shape(dims.Shape(["B", 8]))
+    (B, 8)
+    """
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Tanh().output_shape(dims.Shape(["B", "T", 4]))
+        (B, T, 4)
+        """
+        return dims.single(inputs, type(self).__name__)
+
+
+class Identity(torch.nn.Identity, Elementwise):
     """Returns its input.
 
     >>> import torch
@@ -24,7 +46,7 @@ class Identity(torch.nn.Identity, Module):
     """
 
 
-class Dropout(torch.nn.Dropout, Module):
+class Dropout(torch.nn.Dropout, Elementwise):
     """``torch.nn.Dropout`` as a tree leaf (a no-op in eval mode).
 
     >>> import torch
@@ -37,7 +59,7 @@ class Dropout(torch.nn.Dropout, Module):
         return functional.dropout(input, self.p, self.training, self.inplace)
 
 
-class ReLU(torch.nn.ReLU, Module):
+class ReLU(torch.nn.ReLU, Elementwise):
     """``max(x, 0)``.
 
     >>> import torch
@@ -50,7 +72,7 @@ class ReLU(torch.nn.ReLU, Module):
         return functional.relu(input, inplace=self.inplace)
 
 
-class GeLU(torch.nn.GELU, Module):
+class GeLU(torch.nn.GELU, Elementwise):
     """Gaussian error linear unit; ``approximate="tanh"`` uses the tanh approximation.
 
     >>> import torch
@@ -63,7 +85,7 @@ class GeLU(torch.nn.GELU, Module):
         return functional.gelu(input, approximate=self.approximate)
 
 
-class SiLU(torch.nn.SiLU, Module):
+class SiLU(torch.nn.SiLU, Elementwise):
     """``x * sigmoid(x)``.
 
     >>> import torch
@@ -76,7 +98,7 @@ class SiLU(torch.nn.SiLU, Module):
         return functional.silu(input, inplace=self.inplace)
 
 
-class Sigmoid(torch.nn.Sigmoid, Module):
+class Sigmoid(torch.nn.Sigmoid, Elementwise):
     """The logistic function.
 
     >>> import torch
@@ -89,7 +111,7 @@ class Sigmoid(torch.nn.Sigmoid, Module):
         return torch.sigmoid(input)
 
 
-class Tanh(torch.nn.Tanh, Module):
+class Tanh(torch.nn.Tanh, Elementwise):
     """The hyperbolic tangent.
 
     >>> import torch
@@ -102,7 +124,7 @@ class Tanh(torch.nn.Tanh, Module):
         return torch.tanh(input)
 
 
-class Softmax(torch.nn.Softmax, Module):
+class Softmax(torch.nn.Softmax, Elementwise):
     """Softmax along ``dim`` (the last dimension by default).
 
     >>> import torch
@@ -118,7 +140,7 @@ class Softmax(torch.nn.Softmax, Module):
         return functional.softmax(input, self.dim)
 
 
-class LeakyReLU(torch.nn.LeakyReLU, Module):
+class LeakyReLU(torch.nn.LeakyReLU, Elementwise):
     """``x`` where positive, ``negative_slope * x`` elsewhere.
 
     >>> import torch

@@ -21,6 +21,8 @@ from typing import Any, Self, TypeVar, cast, overload
 
 import torch
 
+from fluxion import dims
+from fluxion.dims import ShapeValue
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
 from fluxion.layers.module import Module, clone_shell, parent_of, set_parent, shallow_copy
@@ -99,6 +101,10 @@ class Chain(Module):
         forward = cls.__dict__.get("forward")
         if forward is not None and not getattr(forward, "_fluxion_guarded", False):
             cls.forward = Chain._guarded(forward)
+        if forward is not None and "output_shape" not in cls.__dict__:
+            # Its own data flow: the sequence rule would be wrong. Without a rule of its own, shape
+            # inference evaluates it on meta tensors instead.
+            setattr(cls, "output_shape", None)  # noqa: B010
 
     @staticmethod
     def _guarded(forward: Callable[..., Any]) -> Callable[..., Any]:
@@ -140,6 +146,23 @@ class Chain(Module):
         finally:
             if self._parent is None and self._context:
                 self._context.clear()
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The shape rule of a sequence: each child's output shape is the next child's input.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Linear(4, 8), fl.ReLU(), fl.Linear(8, 2)), ("B", 4)).output
+        (B, 2)
+        """
+        value: ShapeValue = inputs[0] if len(inputs) == 1 else inputs
+        try:
+            for child in self._modules.values():
+                assert child is not None
+                value = dims.run(child, *value) if dims.several(value) else dims.run(child, value)
+        except ReturnSignal as signal:
+            return cast(ShapeValue, signal.value)
+        return value
 
     def _call_children(self, args: tuple[Any, ...]) -> Any:
         """Run the children in sequence; a Return child ends the sequence with its input."""

@@ -16,6 +16,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from fluxion import dims
+from fluxion.dims import ShapeError, ShapeValue
 from fluxion.layers.chain import Chain, ReturnSignal
 from fluxion.layers.errors import TreeError
 from fluxion.layers.module import Module
@@ -37,6 +39,17 @@ class Passthrough(Chain):
         self._call_children(args)
         return args[0] if len(args) == 1 else args
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Its input's shape (its children's shapes are worked out too, for the report).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Passthrough(fl.Linear(4, 2))), ("B", 4)).output
+        (B, 4)
+        """
+        super().output_shape(*inputs)
+        return inputs[0] if len(inputs) == 1 else inputs
+
 
 class Residual(Chain):
     """Adds the result of its children, run in sequence, to its (first) input.
@@ -51,6 +64,17 @@ class Residual(Chain):
 
     def forward(self, *args: Any) -> Any:
         return args[0] + self._call_children(args)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The broadcast of its first input's shape and its children's output shape.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Residual(fl.Linear(8, 8))), ("B", "T", 8)).output
+        (B, T, 8)
+        """
+        branch = super().output_shape(*inputs)
+        return dims.broadcast([_tensor(inputs[0] if inputs else None, self), _tensor(branch, self)], "Residual")
 
 
 class Sum(Chain):
@@ -71,6 +95,17 @@ class Sum(Chain):
             total = output if total is None else total + output
         return total
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The broadcast of its children's output shapes.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Sum(fl.Linear(4, 2), fl.Linear(4, 2))), ("B", 4)).output
+        (B, 2)
+        """
+        outputs = [_tensor(dims.run(child, *inputs), self) for child in self.children_list()]
+        return dims.broadcast(outputs, "Sum") if outputs else None
+
 
 class Parallel(Chain):
     """Gives its input to every child and returns their outputs as a tuple.
@@ -86,6 +121,16 @@ class Parallel(Chain):
 
     def forward(self, *args: Any) -> tuple[Any, ...]:
         return tuple(child(*args) for child in self._modules.values())  # pyright: ignore[reportOptionalCall]
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The tuple of its children's output shapes.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Parallel(fl.Linear(4, 2), fl.Linear(4, 3))), ("B", 4)).output
+        ((B, 2), (B, 3))
+        """
+        return tuple(dims.run(child, *inputs) for child in self.children_list())
 
 
 class Distribute(Chain):
@@ -108,6 +153,19 @@ class Distribute(Chain):
             )
         return tuple(child(arg) for child, arg in zip(self._modules.values(), args, strict=True))  # pyright: ignore[reportOptionalCall]
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The tuple of each child's output shape for its own input.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> model = fl.Chain(fl.Parallel(fl.Identity(), fl.Identity()), fl.Distribute(fl.Linear(4, 2), fl.ReLU()))
+        >>> shapes.infer(model, ("B", 4)).output
+        ((B, 2), (B, 4))
+        """
+        if len(inputs) != len(self._modules):
+            raise ShapeError(f"Distribute needs one input per child: got {len(inputs)} for {len(self._modules)}")
+        return tuple(dims.run(child, value) for child, value in zip(self.children_list(), inputs, strict=True))
+
 
 class Concatenate(Chain):
     """Gives its input to every child and concatenates their outputs along ``dim``.
@@ -126,6 +184,17 @@ class Concatenate(Chain):
 
     def forward(self, *args: Any) -> Tensor:
         return torch.cat([child(*args) for child in self._modules.values()], dim=self.dim)  # pyright: ignore[reportOptionalCall]
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Its children's output shapes, concatenated along ``dim``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Concatenate(fl.Linear(4, 2), fl.Linear(4, 3), dim=-1)), ("B", 4)).output
+        (B, 5)
+        """
+        outputs = [_tensor(dims.run(child, *inputs), self) for child in self.children_list()]
+        return dims.concatenate(outputs, self.dim, "Concatenate")
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -148,6 +217,23 @@ class Matmul(Chain):
     def forward(self, *args: Any) -> Float[Tensor, "*batch n p"]:
         left, right = self._modules.values()
         return torch.matmul(left(*args), right(*args))  # pyright: ignore[reportOptionalCall]
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``torch.matmul``'s shape rule on its two children's output shapes.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Matmul(fl.Identity(), fl.Transpose(-1, -2))), ("B", 5, 4)).output
+        (B, 5, 5)
+        """
+        left, right = (_tensor(dims.run(child, *inputs), self) for child in self.children_list())
+        if len(left) < 2 or len(right) < 2:
+            raise ShapeError(f"Matmul needs two inputs of rank 2 or more, got {left!r} and {right!r}")
+        dims.require_equal(
+            left[-1], right[-2], f"Matmul needs the left's last dim to match the right's dim -2 ({dims.show(left[-1])})"
+        )
+        batch = dims.broadcast([dims.Shape(left[:-2]), dims.Shape(right[:-2])], "Matmul")
+        return dims.Shape([*batch, left[-2], right[-1]])
 
 
 class Lambda(Module):
@@ -184,3 +270,19 @@ class Return(Module):
 
     def forward(self, *args: Any) -> Any:
         raise ReturnSignal(args[0] if len(args) == 1 else args)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Ends the enclosing Chain's rule with this input's shape, as ``forward`` ends the Chain.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Return(), fl.Linear(4, 2)), ("B", 4)).output
+        (B, 4)
+        """
+        raise ReturnSignal(inputs[0] if len(inputs) == 1 else inputs)
+
+
+def _tensor(value: ShapeValue, node: torch.nn.Module) -> dims.Shape:
+    if not isinstance(value, dims.Shape):
+        raise ShapeError(f"{type(node).__name__} combines tensors, but got {value!r}")
+    return value

@@ -18,8 +18,10 @@ cleared when the root's forward call returns. ``SetContext`` stores its input an
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from fluxion import dims
+from fluxion.dims import ShapeError, ShapeValue
 from fluxion.layers.errors import ContextError, TreeError
 from fluxion.layers.module import Module
 
@@ -48,6 +50,23 @@ class SetContext(Module):
         value = args[0] if len(args) == 1 else args
         values = _store(self).setdefault(self.context, {})
         values[self.key] = value if self.callback is None else self.callback(values.get(self.key), value)
+        return value
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Its input's shape, stored for the ``UseContext`` layers that read it.
+
+        With a ``callback``, what it stores depends on code the rule cannot see: a ShapeError.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> model = fl.Chain(fl.SetContext("net", "skip"), fl.Linear(4, 2), fl.UseContext("net", "skip"))
+        >>> shapes.infer(model, ("B", 4)).output
+        (B, 4)
+        """
+        if self.callback is not None:
+            raise ShapeError("SetContext with a callback has no shape rule: what it stores depends on its function")
+        value = inputs[0] if len(inputs) == 1 else inputs
+        dims.context_values().setdefault(self.context, {})[self.key] = value
         return value
 
     def extra_repr(self) -> str:
@@ -81,6 +100,26 @@ class UseContext(Module):
             )
         value = values[self.key]
         return value if self.func is None else self.func(value)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The shape a ``SetContext`` stored earlier in the same inference.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> model = fl.Chain(fl.SetContext("unet", "skip"), fl.Linear(4, 8), fl.UseContext("unet", "skip"))
+        >>> shapes.infer(model, ("B", 4))["UseContext"].output
+        (B, 4)
+        """
+        if self.func is not None:
+            raise ShapeError("UseContext with a func has no shape rule: what it returns depends on its function")
+        values = dims.context_values().get(self.context, {})
+        if self.key not in values:
+            known = ", ".join(sorted(values)) or "nothing"
+            raise ShapeError(
+                f"context {self.context!r} has no value {self.key!r} at this point (it holds {known}); "
+                "a SetContext must come earlier in the tree"
+            )
+        return cast(ShapeValue, values[self.key])
 
     def extra_repr(self) -> str:
         return f"context={self.context!r}, key={self.key!r}"

@@ -10,6 +10,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.nn import functional
 
+from fluxion import dims
+from fluxion.dims import ShapeValue
 from fluxion.layers.module import WeightedModule
 
 
@@ -24,6 +26,18 @@ class Linear(torch.nn.Linear, WeightedModule):
 
     def forward(self, input: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
         return functional.linear(input, self.weight, self.bias)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(*batch, in_features)`` to ``(*batch, out_features)``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Linear(8, 2).output_shape(dims.Shape(["B", "T", 8]))
+        (B, T, 2)
+        """
+        shape = dims.single(inputs, "Linear")
+        dims.require_equal(self.in_features, shape.at(-1, "Linear"), f"Linear expects last dim {self.in_features}")
+        return dims.Shape([*shape[:-1], self.out_features])
 
 
 class Embedding(torch.nn.Embedding, WeightedModule):
@@ -50,3 +64,13 @@ class Embedding(torch.nn.Embedding, WeightedModule):
 
     def forward(self, input: Int[Tensor, "*batch"]) -> Float[Tensor, "*batch embedding_dim"]:
         return super().forward(input)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Indices of any shape to ``(*shape, embedding_dim)``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Embedding(100, 16).output_shape(dims.Shape(["B", "T"]))
+        (B, T, 16)
+        """
+        return dims.Shape([*dims.single(inputs, "Embedding"), self.embedding_dim])

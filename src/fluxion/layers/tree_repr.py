@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,16 +20,23 @@ from fluxion.layers.naming import class_name
 FAILED_MARK = "  ◀── failed here"
 
 
-def draw_tree(module: torch.nn.Module, *, mark: torch.nn.Module | None = None, max_depth: int | None = None) -> str:
-    """The tree under ``module`` as text; ``mark`` flags one node, ``max_depth`` folds deeper Chains.
+def draw_tree(
+    module: torch.nn.Module,
+    *,
+    mark: torch.nn.Module | None = None,
+    max_depth: int | None = None,
+    annotate: Callable[[torch.nn.Module], str | None] | None = None,
+) -> str:
+    """The tree under ``module`` as text; ``mark`` flags one node, ``max_depth`` folds deeper Chains,
+    ``annotate`` adds text at the end of a node's line (a shape report gives each node's output).
 
     >>> import fluxion.layers as fl
     >>> model = fl.Chain(fl.Chain(fl.ReLU(), fl.Tanh()))
-    >>> print(draw_tree(model, max_depth=1))
-    (CHAIN) Chain()
-        └── (CHAIN) Chain() … 2 children
+    >>> print(draw_tree(model, max_depth=1, annotate=lambda node: type(node).__name__.lower()))
+    (CHAIN) Chain()  chain
+        └── (CHAIN) Chain() … 2 children  chain
     """
-    return "\n".join(_render(module, "", mark, max_depth))
+    return "\n".join(_render(module, "", mark, max_depth, annotate))
 
 
 def node_label(module: torch.nn.Module) -> str:
@@ -44,21 +52,30 @@ def node_label(module: torch.nn.Module) -> str:
     return f"({tag}) {text}" if isinstance(tag, str) and _is_chain(module) else text
 
 
-def _render(module: torch.nn.Module, name: str, mark: torch.nn.Module | None, depth: int | None) -> list[str]:
+def _render(
+    module: torch.nn.Module,
+    name: str,
+    mark: torch.nn.Module | None,
+    depth: int | None,
+    annotate: Callable[[torch.nn.Module], str | None] | None,
+) -> list[str]:
     head = f"{name}: {node_label(module)}" if name else node_label(module)
+    children = list(module.named_children()) if _is_chain(module) else []
+    if depth == 0 and children:
+        head += f" … {len(children)} {'child' if len(children) == 1 else 'children'}"
+    note = annotate(module) if annotate is not None else None
+    if note:
+        head += f"  {note}"
     if module is mark:
         head += FAILED_MARK
-    if not _is_chain(module):
+    if not _is_chain(module) or depth == 0:
         return [head]
-    children = list(module.named_children())
-    if depth == 0:
-        return [f"{head} … {len(children)} {'child' if len(children) == 1 else 'children'}" if children else head]
     explicit: set[str] = getattr(module, "_explicit", set())
     groups: list[tuple[list[str], int]] = []
     for child_name, child in children:
         # Automatic names follow from the class and are left out, except for a stand-in's.
         shown = child_name in explicit or class_name(child) != type(child).__name__
-        lines = _render(child, child_name if shown else "", mark, None if depth is None else depth - 1)
+        lines = _render(child, child_name if shown else "", mark, None if depth is None else depth - 1, annotate)
         if groups and groups[-1][0] == lines:
             groups[-1] = (lines, groups[-1][1] + 1)
         else:

@@ -1,0 +1,354 @@
+"""Symbolic dimensions: the small vocabulary that shape rules are written in.
+
+A dimension is an ``int`` or a sympy expression in named integer symbols (``B``, ``H``...). Layers
+describe their shape rule with these helpers (a method ``output_shape`` on the layer class), and
+``fluxion.shapes`` runs the rules over a tree. This module sits below both (``layers`` may not
+import ``shapes``); sympy is imported on first use, so ``import fluxion.layers`` stays fast.
+
+>>> from fluxion import dims
+>>> height = dims.dim("H")
+>>> dims.show(dims.conv_output(height, kernel=3, stride=2, padding=1))
+'floor((H - 1)/2) + 1'
+>>> dims.show(dims.conv_output(64, kernel=3, stride=2, padding=1))
+'32'
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, Union, cast
+
+import torch
+
+from fluxion.errors import FluxionError
+
+if TYPE_CHECKING:
+    import sympy  # pyright: ignore[reportMissingTypeStubs]
+
+Dim: TypeAlias = Union[int, "sympy.Expr"]
+"""One dimension: a non-negative ``int``, or a sympy expression in positive integer symbols."""
+
+DimLike: TypeAlias = Union[int, str, "sympy.Expr"]
+"""What ``dim`` accepts: an ``int``, a symbol's name (``"H"``), or a sympy expression."""
+
+
+class ShapeError(FluxionError, ValueError):
+    """A shape a layer cannot take, or a shape rule that cannot be worked out.
+
+    Rules raise it with what they need; ``fluxion.shapes.infer`` adds the node's ``address`` and
+    the ``path`` of shapes that led there.
+
+    >>> from fluxion import dims
+    >>> try:
+    ...     dims.require_equal(200, 21632, "Linear expects last dim 200")
+    ... except dims.ShapeError as error:
+    ...     print(error)
+    Linear expects last dim 200, got 21632
+    """
+
+    def __init__(self, message: str, *, address: str | None = None, path: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.address = address
+        self.path = tuple(path)
+
+
+class Shape(tuple[Dim, ...]):
+    """The shape of one tensor: a tuple of dimensions, printed the way a person writes it.
+
+    >>> from fluxion import dims
+    >>> shape = dims.Shape(["B", 3, "H", "W"])
+    >>> shape, shape[1]
+    ((B, 3, H, W), 3)
+    """
+
+    def __new__(cls, dimensions: Iterable[DimLike]) -> Shape:
+        return super().__new__(cls, (dim(value) for value in dimensions))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(show(value) for value in self)
+        return f"({inner},)" if len(self) == 1 else f"({inner})"
+
+    def at(self, index: int, what: str) -> Dim:
+        """Dimension ``index`` (negative counts from the end), or a ShapeError saying what needed it.
+
+        >>> from fluxion import dims
+        >>> dims.Shape(["B", 8]).at(-1, "Linear's input features")
+        8
+        """
+        if not -len(self) <= index < len(self):
+            raise ShapeError(f"{what} needs dimension {index}, but the input has shape {self!r}")
+        return self[index]
+
+
+ShapeValue: TypeAlias = Shape | tuple["ShapeValue", ...] | None
+"""What flows between nodes: a tensor's ``Shape``, a tuple of them (several outputs), or None."""
+
+
+def sympy_module() -> Any:
+    """sympy, imported on first use.
+
+    >>> sympy_module().__name__
+    'sympy'
+    """
+    import sympy  # pyright: ignore[reportMissingTypeStubs]
+
+    return sympy
+
+
+def dim(value: DimLike) -> Dim:
+    """A dimension from an int, a symbol's name or a sympy expression (integers become ``int``).
+
+    >>> from fluxion import dims
+    >>> dims.dim("H") * 2, dims.dim(3)
+    (2*H, 3)
+    """
+    if isinstance(value, bool):
+        raise ShapeError(f"a dimension is an int, a symbol name or an expression, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ShapeError(f"a dimension cannot be negative, got {value}")
+        return value
+    sp = sympy_module()
+    if isinstance(value, str):
+        if not value.isidentifier():
+            raise ShapeError(f"a symbolic dimension is named by an identifier, got {value!r}")
+        return cast(Dim, sp.Symbol(value, integer=True, positive=True))
+    if isinstance(value, sp.Basic):
+        return normal(value)
+    raise ShapeError(f"a dimension is an int, a symbol name or an expression, got {type(value).__name__}")
+
+
+def known(value: Dim) -> bool:
+    """Whether a dimension is a plain number.
+
+    >>> from fluxion import dims
+    >>> dims.known(3), dims.known(dims.dim("H"))
+    (True, False)
+    """
+    return isinstance(value, int)
+
+
+def show(value: Dim) -> str:
+    """A dimension as a person writes it: ``floor((H - 1)/2) + 1`` rather than sympy's ``floor(H/2 - 1/2) + 1``.
+
+    >>> from fluxion import dims
+    >>> dims.show(dims.dim("T") + 1), dims.show(4)
+    ('T + 1', '4')
+    """
+    if isinstance(value, int):
+        return str(value)
+    sp = sympy_module()
+    tidy = value.replace(sp.floor, lambda argument: sp.floor(sp.together(argument)))  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType, reportUnknownArgumentType]
+    return str(tidy)
+
+
+def normal(value: Any) -> Dim:
+    """A computed dimension in normal form: an ``int`` when it is a number.
+
+    >>> from fluxion import dims
+    >>> type(dims.normal(dims.dim("H") - dims.dim("H") + 2)).__name__
+    'int'
+    """
+    if isinstance(value, int):
+        return value
+    expression = cast("sympy.Expr", value)
+    return int(expression) if expression.is_Integer else expression
+
+
+def floordiv(numerator: Dim, denominator: int) -> Dim:
+    """``numerator // denominator``, exact for ints and a ``floor`` for expressions.
+
+    >>> from fluxion import dims
+    >>> dims.floordiv(7, 2), dims.show(dims.floordiv(dims.dim("H"), 2))
+    (3, 'floor(H/2)')
+    """
+    if isinstance(numerator, int):
+        return numerator // denominator
+    sp = sympy_module()
+    return normal(sp.floor(numerator / denominator))
+
+
+def conv_output(size: Dim, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Dim:
+    """The output size of a convolution or pooling window along one dimension (torch's formula).
+
+    >>> from fluxion import dims
+    >>> dims.conv_output(224, kernel=7, stride=2, padding=3)
+    112
+    """
+    return normal(floordiv(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1)
+
+
+def product(values: Iterable[Dim]) -> Dim:
+    """The product of dimensions (1 for none).
+
+    >>> from fluxion import dims
+    >>> dims.show(dims.product([dims.dim("H"), dims.dim("W"), 3]))
+    '3*H*W'
+    """
+    result: Any = 1
+    for value in values:
+        result = result * value
+    return normal(result)
+
+
+def equal(first: Dim, second: Dim) -> bool | None:
+    """True when two dimensions are equal for every value of the symbols, False when they never
+    can be, None when it depends on the values (a constraint).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> dims.equal(2 * h, h + h), dims.equal(h + 1, h), dims.equal(2 * dims.floordiv(h, 2), h)
+    (True, False, None)
+    """
+    if isinstance(first, int) and isinstance(second, int):
+        return first == second
+    sp = sympy_module()
+    difference = sp.expand(first - second)
+    if difference == 0:
+        return True
+    if difference.is_number or difference.free_symbols == set():
+        return False
+    return None
+
+
+def require_equal(expected: Dim, got: Dim, what: str) -> None:
+    """Check that ``got`` equals ``expected``; record a constraint when that depends on the symbols.
+
+    ``what`` says what is expected (``"Linear expects last dim 200"``); the error adds what came.
+
+    >>> from fluxion import dims
+    >>> dims.require_equal(8, 8, "LayerNorm expects last dim 8")
+    """
+    same = equal(expected, got)
+    if same is False:
+        raise ShapeError(f"{what}, got {show(got)}")
+    if same is None:
+        constrain(expected, got, what)
+
+
+def constrain(first: Dim, second: Dim, reason: str) -> None:
+    """Record that the model only works when ``first == second`` (inside ``fluxion.shapes.infer``).
+
+    >>> from fluxion import dims
+    >>> dims.constrain(dims.dim("H"), 2 * dims.floordiv(dims.dim("H"), 2), "skip connection")
+    """
+    recorder = _constraints.get()
+    if recorder is not None:
+        recorder(first, second, reason)
+
+
+# -- hooks the shape engine sets for the duration of one inference --------------------------------
+
+Runner: TypeAlias = Callable[[torch.nn.Module, tuple[ShapeValue, ...]], ShapeValue]
+
+_runner: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("fluxion_shape_runner", default=None)
+_constraints: contextvars.ContextVar[Callable[[Dim, Dim, str], None] | None] = contextvars.ContextVar(
+    "fluxion_shape_constraints", default=None
+)
+_context: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
+    "fluxion_shape_context", default=None
+)
+
+
+def run(child: torch.nn.Module, *inputs: ShapeValue) -> ShapeValue:
+    """The output shape of ``child`` for ``inputs``: what a Chain's rule calls for each child.
+
+    Inside ``fluxion.shapes.infer`` this records the child's shapes under its address.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import dims
+    >>> dims.run(fl.Linear(4, 2), dims.Shape(["B", 4]))
+    (B, 2)
+    """
+    runner = _runner.get()
+    if runner is not None:
+        return runner(child, inputs)
+    rule = getattr(child, "output_shape", None)
+    if rule is None:
+        raise ShapeError(f"{type(child).__name__} has no shape rule (outside fluxion.shapes.infer)")
+    return cast(ShapeValue, rule(*inputs))
+
+
+def context_values() -> dict[str, dict[str, Any]]:
+    """The context values of the current inference (shapes that ``SetContext`` stored).
+
+    >>> from fluxion import dims
+    >>> dims.context_values()
+    {}
+    """
+    store = _context.get()
+    return {} if store is None else store
+
+
+def broadcast(shapes: Sequence[Shape], what: str) -> Shape:
+    """The shape of an elementwise result of tensors of ``shapes`` (torch's broadcasting rule).
+
+    Sizes that may differ depending on the symbols are recorded as constraints.
+
+    >>> from fluxion import dims
+    >>> dims.broadcast([dims.Shape(["B", 1, 8]), dims.Shape([4, 1])], "Sum")
+    (B, 4, 8)
+    """
+    rank = max((len(shape) for shape in shapes), default=0)
+    result: list[Dim] = []
+    for position in range(-rank, 0):
+        size: Dim = 1
+        for shape in shapes:
+            if -position > len(shape):
+                continue
+            other = shape[position]
+            if other == 1 or other == size:
+                continue
+            if size == 1:
+                size = other
+            else:
+                require_equal(size, other, f"{what} needs sizes that broadcast at dim {position} (have {show(size)})")
+        result.append(size)
+    return Shape(result)
+
+
+def concatenate(shapes: Sequence[Shape], dim_index: int, what: str) -> Shape:
+    """The shape of ``torch.cat`` of tensors of ``shapes`` along ``dim_index``.
+
+    >>> from fluxion import dims
+    >>> dims.concatenate([dims.Shape(["B", 2, "T"]), dims.Shape(["B", 3, "T"])], 1, "Concatenate")
+    (B, 5, T)
+    """
+    if not shapes:
+        raise ShapeError(f"{what} has nothing to concatenate")
+    first = shapes[0]
+    axis = dim_index + len(first) if dim_index < 0 else dim_index
+    if not 0 <= axis < len(first):
+        raise ShapeError(f"{what} concatenates along dim {dim_index}, but its first input has shape {first!r}")
+    for shape in shapes[1:]:
+        if len(shape) != len(first):
+            raise ShapeError(f"{what} needs inputs of the same rank, got {first!r} and {shape!r}")
+        for position, (mine, theirs) in enumerate(zip(first, shape, strict=True)):
+            if position != axis:
+                require_equal(mine, theirs, f"{what} needs equal sizes outside dim {dim_index} (have {show(mine)})")
+    total = normal(sum((shape[axis] for shape in shapes[1:]), first[axis]))
+    return Shape([*first[:axis], total, *first[axis + 1 :]])
+
+
+def single(inputs: tuple[ShapeValue, ...], what: str) -> Shape:
+    """The one tensor shape a single-input layer received (a ShapeError otherwise).
+
+    >>> from fluxion import dims
+    >>> dims.single((dims.Shape([2, 3]),), "ReLU")
+    (2, 3)
+    """
+    if len(inputs) != 1 or not isinstance(inputs[0], Shape):
+        got = ", ".join(repr(value) for value in inputs) or "nothing"
+        raise ShapeError(f"{what} takes one tensor, got {got}")
+    return inputs[0]
+
+
+def several(value: ShapeValue) -> TypeGuard[tuple[ShapeValue, ...]]:
+    """Whether a value is several outputs (a plain tuple), not one tensor's ``Shape``.
+
+    >>> from fluxion import dims
+    >>> dims.several(dims.Shape([2])), dims.several((dims.Shape([2]), dims.Shape([3])))
+    (False, True)
+    """
+    return isinstance(value, tuple) and not isinstance(value, Shape)

@@ -1,0 +1,17 @@
+"""Shapes: every tensor shape of a model before running it, with sizes left symbolic.
+
+Each layer class has a shape rule (its ``output_shape`` method, written with ``fluxion.dims``);
+``infer`` runs the rules over a tree and returns a ``ShapeReport``.
+
+>>> import fluxion.layers as fl
+>>> from fluxion import shapes
+>>> model = fl.Chain(fl.Embedding(1000, 64), fl.Linear(64, 256), fl.GeLU(), fl.Linear(256, 64))
+>>> shapes.infer(model, ("B", "T")).output
+(B, T, 64)
+"""
+
+from fluxion.dims import Shape, ShapeError
+from fluxion.shapes.infer import ShapeLike, infer
+from fluxion.shapes.report import Constraint, NodeShapes, ShapeReport
+
+__all__ = ["Constraint", "NodeShapes", "Shape", "ShapeError", "ShapeLike", "ShapeReport", "infer"]

@@ -1,0 +1,206 @@
+"""``infer``: run the shape rules over a tree, recording every node's shapes by address.
+
+Each node's rule is its class's ``output_shape`` method. A node without one (a plain torch
+module, a user layer, a ``Lambda``) is evaluated on ``meta`` tensors when its input sizes are all
+numbers; with symbolic sizes the error says which layer needs a rule. Nothing in the model is
+changed.
+
+>>> import fluxion.layers as fl
+>>> from fluxion import shapes
+>>> model = fl.Chain(fl.Conv2d(3, 16, 3, padding=1), fl.ReLU(), fl.Flatten(), fl.Linear(16 * 8 * 8, 10))
+>>> shapes.infer(model, ("B", 3, 8, 8)).output
+(B, 10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+import torch
+
+from fluxion import dims
+from fluxion.dims import Dim, DimLike, Shape, ShapeError, ShapeValue
+from fluxion.layers.chain import ReturnSignal
+from fluxion.shapes.report import Constraint, NodeShapes, ShapeReport, format_value, node_addresses
+
+ShapeLike = Sequence[DimLike] | torch.Size
+"""An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""
+
+_TRAIL = 6  # how many steps before a failure its message shows
+
+
+def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes: ShapeLike) -> ShapeReport:
+    """Every node's input and output shapes for inputs of ``input_shapes`` (symbols allowed).
+
+    Keyword shapes go to a model whose rule takes named inputs. A shape mismatch raises a
+    ``ShapeError`` naming the node's address, what it needs, what it got and the shapes that
+    led there; the model is never modified.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> model = fl.Chain(fl.Linear(200, 10))
+    >>> shapes.infer(model, ("B", 300))
+    Traceback (most recent call last):
+    ...
+    fluxion.dims.ShapeError: Linear at 'Linear' got (B, 300): Linear expects last dim 200, got 300
+      path: input (B, 300)
+    """
+    inputs = tuple(_as_shape(shape, f"input {position}") for position, shape in enumerate(input_shapes))
+    named = {name: _as_shape(shape, f"input {name!r}") for name, shape in named_input_shapes.items()}
+    inference = _Inference(model)
+    with inference.active():
+        inference.trail.extend(f"input {format_value(shape)}" for shape in inputs)
+        inference.run_root(inputs, named)
+    return ShapeReport(model, inference.nodes, tuple(inference.constraints))
+
+
+class _Inference:
+    """The state of one ``infer`` call: records, constraints, context values, the trail of shapes."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.addresses = node_addresses(model)
+        self.nodes: dict[str, NodeShapes] = {}
+        self.constraints: list[Constraint] = []
+        self.trail: list[str] = []
+        self.within: list[str] = []
+        self.context: dict[str, dict[str, Any]] = {}
+
+    @contextmanager
+    def active(self) -> Generator[None]:
+        tokens = (
+            dims._runner.set(self.run),  # pyright: ignore[reportPrivateUsage]
+            dims._constraints.set(self.constrain),  # pyright: ignore[reportPrivateUsage]
+            dims._context.set(self.context),  # pyright: ignore[reportPrivateUsage]
+        )
+        try:
+            yield
+        finally:
+            dims._runner.reset(tokens[0])  # pyright: ignore[reportPrivateUsage]
+            dims._constraints.reset(tokens[1])  # pyright: ignore[reportPrivateUsage]
+            dims._context.reset(tokens[2])  # pyright: ignore[reportPrivateUsage]
+
+    def run_root(self, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue]) -> None:
+        if not named:
+            self.run(self.model, inputs)
+            return
+        rule = getattr(self.model, "output_shape", None)
+        if rule is None:
+            raise ShapeError(f"{type(self.model).__name__} takes no named inputs (it has no shape rule)")
+        try:
+            output = rule(*inputs, **named)
+        except TypeError as error:
+            raise ShapeError(f"{type(self.model).__name__} does not take these named inputs: {error}") from None
+        self.nodes[""] = NodeShapes((*inputs, *named.values()), cast(ShapeValue, output))
+
+    def run(self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...]) -> ShapeValue:
+        address = self.addresses.get(id(node), "")
+        self.within.append(address)
+        try:
+            output = self._apply(node, inputs, address)
+        finally:
+            self.within.pop()
+        self.nodes[address] = NodeShapes(inputs, output)
+        self.trail.append(f"{_label(node, address)} {format_value(output)}")
+        return output
+
+    def constrain(self, first: Dim, second: Dim, reason: str) -> None:
+        address = self.within[-1] if self.within else ""
+        self.constraints.append(Constraint(first, second, reason, address))
+
+    def _apply(self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], address: str) -> ShapeValue:
+        rule = getattr(node, "output_shape", None)
+        try:
+            if rule is not None:
+                return cast(ShapeValue, rule(*inputs))
+            return _on_meta(node, inputs)
+        except ReturnSignal:
+            raise  # a Return's value travels to its Chain's rule, as in forward
+        except ShapeError as error:
+            if error.address is not None:
+                raise
+            raise self._error(node, address, inputs, str(error)) from None
+        except Exception as error:
+            message = f"its shape rule failed: {type(error).__name__}: {error}"
+            raise self._error(node, address, inputs, message) from error
+
+    def _error(self, node: torch.nn.Module, address: str, inputs: tuple[ShapeValue, ...], message: str) -> ShapeError:
+        got = ", ".join(format_value(value) for value in inputs) or "no input"
+        path = self.trail[-_TRAIL:]
+        text = f"{_label(node, address)} got {got}: {message}\n  path: {' → '.join(path) or '(start)'}"
+        return ShapeError(text, address=address, path=path)
+
+
+def _label(node: torch.nn.Module, address: str) -> str:
+    return f"{type(node).__name__} at {address!r}" if address else f"{type(node).__name__} (the root)"
+
+
+def _as_shape(shape: object, what: str) -> Shape:
+    if isinstance(shape, Shape):
+        return shape
+    if isinstance(shape, str) or not isinstance(shape, Sequence | torch.Size):
+        raise ShapeError(f"{what}: a shape is a sequence of sizes and symbol names, got {shape!r}")
+    return Shape(cast(Sequence[DimLike], shape))
+
+
+# -- nodes without a rule: evaluated on meta tensors ------------------------------------------------
+
+
+def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...]) -> ShapeValue:
+    symbolic = [format_value(value) for value in inputs if not _concrete(value)]
+    if symbolic:
+        raise ShapeError(
+            f"{type(node).__name__} has no shape rule and its input {symbolic[0]} has symbolic sizes: "
+            "give its class an output_shape method (see docs/shapes.md), or infer with numbers"
+        )
+    with _meta_state(node), torch.no_grad():
+        output = node(*(_meta_tensor(value) for value in inputs))
+    return _shape_of(output)
+
+
+def _concrete(value: ShapeValue) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, Shape):
+        return all(dims.known(size) for size in value)
+    return all(_concrete(item) for item in value)
+
+
+def _meta_tensor(value: ShapeValue) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Shape):
+        return torch.empty(tuple(cast(int, size) for size in value), device="meta")
+    return tuple(_meta_tensor(item) for item in value)
+
+
+def _shape_of(output: object) -> ShapeValue:
+    if isinstance(output, torch.Tensor):
+        return Shape(output.shape)
+    if isinstance(output, tuple | list):
+        return tuple(_shape_of(item) for item in cast(Sequence[object], output))
+    return None
+
+
+@contextmanager
+def _meta_state(node: torch.nn.Module) -> Generator[None]:
+    """Give ``node`` meta stand-ins for its tensors during the call, so that nothing real is touched."""
+    saved: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for module in node.modules():
+        parameters, buffers = module._parameters, module._buffers  # pyright: ignore[reportPrivateUsage]
+        saved.append((parameters, buffers))
+        module.__dict__["_parameters"] = {
+            name: None if value is None else torch.nn.Parameter(value.to("meta"), value.requires_grad)
+            for name, value in parameters.items()
+        }
+        module.__dict__["_buffers"] = {
+            name: None if value is None else value.to("meta") for name, value in buffers.items()
+        }
+    try:
+        yield
+    finally:
+        for module, (parameters, buffers) in zip(node.modules(), saved, strict=True):
+            module.__dict__["_parameters"] = parameters
+            module.__dict__["_buffers"] = buffers

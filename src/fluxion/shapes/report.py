@@ -1,0 +1,165 @@
+"""``ShapeReport``: every node's input and output shapes, by address, and the model's constraints.
+
+>>> import fluxion.layers as fl
+>>> from fluxion import shapes
+>>> report = shapes.infer(fl.Chain(fl.Linear(8, 4), fl.ReLU()), ("B", 8))
+>>> report["Linear"].output, list(report)
+((B, 4), ['', 'Linear', 'ReLU'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+
+from fluxion.dims import Dim, Shape, ShapeValue, show, sympy_module
+from fluxion.layers import draw_tree
+
+
+@dataclass(frozen=True)
+class NodeShapes:
+    """What one node received and gave: its input shapes (one per argument) and its output.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> shapes.infer(fl.Chain(fl.Flatten()), ("B", 3, 4))["Flatten"]
+    NodeShapes(inputs=((B, 3, 4),), output=(B, 12))
+    """
+
+    inputs: tuple[ShapeValue, ...]
+    output: ShapeValue
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A condition the model needs of its input sizes, such as ``2*floor(H/2) = H`` (H even).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> str(Constraint(2 * dims.floordiv(h, 2), h, "Concatenate needs equal sizes", "up.Concatenate"))
+    "H must be divisible by 2 (Concatenate needs equal sizes, at 'up.Concatenate')"
+    """
+
+    first: Dim
+    second: Dim
+    reason: str
+    address: str
+
+    def __str__(self) -> str:
+        return f"{describe_equation(self.first, self.second)} ({self.reason}, at {self.address!r})"
+
+
+class ShapeReport(Mapping[str, NodeShapes]):
+    """The shapes of every node of a model, keyed by address; printing it draws the tree with them.
+
+    ``output`` is the model's output shape and ``constraints`` what the model needs of its input
+    sizes. ``draw(depth=...)`` folds Chains deeper than ``depth``.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> print(shapes.infer(fl.Chain(fl.Conv2d(3, 8, 2, stride=2), fl.ReLU()), ("B", 3, "H", "W")))
+    (CHAIN) Chain()  → (B, 8, floor(H/2), floor(W/2))
+        ├── Conv2d(3, 8, kernel_size=(2, 2), stride=(2, 2))  → (B, 8, floor(H/2), floor(W/2))
+        └── ReLU()  → (B, 8, floor(H/2), floor(W/2))
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, nodes: dict[str, NodeShapes], constraints: tuple[Constraint, ...]
+    ) -> None:
+        self.model = model
+        self._nodes = nodes
+        self.constraints = constraints
+
+    @property
+    def output(self) -> ShapeValue:
+        """The model's output shape.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Linear(3, 5)), (2, 3)).output
+        (2, 5)
+        """
+        return self._nodes[""].output
+
+    def __getitem__(self, address: str) -> NodeShapes:
+        return self._nodes[address]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def draw(self, depth: int | None = None) -> str:
+        """The model's tree with each node's output shape; Chains deeper than ``depth`` folded.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> report = shapes.infer(fl.Chain(fl.Chain(fl.Linear(2, 4), fl.ReLU())), ("N", 2))
+        >>> print(report.draw(depth=1))
+        (CHAIN) Chain()  → (N, 4)
+            └── (CHAIN) Chain() … 2 children  → (N, 4)
+        """
+        addresses = node_addresses(self.model)
+
+        def annotate(module: torch.nn.Module) -> str | None:
+            shapes = self._nodes.get(addresses.get(id(module), "\0"))
+            return None if shapes is None else f"→ {format_value(shapes.output)}"
+
+        lines = [draw_tree(self.model, max_depth=depth, annotate=annotate)]
+        lines.extend(f"constraint: {constraint}" for constraint in self.constraints)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.draw()
+
+    def __repr__(self) -> str:
+        return f"ShapeReport({len(self)} nodes, output {format_value(self.output)})"
+
+
+def format_value(value: ShapeValue) -> str:
+    """A shape, a tuple of shapes, or None, as text.
+
+    >>> from fluxion import dims
+    >>> format_value((dims.Shape(["B", 2]), dims.Shape(["B", 3])))
+    '((B, 2), (B, 3))'
+    """
+    if value is None:
+        return "None"
+    if not isinstance(value, Shape):
+        return f"({', '.join(format_value(item) for item in value)})"
+    return repr(value)
+
+
+def describe_equation(first: Dim, second: Dim) -> str:
+    """A constraint in words: ``H must be divisible by 32`` when it has that form, else the equation.
+
+    >>> from fluxion import dims
+    >>> w = dims.dim("W")
+    >>> describe_equation(32 * dims.floordiv(w, 32), w), describe_equation(w + 1, 2 * w)
+    ('W must be divisible by 32', 'W + 1 = 2*W')
+    """
+    sp = sympy_module()
+    for left, right in ((first, second), (second, first)):
+        if isinstance(right, sp.Symbol) and not isinstance(left, int):
+            # k * floor(X / k) = X says that X is a multiple of k
+            for floor in left.atoms(sp.floor):
+                divisor = sp.simplify(right / floor.args[0])
+                if divisor.is_Integer and sp.expand(left - divisor * floor) == 0:
+                    return f"{right} must be divisible by {divisor}"
+    return f"{show(first)} = {show(second)}"
+
+
+def node_addresses(model: torch.nn.Module) -> dict[int, str]:
+    """``id(node) -> address`` for every node of the tree.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.ReLU())
+    >>> node_addresses(model)[id(model.ReLU)]
+    'ReLU'
+    """
+    named = cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules(remove_duplicate=False))
+    return {id(module): address for address, module in named}
