@@ -198,8 +198,8 @@ def equal(first: Dim, second: Dim) -> bool | None:
 
     >>> from fluxion import dims
     >>> h = dims.dim("H")
-    >>> dims.equal(2 * h, h + h), dims.equal(h + 1, h), dims.equal(2 * dims.floordiv(h, 2), h)
-    (True, False, None)
+    >>> dims.equal(2 * h, h + h), dims.equal(h + 1, h), dims.equal(1, h + 1), dims.equal(2 * dims.floordiv(h, 2), h)
+    (True, False, False, None)
     """
     if isinstance(first, int) and isinstance(second, int):
         return first == second
@@ -207,7 +207,7 @@ def equal(first: Dim, second: Dim) -> bool | None:
     difference = sp.expand(first - second)
     if difference == 0:
         return True
-    if difference.is_number or difference.free_symbols == set():
+    if difference.is_number or difference.is_zero is False:  # sympy knows the symbols are positive
         return False
     return None
 

@@ -9,16 +9,21 @@ torch.Size([1, 5, 8])
 ['attention', 'output', 'projections', 'projections.key', 'projections.query', 'projections.value']
 """
 
+from collections.abc import Mapping
+
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 from torch.nn import functional
 
+from fluxion import dims
+from fluxion.dims import Shape, ShapeError, ShapeValue
 from fluxion.layers.chain import Chain
 from fluxion.layers.combinators import Distribute
 from fluxion.layers.errors import LayerError
 from fluxion.layers.linear import Linear
 from fluxion.layers.module import Module
+from fluxion.layers.shaping import exact_divide
 
 
 class ScaledDotProductAttention(Module):
@@ -69,6 +74,49 @@ class ScaledDotProductAttention(Module):
         self, input: Float[Tensor, "*batch sequence dim"]
     ) -> Float[Tensor, "*batch heads sequence head_dim"]:
         return torch.unflatten(input, -1, (self.num_heads, -1)).transpose(-3, -2)
+
+    def output_shape(self, *inputs: ShapeValue, **named: ShapeValue) -> ShapeValue:
+        """``(*batch, queries, value_dim)`` from ``query``, ``key``, ``value`` and an optional ``mask``.
+
+        Each of ``query``, ``key`` and ``value`` has rank 2 or more and features that ``num_heads``
+        divides; query and key have the same features, key and value the same sequence length, and
+        their batch dims broadcast. A mask must broadcast to the attention scores
+        ``(*batch, heads, queries, keys)`` without enlarging them.
+
+        Where torch's kernels disagree, the rule takes the stricter side: a mask with
+        ``is_causal=True`` is refused, as torch documents (its CPU flash kernel, picked for some
+        shapes, applies both instead), and so is a mask of rank below 2 (the CPU kernel selection
+        reads its dim -2, so it fails or passes depending on the kernel). With no queries or an
+        empty value, torch 2.13 (CPU, every kernel) returns ``(*query_batch, queries, value_dim)``
+        at once, without the other checks and without broadcasting the batch dims: so does the rule.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> attention = fl.ScaledDotProductAttention(num_heads=2)
+        >>> attention.output_shape(dims.Shape(["B", "T", 8]), dims.Shape(["B", "S", 8]), dims.Shape(["B", "S", 6]))
+        (B, T, 6)
+        """
+        what = type(self).__name__
+        query, key, value, mask = _arguments(what, ("query", "key", "value", "mask"), inputs, named)
+        query, key, value = (
+            _sequence(given, name, what) for given, name in ((query, "query"), (key, "key"), (value, "value"))
+        )
+        heads = self.num_heads
+        for shape, name in ((query, "query"), (key, "key"), (value, "value")):
+            exact_divide(shape[-1], heads, f"{what} expects the {name}'s features to be divisible by num_heads={heads}")
+        if query[-2] == 0 or 0 in value:  # torch answers at once, checking nothing more
+            return Shape([*query[:-2], query[-2], value[-1]])
+        dims.require_equal(
+            query[-1], key[-1], f"{what} expects the key's features to equal the query's ({dims.show(query[-1])})"
+        )
+        dims.require_equal(key[-2], value[-2], f"{what} expects as many values as keys ({dims.show(key[-2])})")
+        batch = dims.broadcast([Shape(query[:-2]), Shape(key[:-2])], f"{what} (the query's and key's batch dims)")
+        if mask is not None:
+            if self.is_causal:
+                raise ShapeError(f"{what} with is_causal=True expects no mask, got {mask!r}")
+            _check_mask(_sequence(mask, "mask", what), Shape([*batch, heads, query[-2], key[-2]]), what)
+        batch = dims.broadcast([batch, Shape(value[:-2])], f"{what} (the value's batch dims)")
+        return Shape([*batch, query[-2], value[-1]])
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, is_causal={self.is_causal}"
@@ -136,5 +184,74 @@ class MultiHeadAttention(Chain):
         projected = self["projections"](query, key, value)
         return self["output"](self["attention"](*projected, mask))
 
+    def output_shape(self, *inputs: ShapeValue, **named: ShapeValue) -> ShapeValue:
+        """The shapes of its children in the data flow of ``forward``: ``(*batch, queries, embed_dim)``.
+
+        Takes ``query``, then optionally ``key`` (defaults to ``query``), ``value`` (defaults to
+        ``key``) and ``mask``, by position or, at the root of an inference, by name.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> attention = fl.MultiHeadAttention(embed_dim=8, num_heads=2, key_dim=6)
+        >>> report = shapes.infer(attention, ("B", "T", 8), ("B", "S", 6))
+        >>> report.output, report["attention"].inputs[:2]
+        ((B, T, 8), ((B, T, 8), (B, S, 8)))
+        """
+        what = type(self).__name__
+        query, key, value, mask = _arguments(what, ("query", "key", "value", "mask"), inputs, named)
+        if query is None:
+            raise ShapeError(f"{what} expects a query, got nothing")
+        key = query if key is None else key
+        value = key if value is None else value
+        projected = dims.run(self["projections"], query, key, value)
+        if not dims.several(projected):
+            raise ShapeError(f"{what} expects its projections to give (query, key, value), got {projected!r}")
+        return dims.run(self["output"], dims.run(self["attention"], *projected, mask))
+
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+
+
+def _arguments(
+    what: str, names: tuple[str, ...], inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue]
+) -> list[ShapeValue]:
+    """The inputs of a rule in the order of ``names``, given by position and then by name (None when absent)."""
+    if len(inputs) > len(names):
+        raise ShapeError(f"{what} expects at most {len(names)} inputs ({', '.join(names)}), got {len(inputs)}")
+    values: list[ShapeValue] = [*inputs, *[None] * (len(names) - len(inputs))]
+    for name, value in named.items():
+        if name not in names:
+            raise ShapeError(f"{what} expects inputs named {', '.join(names)}, got {name!r}")
+        position = names.index(name)
+        if position < len(inputs):
+            raise ShapeError(f"{what} got {name!r} both by position and by name")
+        values[position] = value
+    return values
+
+
+def _sequence(value: ShapeValue, name: str, what: str) -> Shape:
+    """One tensor's shape of rank 2 or more: ``(..., sequence, features)``."""
+    if not isinstance(value, Shape) or len(value) < 2:
+        shown = "nothing" if value is None else repr(value)
+        raise ShapeError(f"{what} expects a {name} of rank 2 or more (..., sequence, features), got {shown}")
+    return value
+
+
+def _check_mask(mask: Shape, scores: Shape, what: str) -> None:
+    """The mask is added in place to the scores: it broadcasts to their shape and does not enlarge it.
+
+    Each of its sizes is 1 or the scores' size. Where it never is the scores' size, it must be 1;
+    where both may hold, the equality is recorded (as ``dims.broadcast`` does).
+    """
+    expected = f"{what} expects a mask that broadcasts to the scores {scores!r} (..., heads, queries, keys)"
+    if len(mask) > len(scores):
+        raise ShapeError(f"{expected}, got {mask!r}")
+    for position in range(-len(mask), 0):
+        size, target = mask[position], scores[position]
+        if size == 1:
+            continue
+        same = dims.equal(target, size)
+        if same is False:
+            dims.require_equal(1, size, f"{expected} (at dim {position}, size 1 or {dims.show(target)})")
+        elif same is None:
+            dims.require_equal(target, size, f"{expected} (at dim {position})")

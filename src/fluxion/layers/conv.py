@@ -10,6 +10,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from fluxion import dims
+from fluxion.dims import Dim, ShapeError, ShapeValue
 from fluxion.layers.module import WeightedModule
 
 
@@ -27,6 +29,16 @@ class Conv1d(torch.nn.Conv1d, WeightedModule):
     ) -> Float[Tensor, "*batch out_channels out_length"]:
         return self._conv_forward(input, self.weight, self.bias)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(*batch, in_channels, L)`` to ``(*batch, out_channels, L_out)``, torch's formula (floors for strides).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv1d(2, 4, kernel_size=3, stride=2).output_shape(dims.Shape(["B", 2, "T"]))
+        (B, 4, floor((T - 3)/2) + 1)
+        """
+        return _conv_shape(self, inputs)
+
 
 class Conv2d(torch.nn.Conv2d, WeightedModule):
     """``torch.nn.Conv2d`` as a tree leaf.
@@ -41,6 +53,18 @@ class Conv2d(torch.nn.Conv2d, WeightedModule):
         self, input: Float[Tensor, "*batch in_channels height width"]
     ) -> Float[Tensor, "*batch out_channels h w"]:
         return self._conv_forward(input, self.weight, self.bias)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(*batch, in_channels, H, W)`` to ``(*batch, out_channels, H_out, W_out)``, torch's formula.
+
+        Padding may be ints, ``"same"`` or ``"valid"``; the batch dimension is optional, as in torch.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv2d(3, 8, 3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 64]))
+        (B, 8, floor((H - 1)/2) + 1, 32)
+        """
+        return _conv_shape(self, inputs)
 
 
 class Conv3d(torch.nn.Conv3d, WeightedModule):
@@ -57,6 +81,16 @@ class Conv3d(torch.nn.Conv3d, WeightedModule):
     ) -> Float[Tensor, "*batch out_channels od oh ow"]:
         return self._conv_forward(input, self.weight, self.bias)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(*batch, in_channels, D, H, W)`` to ``(*batch, out_channels, D_out, H_out, W_out)``, torch's formula.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv3d(1, 2, kernel_size=3, padding="same").output_shape(dims.Shape(["B", 1, "D", "H", "W"]))
+        (B, 2, D, H, W)
+        """
+        return _conv_shape(self, inputs)
+
 
 class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
     """``torch.nn.ConvTranspose2d`` as a tree leaf.
@@ -71,3 +105,90 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
         self, input: Float[Tensor, "*batch in_channels height width"], output_size: list[int] | None = None
     ) -> Float[Tensor, "*batch out_channels h w"]:
         return super().forward(input, output_size)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(*batch, in_channels, H, W)`` to ``(*batch, out_channels, H_out, W_out)`` with
+        ``H_out = (H - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1``.
+
+        The ``output_size`` argument of ``forward`` is not part of the rule (the rule takes one tensor).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.ConvTranspose2d(4, 2, kernel_size=2, stride=2).output_shape(dims.Shape(["B", 4, "H", 5]))
+        (B, 2, 2*H, 10)
+        """
+        name = type(self).__name__
+        shape = dims.single(inputs, name)
+        _check_rank(shape, name, 2)
+        dims.require_equal(self.in_channels, shape[-3], f"{name} expects {self.in_channels} input channels")
+        if isinstance(self.padding, str):
+            raise ShapeError(f"{name} expects padding as ints, got {self.padding!r}")
+        sizes: list[Dim] = []
+        for axis, size in enumerate(shape[-2:]):
+            kernel, stride, dilation = self.kernel_size[axis], self.stride[axis], self.dilation[axis]
+            padding, extra = self.padding[axis], self.output_padding[axis]
+            if extra >= stride and extra >= dilation:
+                raise ShapeError(
+                    f"{name} expects an output_padding smaller than its stride ({stride}) or dilation ({dilation}), "
+                    f"got {extra}"
+                )
+            out = dims.normal((size - 1) * stride - 2 * padding + dilation * (kernel - 1) + extra + 1)
+            if isinstance(out, int) and out < 1:
+                raise ShapeError(
+                    f"{name} expects an input size with an output at dim {axis - 2}, got {size} (output {out})"
+                )
+            sizes.append(out)
+        return dims.Shape([*shape[:-3], self.out_channels, *sizes])
+
+
+# -- the shape rule shared by the convolutions ------------------------------------------------------
+
+_Conv = torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Conv3d
+
+
+def _check_rank(shape: dims.Shape, name: str, spatial: int) -> None:
+    if len(shape) not in (spatial + 1, spatial + 2):
+        raise ShapeError(
+            f"{name} expects a {spatial + 1}D (unbatched) or {spatial + 2}D (batched) input, got {shape!r}"
+        )
+
+
+def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
+    """torch's rule: the input is padded (both sides, or as ``"same"`` needs), then windows are counted."""
+    name = type(layer).__name__
+    shape = dims.single(inputs, name)
+    spatial = len(layer.kernel_size)
+    _check_rank(shape, name, spatial)
+    dims.require_equal(layer.in_channels, shape[-spatial - 1], f"{name} expects {layer.in_channels} input channels")
+    sizes: list[Dim] = []
+    for axis, size in enumerate(shape[-spatial:]):
+        kernel, stride, dilation = layer.kernel_size[axis], layer.stride[axis], layer.dilation[axis]
+        left, right = _conv_padding(layer.padding, axis, kernel, dilation)
+        where = axis - spatial
+        if isinstance(size, int) and layer.padding_mode in ("reflect", "circular"):
+            # torch pads with F.pad first: reflect needs padding < size, circular padding <= size
+            need = max(left, right) + (layer.padding_mode == "reflect")
+            if size < need:
+                raise ShapeError(
+                    f"{name} with padding_mode {layer.padding_mode!r} expects a size of at least {need} "
+                    f"at dim {where} (padding {max(left, right)}), got {size}"
+                )
+        padded = dims.normal(size + left + right)
+        out = dims.conv_output(padded, kernel, stride=stride, dilation=dilation)
+        if isinstance(out, int) and out < 1:
+            extent = dilation * (kernel - 1) + 1
+            raise ShapeError(f"{name} expects a padded size of at least {extent} at dim {where}, got {padded}")
+        sizes.append(out)
+    return dims.Shape([*shape[: -spatial - 1], layer.out_channels, *sizes])
+
+
+def _conv_padding(padding: str | tuple[int, ...], axis: int, kernel: int, dilation: int) -> tuple[int, int]:
+    """The padding before and after ``axis``: ``"same"`` pads ``dilation * (kernel - 1)`` in all, less before."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        total = dilation * (kernel - 1)
+        return total // 2, total - total // 2
+    if isinstance(padding, str):
+        raise ShapeError(f"padding is an int, a tuple, 'same' or 'valid', got {padding!r}")
+    return padding[axis], padding[axis]

@@ -6,12 +6,15 @@
 torch.Size([2, 3, 4])
 """
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from jaxtyping import Shaped
 from torch import Tensor
 
+from fluxion import dims
+from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
 from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module
 
@@ -28,6 +31,27 @@ class Flatten(torch.nn.Flatten, Module):
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return input.flatten(self.start_dim, self.end_dim)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Dims ``start_dim..end_dim`` merged into one, their product; a scalar becomes ``(1,)``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Flatten().output_shape(dims.Shape(["B", 3, "H", "W"]))
+        (B, 3*H*W)
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        start = _axis(self.start_dim, len(shape), what)
+        end = _axis(self.end_dim, len(shape), what)
+        if not shape:
+            return Shape([1])
+        if start > end:
+            raise ShapeError(
+                f"{what} expects start_dim ({self.start_dim}) not to come after end_dim ({self.end_dim}), "
+                f"got an input of rank {len(shape)}"
+            )
+        return Shape([*shape[:start], dims.product(shape[start : end + 1]), *shape[end + 1 :]])
+
 
 class Unflatten(torch.nn.Unflatten, Module):
     """Splits dimension ``dim`` into ``unflattened_size``.
@@ -40,6 +64,30 @@ class Unflatten(torch.nn.Unflatten, Module):
 
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return torch.unflatten(input, self.dim, self.unflattened_size)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Dim ``dim`` replaced by ``unflattened_size``, whose one ``-1`` (if any) is inferred.
+
+        The sizes must multiply to that dim's size; with a ``-1``, the others must divide it (a
+        constraint when that depends on the symbols, and the inferred size is the exact quotient).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Unflatten(1, (4, -1)).output_shape(dims.Shape(["B", 12]))
+        (B, 4, 3)
+        >>> fl.Unflatten(-1, (2, -1)).output_shape(dims.Shape(["B", "T"]))
+        (B, 2, T/2)
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        if not shape:
+            raise ShapeError(f"{what} expects an input of rank at least 1, got a scalar")
+        axis = _axis(self.dim, len(shape), what)
+        sizes = tuple(int(size) for size in self.unflattened_size)
+        if not sizes:
+            raise ShapeError(f"{what} expects at least one size to unflatten into, got ()")
+        unflattened = _infer_sizes(shape[axis], sizes, what, f"the size of dim {self.dim}", f"sizes {sizes}")
+        return Shape([*shape[:axis], *unflattened, *shape[axis + 1 :]])
 
 
 class Reshape(Module):
@@ -57,6 +105,38 @@ class Reshape(Module):
 
     def forward(self, input: Shaped[Tensor, "batch ..."]) -> Shaped[Tensor, "batch ..."]:
         return input.reshape(input.shape[0], *self.shape)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(batch, *shape)``, the one ``-1`` of ``shape`` (if any) inferred.
+
+        Without ``-1``, ``shape`` must hold as many elements per batch item as the input (a
+        constraint when that depends on the symbols). With ``-1``, its size is the exact quotient
+        of the input's elements per batch item by the product of the other sizes: a constraint
+        records that this divides evenly when the symbols do not decide it, and the size is then
+        written as a fraction (``H*W/2``), so that multiplying it back gives ``H*W`` again.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims, shapes
+        >>> fl.Reshape(3, -1).output_shape(dims.Shape(["B", 3, "H", "W"]))
+        (B, 3, H*W)
+        >>> report = shapes.infer(fl.Chain(fl.Reshape(2, -1)), ("B", "H", "W"))
+        >>> report.output, str(report.constraints[0]).split(" (")[0]
+        ((B, 2, H*W/2), '2*floor(H*W/2) = H*W')
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        batch = shape.at(0, what)
+        sizes = tuple(self.shape)
+        _check_sizes(sizes, what)
+        if batch == 0:  # no elements: any shape without -1 fits, and -1 is ambiguous
+            if -1 in sizes:
+                raise ShapeError(f"{what} cannot infer the -1 in {sizes} for a batch of 0 (any size would fit)")
+            return Shape([0, *sizes])
+        # batch * rest elements into batch * product(sizes): the batch (not 0) cancels out
+        rest = dims.product(shape[1:])
+        return Shape(
+            [batch, *_infer_sizes(rest, sizes, what, "the number of elements per batch item", f"shape {sizes}")]
+        )
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.shape))
@@ -77,6 +157,27 @@ class Permute(Module):
 
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return input.permute(*self.dims)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's dims in the order ``dims`` (one per input dim, each once).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Permute(0, 2, 3, 1).output_shape(dims.Shape(["B", 3, "H", "W"]))
+        (B, H, W, 3)
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        if not self.dims:
+            raise ShapeError(f"{what} expects at least one dim (torch's permute() fails without), got ()")
+        if len(self.dims) != len(shape):
+            raise ShapeError(
+                f"{what} expects an input of rank {len(self.dims)} (dims {self.dims}), got rank {len(shape)}"
+            )
+        axes = [_axis(index, len(shape), what) for index in self.dims]
+        if len(set(axes)) != len(axes):
+            raise ShapeError(f"{what} expects each dim once, got {self.dims}")
+        return Shape([shape[axis] for axis in axes])
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.dims))
@@ -99,6 +200,24 @@ class Transpose(Module):
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return input.transpose(self.dim0, self.dim1)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape with dims ``dim0`` and ``dim1`` swapped.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Transpose(-1, -2).output_shape(dims.Shape(["B", "T", 8]))
+        (B, 8, T)
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        first = _axis(self.dim0, len(shape), what)
+        second = _axis(self.dim1, len(shape), what)
+        if not shape:
+            return shape
+        swapped = list(shape)
+        swapped[first], swapped[second] = shape[second], shape[first]
+        return Shape(swapped)
+
     def extra_repr(self) -> str:
         return f"{self.dim0}, {self.dim1}"
 
@@ -119,6 +238,30 @@ class Squeeze(Module):
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return input.squeeze(self.dim)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape without dim ``dim`` when its size is 1, unchanged otherwise (as torch).
+
+        A symbolic size that may or may not be 1 (a plain ``H``) cannot be decided: a ShapeError.
+        One that never is (``2*H``, ``H + 1``) stays, as torch leaves such dims alone.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Squeeze(1).output_shape(dims.Shape(["B", 1, "T"])), fl.Squeeze(1).output_shape(dims.Shape(["B", 4]))
+        ((B, T), (B, 4))
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        axis = _axis(self.dim, len(shape), what)
+        if not shape:
+            return shape
+        one = _is_one(shape[axis])
+        if one is None:
+            raise ShapeError(
+                f"{what} cannot tell whether dim {self.dim} ({dims.show(shape[axis])}) is 1: torch removes it only "
+                "when it is; infer with a number for that dim"
+            )
+        return Shape([*shape[:axis], *shape[axis + 1 :]]) if one else shape
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
@@ -138,6 +281,25 @@ class Unsqueeze(Module):
 
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return input.unsqueeze(self.dim)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape with a 1 inserted at ``dim`` (``-1`` appends it).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Unsqueeze(-1).output_shape(dims.Shape(["B", "T"]))
+        (B, T, 1)
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        count = len(shape) + 1
+        if not -count <= self.dim < count:
+            need = self.dim if self.dim >= 0 else -self.dim - 1
+            raise ShapeError(
+                f"{what} expects an input of rank at least {need} to insert dim {self.dim}, got rank {len(shape)}"
+            )
+        axis = self.dim + count if self.dim < 0 else self.dim
+        return Shape([*shape[:axis], 1, *shape[axis:]])
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -174,6 +336,28 @@ class Slicing(Module):
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return input[self._index]
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape with dim ``dim`` cut to the slice's length (Python's slice rules).
+
+        Bounds are clipped to the size, so a symbolic size needs the symbols to decide on which side
+        of each bound it falls (``T >= 1`` always holds, ``T >= 2`` may not): when they do not, a
+        ShapeError says which comparison was left open.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Slicing(dim=1, start=1).output_shape(dims.Shape(["B", "T"]))
+        (B, T - 1)
+        >>> fl.Slicing(dim=-1, step=2).output_shape(dims.Shape(["B", "T", 7]))
+        (B, T, 4)
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        axis = self.dim if self.dim >= 0 else len(shape) + self.dim
+        if not 0 <= axis < len(shape):
+            raise ShapeError(f"{what} expects an input with a dim {self.dim}, got rank {len(shape)}")
+        length = _slice_length(shape[axis], self.start, self.end, self.step, f"{what} (dim={self.dim})")
+        return Shape([*shape[:axis], length, *shape[axis + 1 :]])
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"
 
@@ -195,6 +379,41 @@ class Chunk(Module):
     def forward(self, input: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
         return input.chunk(self.chunks, self.dim)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """A tuple of the chunks' shapes, as ``torch.chunk`` cuts them.
+
+        With a number along ``dim``, chunks have ``ceil(size / chunks)`` items, the last fewer, and
+        there may be fewer chunks than asked for (``torch.chunk`` of 5 into 4 gives 3). With a
+        symbolic size only the even split is described: ``chunks`` chunks of ``size / chunks``,
+        with the constraint that ``chunks`` divides the size.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Chunk(3, dim=1).output_shape(dims.Shape(["B", 7]))
+        ((B, 3), (B, 3), (B, 1))
+        >>> fl.Chunk(2, dim=-1).output_shape(dims.Shape(["B", "T", 8]))
+        ((B, T, 4), (B, T, 4))
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        if not shape:
+            raise ShapeError(f"{what} expects an input of rank at least 1, got a scalar")
+        if self.chunks < 1:
+            raise ShapeError(f"{what} expects chunks of at least 1, got {self.chunks}")
+        axis = _axis(self.dim, len(shape), what)
+        size = shape[axis]
+        if isinstance(size, int):
+            pieces: list[Dim] = list(_chunk_sizes(size, self.chunks))
+        else:
+            piece = exact_divide(
+                size,
+                self.chunks,
+                f"{what} needs a number for dim {self.dim} unless it is divisible by {self.chunks} "
+                "(the rule only describes even chunks of a symbolic size)",
+            )
+            pieces = [piece] * self.chunks
+        return tuple(Shape([*shape[:axis], piece, *shape[axis + 1 :]]) for piece in pieces)
+
     def extra_repr(self) -> str:
         return f"chunks={self.chunks}, dim={self.dim}"
 
@@ -215,5 +434,164 @@ class Unbind(Module):
     def forward(self, input: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
         return input.unbind(self.dim)
 
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """A tuple of as many shapes as dim ``dim`` has items, each the input's shape without it.
+
+        That number decides how many outputs there are, so it must be a number, not a symbol.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Unbind(1).output_shape(dims.Shape(["B", 2, "T"]))
+        ((B, T), (B, T))
+        """
+        what = type(self).__name__
+        shape = dims.single(inputs, what)
+        if not shape:
+            raise ShapeError(f"{what} expects an input of rank at least 1, got a scalar")
+        axis = _axis(self.dim, len(shape), what)
+        size = shape[axis]
+        if not isinstance(size, int):
+            raise ShapeError(
+                f"{what} needs a number for dim {self.dim} (it gives one output per item), got {dims.show(size)}"
+            )
+        rest = Shape([*shape[:axis], *shape[axis + 1 :]])
+        return tuple(rest for _ in range(size))
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+def exact_divide(size: Dim, divisor: int, what: str) -> Dim:
+    """``size / divisor`` for a size that ``divisor`` must divide (``divisor`` at least 1).
+
+    A number that it does not divide is a ShapeError (``what`` says what was expected). For a
+    symbolic size the quotient is exact, ``H*W/2`` rather than ``floor(H*W/2)``, and when the
+    symbols do not decide whether it is a whole number, the constraint
+    ``divisor * floor(size / divisor) = size`` is recorded (inside ``fluxion.shapes.infer``).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> exact_divide(12, 4, "Unflatten expects 12 to be divisible by 4"), exact_divide(6 * h, 4, "")
+    (3, 3*H/2)
+    >>> exact_divide(2 * h + 1, 2, "Reshape expects a size divisible by 2")
+    Traceback (most recent call last):
+    ...
+    fluxion.dims.ShapeError: Reshape expects a size divisible by 2, got 2*H + 1
+    """
+    if isinstance(size, int):
+        if size % divisor:
+            raise ShapeError(f"{what}, got {size}")
+        return size // divisor
+    if divisor == 1:
+        return size
+    quotient: Any = dims.normal(size / divisor)
+    if not isinstance(quotient, int) and quotient.is_integer is not True:
+        dims.require_equal(divisor * dims.floordiv(size, divisor), size, what)
+    return cast(Dim, quotient)
+
+
+# -- helpers of the rules above -------------------------------------------------------------------
+
+
+def _axis(index: int, rank: int, what: str) -> int:
+    """``index`` wrapped into ``0..rank-1`` as torch wraps a dim (a scalar accepts -1 and 0)."""
+    count = max(rank, 1)
+    if not -count <= index < count:
+        raise ShapeError(f"{what} expects an input with a dim {index}, got rank {rank}")
+    return index + count if index < 0 else index
+
+
+def _check_sizes(sizes: Sequence[int], what: str) -> None:
+    """The sizes ``reshape`` and ``unflatten`` accept: at least -1, and at most one -1."""
+    if any(size < -1 for size in sizes):
+        raise ShapeError(f"{what} expects sizes of at least -1, got {tuple(sizes)}")
+    if list(sizes).count(-1) > 1:
+        raise ShapeError(f"{what} expects at most one -1 to infer, got {tuple(sizes)}")
+
+
+def _infer_sizes(total: Dim, sizes: Sequence[int], what: str, subject: str, detail: str) -> list[Dim]:
+    """``sizes`` with its -1 inferred so that they multiply to ``total`` (torch's ``infer_size``)."""
+    _check_sizes(sizes, what)
+    known = dims.product(size for size in sizes if size != -1)
+    assert isinstance(known, int)
+    if -1 not in sizes:
+        dims.require_equal(known, total, f"{what} expects {subject} to be {known} ({detail})")
+        return list(sizes)
+    if known == 0:
+        raise ShapeError(f"{what} cannot infer the -1 in {tuple(sizes)}: the other sizes multiply to 0")
+    inferred = exact_divide(total, known, f"{what} expects {subject} to be divisible by {known} ({detail})")
+    return [inferred if size == -1 else size for size in sizes]
+
+
+def _nonnegative(value: Dim) -> bool | None:
+    """True when ``value >= 0`` for all values of the symbols, False when never, None when it depends.
+
+    Symbols are positive integers: besides sympy's own reasoning, each is written as ``1 + n`` with
+    ``n >= 0``, which decides polynomials such as ``H + W - 2``.
+    """
+    if isinstance(value, int):
+        return value >= 0
+    sp = dims.sympy_module()
+    expression: Any = value
+    shift = {
+        symbol: sp.Dummy(integer=True, nonnegative=True) + 1
+        for symbol in expression.free_symbols
+        if symbol.is_integer and symbol.is_positive
+    }
+    for candidate in (expression, sp.expand(expression.xreplace(shift))):
+        if candidate.is_nonnegative:
+            return True
+        if candidate.is_negative:
+            return False
+    return None
+
+
+def _is_one(size: Dim) -> bool | None:
+    """Whether a size is 1: for all values of the symbols (True), for none (False), or it depends (None)."""
+    if isinstance(size, int):
+        return size == 1
+    if dims.equal(size, 1):
+        return True
+    if _nonnegative(size - 2) or _nonnegative(-size):  # at least 2, or at most 0
+        return False
+    return None
+
+
+def _slice_length(size: Dim, start: int | None, end: int | None, step: int, what: str) -> Dim:
+    """The length of ``range(size)[start:end:step]`` (``step`` at least 1), as Python and torch compute it."""
+
+    def undecided(condition: str) -> ShapeError:
+        return ShapeError(
+            f"{what} cannot tell whether {condition}: the slice's length depends on it; "
+            "infer with a number for that dim"
+        )
+
+    def bound(index: int | None, default: Dim) -> Dim:
+        if index is None:
+            return default
+        if index >= 0:  # min(index, size)
+            inside = _nonnegative(size - index)
+            if inside is None:
+                raise undecided(f"{dims.show(size)} >= {index}")
+            return index if inside else size
+        inside = _nonnegative(size + index)  # max(size + index, 0)
+        if inside is None:
+            raise undecided(f"{dims.show(size)} >= {-index}")
+        return dims.normal(size + index) if inside else 0
+
+    first = bound(start, 0)
+    last = bound(end, size)
+    span = dims.normal(last - first)
+    ahead = _nonnegative(span)
+    if ahead is None:
+        raise undecided(f"{dims.show(last)} >= {dims.show(first)}")
+    return dims.floordiv(span + step - 1, step) if ahead else 0
+
+
+def _chunk_sizes(size: int, chunks: int) -> list[int]:
+    """The sizes of ``torch.chunk``'s pieces of ``size`` items (``chunks`` at least 1)."""
+    piece = -(-size // chunks)
+    if piece == 0:  # nothing to cut: torch still gives ``chunks`` empty pieces
+        return [0] * chunks
+    count = -(-size // piece)
+    return [piece] * (count - 1) + [size - piece * (count - 1)]

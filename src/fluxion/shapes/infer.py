@@ -51,7 +51,7 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
     named = {name: _as_shape(shape, f"input {name!r}") for name, shape in named_input_shapes.items()}
     inference = _Inference(model)
     with inference.active():
-        inference.trail.extend(f"input {format_value(shape)}" for shape in inputs)
+        inference.trail.extend(("input", shape) for shape in inputs)
         inference.run_root(inputs, named)
     return ShapeReport(model, inference.nodes, tuple(inference.constraints))
 
@@ -64,7 +64,7 @@ class _Inference:
         self.addresses = node_addresses(model)
         self.nodes: dict[str, NodeShapes] = {}
         self.constraints: list[Constraint] = []
-        self.trail: list[str] = []
+        self.trail: list[tuple[str, ShapeValue]] = []  # (who, output) in execution order; text only on error
         self.within: list[str] = []
         self.context: dict[str, dict[str, Any]] = {}
 
@@ -97,13 +97,14 @@ class _Inference:
 
     def run(self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...]) -> ShapeValue:
         address = self.addresses.get(id(node), "")
+        self.nodes[address] = NodeShapes(inputs, None)  # its place in tree order, filled in below
         self.within.append(address)
         try:
             output = self._apply(node, inputs, address)
         finally:
             self.within.pop()
         self.nodes[address] = NodeShapes(inputs, output)
-        self.trail.append(f"{_label(node, address)} {format_value(output)}")
+        self.trail.append((_label(node, address), output))
         return output
 
     def constrain(self, first: Dim, second: Dim, reason: str) -> None:
@@ -128,7 +129,7 @@ class _Inference:
 
     def _error(self, node: torch.nn.Module, address: str, inputs: tuple[ShapeValue, ...], message: str) -> ShapeError:
         got = ", ".join(format_value(value) for value in inputs) or "no input"
-        path = self.trail[-_TRAIL:]
+        path = [f"{who} {format_value(output)}" for who, output in self.trail[-_TRAIL:]]
         text = f"{_label(node, address)} got {got}: {message}\n  path: {' → '.join(path) or '(start)'}"
         return ShapeError(text, address=address, path=path)
 
