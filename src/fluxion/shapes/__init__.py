@@ -13,5 +13,6 @@ Each layer class has a shape rule (its ``output_shape`` method, written with ``f
 from fluxion.dims import Shape, ShapeError
 from fluxion.shapes.infer import ShapeLike, infer
 from fluxion.shapes.report import Constraint, NodeShapes, ShapeReport
+from fluxion.shapes.trace import trace
 
-__all__ = ["Constraint", "NodeShapes", "Shape", "ShapeError", "ShapeLike", "ShapeReport", "infer"]
+__all__ = ["Constraint", "NodeShapes", "Shape", "ShapeError", "ShapeLike", "ShapeReport", "infer", "trace"]
