@@ -193,6 +193,12 @@ def test_bad_input_shapes_are_shape_errors(bad: Any) -> None:
         shapes.infer(fl.Chain(fl.ReLU()), bad)
 
 
-def test_named_inputs_need_a_rule_that_takes_them() -> None:
-    with pytest.raises(shapes.ShapeError, match="does not take these named inputs"):
+def test_named_inputs_go_to_the_roots_rule() -> None:
+    attention = fl.MultiHeadAttention(embed_dim=8, num_heads=2)
+    report = shapes.infer(attention, ("B", "T", 8), key=("B", "S", 8))
+    assert report.output == Shape(["B", "T", 8])
+    assert report[""].inputs == (Shape(["B", "T", 8]), Shape(["B", "S", 8]))
+    with pytest.raises(
+        shapes.ShapeError, match="Chain \\(the root\\) got \\(B, 4\\): its shape rule failed: TypeError"
+    ):
         shapes.infer(fl.Chain(fl.ReLU()), x=("B", 4))

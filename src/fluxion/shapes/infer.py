@@ -83,27 +83,20 @@ class _Inference:
             dims._context.reset(tokens[2])  # pyright: ignore[reportPrivateUsage]
 
     def run_root(self, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue]) -> None:
-        if not named:
-            self.run(self.model, inputs)
-            return
-        rule = getattr(self.model, "output_shape", None)
-        if rule is None:
-            raise ShapeError(f"{type(self.model).__name__} takes no named inputs (it has no shape rule)")
-        try:
-            output = rule(*inputs, **named)
-        except TypeError as error:
-            raise ShapeError(f"{type(self.model).__name__} does not take these named inputs: {error}") from None
-        self.nodes[""] = NodeShapes((*inputs, *named.values()), cast(ShapeValue, output))
+        self.run(self.model, inputs, named)
 
-    def run(self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...]) -> ShapeValue:
+    def run(
+        self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue] | None = None
+    ) -> ShapeValue:
         address = self.addresses.get(id(node), "")
-        self.nodes[address] = NodeShapes(inputs, None)  # its place in tree order, filled in below
+        given = (*inputs, *(named or {}).values())
+        self.nodes[address] = NodeShapes(given, None)  # its place in tree order, filled in below
         self.within.append(address)
         try:
-            output = self._apply(node, inputs, address)
+            output = self._apply(node, inputs, named or {}, address)
         finally:
             self.within.pop()
-        self.nodes[address] = NodeShapes(inputs, output)
+        self.nodes[address] = NodeShapes(given, output)
         self.trail.append((_label(node, address), output))
         return output
 
@@ -111,21 +104,23 @@ class _Inference:
         address = self.within[-1] if self.within else ""
         self.constraints.append(Constraint(first, second, reason, address))
 
-    def _apply(self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], address: str) -> ShapeValue:
+    def _apply(
+        self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue], address: str
+    ) -> ShapeValue:
         rule = getattr(node, "output_shape", None)
         try:
             if rule is not None:
-                return cast(ShapeValue, rule(*inputs))
-            return _on_meta(node, inputs)
+                return cast(ShapeValue, rule(*inputs, **named))
+            return _on_meta(node, inputs, named)
         except ReturnSignal:
             raise  # a Return's value travels to its Chain's rule, as in forward
         except ShapeError as error:
             if error.address is not None:
                 raise
-            raise self._error(node, address, inputs, str(error)) from None
+            raise self._error(node, address, (*inputs, *named.values()), str(error)) from None
         except Exception as error:
             message = f"its shape rule failed: {type(error).__name__}: {error}"
-            raise self._error(node, address, inputs, message) from error
+            raise self._error(node, address, (*inputs, *named.values()), message) from error
 
     def _error(self, node: torch.nn.Module, address: str, inputs: tuple[ShapeValue, ...], message: str) -> ShapeError:
         got = ", ".join(format_value(value) for value in inputs) or "no input"
@@ -149,15 +144,17 @@ def _as_shape(shape: object, what: str) -> Shape:
 # -- nodes without a rule: evaluated on meta tensors ------------------------------------------------
 
 
-def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...]) -> ShapeValue:
-    symbolic = [format_value(value) for value in inputs if not _concrete(value)]
+def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue]) -> ShapeValue:
+    symbolic = [format_value(value) for value in (*inputs, *named.values()) if not _concrete(value)]
     if symbolic:
         raise ShapeError(
             f"{type(node).__name__} has no shape rule and its input {symbolic[0]} has symbolic sizes: "
             "give its class an output_shape method (see docs/shapes.md), or infer with numbers"
         )
     with _meta_state(node), torch.no_grad():
-        output = node(*(_meta_tensor(value) for value in inputs))
+        output = node(
+            *(_meta_tensor(value) for value in inputs), **{key: _meta_tensor(value) for key, value in named.items()}
+        )
     return _shape_of(output)
 
 

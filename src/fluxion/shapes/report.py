@@ -141,15 +141,18 @@ def describe_equation(first: Dim, second: Dim) -> str:
     >>> w = dims.dim("W")
     >>> describe_equation(32 * dims.floordiv(w, 32), w), describe_equation(w + 1, 2 * w)
     ('W must be divisible by 32', 'W + 1 = 2*W')
+    >>> h = dims.dim("H")
+    >>> describe_equation(2 * dims.floordiv(h * w, 2), h * w)
+    'H*W must be divisible by 2'
     """
     sp = sympy_module()
     for left, right in ((first, second), (second, first)):
-        if isinstance(right, sp.Symbol) and not isinstance(left, int):
+        if not isinstance(right, int) and not isinstance(left, int):
             # k * floor(X / k) = X says that X is a multiple of k
             for floor in left.atoms(sp.floor):
                 divisor = sp.simplify(right / floor.args[0])
                 if divisor.is_Integer and sp.expand(left - divisor * floor) == 0:
-                    return f"{right} must be divisible by {divisor}"
+                    return f"{show(right)} must be divisible by {divisor}"
     return f"{show(first)} = {show(second)}"
 
 
