@@ -302,8 +302,17 @@ def broadcast(shapes: Sequence[Shape], what: str) -> Shape:
                 continue
             if size == 1:
                 size = other
+                continue
+            reason = f"{what} needs sizes that broadcast at dim {position} (have {show(size)})"
+            if equal(size, other) is not False:
+                require_equal(size, other, reason)
+            elif equal(other, 1) is None:  # sizes that always differ broadcast only when one is 1
+                constrain(other, 1, reason)
+            elif equal(size, 1) is None:
+                constrain(size, 1, reason)
+                size = other
             else:
-                require_equal(size, other, f"{what} needs sizes that broadcast at dim {position} (have {show(size)})")
+                raise ShapeError(f"{reason}, got {show(other)}")
         result.append(size)
     return Shape(result)
 

@@ -539,12 +539,12 @@ def test_constraints_hold_where_torch_agrees(
             assert expected is None, values
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: symbolic sizes must be equal to broadcast, unless one is 1")
 def test_symbolic_sizes_that_may_be_one_broadcast() -> None:
     h = dims.dim("H")
     model = fl.Chain(fl.ScaledDotProductAttention())
     report = shapes.infer(model, (h + 1, 4, 8), (h, 5, 8), (h, 5, 8))  # torch: fine when H is 1
     assert report.output == Shape([h + 1, 4, 8])
+    assert {(c.first, c.second) for c in report.constraints} == {(h, 1)}
 
 
 def test_a_mask_size_that_differs_from_the_scores_must_be_one() -> None:

@@ -101,8 +101,9 @@ class _Inference:
         return output
 
     def constrain(self, first: Dim, second: Dim, reason: str) -> None:
-        address = self.within[-1] if self.within else ""
-        self.constraints.append(Constraint(first, second, reason, address))
+        constraint = Constraint(first, second, reason, self.within[-1] if self.within else "")
+        if constraint not in self.constraints:
+            self.constraints.append(constraint)
 
     def _apply(
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue], address: str
