@@ -35,16 +35,17 @@ Spec = int | tuple[int, str, int]
 UNDECIDED = re.compile(r"cannot tell|needs a number")
 """The errors a rule gives when the symbols leave the answer open (torch may still succeed)."""
 
-KERNEL_DEPENDENT = re.compile(r"is_causal=True expects no mask")
+KERNEL_DEPENDENT = re.compile(r"is_causal=True expects no mask|expects as many values as keys")
 """Refusals that follow torch's documented contract where one of its kernels is laxer.
 
 torch documents that a mask with ``is_causal=True`` is an error, and its math kernel says so; its
 CPU flash kernel, picked for some shapes (4-D, equal head dims...), applies both without a word.
+The same kernel reads only as many values as there are keys when the value sequence is longer
+(plain 3-D ``scaled_dot_product_attention`` refuses it).
 """
 
 BROADCAST_ISSUE = re.compile(r"needs sizes that broadcast")
-"""``dims.broadcast`` refuses symbolic sizes that differ even when one may be 1 (``H + 1`` and ``H``
-broadcast when ``H`` is 1): see ``test_symbolic_sizes_that_may_be_one_broadcast``."""
+"""``dims.broadcast`` refuses symbolic sizes that always differ when neither can be 1."""
 
 TORCH_ERRORS = (RuntimeError, IndexError, ValueError, TypeError)  # fl.ChainError is a RuntimeError
 
