@@ -1,11 +1,19 @@
 """Fixtures shared across the test folders."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import torch
 import torch._dynamo
+from hypothesis import settings
 from torch._dynamo.utils import counters
+
+# CI runs each property test on the same examples every time (a failure there is reproducible, and
+# never a one-off draw); everywhere else hypothesis explores new examples on each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("FLUXION_CI"):
+    settings.load_profile("ci")
 
 COMPILE_MARKS = [
     pytest.mark.usefixtures("fresh_dynamo"),
