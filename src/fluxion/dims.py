@@ -162,10 +162,16 @@ def floordiv(numerator: Dim, denominator: int) -> Dim:
     >>> from fluxion import dims
     >>> dims.floordiv(7, 2), dims.show(dims.floordiv(dims.dim("H"), 2))
     (3, 'floor(H/2)')
+    >>> dims.show(dims.floordiv(dims.floordiv(dims.dim("H"), 2) + 1, 2))
+    'floor((H + 2)/4)'
     """
     if isinstance(numerator, int):
         return numerator // denominator
     sp = sympy_module()
+    shift, rest = numerator.as_coeff_Add()
+    if isinstance(rest, sp.floor) and shift.is_Integer:
+        # floor((floor(y) + k) / d) = floor((y + k) / d): strided layers in a row give one floor, not a nest
+        numerator = rest.args[0] + shift
     return normal(sp.floor(numerator / denominator))
 
 
