@@ -6,17 +6,29 @@
 torch.Size([1, 8, 16, 16])
 """
 
+from typing import Any, Literal
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
+from fluxion.layers.shaping import exact_divide
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+Size1 = int | tuple[int]
+Size2 = int | tuple[int, int]
+Size3 = int | tuple[int, int, int]
 
 
-class Conv1d(torch.nn.Conv1d, WeightedModule):
+class Conv1d(Inferable, torch.nn.Conv1d, WeightedModule):
     """``torch.nn.Conv1d`` as a tree leaf.
+
+    ``in_channels`` may be left out (``Conv1d(out_channels=8, kernel_size=3)``): the layer is lazy
+    until ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -24,9 +36,40 @@ class Conv1d(torch.nn.Conv1d, WeightedModule):
     torch.Size([1, 4, 8])
     """
 
+    in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        kernel_size: Size1 | None = None,
+        stride: Size1 = 1,
+        padding: str | Size1 = 0,
+        dilation: Size1 = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: PaddingMode = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        arguments = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "kernel_size": kernel_size,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "bias": bias,
+            "padding_mode": padding_mode,
+        }
+        _construct(self, torch.nn.Conv1d, arguments, device, dtype)
+
     def forward(
         self, input: Float[Tensor, "*batch in_channels length"]
     ) -> Float[Tensor, "*batch out_channels out_length"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return self._conv_forward(input, self.weight, self.bias)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -39,19 +82,65 @@ class Conv1d(torch.nn.Conv1d, WeightedModule):
         """
         return _conv_shape(self, inputs)
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``in_channels``: the input's channels (dim -2).
 
-class Conv2d(torch.nn.Conv2d, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv1d(out_channels=4, kernel_size=3).inferred_arguments(dims.Shape(["B", 2, "T"]))
+        {'in_channels': 2}
+        """
+        return {"in_channels": _input_channels(self, inputs)}
+
+
+class Conv2d(Inferable, torch.nn.Conv2d, WeightedModule):
     """``torch.nn.Conv2d`` as a tree leaf.
+
+    ``in_channels`` may be left out (``Conv2d(out_channels=64, kernel_size=3)``): the layer is lazy
+    until ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.Conv2d(2, 4, kernel_size=3, stride=2)(torch.zeros(1, 2, 9, 9)).shape
     torch.Size([1, 4, 4, 4])
+    >>> fl.Conv2d(out_channels=64, kernel_size=3, padding=1)
+    Conv2d(?, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
     """
+
+    in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        kernel_size: Size2 | None = None,
+        stride: Size2 = 1,
+        padding: str | Size2 = 0,
+        dilation: Size2 = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: PaddingMode = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        arguments = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "kernel_size": kernel_size,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "bias": bias,
+            "padding_mode": padding_mode,
+        }
+        _construct(self, torch.nn.Conv2d, arguments, device, dtype)
 
     def forward(
         self, input: Float[Tensor, "*batch in_channels height width"]
     ) -> Float[Tensor, "*batch out_channels h w"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return self._conv_forward(input, self.weight, self.bias)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -66,9 +155,22 @@ class Conv2d(torch.nn.Conv2d, WeightedModule):
         """
         return _conv_shape(self, inputs)
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``in_channels``: the input's channels (dim -3).
 
-class Conv3d(torch.nn.Conv3d, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv2d(out_channels=4, kernel_size=3).inferred_arguments(dims.Shape(["B", 3, "H", "W"]))
+        {'in_channels': 3}
+        """
+        return {"in_channels": _input_channels(self, inputs)}
+
+
+class Conv3d(Inferable, torch.nn.Conv3d, WeightedModule):
     """``torch.nn.Conv3d`` as a tree leaf.
+
+    ``in_channels`` may be left out (``Conv3d(out_channels=8, kernel_size=3)``): the layer is lazy
+    until ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -76,9 +178,40 @@ class Conv3d(torch.nn.Conv3d, WeightedModule):
     torch.Size([1, 2, 2, 3, 4])
     """
 
+    in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        kernel_size: Size3 | None = None,
+        stride: Size3 = 1,
+        padding: str | Size3 = 0,
+        dilation: Size3 = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: PaddingMode = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        arguments = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "kernel_size": kernel_size,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "bias": bias,
+            "padding_mode": padding_mode,
+        }
+        _construct(self, torch.nn.Conv3d, arguments, device, dtype)
+
     def forward(
         self, input: Float[Tensor, "*batch in_channels d h w"]
     ) -> Float[Tensor, "*batch out_channels od oh ow"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return self._conv_forward(input, self.weight, self.bias)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -91,9 +224,22 @@ class Conv3d(torch.nn.Conv3d, WeightedModule):
         """
         return _conv_shape(self, inputs)
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``in_channels``: the input's channels (dim -4).
 
-class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv3d(out_channels=4, kernel_size=1).inferred_arguments(dims.Shape(["B", 2, "D", "H", "W"]))
+        {'in_channels': 2}
+        """
+        return {"in_channels": _input_channels(self, inputs)}
+
+
+class ConvTranspose2d(Inferable, torch.nn.ConvTranspose2d, WeightedModule):
     """``torch.nn.ConvTranspose2d`` as a tree leaf.
+
+    ``in_channels`` may be left out (``ConvTranspose2d(out_channels=8, kernel_size=2)``): the layer
+    is lazy until ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -101,9 +247,42 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
     torch.Size([1, 2, 10, 10])
     """
 
+    in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        kernel_size: Size2 | None = None,
+        stride: Size2 = 1,
+        padding: Size2 = 0,
+        output_padding: Size2 = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Size2 = 1,
+        padding_mode: PaddingMode = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        arguments = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "kernel_size": kernel_size,
+            "stride": stride,
+            "padding": padding,
+            "output_padding": output_padding,
+            "groups": groups,
+            "bias": bias,
+            "dilation": dilation,
+            "padding_mode": padding_mode,
+        }
+        _construct(self, torch.nn.ConvTranspose2d, arguments, device, dtype)
+
     def forward(
         self, input: Float[Tensor, "*batch in_channels height width"], output_size: list[int] | None = None
     ) -> Float[Tensor, "*batch out_channels h w"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return super().forward(input, output_size)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -120,7 +299,7 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
         name = type(self).__name__
         shape = dims.single(inputs, name)
         _check_rank(shape, name, 2)
-        dims.require_equal(self.in_channels, shape[-3], f"{name} expects {self.in_channels} input channels")
+        _check_channels(self, shape[-3])
         if isinstance(self.padding, str):
             raise ShapeError(f"{name} expects padding as ints, got {self.padding!r}")
         sizes: list[Dim] = []
@@ -140,10 +319,53 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d, WeightedModule):
             sizes.append(out)
         return dims.Shape([*shape[:-3], self.out_channels, *sizes])
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``in_channels``: the input's channels (dim -3).
 
-# -- the shape rule shared by the convolutions ------------------------------------------------------
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.ConvTranspose2d(out_channels=4, kernel_size=2).inferred_arguments(dims.Shape(["B", 8, "H", "W"]))
+        {'in_channels': 8}
+        """
+        return {"in_channels": _input_channels(self, inputs)}
 
-_Conv = torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Conv3d
+
+# -- construction and the shape rule shared by the convolutions -------------------------------------
+
+_Conv = Conv1d | Conv2d | Conv3d
+
+
+def _construct(
+    layer: Inferable,
+    layout: type[torch.nn.Module],
+    arguments: dict[str, Any],
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+) -> None:
+    """torch's constructor, or a lazy layer when ``in_channels`` is None (torch checks the rest with
+    ``groups`` channels standing in)."""
+    name = layout.__name__
+    example = f"{name}(out_channels=64, kernel_size=3)"
+    required(arguments["out_channels"], name, "out_channels", example)
+    required(arguments["kernel_size"], name, "kernel_size", example)
+    layer.construct(layout, arguments, {"in_channels": arguments["groups"]}, device, dtype)
+
+
+def _input_channels(layer: _Conv | ConvTranspose2d, inputs: tuple[ShapeValue, ...]) -> Dim:
+    name = type(layer).__name__
+    shape = dims.single(inputs, name)
+    spatial = len(layer.kernel_size)
+    _check_rank(shape, name, spatial)
+    return shape[-spatial - 1]
+
+
+def _check_channels(layer: _Conv | ConvTranspose2d, channels: Dim) -> None:
+    """The input has ``in_channels`` channels; a lazy layer takes any count that ``groups`` divides."""
+    name = type(layer).__name__
+    if layer.in_channels is not None:
+        dims.require_equal(layer.in_channels, channels, f"{name} expects {layer.in_channels} input channels")
+    elif layer.groups > 1:
+        exact_divide(channels, layer.groups, f"{name} expects input channels divisible by groups={layer.groups}")
 
 
 def _check_rank(shape: dims.Shape, name: str, spatial: int) -> None:
@@ -159,7 +381,7 @@ def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
     shape = dims.single(inputs, name)
     spatial = len(layer.kernel_size)
     _check_rank(shape, name, spatial)
-    dims.require_equal(layer.in_channels, shape[-spatial - 1], f"{name} expects {layer.in_channels} input channels")
+    _check_channels(layer, shape[-spatial - 1])
     sizes: list[Dim] = []
     for axis, size in enumerate(shape[-spatial:]):
         kernel, stride, dilation = layer.kernel_size[axis], layer.stride[axis], layer.dilation[axis]

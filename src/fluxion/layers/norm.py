@@ -10,24 +10,53 @@ from jaxtyping import Float
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 
+NormalizedShape = int | list[int] | tuple[int, ...] | torch.Size
 
-class LayerNorm(torch.nn.LayerNorm, WeightedModule):
+
+class LayerNorm(Inferable, torch.nn.LayerNorm, WeightedModule):
     """``torch.nn.LayerNorm`` as a tree leaf.
+
+    ``normalized_shape`` may be left out (``LayerNorm()``): the layer is lazy until
+    ``fluxion.shapes.materialize`` sets it to the input's last dim.
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.LayerNorm(4)(torch.randn(2, 4)).mean().abs().item() < 1e-5
     True
+    >>> fl.LayerNorm(eps=1e-6)
+    LayerNorm(?, eps=1e-06, elementwise_affine=True, bias=True)
     """
 
+    normalized_shape: tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        normalized_shape: NormalizedShape | None = None,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        arguments = {
+            "normalized_shape": normalized_shape,
+            "eps": eps,
+            "elementwise_affine": elementwise_affine,
+            "bias": bias,
+        }
+        self.construct(torch.nn.LayerNorm, arguments, {"normalized_shape": 1}, device, dtype)
+
     def forward(self, input: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The input's shape, whose last dims must be ``normalized_shape``.
+        """The input's shape, whose last dims must be ``normalized_shape`` (a lazy LayerNorm takes any last dim).
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
@@ -36,17 +65,53 @@ class LayerNorm(torch.nn.LayerNorm, WeightedModule):
         """
         return _normalized_shape(type(self).__name__, inputs, self.normalized_shape)
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``normalized_shape``: the input's last dim.
 
-class GroupNorm(torch.nn.GroupNorm, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.LayerNorm().inferred_arguments(dims.Shape(["B", "T", 8]))
+        {'normalized_shape': 8}
+        """
+        name = type(self).__name__
+        return {"normalized_shape": dims.single(inputs, name).at(-1, name)}
+
+
+class GroupNorm(Inferable, torch.nn.GroupNorm, WeightedModule):
     """``torch.nn.GroupNorm`` as a tree leaf.
+
+    ``num_channels`` may be left out (``GroupNorm(8)``): the layer is lazy until
+    ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.GroupNorm(2, 4)(torch.randn(1, 4, 3, 3)).shape
     torch.Size([1, 4, 3, 3])
+    >>> fl.GroupNorm(8)
+    GroupNorm(8, ?, eps=1e-05, affine=True, bias=True)
     """
 
+    num_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        num_groups: int | None = None,
+        num_channels: int | None = None,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        num_groups = required(num_groups, "GroupNorm", "num_groups", "GroupNorm(num_groups=8)")
+        arguments = {"num_groups": num_groups, "num_channels": num_channels, "eps": eps, "affine": affine}
+        arguments.update(_bias(bias))
+        self.construct(torch.nn.GroupNorm, arguments, {"num_channels": num_groups}, device, dtype)
+
     def forward(self, input: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *spatial"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -64,9 +129,10 @@ class GroupNorm(torch.nn.GroupNorm, WeightedModule):
         shape = dims.single(inputs, name)
         if len(shape) < 2:
             raise ShapeError(f"{name} expects an input of at least 2 dims (N, C, *), got {shape!r}")
-        if self.affine:
+        if self.affine and self.num_channels is not None:
             dims.require_equal(self.num_channels, shape[1], f"{name} expects {self.num_channels} channels at dim 1")
         else:
+            # torch checks only this without weights; a lazy GroupNorm's constructor will check it too
             groups = self.num_groups
             multiple = dims.normal(groups * dims.floordiv(shape[1], groups))
             dims.require_equal(multiple, shape[1], f"{name} expects channels at dim 1 divisible by {groups}")
@@ -76,9 +142,22 @@ class GroupNorm(torch.nn.GroupNorm, WeightedModule):
             raise ShapeError(f"{name} expects more than 1 value per group, got {shape!r}")
         return shape
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``num_channels``: the input's dim 1.
 
-class RMSNorm(torch.nn.RMSNorm, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.GroupNorm(2).inferred_arguments(dims.Shape(["B", 6, "H", "W"]))
+        {'num_channels': 6}
+        """
+        return {"num_channels": _channels(type(self).__name__, inputs, minimum_rank=2)}
+
+
+class RMSNorm(Inferable, torch.nn.RMSNorm, WeightedModule):
     """``torch.nn.RMSNorm`` as a tree leaf.
+
+    ``normalized_shape`` may be left out (``RMSNorm()``): the layer is lazy until
+    ``fluxion.shapes.materialize`` sets it to the input's last dim.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -86,7 +165,22 @@ class RMSNorm(torch.nn.RMSNorm, WeightedModule):
     [1.0, 1.0, 1.0, 1.0]
     """
 
+    normalized_shape: tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        normalized_shape: NormalizedShape | None = None,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        arguments = {"normalized_shape": normalized_shape, "eps": eps, "elementwise_affine": elementwise_affine}
+        self.construct(torch.nn.RMSNorm, arguments, {"normalized_shape": 1}, device, dtype)
+
     def forward(self, x: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return super().forward(x)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -99,16 +193,56 @@ class RMSNorm(torch.nn.RMSNorm, WeightedModule):
         """
         return _normalized_shape(type(self).__name__, inputs, self.normalized_shape)
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``normalized_shape``: the input's last dim.
 
-class BatchNorm1d(torch.nn.BatchNorm1d, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.RMSNorm().inferred_arguments(dims.Shape(["B", 16]))
+        {'normalized_shape': 16}
+        """
+        name = type(self).__name__
+        return {"normalized_shape": dims.single(inputs, name).at(-1, name)}
+
+
+class BatchNorm1d(Inferable, torch.nn.BatchNorm1d, WeightedModule):
     """``torch.nn.BatchNorm1d`` as a tree leaf.
+
+    ``num_features`` may be left out (``BatchNorm1d()``): the layer is lazy until
+    ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import fluxion.layers as fl
     >>> sorted(fl.BatchNorm1d(3).state_dict())
     ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
     """
 
+    num_features: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        num_features: int | None = None,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        arguments = {
+            "num_features": num_features,
+            "eps": eps,
+            "momentum": momentum,
+            "affine": affine,
+            "track_running_stats": track_running_stats,
+            **_bias(bias),
+        }
+        self.construct(torch.nn.BatchNorm1d, arguments, {"num_features": 1}, device, dtype)
+
     def forward(self, input: Float[Tensor, "batch channels *length"]) -> Float[Tensor, "batch channels *length"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -124,17 +258,58 @@ class BatchNorm1d(torch.nn.BatchNorm1d, WeightedModule):
         """
         return _batch_norm_shape(self, inputs, (2, 3))
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``num_features``: the input's dim 1.
 
-class BatchNorm2d(torch.nn.BatchNorm2d, WeightedModule):
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.BatchNorm1d().inferred_arguments(dims.Shape(["B", 5, "L"]))
+        {'num_features': 5}
+        """
+        return {"num_features": _channels(type(self).__name__, inputs, minimum_rank=2)}
+
+
+class BatchNorm2d(Inferable, torch.nn.BatchNorm2d, WeightedModule):
     """``torch.nn.BatchNorm2d`` as a tree leaf.
+
+    ``num_features`` may be left out (``BatchNorm2d()``): the layer is lazy until
+    ``fluxion.shapes.materialize`` takes it from the input shapes.
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.BatchNorm2d(3).eval()(torch.zeros(1, 3, 2, 2)).shape
     torch.Size([1, 3, 2, 2])
+    >>> fl.BatchNorm2d(momentum=0.01)
+    BatchNorm2d(?, eps=1e-05, momentum=0.01, affine=True, bias=True, track_running_stats=True)
     """
 
+    num_features: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+    def __init__(
+        self,
+        num_features: int | None = None,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        arguments = {
+            "num_features": num_features,
+            "eps": eps,
+            "momentum": momentum,
+            "affine": affine,
+            "track_running_stats": track_running_stats,
+            **_bias(bias),
+        }
+        self.construct(torch.nn.BatchNorm2d, arguments, {"num_features": 1}, device, dtype)
+
     def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
+        if self.deferred is not None:
+            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -147,12 +322,30 @@ class BatchNorm2d(torch.nn.BatchNorm2d, WeightedModule):
         """
         return _batch_norm_shape(self, inputs, (4,))
 
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``num_features``: the input's dim 1.
 
-# -- shape rules shared by several norms ------------------------------------------------------------
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.BatchNorm2d().inferred_arguments(dims.Shape(["B", 16, "H", "W"]))
+        {'num_features': 16}
+        """
+        return {"num_features": _channels(type(self).__name__, inputs, minimum_rank=4)}
 
 
-def _normalized_shape(name: str, inputs: tuple[ShapeValue, ...], normalized: tuple[int, ...]) -> dims.Shape:
+# -- shared by several norms ------------------------------------------------------------------------
+
+
+def _bias(bias: bool) -> dict[str, bool]:
+    """The keyword-only ``bias`` of torch's BatchNorm and GroupNorm (torch 2.13 on), passed only when False."""
+    return {} if bias else {"bias": False}
+
+
+def _normalized_shape(name: str, inputs: tuple[ShapeValue, ...], normalized: tuple[int, ...] | None) -> dims.Shape:
     shape = dims.single(inputs, name)
+    if normalized is None:  # lazy: the last dim, whatever it is
+        shape.at(-1, name)
+        return shape
     if not normalized:
         raise ShapeError(f"{name} expects a normalized_shape of at least one dim, got ()")
     if len(shape) < len(normalized):
@@ -166,8 +359,16 @@ def _normalized_shape(name: str, inputs: tuple[ShapeValue, ...], normalized: tup
     return shape
 
 
+def _channels(name: str, inputs: tuple[ShapeValue, ...], minimum_rank: int) -> Dim:
+    """Dim 1 of the one input (the channels), which needs ``minimum_rank`` dims."""
+    shape = dims.single(inputs, name)
+    if len(shape) < minimum_rank:
+        raise ShapeError(f"{name} expects an input of at least {minimum_rank} dims (N, C, ...), got {shape!r}")
+    return shape[1]
+
+
 def _batch_norm_shape(
-    layer: torch.nn.BatchNorm1d | torch.nn.BatchNorm2d, inputs: tuple[ShapeValue, ...], ranks: tuple[int, ...]
+    layer: BatchNorm1d | BatchNorm2d, inputs: tuple[ShapeValue, ...], ranks: tuple[int, ...]
 ) -> dims.Shape:
     name = type(layer).__name__
     shape = dims.single(inputs, name)
@@ -175,9 +376,14 @@ def _batch_norm_shape(
         expected = " or ".join(f"{rank}D" for rank in ranks)
         raise ShapeError(f"{name} expects a {expected} input, got {shape!r}")
     # torch checks the channels against its weights or running statistics; without either, any count goes
-    if layer.affine or layer.running_mean is not None:
-        dims.require_equal(layer.num_features, shape[1], f"{name} expects {layer.num_features} channels at dim 1")
-    batch_statistics = layer.training or (layer.running_mean is None and layer.running_var is None)
+    # (a lazy layer takes any count; its running statistics are those it will have)
+    if layer.num_features is None:
+        running = layer.track_running_stats
+    else:
+        running = layer.running_mean is not None or layer.running_var is not None
+        if layer.affine or layer.running_mean is not None:
+            dims.require_equal(layer.num_features, shape[1], f"{name} expects {layer.num_features} channels at dim 1")
+    batch_statistics = layer.training or not running
     values = dims.product(size for position, size in enumerate(shape) if position != 1)
     if batch_statistics and values == 1:
         raise ShapeError(f"{name} expects more than 1 value per channel when training, got {shape!r}")

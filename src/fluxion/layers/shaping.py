@@ -121,7 +121,7 @@ class Reshape(Module):
         (B, 3, H*W)
         >>> report = shapes.infer(fl.Chain(fl.Reshape(2, -1)), ("B", "H", "W"))
         >>> report.output, str(report.constraints[0]).split(" (")[0]
-        ((B, 2, H*W/2), '2*floor(H*W/2) = H*W')
+        ((B, 2, H*W/2), 'H*W must be divisible by 2')
         """
         what = type(self).__name__
         shape = dims.single(inputs, what)

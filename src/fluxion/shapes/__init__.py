@@ -12,7 +12,18 @@ Each layer class has a shape rule (its ``output_shape`` method, written with ``f
 
 from fluxion.dims import Shape, ShapeError
 from fluxion.shapes.infer import ShapeLike, infer
+from fluxion.shapes.materialize import materialize
 from fluxion.shapes.report import Constraint, NodeShapes, ShapeReport
 from fluxion.shapes.trace import trace
 
-__all__ = ["Constraint", "NodeShapes", "Shape", "ShapeError", "ShapeLike", "ShapeReport", "infer", "trace"]
+__all__ = [
+    "Constraint",
+    "NodeShapes",
+    "Shape",
+    "ShapeError",
+    "ShapeLike",
+    "ShapeReport",
+    "infer",
+    "materialize",
+    "trace",
+]

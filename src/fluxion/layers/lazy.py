@@ -1,0 +1,275 @@
+"""Lazy layers: a weighted leaf built with its input-side size left out, filled in by shape inference.
+
+``fl.Linear(out_features=10)``, ``fl.Conv2d(out_channels=64, kernel_size=3)``, ``fl.LayerNorm()``,
+``fl.BatchNorm2d()``, ``fl.GroupNorm(8)``... are *lazy*: they have every other argument, a shape rule
+(the missing size is taken from the input) and a repr that shows the gap, but no parameters or
+buffers yet, and they refuse to run. ``fluxion.shapes.materialize(model, *input_shapes)`` infers the
+missing sizes and creates the parameters, after which the layer is the one that giving the size
+would have built. Layers get this by mixing in ``Inferable`` (listed first, before the torch layer).
+
+>>> import fluxion.layers as fl
+>>> from fluxion import dims
+>>> head = fl.Linear(out_features=10)
+>>> head, head.weight
+(Linear(in_features=?, out_features=10, bias=True), None)
+>>> head.output_shape(dims.Shape(["B", 64]))
+(B, 10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Self, TypeVar, cast
+
+import torch
+
+from fluxion.dims import Dim, ShapeValue
+from fluxion.layers.errors import LayerError
+from fluxion.layers.module import clone_shell
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """What a lazy layer waits for.
+
+    ``missing`` names the constructor arguments still to be inferred; ``arguments`` holds the
+    others as given (device and dtype apart); ``device`` and ``dtype`` are those its parameters
+    will have (resolved at construction as torch would, and followed through ``.to()``);
+    ``tensors`` names the parameters and buffers it will have; ``layout`` is torch's layer class,
+    which lays them out once the sizes are known.
+
+    >>> import fluxion.layers as fl
+    >>> deferred = fl.Linear(out_features=3, bias=False).deferred
+    >>> deferred.missing, dict(deferred.arguments), sorted(deferred.tensors), deferred.device, deferred.dtype
+    (('in_features',), {'out_features': 3, 'bias': False}, ['weight'], device(type='cpu'), torch.float32)
+    """
+
+    missing: tuple[str, ...]
+    arguments: Mapping[str, Any]
+    tensors: frozenset[str]
+    device: torch.device
+    dtype: torch.dtype
+    layout: type[torch.nn.Module]
+
+
+class Inferable(torch.nn.Module):
+    """Mixin for a torch layer whose input-side size may be left out (``None``) at construction.
+
+    The layer's ``__init__`` calls ``construct`` instead of torch's constructor; its ``forward``
+    starts with ``if self.deferred is not None: raise self.not_materialized()``, its rule takes
+    the missing size from the input, and ``inferred_arguments`` says what that size is.
+    ``fluxion.shapes.materialize`` then builds a complete twin (``materialized``) of each lazy
+    layer before changing anything, and the layer ``adopt``s it.
+
+    >>> import fluxion.layers as fl
+    >>> norm = fl.LayerNorm()
+    >>> isinstance(norm, Inferable), norm.lazy, fl.LayerNorm(8).lazy
+    (True, True, False)
+    """
+
+    deferred: Deferred | None = None
+    """What the layer waits for, or None once it has all its arguments (the usual case)."""
+
+    @property
+    def lazy(self) -> bool:
+        """Whether arguments are still missing: no parameters yet, and a forward call is refused.
+
+        >>> import fluxion.layers as fl
+        >>> fl.BatchNorm2d().lazy, fl.BatchNorm2d(3).lazy
+        (True, False)
+        """
+        return self.deferred is not None
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter, or for a lazy layer the one its parameters will have.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Linear(out_features=2, device="meta").device
+        device(type='meta')
+        """
+        if self.deferred is not None:
+            return self.deferred.device
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the first parameter, or for a lazy layer the one its parameters will have.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> fl.Linear(out_features=2, dtype=torch.float16).dtype
+        torch.float16
+        """
+        if self.deferred is not None:
+            return self.deferred.dtype
+        return next(self.parameters()).dtype
+
+    def construct(
+        self,
+        layout: type[torch.nn.Module],
+        arguments: Mapping[str, Any],
+        stand_ins: Mapping[str, Any],
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> None:
+        """Run torch's constructor ``layout.__init__`` with ``arguments`` (torch's keywords).
+
+        ``stand_ins`` names the arguments that may be inferred and the value torch's constructor
+        gets for each while it is missing (``None`` in ``arguments``). Then the layer is built on
+        ``meta`` with the stand-ins, so that torch checks and stores every other argument; the
+        missing arguments become ``None``, every parameter and buffer ``None``, and ``deferred``
+        records the rest.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> layer = fl.Linear.__new__(fl.Linear)
+        >>> layer.construct(torch.nn.Linear, {"in_features": None, "out_features": 4}, {"in_features": 1}, None, None)
+        >>> layer
+        Linear(in_features=?, out_features=4, bias=True)
+        """
+        missing = tuple(name for name in stand_ins if arguments[name] is None)
+        if not missing:
+            layout.__init__(self, **arguments, device=device, dtype=dtype)
+            return
+        filled = {name: stand_ins[name] if name in missing else value for name, value in arguments.items()}
+        layout.__init__(self, **filled, device="meta", dtype=dtype)
+        for name in missing:
+            setattr(self, name, None)
+        tensors: set[str] = set()
+        for table in (self._parameters, self._buffers):
+            tensors.update(name for name, value in table.items() if value is not None)
+            for name in table:
+                table[name] = None
+        probe = torch.empty(0, device=device, dtype=dtype)  # where torch would have put them (device context too)
+        given = {name: value for name, value in arguments.items() if name not in missing}
+        self.deferred = Deferred(missing, given, frozenset(tensors), probe.device, probe.dtype, layout)
+
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """The values that the missing arguments take for inputs of these shapes (a layer's own rule).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv2d(out_channels=8, kernel_size=3).inferred_arguments(dims.Shape(["B", 3, "H", "W"]))
+        {'in_channels': 3}
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not say how to infer its arguments")
+
+    def not_materialized(self) -> LayerError:
+        """The error a lazy layer raises when it is called.
+
+        >>> import fluxion.layers as fl
+        >>> print(fl.LayerNorm().not_materialized())
+        LayerNorm(?, eps=1e-05, elementwise_affine=True, bias=True) has no normalized_shape yet: \
+call fluxion.shapes.materialize(model, *input_shapes) to infer it from the input shapes and create the parameters
+        """
+        missing = ", ".join(self.deferred.missing) if self.deferred is not None else "argument"
+        return LayerError(
+            f"{type(self).__name__}({self.extra_repr()}) has no {missing} yet: call "
+            "fluxion.shapes.materialize(model, *input_shapes) to infer it from the input shapes "
+            "and create the parameters"
+        )
+
+    def materialized(self, **arguments: int) -> Self:
+        """A detached twin of this lazy layer with ``arguments`` filled in and its parameters created.
+
+        The parameters and buffers are torch's (its constructor lays them out, the layer's
+        ``reset_parameters`` initialises them), on the layer's device and dtype. The layer itself
+        is unchanged: ``adopt`` makes it the twin.
+
+        >>> import fluxion.layers as fl
+        >>> twin = fl.Linear(out_features=3).materialized(in_features=5)
+        >>> twin, tuple(twin.weight.shape)
+        (Linear(in_features=5, out_features=3, bias=True), (3, 5))
+        """
+        deferred = self.deferred
+        name = type(self).__name__
+        if deferred is None:
+            raise LayerError(f"{name} is not lazy: it has all its arguments")
+        if set(arguments) != set(deferred.missing):
+            got = ", ".join(arguments) or "none"
+            raise LayerError(f"{name} expects exactly {', '.join(deferred.missing)}, got {got}")
+        layout = deferred.layout(**deferred.arguments, **arguments, device="meta", dtype=deferred.dtype)
+        twin = clone_shell(self)
+        for missing in deferred.missing:
+            setattr(twin, missing, getattr(layout, missing))  # torch's form, e.g. a tuple for normalized_shape
+        parameters = twin._parameters  # the clone's own tables
+        for key, value in layout._parameters.items():
+            parameters[key] = (
+                None
+                if value is None
+                else torch.nn.Parameter(torch.empty_like(value, device=deferred.device), value.requires_grad)
+            )
+        buffers = twin._buffers
+        for key, value in layout._buffers.items():
+            buffers[key] = None if value is None else torch.empty_like(value, device=deferred.device)
+        twin._non_persistent_buffers_set.update(layout._non_persistent_buffers_set)
+        del twin.__dict__["deferred"]
+        reset: Callable[[], None] | None = getattr(twin, "reset_parameters", None)
+        if reset is not None:
+            reset()
+        return twin
+
+    def adopt(self, twin: Self) -> None:
+        """Become ``twin``, a ``materialized`` copy of this layer: its arguments, parameters and buffers.
+
+        Nothing can fail here, so a model whose twins were all built changes all at once.
+
+        >>> import fluxion.layers as fl
+        >>> head = fl.Linear(out_features=3)
+        >>> head.adopt(head.materialized(in_features=5))
+        >>> head, head.lazy, tuple(head.weight.shape)
+        (Linear(in_features=5, out_features=3, bias=True), False, (3, 5))
+        """
+        deferred = self.deferred
+        if deferred is None or twin.deferred is not None or type(twin) is not type(self):
+            raise LayerError(f"{type(self).__name__}.adopt expects a materialized twin of a lazy layer")
+        for name in deferred.missing:
+            setattr(self, name, getattr(twin, name))
+        self._parameters.update(twin._parameters)
+        self._buffers.update(twin._buffers)
+        self._non_persistent_buffers_set.update(twin._non_persistent_buffers_set)
+        del self.__dict__["deferred"]
+
+    def extra_repr(self) -> str:
+        deferred = self.deferred
+        if deferred is None:
+            return super().extra_repr()
+        # torch's own format, on a stand-in whose missing sizes read "?" and whose tensors exist
+        view = SimpleNamespace(**{**self.__dict__, **dict.fromkeys(deferred.missing, "?")})
+        for table in (self._parameters, self._buffers):
+            for key in table:
+                setattr(view, key, "(to be created)" if key in deferred.tensors else None)
+        return deferred.layout.extra_repr(cast(torch.nn.Module, view))
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Self:
+        # .to(), .cuda(), .half(), .to_empty()...: a lazy layer follows them for the parameters it will create
+        deferred = self.deferred
+        if deferred is not None:
+            moved = fn(torch.empty(0, device=deferred.device, dtype=deferred.dtype))
+            self.deferred = dataclasses.replace(deferred, device=moved.device, dtype=moved.dtype)
+        return super()._apply(fn, recurse)  # pyright: ignore[reportUnknownMemberType]  # torch leaves fn untyped
+
+
+def required(value: T | None, layer: str, name: str, example: str) -> T:
+    """``value``, or a LayerError saying that ``layer`` needs argument ``name`` (``example`` shows a lazy call).
+
+    >>> required(4, "Linear", "out_features", "Linear(out_features=10)")
+    4
+    >>> required(None, "Linear", "out_features", "Linear(out_features=10)")
+    Traceback (most recent call last):
+    ...
+    fluxion.layers.errors.LayerError: Linear needs out_features (only the input-side size may be left out, \
+to be inferred by fluxion.shapes.materialize; name the others, as in Linear(out_features=10))
+    """
+    if value is None:
+        raise LayerError(
+            f"{layer} needs {name} (only the input-side size may be left out, to be inferred by "
+            f"fluxion.shapes.materialize; name the others, as in {example})"
+        )
+    return value

@@ -1,0 +1,105 @@
+"""``materialize``: fill in the sizes that lazy layers left out, from the inferred shapes.
+
+A layer built with its input-side size left out (``fl.Linear(out_features=10)``, ``fl.LayerNorm()``,
+see ``fluxion.layers.lazy``) has no parameters and refuses to run. ``materialize`` infers every
+shape of the model, takes each lazy layer's missing size from the shape of its input, and creates
+its parameters, after which the layer is the one that giving the size would have built.
+
+>>> import fluxion.layers as fl
+>>> from fluxion import shapes
+>>> model = fl.Chain(fl.Conv2d(out_channels=8, kernel_size=3, padding=1), fl.Flatten(), fl.Linear(out_features=10))
+>>> shapes.materialize(model, ("B", 3, 4, 4)).output
+(B, 10)
+>>> model.Linear
+Linear(in_features=128, out_features=10, bias=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import cast
+
+import torch
+
+from fluxion import dims
+from fluxion.dims import Dim, ShapeError
+from fluxion.layers.lazy import Inferable
+from fluxion.shapes.infer import ShapeLike, infer
+from fluxion.shapes.report import ShapeReport
+
+
+def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes: ShapeLike) -> ShapeReport:
+    """Fill in every lazy layer of ``model`` from the shapes of inputs of ``input_shapes``; the shape report.
+
+    Shapes are given as for ``infer`` and may be symbolic, but each size a lazy layer takes must
+    come out a number. Each layer's parameters are created with torch's initialisation, on the
+    device and dtype it was built with (``meta`` included). Everything is worked out, and every
+    parameter created, before the model is changed: when anything fails, a ``ShapeError`` lists
+    every problem and the model is left as it was.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> model = fl.Chain(fl.Linear(out_features=16), fl.LayerNorm(), fl.Linear(out_features=4))
+    >>> shapes.materialize(model, ("B", 8)).output
+    (B, 4)
+    >>> [tuple(weight.shape) for name, weight in model.named_parameters() if name.endswith("weight")]
+    [(16, 8), (16,), (4, 16)]
+    >>> shapes.materialize(fl.Chain(fl.Linear(out_features=2)), ("B", "F"))
+    Traceback (most recent call last):
+    ...
+    fluxion.dims.ShapeError: Linear at 'Linear' needs its in_features as a number, got F: give F as a number
+    """
+    report = infer(model, *input_shapes, **named_input_shapes)
+    twins: list[tuple[Inferable, Inferable]] = []
+    problems: list[tuple[str, str]] = []
+    for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
+        if isinstance(node, Inferable) and node.lazy:
+            twin = _twin(node, address, report, problems)
+            if twin is not None:
+                twins.append((node, twin))
+    if problems:
+        if len(problems) == 1:
+            message = problems[0][1]
+        else:
+            listed = "\n".join(f"  - {problem}" for _, problem in problems)
+            message = f"{len(problems)} lazy layers cannot be materialized (nothing was changed):\n{listed}"
+        raise ShapeError(message, address=problems[0][0])
+    for node, twin in twins:  # plain assignments: nothing can fail from here on
+        node.adopt(twin)
+    return report
+
+
+def _twin(node: Inferable, address: str, report: ShapeReport, problems: list[tuple[str, str]]) -> Inferable | None:
+    """The complete twin of a lazy ``node``, or None with the reason added to ``problems``."""
+    label = f"{type(node).__name__} at {address!r}" if address else f"{type(node).__name__} (the root)"
+    missing = ", ".join(node.deferred.missing) if node.deferred is not None else "arguments"
+    shapes = report.get(address)
+    if shapes is None:
+        problems.append((address, f"{label} was not reached by shape inference, so its {missing} is unknown"))
+        return None
+    try:
+        arguments = node.inferred_arguments(*shapes.inputs)
+    except ShapeError as error:
+        problems.append((address, f"{label} cannot infer its {missing}: {error}"))
+        return None
+    for name, value in arguments.items():
+        if not dims.known(value):
+            symbols = sorted(str(symbol) for symbol in _free_symbols(value))
+            wanted = f"{symbols[0]} as a number" if len(symbols) == 1 else f"{_listed(symbols)} as numbers"
+            problems.append((address, f"{label} needs its {name} as a number, got {dims.show(value)}: give {wanted}"))
+            return None
+    sizes = cast(dict[str, int], arguments)
+    try:
+        return node.materialized(**sizes)
+    except Exception as error:
+        given = ", ".join(f"{name}={value}" for name, value in sizes.items())
+        problems.append((address, f"{label} cannot be built with {given}: {type(error).__name__}: {error}"))
+        return None
+
+
+def _free_symbols(value: Dim) -> set[object]:
+    return set() if isinstance(value, int) else cast(set[object], value.free_symbols)
+
+
+def _listed(names: list[str]) -> str:
+    return f"{', '.join(names[:-1])} and {names[-1]}"
