@@ -315,3 +315,13 @@ def test_extra_repr() -> None:
     assert adapter.extra_repr() == "name='style', rank=2, scale=0.125"
     conv = Conv2dLora(fl.Conv2d(2, 2, 3), 3)
     assert conv.extra_repr() == "name='lora', rank=3, scale=1, not injected"
+
+
+def test_a_lazy_target_is_refused_until_materialized() -> None:
+    from fluxion import shapes
+
+    model = fl.Chain(fl.Linear(out_features=4))
+    with pytest.raises(AdapterError, match=r"the target Linear is lazy .* call fluxion\.shapes\.materialize"):
+        LinearLora(model.Linear, 2)
+    shapes.materialize(model, ("B", 3))
+    assert LinearLora(model.Linear, 2).inject().rank == 2

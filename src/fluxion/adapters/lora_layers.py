@@ -77,6 +77,11 @@ class Lora(Adapter, metaclass=ABCMeta):
             raise AdapterError(
                 f"{owner}: the target must be {self.layer_description} (or a LoRA on one), got {type(node).__name__}"
             )
+        if getattr(node, "lazy", False):
+            raise AdapterError(
+                f"{owner}: the target {type(node).__name__} is lazy (its input size is not known yet); "
+                "call fluxion.shapes.materialize(model, *input_shapes) first"
+            )
         down, up = self._projections(node, rank)
         super().__init__(target, down=down, dropout=fl.Dropout(dropout), up=up)
         self.name = name
