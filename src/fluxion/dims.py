@@ -16,7 +16,8 @@ import ``shapes``); sympy is imported on first use, so ``import fluxion.layers``
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, Union, cast
 
 import torch
@@ -367,3 +368,36 @@ def several(value: ShapeValue) -> TypeGuard[tuple[ShapeValue, ...]]:
     (False, True)
     """
     return isinstance(value, tuple) and not isinstance(value, Shape)
+
+
+def substitute(size: Dim, values: Mapping[str, int]) -> Dim:
+    """``size`` with its symbols replaced by the numbers in ``values`` (an ``int`` once all are given).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> dims.substitute(dims.floordiv(h, 2) + 1, {"H": 9}), dims.substitute(h * dims.dim("W"), {"H": 2})
+    (5, 2*W)
+    """
+    if isinstance(size, int):
+        return size
+    return _substituted(size, tuple(sorted(values.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _substituted(size: Any, values: tuple[tuple[str, int], ...]) -> Dim:
+    # the nodes of a model share their expressions: each is substituted once per set of values
+    return normal(size.subs({dim(name): number for name, number in values}))
+
+
+def substitute_shape(value: ShapeValue, values: Mapping[str, int]) -> ShapeValue:
+    """A shape, a tuple of them, or None, with every size passed through ``substitute``.
+
+    >>> from fluxion import dims
+    >>> dims.substitute_shape((dims.Shape(["B", "T"]), None), {"B": 2, "T": 7})
+    ((2, 7), None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, Shape):
+        return Shape(substitute(size, values) for size in value)
+    return tuple(substitute_shape(item, values) for item in value)

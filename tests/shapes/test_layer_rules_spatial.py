@@ -10,7 +10,7 @@ must fail at the drawn ones too.
 """
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
-from fluxion.dims import Dim, Shape, ShapeValue
+from tests.shapes.helpers import evaluate, number
 
 EXAMPLES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -68,23 +68,6 @@ def rule_report(layer: torch.nn.Module, *input_shapes: Sequence[dims.DimLike]) -
     assert "its shape rule failed" not in str(refusal), str(refusal)
     assert refusal.address == type(layer).__name__
     return None
-
-
-def evaluate(value: ShapeValue, values: Mapping[str, int]) -> Any:
-    """A shape (or a tuple of them) with every symbol replaced by its value in ``values``."""
-    if value is None:
-        return None
-    if isinstance(value, Shape):
-        return tuple(number(size, values) for size in value)
-    return tuple(evaluate(item, values) for item in value)
-
-
-def number(size: Dim, values: Mapping[str, int]) -> int:
-    if isinstance(size, int):
-        return size
-    result = dims.normal(size.subs({dims.dim(name): value for name, value in values.items()}))
-    assert isinstance(result, int), f"{dims.show(size)} is not an integer at {dict(values)}: {result}"
-    return result
 
 
 def check(

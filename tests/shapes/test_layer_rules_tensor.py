@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import sympy
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
-from fluxion.dims import Dim, Shape, ShapeValue
+from fluxion.dims import Dim, Shape
 
 SYMBOLS = ("H", "W", "T")
 
@@ -86,22 +85,6 @@ def scaled(spec: Spec, factor: int) -> Spec:
     return (coef * factor, name, offset * factor)
 
 
-def substitute(value: ShapeValue, values: Mapping[str, int]) -> Any:
-    """A shape (or a tuple of them) with the symbols replaced by ``values``."""
-    if value is None:
-        return None
-    if isinstance(value, Shape):
-        return tuple(evaluate(size, values) for size in value)
-    return tuple(substitute(item, values) for item in value)
-
-
-def evaluate(size: Dim, values: Mapping[str, int]) -> Any:
-    if isinstance(size, int):
-        return size
-    replaced: Any = size.subs({sympy.Symbol(name, integer=True, positive=True): v for name, v in values.items()})
-    return int(replaced) if replaced.is_Integer else replaced
-
-
 def shape_of(output: object) -> Any:
     if isinstance(output, torch.Tensor):
         return tuple(output.shape)
@@ -149,7 +132,7 @@ def check_numbers(case: Case, values: Mapping[str, int]) -> None:
             assert report.address == name or report.address.startswith(f"{name}."), report
         return
     assert expected is not None, f"torch fails, the rule gives {report.output}"
-    assert substitute(report.output, values) == expected
+    assert dims.substitute_shape(report.output, values) == expected
     assert report.constraints == ()
 
 
@@ -164,10 +147,10 @@ def check_symbols(case: Case, values: Mapping[str, int]) -> None:
         )
         assert allowed, f"torch gives {expected}, the rule says: {report}"
         return
-    if not all(evaluate(c.first, values) == evaluate(c.second, values) for c in report.constraints):
+    if not all(dims.substitute(c.first, values) == dims.substitute(c.second, values) for c in report.constraints):
         return  # outside the sizes the rule describes
     assert expected is not None, f"torch fails, the rule gives {report.output} ({report.constraints})"
-    assert substitute(report.output, values) == expected
+    assert dims.substitute_shape(report.output, values) == expected
 
 
 # -- strategies -------------------------------------------------------------------------------------
@@ -531,11 +514,11 @@ def test_constraints_hold_where_torch_agrees(
     names = sorted({size for shape in inputs for size in shape if isinstance(size, str)})
     for point in itertools.product(range(1, 7), repeat=len(names)):
         values = dict(zip(names, point, strict=True))
-        holds = all(evaluate(c.first, values) == evaluate(c.second, values) for c in report.constraints)
+        holds = all(dims.substitute(c.first, values) == dims.substitute(c.second, values) for c in report.constraints)
         sizes = [[values[size] if isinstance(size, str) else size for size in shape] for shape in inputs]
         expected = run_forward(Case(make, [list(shape) for shape in sizes]), {})
         if holds:
-            assert substitute(report.output, values) == expected, values
+            assert dims.substitute_shape(report.output, values) == expected, values
         elif exact:
             assert expected is None, values
 

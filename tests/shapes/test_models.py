@@ -11,7 +11,6 @@ The U-Net's constraints must hold exactly for the sizes it works with: for any o
 forward fails, and so does inference with those numbers.
 """
 
-import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -22,9 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fluxion.layers as fl
-from fluxion import dims, shapes
-from fluxion.dims import Dim, Shape, ShapeValue
+from fluxion import shapes
+from fluxion.dims import Shape
 from fluxion.shapes.report import format_value
+from tests.shapes.helpers import evaluate, number
 
 EXAMPLES = settings(max_examples=20, deadline=None)
 
@@ -39,28 +39,6 @@ Captured = tuple[Any, ...] | None
 
 
 # -- evaluating a report at numbers, and what a real forward pass gives ------------------------------
-
-
-def evaluate(value: ShapeValue, values: Mapping[str, int]) -> Captured:
-    """A recorded shape (or tuple of them, or None) with each symbol replaced by its number."""
-    if value is None:
-        return None
-    if isinstance(value, Shape):
-        return tuple(number(size, values) for size in value)
-    return tuple(evaluate(item, values) for item in value)
-
-
-def number(size: Dim, values: Mapping[str, int]) -> int:
-    """One dimension at the given values of its symbols; it must come out a plain integer."""
-    return size if isinstance(size, int) else _substituted(size, tuple(sorted(values.items())))
-
-
-@functools.lru_cache(maxsize=4096)
-def _substituted(size: Any, values: tuple[tuple[str, int], ...]) -> int:
-    # many nodes share an expression: each is substituted once per set of values
-    result = size.subs({dims.dim(name): value for name, value in values})
-    assert result.is_Integer, f"{dims.show(size)} is not a number at {dict(values)}: {result}"
-    return int(result)
 
 
 def sizes_of(value: object) -> Captured:
