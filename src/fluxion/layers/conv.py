@@ -6,7 +6,7 @@
 torch.Size([1, 8, 16, 16])
 """
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from jaxtyping import Float
@@ -24,7 +24,40 @@ Size2 = int | tuple[int, int]
 Size3 = int | tuple[int, int, int]
 
 
-class Conv1d(Inferable, torch.nn.Conv1d, WeightedModule):
+class _Convolution(Inferable):
+    """What Conv1d, Conv2d and Conv3d share beyond their typed constructors: the refusal to run while
+    lazy, the shape rule and the inference of ``in_channels``."""
+
+    def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, in_channels, *spatial)
+        if self.deferred is not None:
+            raise self.not_materialized()
+        return super().forward(input)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """``(*batch, in_channels, *spatial)`` to ``(*batch, out_channels, *out)``, torch's formula
+        (floors for strides); padding may be ints, ``"same"`` or ``"valid"``, the batch dim optional.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv2d(3, 8, 3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 64]))
+        (B, 8, floor((H - 1)/2) + 1, 32)
+        >>> fl.Conv1d(2, 4, kernel_size=3, stride=2).output_shape(dims.Shape(["B", 2, "T"]))
+        (B, 4, floor((T - 3)/2) + 1)
+        """
+        return _conv_shape(cast(_Conv, self), inputs)
+
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``in_channels``: the input's channels (the dim before the spatial ones).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Conv2d(out_channels=4, kernel_size=3).inferred_arguments(dims.Shape(["B", 3, "H", "W"]))
+        {'in_channels': 3}
+        """
+        return {"in_channels": _input_channels(cast(_Conv, self), inputs)}
+
+
+class Conv1d(_Convolution, torch.nn.Conv1d, WeightedModule):
     """``torch.nn.Conv1d`` as a tree leaf.
 
     ``in_channels`` may be left out (``Conv1d(out_channels=8, kernel_size=3)``): the layer is lazy
@@ -65,35 +98,8 @@ class Conv1d(Inferable, torch.nn.Conv1d, WeightedModule):
         }
         _construct(self, torch.nn.Conv1d, arguments, device, dtype)
 
-    def forward(
-        self, input: Float[Tensor, "*batch in_channels length"]
-    ) -> Float[Tensor, "*batch out_channels out_length"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
-        return self._conv_forward(input, self.weight, self.bias)
 
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """``(*batch, in_channels, L)`` to ``(*batch, out_channels, L_out)``, torch's formula (floors for strides).
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Conv1d(2, 4, kernel_size=3, stride=2).output_shape(dims.Shape(["B", 2, "T"]))
-        (B, 4, floor((T - 3)/2) + 1)
-        """
-        return _conv_shape(self, inputs)
-
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``in_channels``: the input's channels (dim -2).
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Conv1d(out_channels=4, kernel_size=3).inferred_arguments(dims.Shape(["B", 2, "T"]))
-        {'in_channels': 2}
-        """
-        return {"in_channels": _input_channels(self, inputs)}
-
-
-class Conv2d(Inferable, torch.nn.Conv2d, WeightedModule):
+class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
     """``torch.nn.Conv2d`` as a tree leaf.
 
     ``in_channels`` may be left out (``Conv2d(out_channels=64, kernel_size=3)``): the layer is lazy
@@ -136,37 +142,8 @@ class Conv2d(Inferable, torch.nn.Conv2d, WeightedModule):
         }
         _construct(self, torch.nn.Conv2d, arguments, device, dtype)
 
-    def forward(
-        self, input: Float[Tensor, "*batch in_channels height width"]
-    ) -> Float[Tensor, "*batch out_channels h w"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
-        return self._conv_forward(input, self.weight, self.bias)
 
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """``(*batch, in_channels, H, W)`` to ``(*batch, out_channels, H_out, W_out)``, torch's formula.
-
-        Padding may be ints, ``"same"`` or ``"valid"``; the batch dimension is optional, as in torch.
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Conv2d(3, 8, 3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 64]))
-        (B, 8, floor((H - 1)/2) + 1, 32)
-        """
-        return _conv_shape(self, inputs)
-
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``in_channels``: the input's channels (dim -3).
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Conv2d(out_channels=4, kernel_size=3).inferred_arguments(dims.Shape(["B", 3, "H", "W"]))
-        {'in_channels': 3}
-        """
-        return {"in_channels": _input_channels(self, inputs)}
-
-
-class Conv3d(Inferable, torch.nn.Conv3d, WeightedModule):
+class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
     """``torch.nn.Conv3d`` as a tree leaf.
 
     ``in_channels`` may be left out (``Conv3d(out_channels=8, kernel_size=3)``): the layer is lazy
@@ -206,33 +183,6 @@ class Conv3d(Inferable, torch.nn.Conv3d, WeightedModule):
             "padding_mode": padding_mode,
         }
         _construct(self, torch.nn.Conv3d, arguments, device, dtype)
-
-    def forward(
-        self, input: Float[Tensor, "*batch in_channels d h w"]
-    ) -> Float[Tensor, "*batch out_channels od oh ow"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
-        return self._conv_forward(input, self.weight, self.bias)
-
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """``(*batch, in_channels, D, H, W)`` to ``(*batch, out_channels, D_out, H_out, W_out)``, torch's formula.
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Conv3d(1, 2, kernel_size=3, padding="same").output_shape(dims.Shape(["B", 1, "D", "H", "W"]))
-        (B, 2, D, H, W)
-        """
-        return _conv_shape(self, inputs)
-
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``in_channels``: the input's channels (dim -4).
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Conv3d(out_channels=4, kernel_size=1).inferred_arguments(dims.Shape(["B", 2, "D", "H", "W"]))
-        {'in_channels': 2}
-        """
-        return {"in_channels": _input_channels(self, inputs)}
 
 
 class ConvTranspose2d(Inferable, torch.nn.ConvTranspose2d, WeightedModule):
