@@ -426,3 +426,65 @@ def test_a_lazily_built_layer_materializes_into_the_eager_one(case: Case, dtype:
     lazy.load_state_dict(eager.state_dict())
     data = torch.randn(case.input, dtype=dtype)
     torch.testing.assert_close(lazy(data), eager(data))
+
+
+# -- composite lazy layers and layers that run more than once ---------------------------------------
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_a_lazy_multi_head_attention_materializes_into_the_eager_one(cross: bool) -> None:
+    inputs = [("B", "T", 8), ("B", "S", 6)] if cross else [("B", "T", 8)]
+    torch.manual_seed(0)
+    lazy = fl.Chain(fl.MultiHeadAttention(num_heads=2, is_causal=not cross), fl.Linear(out_features=3))
+    report = materialize(lazy, *inputs)
+    torch.manual_seed(0)
+    key_dim = 6 if cross else None
+    eager = fl.Chain(fl.MultiHeadAttention(8, num_heads=2, key_dim=key_dim, is_causal=not cross), fl.Linear(8, 3))
+    assert repr(lazy) == repr(eager)
+    assert [(name, p.shape) for name, p in lazy.named_parameters()] == [
+        (name, p.shape) for name, p in eager.named_parameters()
+    ]
+    assert report["MultiHeadAttention.projections.query"].output == dims.Shape(["B", "T", 8])  # children reported
+    lazy.load_state_dict(eager.state_dict())
+    tensors = [torch.randn(2, 5, 8)] + ([torch.randn(2, 7, 6)] if cross else [])
+    assert torch.equal(lazy(*tensors), eager(*tensors))
+
+
+def test_a_lazy_multi_head_attention_refuses_to_run_and_needs_divisible_features() -> None:
+    attention = fl.MultiHeadAttention(num_heads=3)
+    with pytest.raises(fl.ChainError, match=r"has no embed_dim yet: call fluxion\.shapes\.materialize"):
+        attention(torch.randn(1, 2, 6))
+    with pytest.raises(dims.ShapeError, match="divisible by num_heads=3"):
+        materialize(attention, ("B", "T", 8))
+    assert attention.lazy
+    assert [name for name, _ in attention.named_children()] == ["attention"]
+    with pytest.raises(dims.ShapeError, match="needs its embed_dim as a number, got E"):
+        materialize(attention, ("B", "T", "E"))
+
+
+class Twice(fl.Chain):
+    """Runs its only child twice in a row."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self[0](self[0](x))
+
+    def output_shape(self, x: dims.ShapeValue) -> dims.ShapeValue:
+        return dims.run(self[0], dims.run(self[0], x))
+
+
+def test_a_node_run_twice_keeps_both_calls_in_the_report() -> None:
+    model = fl.Chain(Twice(fl.Linear(4, 4)))
+    report = shapes.infer(model, ("B", 4))
+    assert [call.output for call in report["Twice.Linear"].calls] == [dims.Shape(["B", 4])] * 2
+    assert "(called 2 times)" in str(report)
+
+
+def test_a_lazy_layer_run_twice_with_disagreeing_inputs_is_refused() -> None:
+    model = fl.Chain(Twice(fl.Linear(out_features=4)))
+    with pytest.raises(
+        dims.ShapeError, match=r"runs 2 times with inputs that disagree: in_features=3 .* in_features=4"
+    ):
+        materialize(model, ("B", 3))
+    assert model.Twice.Linear.lazy
+    materialize(model, ("B", 4))  # both calls see 4 features
+    assert model(torch.randn(2, 4)).shape == (2, 4)

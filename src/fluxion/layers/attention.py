@@ -10,6 +10,7 @@ torch.Size([1, 5, 8])
 """
 
 from collections.abc import Mapping
+from typing import Any, Self
 
 import torch
 from jaxtyping import Bool, Float
@@ -17,7 +18,7 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import Shape, ShapeError, ShapeValue
+from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
 from fluxion.layers.chain import Chain
 from fluxion.layers.combinators import Distribute
 from fluxion.layers.errors import LayerError
@@ -137,11 +138,24 @@ class MultiHeadAttention(Chain):
     torch.Size([1, 3, 4])
     >>> attention["projections.key"].in_features
     6
+
+    ``embed_dim`` may be left out (``MultiHeadAttention(num_heads=8)``): the layer is then lazy,
+    with only its ``attention`` child, until ``fluxion.shapes.materialize`` takes ``embed_dim``
+    from the query's features (and ``key_dim``, ``value_dim`` from the key's and the value's).
+
+    >>> from fluxion import shapes
+    >>> lazy = fl.MultiHeadAttention(num_heads=2)
+    >>> lazy.lazy, lazy.missing
+    (True, ('embed_dim', 'key_dim', 'value_dim'))
+    >>> shapes.materialize(lazy, ("B", "T", 8)).output
+    (B, T, 8)
+    >>> lazy["projections.query"]
+    Linear(in_features=8, out_features=8, bias=True)
     """
 
     def __init__(
         self,
-        embed_dim: int,
+        embed_dim: int | None = None,
         num_heads: int = 1,
         key_dim: int | None = None,
         value_dim: int | None = None,
@@ -151,23 +165,61 @@ class MultiHeadAttention(Chain):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if embed_dim % num_heads:
-            raise LayerError(
-                f"MultiHeadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
+        if num_heads < 1:
+            raise LayerError(f"MultiHeadAttention: num_heads must be at least 1, got {num_heads}")
+        attention = ScaledDotProductAttention(num_heads=num_heads, is_causal=is_causal, dropout=dropout)
+        if embed_dim is None:
+            super().__init__(attention=attention)
+        else:
+            if embed_dim % num_heads:
+                raise LayerError(
+                    f"MultiHeadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
+                )
+            key_dim = embed_dim if key_dim is None else key_dim
+            value_dim = key_dim if value_dim is None else value_dim
+            super().__init__(
+                projections=Distribute(
+                    query=Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype),
+                    key=Linear(key_dim, embed_dim, bias=bias, device=device, dtype=dtype),
+                    value=Linear(value_dim, embed_dim, bias=bias, device=device, dtype=dtype),
+                ),
+                attention=attention,
+                output=Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype),
             )
-        key_dim = embed_dim if key_dim is None else key_dim
-        value_dim = key_dim if value_dim is None else value_dim
-        super().__init__(
-            projections=Distribute(
-                query=Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype),
-                key=Linear(key_dim, embed_dim, bias=bias, device=device, dtype=dtype),
-                value=Linear(value_dim, embed_dim, bias=bias, device=device, dtype=dtype),
-            ),
-            attention=ScaledDotProductAttention(num_heads=num_heads, is_causal=is_causal, dropout=dropout),
-            output=Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype),
-        )
         self.embed_dim = embed_dim
         self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.value_dim = value_dim
+        # what a lazy layer builds its projections with once embed_dim is known
+        self._building: dict[str, Any] = {
+            "bias": bias,
+            "is_causal": is_causal,
+            "dropout": dropout,
+            "device": device,
+            "dtype": dtype,
+        }
+
+    @property
+    def lazy(self) -> bool:
+        """Whether ``embed_dim`` is still to be inferred: no projections yet, and a call is refused.
+
+        >>> import fluxion.layers as fl
+        >>> fl.MultiHeadAttention(num_heads=2).lazy, fl.MultiHeadAttention(8, num_heads=2).lazy
+        (True, False)
+        """
+        return self.embed_dim is None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The arguments still to be inferred.
+
+        >>> import fluxion.layers as fl
+        >>> fl.MultiHeadAttention(num_heads=2, key_dim=4).missing
+        ('embed_dim', 'value_dim')
+        """
+        if not self.lazy:
+            return ()
+        return ("embed_dim", *(name for name in ("key_dim", "value_dim") if getattr(self, name) is None))
 
     # Chain.forward is declared as ``forward(self, *args: Any)``, so any Chain subclass with a fixed
     # signature is reported as an incompatible override; torch.nn.Module itself avoids this by
@@ -179,6 +231,12 @@ class MultiHeadAttention(Chain):
         value: Float[Tensor, "*batch keys value_dim"] | None = None,
         mask: Bool[Tensor, "..."] | Float[Tensor, "..."] | None = None,
     ) -> Float[Tensor, "*batch queries embed_dim"]:
+        if self.lazy:
+            raise LayerError(
+                f"{type(self).__name__}({self.extra_repr()}) has no embed_dim yet: call "
+                "fluxion.shapes.materialize(model, *input_shapes) to infer it from the input shapes "
+                "and create the projections"
+            )
         key = query if key is None else key
         value = key if value is None else value
         projected = self["projections"](query, key, value)
@@ -188,7 +246,8 @@ class MultiHeadAttention(Chain):
         """The shapes of its children in the data flow of ``forward``: ``(*batch, queries, embed_dim)``.
 
         Takes ``query``, then optionally ``key`` (defaults to ``query``), ``value`` (defaults to
-        ``key``) and ``mask``, by position or, at the root of an inference, by name.
+        ``key``) and ``mask``, by position or, at the root of an inference, by name. A lazy layer
+        projects to the query's features.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import shapes
@@ -203,13 +262,73 @@ class MultiHeadAttention(Chain):
             raise ShapeError(f"{what} expects a query, got nothing")
         key = query if key is None else key
         value = key if value is None else value
+        if self.lazy:
+            embed = _sequence(query, "query", what)[-1]
+            projected: ShapeValue = tuple(
+                Shape([*_sequence(given, name, what)[:-1], embed])
+                for given, name in ((query, "query"), (key, "key"), (value, "value"))
+            )
+            for given, name in ((key, "key"), (value, "value")):
+                size = getattr(self, f"{name}_dim")
+                if size is not None:
+                    dims.require_equal(size, _sequence(given, name, what)[-1], f"{what} expects {name} features {size}")
+            return dims.run(self["attention"], *projected, mask)
         projected = dims.run(self["projections"], query, key, value)
         if not dims.several(projected):
             raise ShapeError(f"{what} expects its projections to give (query, key, value), got {projected!r}")
         return dims.run(self["output"], dims.run(self["attention"], *projected, mask))
 
+    def inferred_arguments(self, *inputs: ShapeValue, **named: ShapeValue) -> dict[str, Dim]:
+        """``embed_dim`` (the query's features) and the missing ``key_dim``, ``value_dim``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.MultiHeadAttention(num_heads=2).inferred_arguments(dims.Shape(["B", "T", 8]), dims.Shape(["B", "S", 4]))
+        {'embed_dim': 8, 'key_dim': 4, 'value_dim': 4}
+        """
+        what = type(self).__name__
+        query, key, value, _ = _arguments(what, ("query", "key", "value", "mask"), inputs, named)
+        query = _sequence(query, "query", what)
+        key = query if key is None else _sequence(key, "key", what)
+        value = key if value is None else _sequence(value, "value", what)
+        found = {"embed_dim": query[-1], "key_dim": key[-1], "value_dim": value[-1]}
+        return {name: found[name] for name in self.missing}
+
+    def materialized(self, **arguments: int) -> Self:
+        """A detached, complete twin of this lazy layer with ``arguments`` filled in.
+
+        >>> import fluxion.layers as fl
+        >>> twin = fl.MultiHeadAttention(num_heads=2).materialized(embed_dim=4, key_dim=4, value_dim=6)
+        >>> twin.embed_dim, twin["projections.value"]
+        (4, Linear(in_features=6, out_features=4, bias=True))
+        """
+        name = type(self).__name__
+        if set(arguments) != set(self.missing) or not self.missing:
+            expected = ", ".join(self.missing) or "nothing (it is not lazy)"
+            raise LayerError(f"{name} expects exactly {expected}, got {', '.join(arguments) or 'none'}")
+        given = {"key_dim": self.key_dim, "value_dim": self.value_dim, **arguments}
+        return type(self)(num_heads=self.num_heads, **given, **self._building)
+
+    def adopt(self, twin: Self) -> None:
+        """Become ``twin``, a ``materialized`` copy: take its projections and output layer.
+
+        >>> import fluxion.layers as fl
+        >>> lazy = fl.MultiHeadAttention(num_heads=1)
+        >>> lazy.adopt(lazy.materialized(embed_dim=2, key_dim=2, value_dim=2))
+        >>> [name for name, _ in lazy.named_children()]
+        ['projections', 'attention', 'output']
+        """
+        if not self.lazy or twin.lazy or type(twin) is not type(self):
+            raise LayerError(f"{type(self).__name__}.adopt expects a materialized twin of a lazy layer")
+        projections, output = twin["projections"], twin["output"]
+        del twin["projections"], twin["output"]
+        self.insert(0, projections, name="projections")
+        self.append(output, name="output")
+        self.embed_dim, self.key_dim, self.value_dim = twin.embed_dim, twin.key_dim, twin.value_dim
+
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+        embed = "?" if self.embed_dim is None else self.embed_dim
+        return f"embed_dim={embed}, num_heads={self.num_heads}"
 
 
 def _arguments(

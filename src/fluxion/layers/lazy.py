@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
 
 import torch
 
@@ -57,6 +57,32 @@ class Deferred:
     layout: type[torch.nn.Module]
 
 
+@runtime_checkable
+class Materializable(Protocol):
+    """What ``fluxion.shapes.materialize`` needs of a node built with arguments left out.
+
+    Every ``Inferable`` leaf has it, and so does a composite layer that builds its children once
+    its sizes are known (``MultiHeadAttention(num_heads=8)``). ``materialized`` builds a complete
+    twin without changing the node; ``adopt`` then makes the node that twin and cannot fail.
+
+    >>> import fluxion.layers as fl
+    >>> isinstance(fl.Linear(out_features=2), Materializable), isinstance(fl.ReLU(), Materializable)
+    (True, False)
+    """
+
+    @property
+    def lazy(self) -> bool: ...
+
+    @property
+    def missing(self) -> tuple[str, ...]: ...
+
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]: ...
+
+    def materialized(self, **arguments: int) -> Any: ...
+
+    def adopt(self, twin: Any) -> None: ...
+
+
 class Inferable(torch.nn.Module):
     """Mixin for a torch layer whose input-side size may be left out (``None``) at construction.
 
@@ -84,6 +110,16 @@ class Inferable(torch.nn.Module):
         (True, False)
         """
         return self.deferred is not None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The arguments still to be inferred (none once materialized).
+
+        >>> import fluxion.layers as fl
+        >>> fl.Conv2d(out_channels=4, kernel_size=3).missing
+        ('in_channels',)
+        """
+        return () if self.deferred is None else self.deferred.missing
 
     @property
     def device(self) -> torch.device:

@@ -23,7 +23,8 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim, DimLike, Shape, ShapeError, ShapeValue
 from fluxion.layers.chain import ReturnSignal
-from fluxion.shapes.report import Constraint, NodeShapes, ShapeReport, format_value, node_addresses
+from fluxion.shapes.assumptions import Assumptions
+from fluxion.shapes.report import Call, Constraint, NodeShapes, ShapeReport, format_value, node_addresses
 
 ShapeLike = Sequence[DimLike] | torch.Size
 """An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""
@@ -53,7 +54,33 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
     with inference.active():
         inference.trail.extend(("input", shape) for shape in inputs)
         inference.run_root(inputs, named)
-    return ShapeReport(model, inference.nodes, tuple(inference.constraints))
+    return _read_under_constraints(model, inference.nodes, inference.constraints)
+
+
+def _read_under_constraints(
+    model: torch.nn.Module, nodes: dict[str, NodeShapes], constraints: list[Constraint]
+) -> ShapeReport:
+    """The report with every shape read under what the constraints say of single symbols
+    (``8*floor(H/8)`` is ``H`` when H must be divisible by 8), less the constraints these imply."""
+    facts = Assumptions.of((constraint.first, constraint.second) for constraint in constraints)
+    if not facts:
+        return ShapeReport(model, nodes, tuple(constraints))
+    try:
+        kept = [constraints[position] for position in facts.essential([(c.first, c.second) for c in constraints])]
+    except ShapeError as error:
+        raise ShapeError(f"{error}:\n" + "\n".join(f"  - {c}" for c in constraints)) from None
+    read = {
+        address: NodeShapes(
+            tuple(facts.apply_to(value) for value in shapes.inputs),
+            facts.apply_to(shapes.output),
+            tuple(
+                Call(tuple(facts.apply_to(value) for value in call.inputs), facts.apply_to(call.output))
+                for call in shapes.later
+            ),
+        )
+        for address, shapes in nodes.items()
+    }
+    return ShapeReport(model, read, tuple(kept))
 
 
 class _Inference:
@@ -65,7 +92,8 @@ class _Inference:
         self.nodes: dict[str, NodeShapes] = {}
         self.constraints: list[Constraint] = []
         self.trail: list[tuple[str, ShapeValue]] = []  # (who, output) in execution order; text only on error
-        self.within: list[str] = []
+        self.within: list[tuple[torch.nn.Module, str]] = []  # the nodes being run, outermost first
+        self.child_names: dict[int, dict[int, str]] = {}  # id(parent) -> id(child) -> its name there
         self.context: dict[str, dict[str, Any]] = {}
 
     @contextmanager
@@ -88,20 +116,40 @@ class _Inference:
     def run(
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue] | None = None
     ) -> ShapeValue:
-        address = self.addresses.get(id(node), "")
+        address = self.address_of(node)
         given = (*inputs, *(named or {}).values())
-        self.nodes[address] = NodeShapes(given, None)  # its place in tree order, filled in below
-        self.within.append(address)
+        earlier = self.nodes.get(address)
+        if earlier is None:
+            self.nodes[address] = NodeShapes(given, None)  # its place in tree order, filled in below
+        self.within.append((node, address))
         try:
             output = self._apply(node, inputs, named or {}, address)
         finally:
             self.within.pop()
-        self.nodes[address] = NodeShapes(given, output)
+        self.nodes[address] = NodeShapes(given, output) if earlier is None else earlier.called_again(given, output)
         self.trail.append((_label(node, address), output))
         return output
 
+    def address_of(self, node: torch.nn.Module) -> str:
+        """The node's address where it runs now: under the running node when it is a child of that one
+        (so a module shared by two places is recorded at each), else its address in the tree."""
+        if not self.within:
+            return "" if node is self.model else self.addresses.get(id(node), "")
+        parent, parent_address = self.within[-1]
+        names = self.child_names.get(id(parent))
+        if names is None:
+            names = dict[int, str]()
+            for name, child in parent._modules.items():  # pyright: ignore[reportPrivateUsage]  # duplicates too
+                if child is not None:
+                    names.setdefault(id(child), name)
+            self.child_names[id(parent)] = names
+        name = names.get(id(node))
+        if name is None:
+            return self.addresses.get(id(node), "")
+        return f"{parent_address}.{name}" if parent_address else name
+
     def constrain(self, first: Dim, second: Dim, reason: str) -> None:
-        constraint = Constraint(first, second, reason, self.within[-1] if self.within else "")
+        constraint = Constraint(first, second, reason, self.within[-1][1] if self.within else "")
         if constraint not in self.constraints:
             self.constraints.append(constraint)
 

@@ -23,7 +23,8 @@ import torch
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError
-from fluxion.layers.lazy import Inferable
+from fluxion.layers.chain import Chain
+from fluxion.layers.lazy import Materializable
 from fluxion.shapes.infer import ShapeLike, infer
 from fluxion.shapes.report import ShapeReport
 
@@ -50,10 +51,10 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     fluxion.dims.ShapeError: Linear at 'Linear' needs its in_features as a number, got F: give F as a number
     """
     report = infer(model, *input_shapes, **named_input_shapes)
-    twins: list[tuple[Inferable, Inferable]] = []
+    twins: list[tuple[Materializable, Materializable]] = []
     problems: list[tuple[str, str]] = []
     for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
-        if isinstance(node, Inferable) and node.lazy:
+        if isinstance(node, Materializable) and node.lazy:
             twin = _twin(node, address, report, problems)
             if twin is not None:
                 twins.append((node, twin))
@@ -66,22 +67,41 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
         raise ShapeError(message, address=problems[0][0])
     for node, twin in twins:  # plain assignments: nothing can fail from here on
         node.adopt(twin)
+    if any(isinstance(node, Chain) for node, _ in twins):  # new children: their shapes too
+        report = infer(model, *input_shapes, **named_input_shapes)
     return report
 
 
-def _twin(node: Inferable, address: str, report: ShapeReport, problems: list[tuple[str, str]]) -> Inferable | None:
+def _twin(
+    node: Materializable, address: str, report: ShapeReport, problems: list[tuple[str, str]]
+) -> Materializable | None:
     """The complete twin of a lazy ``node``, or None with the reason added to ``problems``."""
     label = f"{type(node).__name__} at {address!r}" if address else f"{type(node).__name__} (the root)"
-    missing = ", ".join(node.deferred.missing) if node.deferred is not None else "arguments"
+    missing = ", ".join(node.missing)
     shapes = report.get(address)
     if shapes is None:
         problems.append((address, f"{label} was not reached by shape inference, so its {missing} is unknown"))
         return None
-    try:
-        arguments = node.inferred_arguments(*shapes.inputs)
-    except ShapeError as error:
-        problems.append((address, f"{label} cannot infer its {missing}: {error}"))
-        return None
+    found: list[dict[str, Dim]] = []
+    for call in shapes.calls:
+        try:
+            found.append(node.inferred_arguments(*call.inputs))
+        except ShapeError as error:
+            problems.append((address, f"{label} cannot infer its {missing}: {error}"))
+            return None
+    arguments = found[0]
+    for number, other in enumerate(found[1:], start=2):
+        if any(not dims.equal(other[name], value) for name, value in arguments.items()):
+            first = ", ".join(f"{name}={dims.show(value)}" for name, value in arguments.items())
+            then = ", ".join(f"{name}={dims.show(value)}" for name, value in other.items())
+            problems.append(
+                (
+                    address,
+                    f"{label} runs {len(found)} times with inputs that disagree: {first} at its first call, "
+                    f"{then} at call {number}",
+                )
+            )
+            return None
     for name, value in arguments.items():
         if not dims.known(value):
             symbols = sorted(str(symbol) for symbol in _free_symbols(value))

@@ -10,18 +10,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import torch
 
-from fluxion.dims import Dim, Shape, ShapeValue, show, sympy_module
+from fluxion.dims import Dim, Shape, ShapeValue, show
 from fluxion.layers import draw_tree
+from fluxion.shapes.assumptions import divisibility
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a node: its input shapes (one per argument) and its output.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> shapes.infer(fl.Chain(fl.Linear(4, 2)), ("B", 4))["Linear"].calls
+    (Call(inputs=((B, 4),), output=(B, 2)),)
+    """
+
+    inputs: tuple[ShapeValue, ...]
+    output: ShapeValue
 
 
 @dataclass(frozen=True)
 class NodeShapes:
     """What one node received and gave: its input shapes (one per argument) and its output.
+
+    A node that runs more than once at its address (a block its Chain calls twice) keeps every
+    call in ``calls``; ``inputs`` and ``output`` are those of the first.
 
     >>> import fluxion.layers as fl
     >>> from fluxion import shapes
@@ -31,6 +49,28 @@ class NodeShapes:
 
     inputs: tuple[ShapeValue, ...]
     output: ShapeValue
+    later: tuple[Call, ...] = field(default=(), repr=False)
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        """Every call of the node at this address, in order.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> len(shapes.infer(fl.Chain(fl.ReLU()), ("B", 4))["ReLU"].calls)
+        1
+        """
+        return (Call(self.inputs, self.output), *self.later)
+
+    def called_again(self, inputs: tuple[ShapeValue, ...], output: ShapeValue) -> NodeShapes:
+        """These shapes with one more call recorded.
+
+        >>> from fluxion import dims
+        >>> once = NodeShapes((dims.Shape([2]),), dims.Shape([2]))
+        >>> len(once.called_again((dims.Shape([3]),), dims.Shape([3])).calls)
+        2
+        """
+        return NodeShapes(self.inputs, self.output, (*self.later, Call(inputs, output)))
 
 
 @dataclass(frozen=True)
@@ -107,7 +147,11 @@ class ShapeReport(Mapping[str, NodeShapes]):
 
         def annotate(module: torch.nn.Module) -> str | None:
             shapes = self._nodes.get(addresses.get(id(module), "\0"))
-            return None if shapes is None else f"→ {format_value(shapes.output)}"
+            if shapes is None:
+                return None
+            outputs = list(dict.fromkeys(format_value(call.output) for call in shapes.calls))
+            times = f"  (called {len(shapes.calls)} times)" if len(shapes.calls) > 1 else ""
+            return f"→ {' then '.join(outputs)}{times}"
 
         lines = [draw_tree(self.model, max_depth=depth, annotate=annotate)]
         lines.extend(f"constraint: {constraint}" for constraint in self.constraints)
@@ -145,14 +189,9 @@ def describe_equation(first: Dim, second: Dim) -> str:
     >>> describe_equation(2 * dims.floordiv(h * w, 2), h * w)
     'H*W must be divisible by 2'
     """
-    sp = sympy_module()
-    for left, right in ((first, second), (second, first)):
-        if not isinstance(right, int) and not isinstance(left, int):
-            # k * floor(X / k) = X says that X is a multiple of k
-            for floor in left.atoms(sp.floor):
-                divisor = sp.simplify(right / floor.args[0])
-                if divisor.is_Integer and sp.expand(left - divisor * floor) == 0:
-                    return f"{show(right)} must be divisible by {divisor}"
+    found = divisibility(first, second)
+    if found is not None:
+        return f"{show(found[0])} must be divisible by {found[1]}"
     return f"{show(first)} = {show(second)}"
 
 

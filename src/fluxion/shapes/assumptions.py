@@ -1,0 +1,181 @@
+"""Reading shapes under the model's constraints: ``8*floor(H/8)`` is ``H`` once H must be divisible by 8.
+
+Constraints say what the input sizes must be for the model to work at all, so every shape may be
+read under them. Two kinds are used: a symbol that must be divisible by ``k`` (it becomes ``k``
+times a new integer, which lets the floors resolve), and a symbol that must equal a number. Other
+constraints are kept as they are; those the facts imply are dropped.
+
+>>> from fluxion import dims
+>>> h = dims.dim("H")
+>>> facts = Assumptions.of([(8 * dims.floordiv(h, 8), h)])
+>>> dims.show(facts.apply(8 * dims.floordiv(h, 8))), dims.show(facts.apply(dims.floordiv(h, 4)))
+('H', 'H/4')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from fluxion import dims
+from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
+
+
+def divisibility(first: Dim, second: Dim) -> tuple[Dim, int] | None:
+    """``(X, k)`` when ``first = second`` says that X is a multiple of k (``k*floor(X/k) = X``).
+
+    >>> from fluxion import dims
+    >>> w = dims.dim("W")
+    >>> divisibility(w, 32 * dims.floordiv(w, 32)), divisibility(w + 1, 2 * w)
+    ((W, 32), None)
+    """
+    if isinstance(first, int) or isinstance(second, int):
+        return None
+    sp = dims.sympy_module()
+    for left, right in ((first, second), (second, first)):
+        for floor in left.atoms(sp.floor):
+            divisor = sp.simplify(right / floor.args[0])
+            if divisor.is_Integer and divisor > 1 and sp.expand(left - divisor * floor) == 0:
+                return right, int(divisor)
+    return None
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """What the constraints say of single symbols: their divisors and their fixed values.
+
+    >>> from fluxion import dims
+    >>> c = dims.dim("C")
+    >>> Assumptions.of([(3, c)]).apply(2 * c)
+    6
+    """
+
+    divisors: tuple[tuple[Any, int], ...] = ()
+    values: tuple[tuple[Any, int], ...] = ()
+
+    @staticmethod
+    def of(equations: Iterable[tuple[Dim, Dim]]) -> Assumptions:
+        """The facts found in these equations (pairs of sides).
+
+        >>> from fluxion import dims
+        >>> h = dims.dim("H")
+        >>> Assumptions.of([(2 * dims.floordiv(h, 2), h), (4 * dims.floordiv(h, 4), h)]).divisors
+        ((H, 4),)
+        """
+        divisors: dict[Any, int] = {}
+        values: dict[Any, int] = {}
+        for first, second in equations:
+            found = divisibility(first, second)
+            if found is not None:
+                subject, divisor = found
+                if not isinstance(subject, int) and subject.is_Symbol:
+                    divisors[subject] = math.lcm(divisors.get(subject, 1), divisor)
+                continue
+            symbol = _fixed_symbol(first, second)
+            if symbol is not None:
+                values.setdefault(symbol, first if isinstance(first, int) else cast(int, second))
+        return Assumptions(tuple(divisors.items()), tuple(values.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.divisors or self.values)
+
+    def apply(self, size: Dim) -> Dim:
+        """``size`` read under the facts.
+
+        >>> from fluxion import dims
+        >>> h = dims.dim("H")
+        >>> facts = Assumptions.of([(2 * dims.floordiv(h, 2), h)])
+        >>> dims.show(facts.apply(dims.conv_output(h, kernel=3, stride=2, padding=1)))
+        'H/2'
+        """
+        if isinstance(size, int) or not self:
+            return size
+        sp = dims.sympy_module()
+        forward: dict[Any, Any] = dict(self.values)
+        backward: dict[Any, Any] = {}
+        for symbol, divisor in self.divisors:
+            if symbol in forward:
+                continue
+            multiple = sp.Dummy(str(symbol), integer=True, positive=True)
+            forward[symbol] = divisor * multiple
+            backward[multiple] = symbol / divisor
+        if not size.free_symbols & forward.keys():
+            return size
+        return dims.normal(sp.expand(size.subs(forward).subs(backward)))
+
+    def apply_to(self, value: ShapeValue) -> ShapeValue:
+        """A shape, a tuple of shapes or None, read under the facts.
+
+        >>> from fluxion import dims
+        >>> h = dims.dim("H")
+        >>> Assumptions.of([(h, 3)]).apply_to((dims.Shape([h, 2]), None))
+        ((3, 2), None)
+        """
+        if value is None or not self:
+            return value
+        if isinstance(value, Shape):
+            return Shape(self.apply(size) for size in value)
+        return tuple(self.apply_to(item) for item in value)
+
+    def implies(self, first: Dim, second: Dim) -> bool | None:
+        """Whether ``first = second`` holds whenever the facts do (None when it still depends on the sizes).
+
+        >>> from fluxion import dims
+        >>> h = dims.dim("H")
+        >>> facts = Assumptions.of([(8 * dims.floordiv(h, 8), h)])
+        >>> facts.implies(2 * dims.floordiv(h, 8), dims.floordiv(h, 4)), facts.implies(h, 3)
+        (True, None)
+        """
+        return dims.equal(self.apply(first), self.apply(second))
+
+    def essential(self, equations: Sequence[tuple[Dim, Dim]]) -> list[int]:
+        """The positions of the equations worth reporting: each fact once, at its strongest, and the
+        equations the facts do not imply. A ``ShapeError`` when the facts contradict an equation.
+
+        >>> from fluxion import dims
+        >>> h = dims.dim("H")
+        >>> equations = [(2 * dims.floordiv(h, 8), dims.floordiv(h, 4)), (8 * dims.floordiv(h, 8), h)]
+        >>> Assumptions.of(equations).essential(equations)
+        [1]
+        """
+        divisors = dict(self.divisors)
+        given: dict[Any, set[int]] = {}
+        for first, second in equations:
+            found = divisibility(first, second)
+            if found is not None:
+                given.setdefault(found[0], set()).add(found[1])
+        kept: list[int] = []
+        seen: set[tuple[Any, int]] = set()
+        for position, (first, second) in enumerate(equations):
+            verdict = self.implies(first, second)
+            if verdict is False:
+                raise ShapeError(
+                    f"no input sizes satisfy every constraint: {dims.show(first)} = {dims.show(second)} "
+                    "contradicts the others"
+                )
+            found = divisibility(first, second)
+            if found is not None and found[0] in divisors:
+                subject, divisor = found
+                stronger = any(other % divisor == 0 and other != divisor for other in given[subject])
+                if not stronger and found not in seen:
+                    kept.append(position)
+                seen.add(found)
+                continue
+            fixed = _fixed_symbol(first, second)
+            if fixed is not None and fixed in dict(self.values) and fixed not in seen:
+                kept.append(position)
+                seen.add(fixed)
+                continue
+            if verdict is None:
+                kept.append(position)
+        return kept
+
+
+def _fixed_symbol(first: Dim, second: Dim) -> Any:
+    """The symbol an equation ``symbol = number`` fixes, or None."""
+    for symbol, number in ((first, second), (second, first)):
+        if isinstance(number, int) and not isinstance(symbol, int) and symbol.is_Symbol:
+            return symbol
+    return None
