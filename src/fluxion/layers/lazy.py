@@ -71,16 +71,54 @@ class Materializable(Protocol):
     """
 
     @property
-    def lazy(self) -> bool: ...
+    def lazy(self) -> bool:
+        """Whether arguments are still missing.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Linear(out_features=2).lazy
+        True
+        """
+        ...
 
     @property
-    def missing(self) -> tuple[str, ...]: ...
+    def missing(self) -> tuple[str, ...]:
+        """The names of the arguments still missing.
 
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]: ...
+        >>> import fluxion.layers as fl
+        >>> fl.LayerNorm().missing
+        ('normalized_shape',)
+        """
+        ...
 
-    def materialized(self, **arguments: int) -> Any: ...
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """The missing arguments' values for inputs of these shapes.
 
-    def adopt(self, twin: Any) -> None: ...
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Linear(out_features=2).inferred_arguments(dims.Shape(["B", 5]))
+        {'in_features': 5}
+        """
+        ...
+
+    def materialized(self, **arguments: int) -> Any:
+        """A complete, detached twin with ``arguments`` filled in; the node itself is unchanged.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Linear(out_features=2).materialized(in_features=5)
+        Linear(in_features=5, out_features=2, bias=True)
+        """
+        ...
+
+    def adopt(self, twin: Any) -> None:
+        """Become ``twin`` (from ``materialized``); this step cannot fail.
+
+        >>> import fluxion.layers as fl
+        >>> head = fl.Linear(out_features=2)
+        >>> head.adopt(head.materialized(in_features=5))
+        >>> head.lazy
+        False
+        """
+        ...
 
 
 class Inferable(torch.nn.Module):
