@@ -66,9 +66,10 @@ def test_the_strongest_divisor_is_kept_and_implied_equations_dropped() -> None:
     ]
     facts = Assumptions.of(equations)
     assert facts.divisors == ((h, 4),)
-    assert facts.essential(equations) == [1]
+    assert facts.essential(equations) == [([1], *equations[1])]
     both = [(2 * dims.floordiv(h, 2), h), (3 * dims.floordiv(h, 3), h)]
-    assert Assumptions.of(both).essential(both) == [0, 1]  # neither implies the other; together 6
+    six = Assumptions.of(both).essential(both)  # neither says it alone: together, 6
+    assert [(positions, dims.show(first), second) for positions, first, second in six] == [([0, 1], "6*floor(H/6)", h)]
     assert dims.show(Assumptions.of(both).apply(dims.floordiv(h, 3))) == "H/3"
 
 
@@ -84,3 +85,16 @@ def test_contradicting_constraints_are_an_error() -> None:
     equations = [(c, 3), (2 * dims.floordiv(c, 2), c)]
     with pytest.raises(dims.ShapeError, match="no input sizes satisfy every constraint"):
         Assumptions.of(equations).essential(equations)
+
+
+def test_strided_layers_in_a_row_read_as_fractions_with_one_constraint_per_symbol() -> None:
+    model = fl.Chain(fl.Conv2d(3, 8, 7, downsample=2), fl.MaxPool2d(3, downsample=2), fl.Conv2d(8, 8, 3, downsample=2))
+    report = shapes.infer(model, ("B", 3, "H", "W"))
+    h, w = dims.dim("H"), dims.dim("W")
+    assert report.output == dims.Shape(["B", 8, h / 8, w / 8])
+    assert report["MaxPool2d"].inputs == (dims.Shape(["B", 8, h / 2, w / 2]),)  # rules see the read sizes
+    assert [str(c).split(" (")[0] for c in report.constraints] == [
+        "H must be divisible by 8",
+        "W must be divisible by 8",
+    ]
+    assert report.constraints[0].reason.startswith("together: Conv2d downsamples by 2")

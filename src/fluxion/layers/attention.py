@@ -320,11 +320,13 @@ class MultiHeadAttention(Chain):
         """
         if not self.lazy or twin.lazy or type(twin) is not type(self):
             raise LayerError(f"{type(self).__name__}.adopt expects a materialized twin of a lazy layer")
+        missing = self.missing
         projections, output = twin["projections"], twin["output"]
         del twin["projections"], twin["output"]
         self.insert(0, projections, name="projections")
         self.append(output, name="output")
         self.embed_dim, self.key_dim, self.value_dim = twin.embed_dim, twin.key_dim, twin.value_dim
+        self.__dict__["_fluxion_inferred"] = {name: getattr(twin, name) for name in missing}  # for spec.dump
 
     def extra_repr(self) -> str:
         embed = "?" if self.embed_dim is None else self.embed_dim

@@ -6,7 +6,7 @@
 torch.Size([1, 8, 16, 16])
 """
 
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
 import torch
 from jaxtyping import Float
@@ -14,6 +14,7 @@ from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers import geometry
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 from fluxion.layers.shaping import exact_divide
@@ -26,7 +27,18 @@ Size3 = int | tuple[int, int, int]
 
 class _Convolution(Inferable):
     """What Conv1d, Conv2d and Conv3d share beyond their typed constructors: the refusal to run while
-    lazy, the shape rule and the inference of ``in_channels``."""
+    lazy, the shape rule, the inference of ``in_channels`` and the output they must produce.
+
+    ``downsample=r`` derives the stride (``r``) and padding at construction, so that every size that
+    ``r`` divides becomes ``size / r``; ``output_size=O`` needs the input size, so stride and padding
+    stay missing (a lazy layer) until ``fluxion.shapes.materialize`` finds the first that give ``O``.
+    """
+
+    downsample: tuple[int, ...] | None = None
+    """The ratio per spatial dim that the layer was built to downsample by, or None."""
+
+    output_size: tuple[int, ...] | None = None
+    """The spatial output size that the layer was built to produce, or None."""
 
     def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, in_channels, *spatial)
         if self.deferred is not None:
@@ -37,24 +49,84 @@ class _Convolution(Inferable):
         """``(*batch, in_channels, *spatial)`` to ``(*batch, out_channels, *out)``, torch's formula
         (floors for strides); padding may be ints, ``"same"`` or ``"valid"``, the batch dim optional.
 
+        With ``downsample=r`` each spatial size must be a multiple of ``r`` (a constraint when it is
+        symbolic); with ``output_size`` the output is that size, from a concrete input size.
+
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.Conv2d(3, 8, 3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 64]))
         (B, 8, floor((H - 1)/2) + 1, 32)
         >>> fl.Conv1d(2, 4, kernel_size=3, stride=2).output_shape(dims.Shape(["B", 2, "T"]))
         (B, 4, floor((T - 3)/2) + 1)
+        >>> fl.Conv2d(3, 8, 3, output_size=(16, 10)).output_shape(dims.Shape(["B", 3, 32, 20]))
+        (B, 8, 16, 10)
         """
         return _conv_shape(cast(_Conv, self), inputs)
 
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``in_channels``: the input's channels (the dim before the spatial ones).
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Any]:
+        """What the layer left out, from its input: ``in_channels`` (the dim before the spatial ones),
+        and with ``output_size`` the ``stride`` and ``padding`` (one per spatial dim) that produce it.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.Conv2d(out_channels=4, kernel_size=3).inferred_arguments(dims.Shape(["B", 3, "H", "W"]))
         {'in_channels': 3}
+        >>> fl.Conv2d(3, 4, kernel_size=3, output_size=16).inferred_arguments(dims.Shape(["B", 3, 32, 64]))
+        {'stride': (2, 4), 'padding': (1, 0)}
         """
-        return {"in_channels": _input_channels(cast(_Conv, self), inputs)}
+        layer = cast(_Conv, self)
+        found: dict[str, Any] = {}
+        if layer.in_channels is None:
+            found["in_channels"] = _input_channels(layer, inputs)
+        if layer.stride is None or layer.padding is None:
+            shape = dims.single(inputs, type(layer).__name__)
+            _check_rank(shape, type(layer).__name__, len(layer.kernel_size))
+            solved = [_derived(layer, axis, size) for axis, size in enumerate(shape[-len(layer.kernel_size) :])]
+            found["stride"] = tuple(stride for stride, _ in solved)
+            found["padding"] = tuple(padding for _, padding in solved)
+        return found
+
+    def materialized(self, **arguments: int | tuple[int, ...]) -> Self:
+        """A detached twin with ``arguments`` filled in and its parameters created (see ``Inferable``);
+        a derived padding reaches the padding that torch applies itself (``padding_mode`` other than zeros).
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> conv = fl.Conv1d(1, 1, kernel_size=3, padding_mode="reflect", output_size=4)
+        >>> twin = conv.materialized(stride=(2,), padding=(1,))
+        >>> twin
+        Conv1d(1, 1, kernel_size=(3,), stride=(2,), padding=(1,), padding_mode=reflect, output_size=(4,))
+        >>> twin(torch.arange(8.0).reshape(1, 1, 8)).shape
+        torch.Size([1, 1, 4])
+        """
+        twin = super().materialized(**cast(dict[str, int], arguments))
+        _repeat_padding(cast(_Conv, twin))
+        return twin
+
+    def adopt(self, twin: Self) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]  # reads Self as Inferable
+        """Become ``twin``, a ``materialized`` copy of this layer (see ``Inferable``).
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> conv = fl.Conv2d(out_channels=2, kernel_size=3, output_size=4)
+        >>> conv.adopt(conv.materialized(in_channels=1, stride=(2, 2), padding=(1, 1)))
+        >>> conv(torch.zeros(1, 1, 8, 8)).shape
+        torch.Size([1, 2, 4, 4])
+        """
+        super().adopt(twin)
+        _repeat_padding(cast(_Conv, self))
+        # stride and padding follow from output_size: a spec written from this layer states only that
+        inferred = self.__dict__["_fluxion_inferred"]
+        derived = ("stride", "padding")
+        self.__dict__["_fluxion_inferred"] = {key: value for key, value in inferred.items() if key not in derived}
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self.downsample is not None:
+            return f"{text}, downsample={self.downsample}"
+        if self.output_size is not None:
+            return f"{text}, output_size={self.output_size}"
+        return text
 
 
 class Conv1d(_Convolution, torch.nn.Conv1d, WeightedModule):
@@ -70,20 +142,25 @@ class Conv1d(_Convolution, torch.nn.Conv1d, WeightedModule):
     """
 
     in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+    stride: tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None until output_size is met
+    padding: str | tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def __init__(
         self,
         in_channels: int | None = None,
         out_channels: int | None = None,
         kernel_size: Size1 | None = None,
-        stride: Size1 = 1,
-        padding: str | Size1 = 0,
+        stride: Size1 | None = None,
+        padding: str | Size1 | None = None,
         dilation: Size1 = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: PaddingMode = "zeros",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        downsample: Size1 | None = None,
+        output_size: Size1 | None = None,
     ) -> None:
         arguments = {
             "in_channels": in_channels,
@@ -96,7 +173,7 @@ class Conv1d(_Convolution, torch.nn.Conv1d, WeightedModule):
             "bias": bias,
             "padding_mode": padding_mode,
         }
-        _construct(self, torch.nn.Conv1d, arguments, device, dtype)
+        _construct(self, torch.nn.Conv1d, arguments, device, dtype, downsample, output_size)
 
 
 class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
@@ -111,23 +188,37 @@ class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
     torch.Size([1, 4, 4, 4])
     >>> fl.Conv2d(out_channels=64, kernel_size=3, padding=1)
     Conv2d(?, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+
+    Instead of ``stride`` and ``padding`` it may take the output it must produce: ``downsample=r``
+    derives them at once (every size that ``r`` divides becomes ``size / r``), ``output_size=O``
+    from the input size, which leaves them missing until ``fluxion.shapes.materialize``:
+
+    >>> fl.Conv2d(3, 64, kernel_size=7, downsample=2)
+    Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), downsample=(2, 2))
+    >>> fl.Conv2d(3, 64, kernel_size=3, output_size=(16, 16)).missing
+    ('stride', 'padding')
     """
 
     in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+    stride: tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None until output_size is met
+    padding: str | tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def __init__(
         self,
         in_channels: int | None = None,
         out_channels: int | None = None,
         kernel_size: Size2 | None = None,
-        stride: Size2 = 1,
-        padding: str | Size2 = 0,
+        stride: Size2 | None = None,
+        padding: str | Size2 | None = None,
         dilation: Size2 = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: PaddingMode = "zeros",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        downsample: Size2 | None = None,
+        output_size: Size2 | None = None,
     ) -> None:
         arguments = {
             "in_channels": in_channels,
@@ -140,7 +231,7 @@ class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
             "bias": bias,
             "padding_mode": padding_mode,
         }
-        _construct(self, torch.nn.Conv2d, arguments, device, dtype)
+        _construct(self, torch.nn.Conv2d, arguments, device, dtype, downsample, output_size)
 
 
 class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
@@ -156,20 +247,25 @@ class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
     """
 
     in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+    stride: tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None until output_size is met
+    padding: str | tuple[int, ...] | None  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def __init__(
         self,
         in_channels: int | None = None,
         out_channels: int | None = None,
         kernel_size: Size3 | None = None,
-        stride: Size3 = 1,
-        padding: str | Size3 = 0,
+        stride: Size3 | None = None,
+        padding: str | Size3 | None = None,
         dilation: Size3 = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: PaddingMode = "zeros",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        downsample: Size3 | None = None,
+        output_size: Size3 | None = None,
     ) -> None:
         arguments = {
             "in_channels": in_channels,
@@ -182,7 +278,7 @@ class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
             "bias": bias,
             "padding_mode": padding_mode,
         }
-        _construct(self, torch.nn.Conv3d, arguments, device, dtype)
+        _construct(self, torch.nn.Conv3d, arguments, device, dtype, downsample, output_size)
 
 
 class ConvTranspose2d(Inferable, torch.nn.ConvTranspose2d, WeightedModule):
@@ -291,14 +387,58 @@ def _construct(
     arguments: dict[str, Any],
     device: torch.device | str | None,
     dtype: torch.dtype | None,
+    downsample: int | tuple[int, ...] | None = None,
+    output_size: int | tuple[int, ...] | None = None,
 ) -> None:
-    """torch's constructor, or a lazy layer when ``in_channels`` is None (torch checks the rest with
-    ``groups`` channels standing in)."""
+    """torch's constructor, or a lazy layer when ``in_channels`` is None or ``output_size`` leaves
+    stride and padding to the input (torch checks the rest with stand-ins: ``groups`` channels,
+    stride 1, padding 0). ``downsample`` sets stride and padding here; ``None`` means torch's default."""
     name = layout.__name__
     example = f"{name}(out_channels=64, kernel_size=3)"
     required(arguments["out_channels"], name, "out_channels", example)
     required(arguments["kernel_size"], name, "kernel_size", example)
-    layer.construct(layout, arguments, {"in_channels": arguments["groups"]}, device, dtype)
+    axes = _AXES.get(layout, 2)
+    given = [key for key in ("stride", "padding") if arguments[key] is not None]
+    ratios, outputs = geometry.targets(name, axes, downsample, output_size, given)
+    if ratios is not None:
+        kernels = cast(tuple[int, ...], geometry.per_axis(arguments["kernel_size"], axes, name, "kernel_size"))
+        dilations = cast(tuple[int, ...], geometry.per_axis(arguments["dilation"], axes, name, "dilation"))
+        arguments["stride"], arguments["padding"] = geometry.downsample_geometry(name, ratios, kernels, dilations)
+    elif outputs is None:
+        arguments["stride"] = 1 if arguments["stride"] is None else arguments["stride"]
+        arguments["padding"] = 0 if arguments["padding"] is None else arguments["padding"]
+    stand_ins = {"in_channels": arguments["groups"], "stride": 1, "padding": 0}
+    layer.construct(layout, arguments, stand_ins, device, dtype)
+    if isinstance(layer, _Convolution) and (ratios is not None or outputs is not None):
+        layer.downsample, layer.output_size = ratios, outputs
+
+
+_AXES: dict[type[torch.nn.Module], int] = {torch.nn.Conv1d: 1, torch.nn.Conv2d: 2, torch.nn.Conv3d: 3}
+
+
+def _repeat_padding(layer: _Conv) -> None:
+    """torch pads by itself for a ``padding_mode`` other than zeros, from a copy of ``padding`` (reversed,
+    each twice) that its constructor made: a padding filled in later must reach it too."""
+    if layer.padding is not None and not isinstance(layer.padding, str):
+        repeated = [size for size in reversed(layer.padding) for _ in range(2)]
+        layer._reversed_padding_repeated_twice = repeated  # pyright: ignore[reportPrivateUsage]
+
+
+def _derived(layer: _Conv, axis: int, size: Dim) -> tuple[int, int]:
+    """The stride and padding with which a layer built with ``output_size`` meets it at ``axis``."""
+    spatial = len(layer.kernel_size)
+    most = None
+    if isinstance(size, int) and layer.padding_mode in ("reflect", "circular"):
+        most = size - (layer.padding_mode == "reflect")  # torch's F.pad: reflect pads less than the size
+    return geometry.output_geometry(
+        type(layer).__name__,
+        size,
+        cast(tuple[int, ...], layer.output_size)[axis],
+        layer.kernel_size[axis],
+        layer.dilation[axis],
+        axis - spatial,
+        most=most,
+    )
 
 
 def _input_channels(layer: _Conv | ConvTranspose2d, inputs: tuple[ShapeValue, ...]) -> Dim:
@@ -326,7 +466,8 @@ def _check_rank(shape: dims.Shape, name: str, spatial: int) -> None:
 
 
 def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
-    """torch's rule: the input is padded (both sides, or as ``"same"`` needs), then windows are counted."""
+    """torch's rule: the input is padded (both sides, or as ``"same"`` needs), then windows are counted;
+    with ``downsample`` each size must be a multiple of the ratio, with ``output_size`` the output is it."""
     name = type(layer).__name__
     shape = dims.single(inputs, name)
     spatial = len(layer.kernel_size)
@@ -334,9 +475,16 @@ def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
     _check_channels(layer, shape[-spatial - 1])
     sizes: list[Dim] = []
     for axis, size in enumerate(shape[-spatial:]):
-        kernel, stride, dilation = layer.kernel_size[axis], layer.stride[axis], layer.dilation[axis]
-        left, right = _conv_padding(layer.padding, axis, kernel, dilation)
+        kernel, dilation = layer.kernel_size[axis], layer.dilation[axis]
         where = axis - spatial
+        if layer.downsample is not None:
+            geometry.require_divisible(size, layer.downsample[axis], name, where)
+        if layer.stride is None or layer.padding is None:
+            stride, padding = _derived(layer, axis, size)
+            left = right = padding
+        else:
+            stride = layer.stride[axis]
+            left, right = _conv_padding(layer.padding, axis, kernel, dilation)
         if isinstance(size, int) and layer.padding_mode in ("reflect", "circular"):
             # torch pads with F.pad first: reflect needs padding < size, circular padding <= size
             need = max(left, right) + (layer.padding_mode == "reflect")
@@ -350,6 +498,9 @@ def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
         if isinstance(out, int) and out < 1:
             extent = dilation * (kernel - 1) + 1
             raise ShapeError(f"{name} expects a padded size of at least {extent} at dim {where}, got {padded}")
+        if layer.output_size is not None:
+            target = layer.output_size[axis]
+            dims.require_equal(target, out, f"{name} was built to produce output size {target} at dim {where}")
         sizes.append(out)
     return dims.Shape([*shape[: -spatial - 1], layer.out_channels, *sizes])
 

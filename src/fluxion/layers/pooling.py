@@ -7,6 +7,7 @@ torch.Size([1, 3, 4, 4])
 """
 
 from collections.abc import Sequence
+from typing import Any, Self, cast
 
 import torch
 from jaxtyping import Float, Int
@@ -14,10 +15,109 @@ from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
-from fluxion.layers.module import Module
+from fluxion.layers import geometry
+from fluxion.layers.errors import LayerError
+from fluxion.layers.module import Module, clone_shell
+
+_Size = int | tuple[int, ...]
+Size2 = int | tuple[int, int]
 
 
-class MaxPool2d(torch.nn.MaxPool2d, Module):
+class _OutputDriven(torch.nn.Module):
+    """What MaxPool2d and AvgPool2d share beyond torch: stride and padding derived from the output
+    they must produce. ``downsample=r`` derives them at construction; ``output_size=O`` needs the
+    input size, so until ``fluxion.shapes.materialize`` the pool is lazy (stride and padding None)
+    and refuses to run."""
+
+    downsample: tuple[int, ...] | None = None
+    """The ratio per spatial dim that the pool was built to downsample by, or None."""
+
+    output_size: tuple[int, ...] | None = None
+    """The spatial output size that the pool was built to produce, or None."""
+
+    @property
+    def lazy(self) -> bool:
+        """Whether stride and padding still wait for the input size (``output_size``).
+
+        >>> import fluxion.layers as fl
+        >>> fl.MaxPool2d(3, output_size=7).lazy, fl.MaxPool2d(3, downsample=2).lazy
+        (True, False)
+        """
+        pool = cast(_Pool, self)
+        return pool.stride is None or pool.padding is None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The arguments still to be inferred: ``stride`` and ``padding`` while lazy.
+
+        >>> import fluxion.layers as fl
+        >>> fl.AvgPool2d(2, output_size=4).missing, fl.AvgPool2d(2).missing
+        (('stride', 'padding'), ())
+        """
+        return ("stride", "padding") if self.lazy else ()
+
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Any]:
+        """The ``stride`` and ``padding`` (one per spatial dim) that give ``output_size`` from the input;
+        nothing for a pool that is not lazy.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.MaxPool2d(3, output_size=7).inferred_arguments(dims.Shape(["B", 64, 14, 28]))
+        {'stride': (2, 4), 'padding': (1, 0)}
+        """
+        if not self.lazy:
+            return {}
+        pool = cast(_Pool, self)
+        name = type(pool).__name__
+        shape = dims.single(inputs, name)
+        _check_pool_input(name, shape)
+        solved = [_derived(pool, axis, size) for axis, size in enumerate(shape[-2:])]
+        return {"stride": tuple(stride for stride, _ in solved), "padding": tuple(padding for _, padding in solved)}
+
+    def materialized(self, **arguments: int | tuple[int, ...]) -> Self:
+        """A detached twin of this lazy pool with ``stride`` and ``padding`` filled in (the pool is unchanged).
+
+        >>> import fluxion.layers as fl
+        >>> fl.MaxPool2d(3, output_size=7).materialized(stride=(2, 2), padding=(1, 1))
+        MaxPool2d(kernel_size=3, stride=(2, 2), padding=(1, 1), dilation=1, ceil_mode=False, output_size=(7, 7))
+        """
+        name = type(self).__name__
+        if not self.lazy:
+            raise LayerError(f"{name} is not lazy: it has all its arguments")
+        if set(arguments) != set(self.missing):
+            raise LayerError(f"{name} expects exactly stride, padding, got {', '.join(arguments) or 'none'}")
+        twin = clone_shell(self)
+        pool = cast(_Pool, twin)
+        pool.stride, pool.padding = arguments["stride"], arguments["padding"]
+        return twin
+
+    def adopt(self, twin: Self) -> None:
+        """Become ``twin``, a ``materialized`` copy of this lazy pool: its stride and padding.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> pool = fl.AvgPool2d(2, output_size=4)
+        >>> pool.adopt(pool.materialized(stride=(2, 2), padding=(0, 0)))
+        >>> pool.lazy, pool(torch.zeros(1, 3, 8, 8)).shape
+        (False, torch.Size([1, 3, 4, 4]))
+        """
+        if not self.lazy or twin.lazy or type(twin) is not type(self):
+            raise LayerError(f"{type(self).__name__}.adopt expects a materialized twin of a lazy pool")
+        pool, done = cast(_Pool, self), cast(_Pool, twin)
+        pool.stride, pool.padding = done.stride, done.padding
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self.lazy:  # torch shows the missing values as None
+            text = text.replace("stride=None", "stride=?").replace("padding=None", "padding=?")
+        if self.downsample is not None:
+            return f"{text}, downsample={self.downsample}"
+        if self.output_size is not None:
+            return f"{text}, output_size={self.output_size}"
+        return text
+
+
+class MaxPool2d(_OutputDriven, torch.nn.MaxPool2d, Module):
     """``torch.nn.MaxPool2d`` as a tree leaf.
 
     >>> import torch
@@ -30,7 +130,38 @@ class MaxPool2d(torch.nn.MaxPool2d, Module):
     >>> values, indices = fl.MaxPool2d(2, return_indices=True)(torch.arange(4.0).reshape(1, 1, 2, 2))
     >>> indices.tolist()
     [[[[3]]]]
+
+    Instead of stride and padding it may take the output it must produce: ``downsample=r`` derives
+    them at once (every size that ``r`` divides becomes ``size / r``), ``output_size=O`` from the input
+    size, which leaves the layer lazy until ``fluxion.shapes.materialize``:
+
+    >>> fl.MaxPool2d(3, downsample=2)
+    MaxPool2d(kernel_size=3, stride=(2, 2), padding=(1, 1), dilation=1, ceil_mode=False, downsample=(2, 2))
+    >>> fl.MaxPool2d(3, output_size=7)
+    MaxPool2d(kernel_size=3, stride=?, padding=?, dilation=1, ceil_mode=False, output_size=(7, 7))
     """
+
+    stride: _Size | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None until output_size is met
+    padding: _Size | None  # pyright: ignore[reportIncompatibleVariableOverride]
+
+    def __init__(
+        self,
+        kernel_size: Size2,
+        stride: Size2 | None = None,
+        padding: Size2 | None = None,
+        dilation: Size2 = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+        *,
+        downsample: Size2 | None = None,
+        output_size: Size2 | None = None,
+    ) -> None:
+        name = type(self).__name__
+        ratios, outputs, stride, padding = _geometry(
+            name, kernel_size, dilation, stride, padding, ceil_mode, downsample, output_size
+        )
+        torch.nn.MaxPool2d.__init__(self, kernel_size, stride, padding, dilation, return_indices, ceil_mode)
+        _aim(self, ratios, outputs)
 
     def forward(
         self, input: Float[Tensor, "*batch channels h w"]
@@ -38,6 +169,8 @@ class MaxPool2d(torch.nn.MaxPool2d, Module):
         Float[Tensor, "*batch channels oh ow"]
         | tuple[Float[Tensor, "*batch channels oh ow"], Int[Tensor, "*batch channels oh ow"]]
     ):
+        if self.stride is None:  # lazy
+            raise _not_materialized(self)
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -53,24 +186,52 @@ class MaxPool2d(torch.nn.MaxPool2d, Module):
         (B, 3, floor(H/2), 4)
         >>> fl.MaxPool2d(2, ceil_mode=True, return_indices=True).output_shape(dims.Shape([3, 5, 5]))
         ((3, 3, 3), (3, 3, 3))
+        >>> fl.MaxPool2d(3, output_size=(7, 4)).output_shape(dims.Shape(["B", 3, 14, 12]))
+        (B, 3, 7, 4)
         """
-        name = type(self).__name__
-        shape = _pool_shape(
-            name, inputs, self.kernel_size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode
-        )
+        shape = _pool_shape(self, inputs)
         return (shape, shape) if self.return_indices else shape
 
 
-class AvgPool2d(torch.nn.AvgPool2d, Module):
+class AvgPool2d(_OutputDriven, torch.nn.AvgPool2d, Module):
     """``torch.nn.AvgPool2d`` as a tree leaf.
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.AvgPool2d(2)(torch.arange(4.0).reshape(1, 1, 2, 2)).tolist()
     [[[[1.5]]]]
+
+    ``downsample=r`` or ``output_size=O`` may stand for stride and padding, as for ``MaxPool2d``:
+
+    >>> fl.AvgPool2d(2, downsample=2)(torch.zeros(1, 3, 8, 6)).shape
+    torch.Size([1, 3, 4, 3])
     """
 
+    stride: _Size | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None until output_size is met
+    padding: _Size | None  # pyright: ignore[reportIncompatibleVariableOverride]
+
+    def __init__(
+        self,
+        kernel_size: Size2,
+        stride: Size2 | None = None,
+        padding: Size2 | None = None,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+        *,
+        downsample: Size2 | None = None,
+        output_size: Size2 | None = None,
+    ) -> None:
+        name = type(self).__name__
+        ratios, outputs, stride, padding = _geometry(
+            name, kernel_size, 1, stride, padding, ceil_mode, downsample, output_size
+        )
+        torch.nn.AvgPool2d.__init__(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        _aim(self, ratios, outputs)
+
     def forward(self, input: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
+        if self.stride is None:  # lazy
+            raise _not_materialized(self)
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -81,8 +242,7 @@ class AvgPool2d(torch.nn.AvgPool2d, Module):
         >>> fl.AvgPool2d(3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 8]))
         (B, 3, floor((H - 1)/2) + 1, 4)
         """
-        name = type(self).__name__
-        return _pool_shape(name, inputs, self.kernel_size, self.stride, self.padding, 1, ceil_mode=self.ceil_mode)
+        return _pool_shape(self, inputs)
 
 
 class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d, Module):
@@ -139,35 +299,96 @@ def _check_pool_input(name: str, shape: dims.Shape) -> None:
         raise ShapeError(f"{name} expects non-empty channel and spatial dims, got {shape!r}")
 
 
-def _pool_shape(
+_Pool = MaxPool2d | AvgPool2d
+
+
+def _geometry(
     name: str,
-    inputs: tuple[ShapeValue, ...],
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int],
-    padding: int | Sequence[int],
-    dilation: int | Sequence[int],
-    *,
+    kernel_size: Size2,
+    dilation: Size2,
+    stride: Size2 | None,
+    padding: Size2 | None,
     ceil_mode: bool,
-) -> dims.Shape:
+    downsample: Size2 | None,
+    output_size: Size2 | None,
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None, Size2 | None, Size2]:
+    """``downsample`` and ``output_size`` per axis, then the stride and padding for torch's constructor:
+    derived from ``downsample``, else as given (``None``: torch's default, also while ``output_size``
+    waits for the input)."""
+    given = [key for key, value in (("stride", stride), ("padding", padding)) if value is not None]
+    ratios, outputs = geometry.targets(name, 2, downsample, output_size, given)
+    if ratios is not None:
+        kernels = cast(tuple[int, ...], geometry.per_axis(kernel_size, 2, name, "kernel_size"))
+        dilations = cast(tuple[int, ...], geometry.per_axis(dilation, 2, name, "dilation"))
+        strides, paddings = geometry.downsample_geometry(
+            name, ratios, kernels, dilations, pool=True, ceil_mode=ceil_mode
+        )
+        return ratios, outputs, cast(Size2, strides), cast(Size2, paddings)
+    return ratios, outputs, stride, 0 if padding is None else padding
+
+
+def _aim(layer: _Pool, ratios: tuple[int, ...] | None, outputs: tuple[int, ...] | None) -> None:
+    """Record what the pool must produce; with ``output_size``, stride and padding wait for the input."""
+    if ratios is not None or outputs is not None:
+        layer.downsample, layer.output_size = ratios, outputs
+    if outputs is not None:
+        layer.stride = layer.padding = None
+
+
+def _not_materialized(layer: _Pool) -> LayerError:
+    return LayerError(
+        f"{type(layer).__name__}({layer.extra_repr()}) has no stride, padding yet: call "
+        "fluxion.shapes.materialize(model, *input_shapes) to infer them from the input shapes"
+    )
+
+
+def _derived(layer: _Pool, axis: int, size: Dim) -> tuple[int, int]:
+    """The stride and padding with which a pool built with ``output_size`` meets it at ``axis``."""
+    name = type(layer).__name__
+    kernel = _pair(layer.kernel_size, name, "kernel_size")[axis]
+    return geometry.output_geometry(
+        name,
+        size,
+        cast(tuple[int, ...], layer.output_size)[axis],
+        kernel,
+        _pair(_dilation(layer), name, "dilation")[axis],
+        axis - 2,
+        most=kernel // 2,
+        ceil_mode=layer.ceil_mode,
+    )
+
+
+def _dilation(layer: _Pool) -> _Size:
+    return layer.dilation if isinstance(layer, MaxPool2d) else 1
+
+
+def _pool_shape(layer: _Pool, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
+    """torch's rule; with ``downsample`` each size must be a multiple of the ratio, with ``output_size``
+    the output is it (stride and padding derived from the input while the pool is lazy)."""
+    name = type(layer).__name__
     shape = dims.single(inputs, name)
     _check_pool_input(name, shape)
-    kernels, paddings, dilations = (
-        _pair(kernel_size, name, "kernel_size"),
-        _pair(padding, name, "padding"),
-        _pair(dilation, name, "dilation"),
-    )
-    # torch takes an empty stride as "the kernel size"
-    strides = kernels if not isinstance(stride, int) and len(stride) == 0 else _pair(stride, name, "stride")
+    kernels, dilations = _pair(layer.kernel_size, name, "kernel_size"), _pair(_dilation(layer), name, "dilation")
     sizes: list[Dim] = []
     for axis, size in enumerate(shape[-2:]):
-        kernel, step, pad, spread = kernels[axis], strides[axis], paddings[axis], dilations[axis]
+        kernel, spread, where = kernels[axis], dilations[axis], axis - 2
+        if layer.downsample is not None:
+            geometry.require_divisible(size, layer.downsample[axis], name, where)
+        if layer.stride is None or layer.padding is None:
+            step, pad = _derived(layer, axis, size)
+        else:
+            # torch takes an empty stride as "the kernel size"
+            stride = layer.stride
+            step = kernel if not isinstance(stride, int) and len(stride) == 0 else _pair(stride, name, "stride")[axis]
+            pad = _pair(layer.padding, name, "padding")[axis]
         if pad > kernel // 2:
             raise ShapeError(f"{name} expects a padding of at most half its kernel size ({kernel // 2}), got {pad}")
-        out = _pool_output(size, kernel, step, pad, spread, ceil_mode=ceil_mode)
+        out = _pool_output(size, kernel, step, pad, spread, ceil_mode=layer.ceil_mode)
         if isinstance(out, int) and out < 1:
-            raise ShapeError(
-                f"{name} expects an input size with an output at dim {axis - 2}, got {size} (output {out})"
-            )
+            raise ShapeError(f"{name} expects an input size with an output at dim {where}, got {size} (output {out})")
+        if layer.output_size is not None:
+            target = layer.output_size[axis]
+            dims.require_equal(target, out, f"{name} was built to produce output size {target} at dim {where}")
         sizes.append(out)
     return dims.Shape([*shape[:-2], *sizes])
 
@@ -177,10 +398,7 @@ def _pool_output(size: Dim, kernel: int, stride: int, padding: int, dilation: in
     start in the right padding (``(out - 1) * stride >= size + padding``)."""
     span = dilation * (kernel - 1)
     if isinstance(size, int):
-        out = (size + 2 * padding - span - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
-        if ceil_mode and (out - 1) * stride >= size + padding:
-            out -= 1
-        return out
+        return geometry.window_count(size, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
     if not ceil_mode:
         return dims.conv_output(size, kernel, stride=stride, padding=padding, dilation=dilation)
     rounded_up = dims.normal(dims.floordiv(size + 2 * padding - span - 1 + stride - 1, stride) + 1)

@@ -69,9 +69,9 @@ class Assumptions:
         for first, second in equations:
             found = divisibility(first, second)
             if found is not None:
-                subject, divisor = found
-                if not isinstance(subject, int) and subject.is_Symbol:
-                    divisors[subject] = math.lcm(divisors.get(subject, 1), divisor)
+                fact = symbol_divisor(*found)
+                if fact is not None:
+                    divisors[fact[0]] = math.lcm(divisors.get(fact[0], 1), fact[1])
                 continue
             symbol = _fixed_symbol(first, second)
             if symbol is not None:
@@ -130,47 +130,80 @@ class Assumptions:
         """
         return dims.equal(self.apply(first), self.apply(second))
 
-    def essential(self, equations: Sequence[tuple[Dim, Dim]]) -> list[int]:
-        """The positions of the equations worth reporting: each fact once, at its strongest, and the
-        equations the facts do not imply. A ``ShapeError`` when the facts contradict an equation.
+    def essential(self, equations: Sequence[tuple[Dim, Dim]]) -> list[tuple[list[int], Dim, Dim]]:
+        """The equations worth reporting, as ``(positions they come from, first, second)``: one
+        divisibility per symbol at its strongest (combined from several equations when none says it
+        alone), each fixed value once, and the equations the facts do not imply. A ``ShapeError``
+        when the facts contradict an equation.
 
         >>> from fluxion import dims
         >>> h = dims.dim("H")
-        >>> equations = [(2 * dims.floordiv(h, 8), dims.floordiv(h, 4)), (8 * dims.floordiv(h, 8), h)]
-        >>> Assumptions.of(equations).essential(equations)
-        [1]
+        >>> equations = [(2 * dims.floordiv(h, 2), h), (2 * dims.floordiv(h / 2, 2), h / 2), (h, h + 0)]
+        >>> [(positions, dims.show(first), dims.show(second)) for positions, first, second in
+        ...  Assumptions.of(equations).essential(equations)]
+        [([0, 1], '4*floor(H/4)', 'H')]
         """
         divisors = dict(self.divisors)
-        given: dict[Any, set[int]] = {}
-        for first, second in equations:
-            found = divisibility(first, second)
-            if found is not None:
-                given.setdefault(found[0], set()).add(found[1])
-        kept: list[int] = []
-        seen: set[tuple[Any, int]] = set()
+        values = dict(self.values)
+        sources: dict[Any, list[int]] = {}
+        stated: dict[Any, int] = {}  # a symbol -> the equation that says its whole divisor, if one does
         for position, (first, second) in enumerate(equations):
-            verdict = self.implies(first, second)
-            if verdict is False:
+            found = divisibility(first, second)
+            fact = None if found is None else symbol_divisor(*found)
+            if fact is not None:
+                sources.setdefault(fact[0], []).append(position)
+                if found is not None and found[0] == fact[0] and fact[1] == divisors[fact[0]]:
+                    stated.setdefault(fact[0], position)
+        kept: list[tuple[list[int], Dim, Dim]] = []
+        reported: set[Any] = set()
+        for position, (first, second) in enumerate(equations):
+            if self.implies(first, second) is False:
                 raise ShapeError(
                     f"no input sizes satisfy every constraint: {dims.show(first)} = {dims.show(second)} "
                     "contradicts the others"
                 )
             found = divisibility(first, second)
-            if found is not None and found[0] in divisors:
-                subject, divisor = found
-                stronger = any(other % divisor == 0 and other != divisor for other in given[subject])
-                if not stronger and found not in seen:
-                    kept.append(position)
-                seen.add(found)
+            fact = None if found is None else symbol_divisor(*found)
+            if fact is not None:
+                symbol = fact[0]
+                if symbol not in reported:
+                    reported.add(symbol)
+                    whole = stated.get(symbol)
+                    if whole is not None:
+                        kept.append(([whole], *equations[whole]))
+                    else:
+                        divisor = divisors[symbol]
+                        kept.append((sources[symbol], divisor * dims.floordiv(symbol, divisor), symbol))
                 continue
             fixed = _fixed_symbol(first, second)
-            if fixed is not None and fixed in dict(self.values) and fixed not in seen:
-                kept.append(position)
-                seen.add(fixed)
+            if fixed is not None and fixed in values and fixed not in reported:
+                reported.add(fixed)
+                kept.append(([position], first, second))
                 continue
-            if verdict is None:
-                kept.append(position)
+            if self.implies(first, second) is None:
+                kept.append(([position], first, second))
         return kept
+
+
+def symbol_divisor(subject: Dim, divisor: int) -> tuple[Any, int] | None:
+    """What "``subject`` is divisible by ``divisor``" says of a single symbol: ``(S, k)`` for S divisible
+    by k, when ``subject`` is a rational multiple of S (``H/2`` divisible by 2 means H divisible by 4).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> symbol_divisor(h / 2, 2), symbol_divisor(3 * h, 6), symbol_divisor(h + 1, 2)
+    ((H, 4), (H, 2), None)
+    """
+    if isinstance(subject, int):
+        return None
+    coefficient, symbol = subject.as_coeff_Mul()
+    if not symbol.is_Symbol or not coefficient.is_Rational or coefficient <= 0:
+        return None
+    rational = cast(Any, coefficient)
+    numerator, denominator = int(rational.p), int(rational.q)
+    # S * p / q is a multiple of k  <=>  S * p is a multiple of k * q  <=>  S is a multiple of k*q / gcd(p, k*q)
+    needed = divisor * denominator
+    return symbol, needed // math.gcd(numerator, needed)
 
 
 def _fixed_symbol(first: Dim, second: Dim) -> Any:

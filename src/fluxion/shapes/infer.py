@@ -66,9 +66,17 @@ def _read_under_constraints(
     if not facts:
         return ShapeReport(model, nodes, tuple(constraints))
     try:
-        kept = [constraints[position] for position in facts.essential([(c.first, c.second) for c in constraints])]
+        essential = facts.essential([(c.first, c.second) for c in constraints])
     except ShapeError as error:
         raise ShapeError(f"{error}:\n" + "\n".join(f"  - {c}" for c in constraints)) from None
+    kept: list[Constraint] = []
+    for positions, first, second in essential:
+        sources = [constraints[position] for position in positions]
+        if len(sources) == 1 and (sources[0].first, sources[0].second) == (first, second):
+            kept.append(sources[0])
+        else:
+            reasons = "; ".join(dict.fromkeys(source.reason for source in sources))
+            kept.append(Constraint(first, second, f"together: {reasons}", sources[-1].address))
     read = {
         address: NodeShapes(
             tuple(facts.apply_to(value) for value in shapes.inputs),
@@ -95,6 +103,7 @@ class _Inference:
         self.within: list[tuple[torch.nn.Module, str]] = []  # the nodes being run, outermost first
         self.child_names: dict[int, dict[int, str]] = {}  # id(parent) -> id(child) -> its name there
         self.context: dict[str, dict[str, Any]] = {}
+        self.facts = Assumptions()
 
     @contextmanager
     def active(self) -> Generator[None]:
@@ -117,6 +126,9 @@ class _Inference:
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue] | None = None
     ) -> ShapeValue:
         address = self.address_of(node)
+        if self.facts:  # rules see sizes as the constraints so far make them (H/2, not floor((H - 1)/2) + 1)
+            inputs = tuple(self.facts.apply_to(value) for value in inputs)
+            named = {key: self.facts.apply_to(value) for key, value in (named or {}).items()}
         given = (*inputs, *(named or {}).values())
         earlier = self.nodes.get(address)
         if earlier is None:
@@ -152,6 +164,7 @@ class _Inference:
         constraint = Constraint(first, second, reason, self.within[-1][1] if self.within else "")
         if constraint not in self.constraints:
             self.constraints.append(constraint)
+            self.facts = Assumptions.of((known.first, known.second) for known in self.constraints)
 
     def _apply(
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue], address: str

@@ -24,7 +24,7 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError
 from fluxion.layers.chain import Chain
-from fluxion.layers.lazy import Materializable
+from fluxion.layers.lazy import Argument, Materializable
 from fluxion.shapes.infer import ShapeLike, infer
 from fluxion.shapes.report import ShapeReport
 
@@ -82,7 +82,7 @@ def _twin(
     if shapes is None:
         problems.append((address, f"{label} was not reached by shape inference, so its {missing} is unknown"))
         return None
-    found: list[dict[str, Dim]] = []
+    found: list[dict[str, Argument]] = []
     for call in shapes.calls:
         try:
             found.append(node.inferred_arguments(*call.inputs))
@@ -91,9 +91,9 @@ def _twin(
             return None
     arguments = found[0]
     for number, other in enumerate(found[1:], start=2):
-        if any(not dims.equal(other[name], value) for name, value in arguments.items()):
-            first = ", ".join(f"{name}={dims.show(value)}" for name, value in arguments.items())
-            then = ", ".join(f"{name}={dims.show(value)}" for name, value in other.items())
+        if any(not _same(other[name], value) for name, value in arguments.items()):
+            first = ", ".join(f"{name}={_show(value)}" for name, value in arguments.items())
+            then = ", ".join(f"{name}={_show(value)}" for name, value in other.items())
             problems.append(
                 (
                     address,
@@ -103,18 +103,30 @@ def _twin(
             )
             return None
     for name, value in arguments.items():
+        if isinstance(value, tuple):  # one number per spatial dim (a derived stride): the layer checked them
+            continue
         if not dims.known(value):
             symbols = sorted(str(symbol) for symbol in _free_symbols(value))
             wanted = f"{symbols[0]} as a number" if len(symbols) == 1 else f"{_listed(symbols)} as numbers"
             problems.append((address, f"{label} needs its {name} as a number, got {dims.show(value)}: give {wanted}"))
             return None
-    sizes = cast(dict[str, int], arguments)
+    sizes = cast(dict[str, int | tuple[int, ...]], arguments)
     try:
         return node.materialized(**sizes)
     except Exception as error:
         given = ", ".join(f"{name}={value}" for name, value in sizes.items())
         problems.append((address, f"{label} cannot be built with {given}: {type(error).__name__}: {error}"))
         return None
+
+
+def _same(first: Argument, second: Argument) -> bool:
+    if isinstance(first, tuple) or isinstance(second, tuple):
+        return bool(cast(object, first) == cast(object, second))
+    return dims.equal(first, second) is True
+
+
+def _show(value: Argument) -> str:
+    return str(value) if isinstance(value, tuple) else dims.show(value)
 
 
 def _free_symbols(value: Dim) -> set[object]:

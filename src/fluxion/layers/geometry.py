@@ -1,0 +1,220 @@
+"""Stride and padding worked out from the output a window layer must produce.
+
+Along one dim, a window of ``kernel`` taps ``dilation`` apart, moved by ``stride`` over a size
+padded by ``padding`` on both sides, fits ``floor((size + 2 * padding - dilation * (kernel - 1) - 1)
+/ stride) + 1`` times (torch's formula; a pool in ``ceil_mode`` rounds up). Convolutions and pools
+built with ``downsample=r`` (every size that ``r`` divides becomes ``size / r``) or ``output_size=O``
+take their stride and padding from here.
+
+>>> from fluxion.layers import geometry
+>>> geometry.downsample_padding(2, kernel=7), geometry.downsample_padding(1, kernel=2)
+(3, None)
+>>> geometry.stride_and_padding(32, 16, kernel=3)
+(2, 1)
+"""
+
+from collections.abc import Sequence
+
+from fluxion import dims
+from fluxion.dims import Dim, ShapeError
+from fluxion.layers.errors import LayerError
+
+
+def window_count(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, *, ceil_mode: bool = False
+) -> int:
+    """How many windows fit along a dim of ``size`` (torch's formula, pools' ``ceil_mode`` included).
+
+    In ``ceil_mode`` a last window that would start in the right padding is dropped, as torch does.
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.window_count(224, 7, stride=2, padding=3), geometry.window_count(5, 2, 2, 0, ceil_mode=True)
+    (112, 3)
+    """
+    span = dilation * (kernel - 1)
+    count = (size + 2 * padding - span - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (count - 1) * stride >= size + padding:
+        count -= 1
+    return count
+
+
+def downsample_padding(
+    ratio: int, kernel: int, dilation: int = 1, *, most: int | None = None, ceil_mode: bool = False
+) -> int | None:
+    """The smallest padding with which stride ``ratio`` turns every size that ``ratio`` divides into
+    ``size / ratio``; None when no padding up to ``most`` (default ``dilation * (kernel - 1)``) does.
+
+    Without ``ceil_mode`` that is the smallest ``p >= 0`` with ``d(k-1) + 1 - r <= 2p <= d(k-1)``:
+    an even window span with ``ratio`` 1 has none.
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.downsample_padding(2, kernel=3), geometry.downsample_padding(4, kernel=3, dilation=2)
+    (1, 1)
+    >>> geometry.downsample_padding(2, kernel=3, dilation=2, most=1) is None
+    True
+    """
+    span = dilation * (kernel - 1)
+    for padding in range(min(span, span if most is None else most) + 1):
+        # each ``ratio`` added to the size adds one window, so the size ``ratio`` stands for all its multiples
+        if window_count(ratio, kernel, ratio, padding, dilation, ceil_mode=ceil_mode) == 1:
+            return padding
+    return None
+
+
+def stride_and_padding(
+    size: int, output: int, kernel: int, dilation: int = 1, *, most: int | None = None, ceil_mode: bool = False
+) -> tuple[int, int] | None:
+    """The smallest stride (``1..size``), then the smallest padding (up to ``most``, by default
+    ``dilation * (kernel - 1)``), with which ``size`` gives ``output`` windows; None when none do.
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.stride_and_padding(224, 56, kernel=7), geometry.stride_and_padding(4, 10, kernel=3)
+    ((4, 2), None)
+    """
+    span = dilation * (kernel - 1)
+    most = span if most is None else min(span, most)
+    for stride in range(1, size + 1):
+        for padding in range(most + 1):
+            if window_count(size, kernel, stride, padding, dilation, ceil_mode=ceil_mode) == output:
+                return stride, padding
+    return None
+
+
+def per_axis(value: int | Sequence[int] | None, axes: int, layer: str, name: str) -> tuple[int, ...] | None:
+    """``value`` once for each of ``axes`` spatial dims (an int stands for all), each a positive int;
+    None stays None; anything else is a LayerError.
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.per_axis(2, 2, "Conv2d", "downsample"), geometry.per_axis((16, 8), 2, "Conv2d", "output_size")
+    ((2, 2), (16, 8))
+    >>> geometry.per_axis((2, 0), 2, "Conv2d", "downsample")
+    Traceback (most recent call last):
+    ...
+    fluxion.layers.errors.LayerError: Conv2d expects downsample as a positive int or a tuple of 2, got (2, 0)
+    """
+    if value is None:
+        return None
+    values = (value,) * axes if isinstance(value, int) else tuple(value)
+    if len(values) != axes or any(type(item) is not int or item < 1 for item in values):
+        raise LayerError(f"{layer} expects {name} as a positive int or a tuple of {axes}, got {value!r}")
+    return values
+
+
+def targets(
+    layer: str,
+    axes: int,
+    downsample: int | Sequence[int] | None,
+    output_size: int | Sequence[int] | None,
+    given: Sequence[str],
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """``downsample`` and ``output_size`` checked and made per axis; a LayerError when both are given,
+    or either with one of the arguments they derive (``given`` names those the caller gave).
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.targets("Conv2d", 2, 2, None, given=())
+    ((2, 2), None)
+    >>> geometry.targets("Conv2d", 2, 2, None, given=("stride",))
+    Traceback (most recent call last):
+    ...
+    fluxion.layers.errors.LayerError: Conv2d takes either downsample or stride and padding \
+(downsample derives them), got downsample and stride
+    """
+    ratios = per_axis(downsample, axes, layer, "downsample")
+    outputs = per_axis(output_size, axes, layer, "output_size")
+    if ratios is not None and outputs is not None:
+        raise LayerError(f"{layer} takes downsample or output_size, not both")
+    wanted = "downsample" if ratios is not None else "output_size" if outputs is not None else None
+    if wanted is not None and given:
+        raise LayerError(
+            f"{layer} takes either {wanted} or stride and padding ({wanted} derives them), "
+            f"got {wanted} and {' and '.join(given)}"
+        )
+    return ratios, outputs
+
+
+def downsample_geometry(
+    layer: str,
+    ratios: Sequence[int],
+    kernels: Sequence[int],
+    dilations: Sequence[int],
+    *,
+    pool: bool = False,
+    ceil_mode: bool = False,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The stride and padding per axis that make ``layer`` downsample by ``ratios``, or a LayerError.
+
+    A pool pads at most half its kernel (torch's rule) and may round up (``ceil_mode``).
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.downsample_geometry("Conv2d", (2, 1), kernels=(7, 3), dilations=(1, 1))
+    ((2, 1), (3, 1))
+    >>> geometry.downsample_geometry("Conv1d", (1,), kernels=(2,), dilations=(1,))
+    Traceback (most recent call last):
+    ...
+    fluxion.layers.errors.LayerError: Conv1d cannot downsample by 1 at dim -1: no integer padding gives \
+output size/1 with kernel 2, dilation 1; use an odd kernel or give stride/padding
+    """
+    paddings: list[int] = []
+    for axis, (ratio, kernel, dilation) in enumerate(zip(ratios, kernels, dilations, strict=True)):
+        padding = downsample_padding(ratio, kernel, dilation, most=kernel // 2 if pool else None, ceil_mode=ceil_mode)
+        if padding is None:
+            limit = f" (a pool pads at most {kernel // 2})" if pool else ""
+            raise LayerError(
+                f"{layer} cannot downsample by {ratio} at dim {axis - len(ratios)}: no integer padding{limit} gives "
+                f"output size/{ratio} with kernel {kernel}, dilation {dilation}; "
+                "use an odd kernel or give stride/padding"
+            )
+        paddings.append(padding)
+    return tuple(ratios), tuple(paddings)
+
+
+def require_divisible(size: Dim, ratio: int, layer: str, where: int) -> None:
+    """Check that ``size`` is a multiple of ``ratio`` (a constraint when that depends on the symbols).
+
+    >>> from fluxion.layers import geometry
+    >>> geometry.require_divisible(64, 2, "Conv2d", -1)
+    >>> geometry.require_divisible(7, 2, "Conv2d", -1)
+    Traceback (most recent call last):
+    ...
+    fluxion.dims.ShapeError: Conv2d downsamples by 2 and expects a size divisible by 2 at dim -1, got 7
+    """
+    what = f"{layer} downsamples by {ratio} and expects a size divisible by {ratio} at dim {where}"
+    dims.require_equal(dims.normal(ratio * dims.floordiv(size, ratio)), size, what)
+
+
+def output_geometry(
+    layer: str,
+    size: Dim,
+    output: int,
+    kernel: int,
+    dilation: int,
+    where: int,
+    *,
+    most: int | None = None,
+    ceil_mode: bool = False,
+) -> tuple[int, int]:
+    """The stride and padding with which ``layer`` turns ``size`` into ``output`` at dim ``where``
+    (``stride_and_padding``), or a ShapeError saying that none do or that ``size`` is not a number.
+
+    >>> from fluxion import dims
+    >>> from fluxion.layers import geometry
+    >>> geometry.output_geometry("Conv2d", 32, 16, kernel=3, dilation=1, where=-1)
+    (2, 1)
+    >>> geometry.output_geometry("Conv2d", dims.dim("W"), 16, kernel=3, dilation=1, where=-1)
+    Traceback (most recent call last):
+    ...
+    fluxion.dims.ShapeError: Conv2d needs a concrete input size at dim -1 for output_size 16, got W: give it as \
+a number, or use downsample= for a size relative to the input
+    """
+    if not isinstance(size, int):
+        raise ShapeError(
+            f"{layer} needs a concrete input size at dim {where} for output_size {output}, got {dims.show(size)}: "
+            "give it as a number, or use downsample= for a size relative to the input"
+        )
+    found = stride_and_padding(size, output, kernel, dilation, most=most, ceil_mode=ceil_mode)
+    if found is None:
+        raise ShapeError(
+            f"{layer} cannot produce output size {output} at dim {where} from {size} with kernel {kernel}"
+            f"{f', dilation {dilation}' if dilation != 1 else ''} (no integer stride/padding gives it)"
+        )
+    return found
