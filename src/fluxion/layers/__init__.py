@@ -31,7 +31,9 @@ from fluxion.layers.errors import (
     LayerError,
     TreeError,
 )
+from fluxion.layers.graph import Graph, GraphError
 from fluxion.layers.linear import Embedding, Linear
+from fluxion.layers.merging import Add, Cat, Multiply
 from fluxion.layers.module import Module, WeightedModule, address_of, parent_of
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from fluxion.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -52,9 +54,11 @@ from fluxion.layers.tree_repr import draw_tree
 
 __all__ = [
     "AdaptiveAvgPool2d",
+    "Add",
     "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Cat",
     "Chain",
     "ChainError",
     "ChildIndexError",
@@ -71,6 +75,8 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GeLU",
+    "Graph",
+    "GraphError",
     "GroupNorm",
     "Identity",
     "Interpolate",
@@ -83,6 +89,7 @@ __all__ = [
     "MaxPool2d",
     "Module",
     "MultiHeadAttention",
+    "Multiply",
     "Parallel",
     "Passthrough",
     "Permute",

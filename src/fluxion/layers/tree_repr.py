@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -58,11 +58,14 @@ def _render(
     mark: torch.nn.Module | None,
     depth: int | None,
     annotate: Callable[[torch.nn.Module], str | None] | None,
+    flow: str | None = None,
 ) -> list[str]:
     head = f"{name}: {node_label(module)}" if name else node_label(module)
     children = list(module.named_children()) if _is_chain(module) else []
     if depth == 0 and children:
         head += f" … {len(children)} {'child' if len(children) == 1 else 'children'}"
+    if flow:
+        head += f"  {flow}"
     note = annotate(module) if annotate is not None else None
     if note:
         head += f"  {note}"
@@ -71,11 +74,14 @@ def _render(
     if not _is_chain(module) or depth == 0:
         return [head]
     explicit: set[str] = getattr(module, "_explicit", set())
+    # A Chain with a data flow of its own (a Graph) says where each child's inputs come from.
+    child_note = cast(Callable[[Any, str], str | None] | None, getattr(type(module), "_child_note", None))
     groups: list[tuple[list[str], int]] = []
     for child_name, child in children:
         # Automatic names follow from the class and are left out, except for a stand-in's.
         shown = child_name in explicit or class_name(child) != type(child).__name__
-        lines = _render(child, child_name if shown else "", mark, None if depth is None else depth - 1, annotate)
+        flow = child_note(module, child_name) if child_note is not None else None
+        lines = _render(child, child_name if shown else "", mark, None if depth is None else depth - 1, annotate, flow)
         if groups and groups[-1][0] == lines:
             groups[-1] = (lines, groups[-1][1] + 1)
         else:

@@ -1,0 +1,463 @@
+"""Graph: a Chain whose children are named nodes wired by edges, for data flows a sequence cannot say.
+
+Edges are paths of names, ``"a -> b -> c"``; names are the graph's inputs and its node ids. The
+nodes are the graph's children under their ids, so a node's address is ``graph_address.node_id``.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> block = fl.Graph(
+...     {"fc": fl.Linear(4, 4), "act": fl.ReLU(), "add": fl.Add()},
+...     edges=["input -> fc -> act -> add", "input -> add"],
+... )
+>>> block(torch.ones(2, 4)).shape
+torch.Size([2, 4])
+>>> block.act.address, block.sources("add")
+('act', ('act', 'input'))
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any, NamedTuple, cast
+
+import torch
+
+from fluxion import dims
+from fluxion.dims import ShapeError, ShapeValue
+from fluxion.errors import FluxionError
+from fluxion.layers.chain import Chain, ReturnSignal
+from fluxion.layers.errors import ChildNotFoundError, TreeError
+
+_ARROW = "->"
+
+_Step = tuple[str, tuple[int, ...], tuple[int, ...]]
+"""One node run: its id, the slots of its arguments, and the slots no later node reads."""
+
+
+class GraphError(TreeError):
+    """A Graph whose names, edges or outputs make no data flow, or a Graph called with wrong inputs.
+
+    >>> import fluxion.layers as fl
+    >>> try:
+    ...     fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input -> a -> b -> a"])
+    ... except fl.GraphError as error:
+    ...     print(error)
+    Graph: the edges make a cycle: a -> b -> a
+    """
+
+
+class Graph(Chain):
+    """Named nodes run in the order their edges need: several paths, named inputs and outputs.
+
+    ``edges`` are paths ``"a -> b -> c"`` over the names in ``inputs`` and the keys of ``nodes``.
+    A node receives one argument per incoming edge, in the order the edges first appear (an edge
+    given twice, as paths sharing a segment do, counts once); a node with a single incoming edge
+    whose value is a tuple gets its items as separate arguments, as in a Chain. The graph returns
+    the values of ``outputs`` (node ids or inputs): one value, or a tuple of several. By default
+    it returns the one node with no outgoing edge.
+
+    Called with its inputs by position (in the order of ``inputs``) or by name.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> gate = fl.Graph(
+    ...     {"proj": fl.Linear(4, 3), "gate": fl.Linear(6, 3), "act": fl.Sigmoid(), "mul": fl.Multiply()},
+    ...     edges=["x -> proj -> mul", "context -> gate -> act -> mul"],
+    ...     inputs=("x", "context"),
+    ... )
+    >>> gate(torch.ones(2, 4), context=torch.ones(2, 6)).shape
+    torch.Size([2, 3])
+    >>> print(gate)
+    (GRAPH) Graph(inputs=['x', 'context'], outputs=['mul'])
+        ├── proj: Linear(in_features=4, out_features=3, bias=True)  ← x
+        ├── gate: Linear(in_features=6, out_features=3, bias=True)  ← context
+        ├── act: Sigmoid()  ← gate
+        └── mul: Multiply()  ← proj, act
+
+    Replacing a node under its id keeps the graph working (``gate["act"] = fl.Tanh()``); adding,
+    removing or renaming children would break the edges, so it raises a :class:`GraphError`.
+    """
+
+    _tag = "GRAPH"
+    _inputs: tuple[str, ...]
+    _outputs: tuple[str, ...]
+    _edges: tuple[str, ...]
+    _node_ids: tuple[str, ...]
+    _sources: dict[str, tuple[str, ...]]
+    _steps: tuple[_Step, ...]
+    _output_slots: tuple[int, ...]
+
+    def __init__(
+        self,
+        nodes: Mapping[str, torch.nn.Module],
+        edges: Sequence[str],
+        inputs: Sequence[str] = ("input",),
+        outputs: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        given = cast(object, nodes)
+        if not isinstance(given, Mapping):
+            raise GraphError(f"{owner}: nodes is a mapping from node id to module, got {type(given).__name__}")
+        flow = _analyse(owner, tuple(nodes), edges, inputs, outputs)
+        self._inputs = flow.inputs
+        self._outputs = flow.outputs
+        self._edges = flow.edges
+        self._node_ids = tuple(nodes)
+        self._sources = flow.sources
+        self._steps = flow.steps
+        self._output_slots = flow.output_slots
+        self._splice(0, 0, list(nodes.items()))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The names of the graph's inputs, in the order of positional arguments.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Graph({"add": fl.Add()}, edges=["x -> add", "y -> add"], inputs=("x", "y")).inputs
+        ('x', 'y')
+        """
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The names whose values the graph returns.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input -> a -> b"]).outputs
+        ('b',)
+        """
+        return self._outputs
+
+    @property
+    def edges(self) -> tuple[str, ...]:
+        """The edges as given, written ``"a -> b -> c"``.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input->a  ->b"]).edges
+        ('input -> a -> b',)
+        """
+        return self._edges
+
+    def sources(self, name: str) -> tuple[str, ...]:
+        """Where the arguments of the node ``name`` come from, in argument order (none for an input).
+
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"])
+        >>> graph.sources("add"), graph.sources("input")
+        (('a', 'input'), ())
+        """
+        found = self._sources.get(name)
+        if found is not None:
+            return found
+        if name in self._inputs:
+            return ()
+        known = _known(self._inputs, self._node_ids)
+        raise ChildNotFoundError(f"{self._label()} has no node or input {name!r}; {known}")
+
+    # -- running -------------------------------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the nodes in an order their edges allow, computed once when the graph is built.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"add": fl.Add()}, edges=["x -> add", "y -> add"], inputs=("x", "y"))
+        >>> graph(torch.tensor(1.0), y=torch.tensor(2.0))
+        tensor(3.)
+        """
+        values = _bind(self._label, self._inputs, args, kwargs, GraphError)
+        modules = self._modules
+        for name, sources, done in self._steps:
+            node = modules[name]
+            if len(sources) == 1:
+                value = values[sources[0]]
+                output = node(*value) if isinstance(value, tuple) else node(value)  # pyright: ignore[reportOptionalCall]
+            else:
+                output = node(*[values[source] for source in sources])  # pyright: ignore[reportOptionalCall]
+            values.append(output)
+            for slot in done:  # drop what no later node reads, so memory peaks as in a Chain
+                values[slot] = None
+        slots = self._output_slots
+        return values[slots[0]] if len(slots) == 1 else tuple(values[slot] for slot in slots)
+
+    def output_shape(self, *inputs: ShapeValue, **named: ShapeValue) -> ShapeValue:
+        """The data flow of ``forward`` over shapes; inputs by position or, at the root of an inference, by name.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> graph = fl.Graph(
+        ...     {"fc": fl.Linear(4, 8), "cat": fl.Cat(dim=-1)}, edges=["x -> fc -> cat", "y -> cat"], inputs=("x", "y")
+        ... )
+        >>> report = shapes.infer(graph, ("B", 4), y=("B", 2))
+        >>> report.output, report["fc"].output
+        ((B, 10), (B, 8))
+        """
+        values = _bind(self._label, self._inputs, inputs, named, ShapeError)
+        modules = self._modules
+        try:
+            for name, sources, _ in self._steps:
+                node = cast(torch.nn.Module, modules[name])
+                single = values[sources[0]] if len(sources) == 1 else None
+                if dims.several(single):
+                    values.append(dims.run(node, *single))
+                else:
+                    values.append(dims.run(node, *(values[source] for source in sources)))
+        except ReturnSignal as signal:
+            return cast(ShapeValue, signal.value)
+        slots = self._output_slots
+        return values[slots[0]] if len(slots) == 1 else tuple(values[slot] for slot in slots)
+
+    # -- representation ------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        return f"inputs={list(self._inputs)}, outputs={list(self._outputs)}"
+
+    def _child_note(self, name: str) -> str | None:
+        """What ``draw_tree`` adds to a node's line: where its arguments come from."""
+        sources = self._sources.get(name)
+        return None if sources is None else "← " + ", ".join(sources)
+
+    # -- surgery -------------------------------------------------------------------------------
+
+    def _splice(
+        self, index: int, remove: int, entries: list[tuple[str | None, torch.nn.Module]]
+    ) -> list[torch.nn.Module]:
+        # Every change of the children goes through here; only those that keep the node ids as
+        # they are (building, copying, replacing a node under its id) leave the edges meaningful.
+        if remove or entries:
+            keys = list(self._modules)
+            after = (*keys[:index], *(name for name, _ in entries), *keys[index + remove :])
+            if after != self._node_ids:
+                raise GraphError(
+                    f"{self._label()}: a Graph's children are its nodes, wired by its edges; inserting, "
+                    "appending, removing, renaming or slicing them would break the graph. Replace a node "
+                    "under its id (graph[node_id] = module), or build a new Graph"
+                )
+        return super()._splice(index, remove, entries)
+
+
+class _Flow(NamedTuple):
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    edges: tuple[str, ...]
+    sources: dict[str, tuple[str, ...]]
+    steps: tuple[_Step, ...]
+    output_slots: tuple[int, ...]
+
+
+def _analyse(
+    owner: str, node_ids: tuple[str, ...], edges: Sequence[str], inputs: Sequence[str], outputs: Sequence[str] | None
+) -> _Flow:
+    """Check that the names and edges make a data flow from the inputs to the outputs, and plan its run."""
+    input_names = _names(owner, "inputs", inputs)
+    for kind, names in (("input", input_names), ("node", node_ids)):
+        for name in names:
+            _check_id(owner, kind, name)
+    if not input_names:
+        raise GraphError(f"{owner}: a Graph needs at least one input")
+    duplicates = sorted({name for name in input_names if input_names.count(name) > 1})
+    if duplicates:
+        raise GraphError(f"{owner}: input {duplicates[0]!r} is named twice in inputs")
+    clashes = [name for name in input_names if name in node_ids]
+    if clashes:
+        raise GraphError(f"{owner}: {clashes[0]!r} is both an input and a node id; give them different names")
+
+    paths, pairs = _parse_edges(owner, _names(owner, "edges", edges), input_names, node_ids)
+    sources: dict[str, list[str]] = {name: [] for name in node_ids}
+    targets: dict[str, list[str]] = {name: [] for name in (*input_names, *node_ids)}
+    for source, target in pairs:
+        sources[target].append(source)
+        targets[source].append(target)
+    isolated = [name for name in node_ids if not sources[name] and not targets[name]]
+    if isolated:
+        raise GraphError(f"{owner}: node {isolated[0]!r} is in no edge; connect it or leave it out of nodes")
+    wanted = None if outputs is None else _names(owner, "outputs", outputs)
+    unused = [name for name in input_names if not targets[name] and name not in (wanted or ())]
+    if unused:
+        raise GraphError(f"{owner}: input {unused[0]!r} is in no edge; connect it or leave it out of inputs")
+
+    order = _topological_order(owner, node_ids, sources, targets)
+    unreached = sorted(set(node_ids) - _reachable(input_names, targets), key=node_ids.index)
+    if unreached:
+        raise GraphError(
+            f"{owner}: node {unreached[0]!r} cannot be reached from the inputs ({', '.join(input_names)}); "
+            "every node needs a path from an input"
+        )
+    chosen = _outputs(owner, wanted, input_names, node_ids, targets)
+    dead = sorted(set(node_ids) - _reachable(chosen, sources), key=node_ids.index)
+    if dead:
+        raise GraphError(
+            f"{owner}: the value of node {dead[0]!r} reaches no output ({', '.join(chosen)}); "
+            "connect it, list it in outputs, or leave it out"
+        )
+    frozen = {name: tuple(found) for name, found in sources.items()}
+    steps, output_slots = _plan(input_names, order, frozen, chosen)
+    return _Flow(input_names, chosen, paths, frozen, steps, output_slots)
+
+
+def _names(owner: str, what: str, given: object) -> tuple[str, ...]:
+    if isinstance(given, str) or not isinstance(given, Iterable):
+        raise GraphError(f"{owner}: {what} is a sequence of strings, got {given!r}")
+    return tuple(cast(Iterable[str], given))
+
+
+def _check_id(owner: str, kind: str, name: object) -> None:
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "." in name or _ARROW in name:
+        raise GraphError(f"{owner}: {kind} name {name!r} must be a non-empty string without spaces, dots or {_ARROW!r}")
+
+
+def _parse_edges(
+    owner: str, edges: tuple[str, ...], inputs: tuple[str, ...], node_ids: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[tuple[str, str], None]]:
+    """The edges written the normal way, and every (source, target) pair in order of first appearance."""
+    known = {*inputs, *node_ids}
+    paths: list[str] = []
+    pairs: dict[tuple[str, str], None] = {}  # an ordered set
+    for edge in edges:
+        if not isinstance(cast(object, edge), str):
+            raise GraphError(f"{owner}: an edge is a string 'a -> b', got {edge!r}")
+        names = [part.strip() for part in edge.split(_ARROW)]
+        if len(names) < 2:
+            raise GraphError(
+                f"{owner}: edge {edge!r} has no {_ARROW!r}; an edge is a path 'a -> b' of two or more names"
+            )
+        if not all(names):
+            raise GraphError(f"{owner}: edge {edge!r} has an empty segment")
+        for name in names:
+            if name not in known:
+                raise GraphError(f"{owner}: edge {edge!r} names {name!r}, which is unknown; {_known(inputs, node_ids)}")
+        for source, target in pairwise(names):
+            if target in inputs:
+                raise GraphError(f"{owner}: edge {edge!r} leads into the input {target!r}; inputs only feed nodes")
+            pairs[source, target] = None
+        paths.append(f" {_ARROW} ".join(names))
+    return tuple(paths), pairs
+
+
+def _topological_order(
+    owner: str, node_ids: tuple[str, ...], sources: dict[str, list[str]], targets: dict[str, list[str]]
+) -> list[str]:
+    """The nodes in an order where each comes after its sources: node order wherever that is free."""
+    position = {name: index for index, name in enumerate(node_ids)}
+    waiting = {name: sum(source in position for source in sources[name]) for name in node_ids}
+    ready = [position[name] for name in node_ids if not waiting[name]]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = node_ids[heapq.heappop(ready)]
+        order.append(name)
+        for target in targets[name]:
+            waiting[target] -= 1
+            if not waiting[target]:
+                heapq.heappush(ready, position[target])
+    if len(order) < len(node_ids):
+        left = {name for name in node_ids if waiting[name]}
+        raise GraphError(f"{owner}: the edges make a cycle: {f' {_ARROW} '.join(_cycle(left, node_ids, sources))}")
+    return order
+
+
+def _cycle(left: set[str], node_ids: tuple[str, ...], sources: dict[str, list[str]]) -> list[str]:
+    """A cycle among ``left``, the nodes a topological order could not place (each has a source there)."""
+    walk = [next(name for name in node_ids if name in left)]
+    seen = {walk[0]: 0}
+    while True:  # backwards along edges, until a node comes round again
+        source = next(name for name in sources[walk[-1]] if name in left)
+        if source in seen:
+            loop = walk[seen[source] :]
+            return [source, *reversed(loop[1:]), source]
+        seen[source] = len(walk)
+        walk.append(source)
+
+
+def _reachable(starts: Iterable[str], links: Mapping[str, Sequence[str]]) -> set[str]:
+    found = set(starts)
+    pending = list(found)
+    while pending:
+        for name in links.get(pending.pop(), ()):
+            if name not in found:
+                found.add(name)
+                pending.append(name)
+    return found
+
+
+def _outputs(
+    owner: str,
+    wanted: tuple[str, ...] | None,
+    inputs: tuple[str, ...],
+    node_ids: tuple[str, ...],
+    targets: dict[str, list[str]],
+) -> tuple[str, ...]:
+    if wanted is None:
+        ends = [name for name in node_ids if not targets[name]]
+        # never empty: the nodes make no cycle, and without nodes every input is an output or refused
+        if len(ends) > 1:
+            raise GraphError(
+                f"{owner}: nodes {', '.join(ends)} have no outgoing edge; say which it returns with outputs=[...]"
+            )
+        return (ends[0],)
+    if not wanted:
+        raise GraphError(f"{owner}: outputs is empty; a Graph returns at least one value")
+    for position, name in enumerate(wanted):
+        if name not in inputs and name not in node_ids:
+            raise GraphError(f"{owner}: output {name!r} is not known; {_known(inputs, node_ids)}")
+        if name in wanted[:position]:
+            raise GraphError(f"{owner}: output {name!r} is listed twice")
+    return wanted
+
+
+def _plan(
+    inputs: tuple[str, ...], order: list[str], sources: dict[str, tuple[str, ...]], outputs: tuple[str, ...]
+) -> tuple[tuple[_Step, ...], tuple[int, ...]]:
+    """Value slots (inputs first, then each node in run order) and what each step reads and frees."""
+    slot = {name: index for index, name in enumerate((*inputs, *order))}
+    last_reader: dict[int, int] = {}
+    for step, name in enumerate(order):
+        for source in sources[name]:
+            last_reader[slot[source]] = step
+    output_slots = tuple(slot[name] for name in outputs)
+    freed: list[list[int]] = [[] for _ in order]
+    for value, step in last_reader.items():
+        if value not in output_slots:
+            freed[step].append(value)
+    steps = tuple(
+        (name, tuple(slot[source] for source in sources[name]), tuple(sorted(freed[step])))
+        for step, name in enumerate(order)
+    )
+    return steps, output_slots
+
+
+def _bind(
+    owner: Callable[[], str],
+    names: tuple[str, ...],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    error: type[FluxionError],
+) -> list[Any]:
+    """The input values in the order of ``names``, from positional and keyword arguments.
+
+    ``owner`` gives the graph's label for a message; it is only called when something is wrong.
+    """
+    if not kwargs and len(args) == len(names):
+        return list(args)
+    if len(args) > len(names):
+        raise error(f"{owner()} takes {len(names)} inputs ({', '.join(names)}), got {len(args)} by position")
+    for name in kwargs:
+        if name not in names:
+            raise error(f"{owner()} has no input {name!r}; its inputs are: {', '.join(names)}")
+        if name in names[: len(args)]:
+            raise error(f"{owner()} got its input {name!r} both by position and by name")
+    values = list(args)
+    for name in names[len(args) :]:
+        if name not in kwargs:
+            raise error(f"{owner()} got no value for its input {name!r}; its inputs are: {', '.join(names)}")
+        values.append(kwargs[name])
+    return values
+
+
+def _known(inputs: tuple[str, ...], node_ids: tuple[str, ...]) -> str:
+    return f"inputs: {', '.join(inputs)}; nodes: {', '.join(node_ids) or 'none'}"

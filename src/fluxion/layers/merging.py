@@ -1,0 +1,126 @@
+"""Leaves that merge several tensors into one: the joins of a :class:`~fluxion.layers.Graph`.
+
+Each takes two inputs or more (fewer is almost always a missing edge, so it is refused).
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> x, y = torch.ones(2, 3), torch.full((2, 3), 2.0)
+>>> fl.Add()(x, y)[0].tolist(), fl.Multiply()(x, y)[0].tolist(), fl.Cat(dim=-1)(x, y).shape
+([3.0, 3.0, 3.0], [2.0, 2.0, 2.0], torch.Size([2, 6]))
+"""
+
+import torch
+from jaxtyping import Shaped
+from torch import Tensor
+
+from fluxion import dims
+from fluxion.dims import ShapeError, ShapeValue
+from fluxion.layers.errors import LayerError
+from fluxion.layers.module import Module
+
+
+class Add(Module):
+    """The sum of its inputs, with torch's broadcasting.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Add()(torch.ones(2, 1), torch.ones(3), torch.ones(1)).tolist()
+    [[3.0, 3.0, 3.0], [3.0, 3.0, 3.0]]
+    """
+
+    def forward(self, *inputs: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        _require_several(self, len(inputs))
+        total = inputs[0]
+        for other in inputs[1:]:
+            total = total + other
+        return total
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The broadcast of its input shapes.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Add().output_shape(dims.Shape(["B", 1, 8]), dims.Shape(["T", 1]))
+        (B, T, 8)
+        """
+        return dims.broadcast(_shapes(self, inputs), type(self).__name__)
+
+
+class Multiply(Module):
+    """The element-wise product of its inputs, with torch's broadcasting.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Multiply()(torch.tensor([2.0, 3.0]), torch.tensor(4.0)).tolist()
+    [8.0, 12.0]
+    """
+
+    def forward(self, *inputs: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        _require_several(self, len(inputs))
+        product = inputs[0]
+        for other in inputs[1:]:
+            product = product * other
+        return product
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The broadcast of its input shapes.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Multiply().output_shape(dims.Shape(["B", 4]), dims.Shape([4]))
+        (B, 4)
+        """
+        return dims.broadcast(_shapes(self, inputs), type(self).__name__)
+
+
+class Cat(Module):
+    """Its inputs concatenated along ``dim`` (``torch.cat``).
+
+    Named ``Cat`` because :class:`~fluxion.layers.Concatenate` is the combinator that runs its
+    children on one input and concatenates their outputs.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Cat(dim=1)(torch.ones(2, 3), torch.ones(2, 5)).shape
+    torch.Size([2, 8])
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *inputs: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
+        _require_several(self, len(inputs))
+        return torch.cat(inputs, dim=self.dim)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Its input shapes concatenated along ``dim``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Cat(dim=1).output_shape(dims.Shape(["B", 2, "T"]), dims.Shape(["B", "C", "T"]))
+        (B, C + 2, T)
+        """
+        return dims.concatenate(_shapes(self, inputs), self.dim, type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+def _require_several(layer: Module, count: int) -> None:
+    if count < 2:
+        raise LayerError(f"{type(layer).__name__} merges two inputs or more, got {count}")
+
+
+def _shapes(layer: Module, inputs: tuple[ShapeValue, ...]) -> list[dims.Shape]:
+    """The tensor shapes a merging rule received: two or more, each one tensor's."""
+    what = type(layer).__name__
+    if len(inputs) < 2:
+        got = ", ".join(repr(value) for value in inputs) or "nothing"
+        raise ShapeError(f"{what} merges two tensors or more, got {got}")
+    shapes: list[dims.Shape] = []
+    for value in inputs:
+        if not isinstance(value, dims.Shape):
+            raise ShapeError(f"{what} merges tensors, but one of its inputs is {value!r}")
+        shapes.append(value)
+    return shapes

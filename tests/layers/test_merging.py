@@ -1,0 +1,109 @@
+"""Add, Multiply and Cat: torch's results, exact shape rules, and refusals of wrong counts and shapes."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+import fluxion.layers as fl
+from fluxion import dims, shapes
+from tests.shapes.helpers import evaluate
+
+
+def randn(*shape: int, seed: int = 0) -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+MERGES: list[Any] = [
+    pytest.param(fl.Add(), lambda *xs: sum(xs[1:], xs[0]), id="Add"),
+    pytest.param(fl.Multiply(), lambda *xs: torch.stack(torch.broadcast_tensors(*xs)).prod(0), id="Multiply"),
+]
+
+
+@pytest.mark.parametrize(("layer", "reference"), MERGES)
+@pytest.mark.parametrize(
+    "input_shapes",
+    [((2, 3), (2, 3)), ((2, 1, 4), (3, 1), (4,)), ((5,), (2, 5), (1, 1, 5), (2, 5))],
+    ids=["same", "broadcast", "four"],
+)
+def test_elementwise_merges_match_torch_and_their_rule(
+    layer: torch.nn.Module, reference: Callable[..., Tensor], input_shapes: tuple[tuple[int, ...], ...]
+) -> None:
+    inputs = [randn(*shape, seed=seed) for seed, shape in enumerate(input_shapes)]
+    output = layer(*inputs)
+    torch.testing.assert_close(output, reference(*inputs))
+    assert shapes.infer(layer, *input_shapes).output == dims.Shape(output.shape)
+
+
+def test_cat_matches_torch_cat_along_its_dim() -> None:
+    a, b, c = randn(2, 3, 4), randn(2, 1, 4, seed=1), randn(2, 5, 4, seed=2)
+    torch.testing.assert_close(fl.Cat(dim=1)(a, b, c), torch.cat([a, b, c], dim=1))
+    torch.testing.assert_close(fl.Cat()(a, a), torch.cat([a, a], dim=-1))
+    assert fl.Cat(dim=1).dim == 1
+    assert repr(fl.Cat(dim=-2)) == "Cat(dim=-2)"
+    assert repr(fl.Add()) == "Add()"
+
+
+def test_symbolic_rules() -> None:
+    assert shapes.infer(fl.Add(), ("B", 1, "D"), ("T", 1)).output == dims.Shape(["B", "T", "D"])
+    assert shapes.infer(fl.Multiply(), ("B", "D"), ("D",)).output == dims.Shape(["B", "D"])
+    report = shapes.infer(fl.Cat(dim=1), ("B", "C", "H"), ("B", 3, "H"), ("B", "C", "H"))
+    assert report.output == dims.Shape(["B", 2 * dims.dim("C") + 3, "H"])
+    values = {"B": 2, "C": 4, "H": 5}
+    real = fl.Cat(dim=1)(torch.zeros(2, 4, 5), torch.zeros(2, 3, 5), torch.zeros(2, 4, 5))
+    assert evaluate(report.output, values) == tuple(real.shape)
+
+
+def test_sizes_that_may_differ_become_constraints() -> None:
+    report = shapes.infer(fl.Add(), ("B", "T"), ("B", "S"))
+    assert len(report.constraints) == 1
+    assert "Add" in str(report.constraints[0])
+
+
+MERGE_TYPES = [fl.Add, fl.Multiply, fl.Cat]
+
+
+@pytest.mark.parametrize("kind", MERGE_TYPES)
+def test_fewer_than_two_inputs_are_refused_at_run_time_and_in_the_rule(kind: type[fl.Module]) -> None:
+    layer, name = kind(), kind.__name__
+    with pytest.raises(fl.LayerError, match=f"{name} merges two inputs or more, got 1"):
+        layer(torch.zeros(2))
+    with pytest.raises(fl.LayerError, match="got 0"):
+        layer()
+    with pytest.raises(dims.ShapeError, match=f"{name} merges two tensors or more, got \\(2,\\)"):
+        layer.output_shape(dims.Shape([2]))
+    with pytest.raises(shapes.ShapeError, match=f"{name} merges two tensors or more"):
+        shapes.infer(fl.Chain(kind()), (3, 2))
+
+
+@pytest.mark.parametrize("kind", MERGE_TYPES)
+def test_inputs_that_are_not_one_tensor_are_refused_by_the_rule(kind: type[fl.Module]) -> None:
+    layer = kind()
+    with pytest.raises(dims.ShapeError, match="merges tensors, but one of its inputs is None"):
+        layer.output_shape(dims.Shape([2]), None)
+    pair = (dims.Shape([2]), dims.Shape([2]))
+    with pytest.raises(dims.ShapeError, match="merges tensors"):
+        layer.output_shape(dims.Shape([2]), pair)
+
+
+def test_mismatched_shapes_are_shape_errors_naming_the_node() -> None:
+    model = fl.Chain(fl.Parallel(fl.Linear(4, 3), fl.Linear(4, 5)), fl.Add())
+    with pytest.raises(shapes.ShapeError, match="Add at 'Add' got \\(B, 3\\), \\(B, 5\\): Add needs sizes"):
+        shapes.infer(model, ("B", 4))
+    with pytest.raises(fl.ChainError):
+        model(torch.zeros(2, 4))
+    concatenated = fl.Chain(fl.Parallel(fl.Linear(4, 3), fl.Linear(4, 5)), fl.Cat(dim=0))
+    with pytest.raises(shapes.ShapeError, match="Cat needs equal sizes outside dim 0"):
+        shapes.infer(concatenated, (2, 4))
+    with pytest.raises(shapes.ShapeError, match="Cat concatenates along dim 2"):
+        shapes.infer(fl.Chain(fl.Parallel(fl.Identity(), fl.Identity()), fl.Cat(dim=2)), ("B", 4))
+
+
+def test_merges_take_a_tuple_from_the_previous_child_in_a_chain() -> None:
+    x = randn(3, 6)
+    model = fl.Chain(fl.Chunk(3, dim=-1), fl.Multiply())
+    a, b, c = x.chunk(3, dim=-1)
+    torch.testing.assert_close(model(x), a * b * c)
+    assert shapes.infer(model, ("B", 6)).output == dims.Shape(["B", 2])
