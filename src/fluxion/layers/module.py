@@ -43,6 +43,16 @@ class Module(torch.nn.Module):
 
     _parent: Chain | None = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # The constructor call is kept so that fluxion.spec can write the node back as a spec;
+        # modules given as arguments (a Chain's children) are left out: the tree has them.
+        node = super().__new__(cls)
+        node.__dict__[_CALL] = (
+            tuple(CHILD if _holds_modules(value) else value for value in args),
+            {name: CHILD if _holds_modules(value) else value for name, value in kwargs.items()},
+        )
+        return node
+
     @property
     def parent(self) -> Chain | None:
         """The Chain this node is a child of, or None for a root.
@@ -162,6 +172,46 @@ class WeightedModule(Module):
         torch.float64
         """
         return next(self.parameters()).dtype
+
+
+_CALL = "_fluxion_call"
+
+
+class _Child:
+    def __repr__(self) -> str:
+        return "<child>"
+
+    def __reduce__(self) -> str:
+        return "CHILD"  # pickled by name: one object
+
+
+CHILD = _Child()
+"""What stands for a module (or modules) passed to a constructor in ``constructor_call``."""
+
+
+def constructor_call(module: torch.nn.Module) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The arguments a fluxion module was constructed with (modules given replaced by ``CHILD``).
+
+    None for a module that fluxion did not construct (a plain torch module).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> constructor_call(fl.Linear(4, out_features=2))
+    ((4,), {'out_features': 2})
+    >>> constructor_call(fl.Concatenate(fl.Identity(), dim=1)), constructor_call(torch.nn.ReLU())
+    (((<child>,), {'dim': 1}), None)
+    """
+    return module.__dict__.get(_CALL)
+
+
+def _holds_modules(value: object) -> bool:
+    if isinstance(value, torch.nn.Module):
+        return True
+    if isinstance(value, list | tuple):
+        return any(isinstance(item, torch.nn.Module) for item in cast("list[object]", value))
+    if isinstance(value, dict):
+        return any(isinstance(item, torch.nn.Module) for item in cast("dict[object, object]", value).values())
+    return False
 
 
 def parent_of(module: torch.nn.Module) -> Chain | None:

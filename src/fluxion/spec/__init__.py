@@ -1,13 +1,22 @@
 """Specs: architecture files (JSON, jsonnet) to trees and back.
 
-Every problem with a spec is a :class:`SpecError` that names the file, the place in it and what
-was expected.
+``load`` builds a ready, shape-checked Chain from a spec file (or ``loads`` from text or a dict);
+``dump`` and ``save`` write a tree as a spec that loads back into the same tree. Classes come only
+from the registry (``register``); ``schema()`` is the format's JSON Schema. Every problem with a
+spec is a :class:`SpecError` that names the file, the place in it and what was expected.
 
->>> from fluxion.spec import SpecError
+>>> from fluxion import spec
+>>> layers = [{"type": "Linear", "out_features": 2}]
+>>> model = spec.loads({"type": "Chain", "inputs": {"x": ["B", 4]}, "children": layers})
+>>> spec.dump(model)["children"]
+[{'type': 'Linear', 'in_features': 4, 'out_features': 2}]
 >>> print(SpecError("expected an int", file="model.json", path="blocks[3].kernel_size"))
 model.json: blocks[3].kernel_size: expected an int
 """
 
+from fluxion.spec.api import InputShapes, load, loads, save, schema
+from fluxion.spec.dump import dump
 from fluxion.spec.errors import SpecError
+from fluxion.spec.registry import register, registered
 
-__all__ = ["SpecError"]
+__all__ = ["InputShapes", "SpecError", "dump", "load", "loads", "register", "registered", "save", "schema"]

@@ -1,0 +1,213 @@
+"""``load``, ``loads``, ``save`` and ``schema``: specs in, ready trees out, and back.
+
+>>> import torch
+>>> from fluxion import spec
+>>> model = spec.loads('''{
+...     "type": "Chain",
+...     "inputs": {"x": ["B", 8]},
+...     "children": [
+...         {"type": "Linear", "out_features": 16},
+...         {"type": "ReLU"},
+...         {"type": "Linear", "id": "head", "out_features": 2}
+...     ]
+... }''')
+>>> model.head
+Linear(in_features=16, out_features=2, bias=True)
+>>> model(torch.zeros(3, 8)).shape
+torch.Size([3, 2])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+
+import fluxion.layers as fl
+from fluxion.dims import ShapeError
+from fluxion.layers.lazy import Materializable
+from fluxion.shapes import materialize
+from fluxion.spec import narchi
+from fluxion.spec.build import Builder, input_shapes, tie
+from fluxion.spec.dump import FORMAT_VERSION, dump
+from fluxion.spec.errors import SpecError
+from fluxion.spec.source import Document, read
+from fluxion.weights import MappingLike, Source
+
+InputShapes = Mapping[str, Sequence[int | str]] | Sequence[Sequence[int | str]]
+"""Input shapes: by input name, or in order (``[["B", 3, "H", "W"]]``)."""
+
+
+def load(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    ext_vars: Mapping[str, Any] | None = None,
+    ext_code: Mapping[str, str] | None = None,
+    tla: Mapping[str, Any] | None = None,
+    inputs: InputShapes | None = None,
+    device: torch.device | str | None = None,
+    weights: Source | None = None,
+    mapping: MappingLike | None = None,
+    strict: bool = True,
+    search_paths: Sequence[str | os.PathLike[str]] = (),
+) -> fl.Chain:
+    """Build the tree a spec describes: a ready, shape-checked model.
+
+    ``source`` is a ``.json``/``.jsonnet`` file, spec text or a parsed dict; ``ext_vars``,
+    ``ext_code`` and ``tla`` go to jsonnet (a value that is not a string is passed as code).
+    The input shapes (``inputs``, else the spec's own ``"inputs"``) are used to infer every size
+    left out and to check every shape; the tree is built on ``device`` (``"meta"`` allocates
+    nothing), then ``weights`` are loaded through ``mapping`` (see ``fluxion.weights.load``).
+    Files written by narchi load as they are (see docs/specs.md). Any problem with the spec is a
+    ``SpecError`` naming the file, the JSON path and what was expected.
+
+    >>> from fluxion import spec
+    >>> spec.load('{"type": "Chain", "children": [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3}]}',
+    ...           inputs=[["B", 3, 32, 32]]).Conv2d.in_channels
+    3
+    """
+    document = read(source, ext_vars=ext_vars, ext_code=ext_code, tla=tla, search_paths=search_paths)
+    return _build(document, inputs=inputs, device=device, weights=weights, mapping=mapping, strict=strict)
+
+
+def loads(
+    text: str | Mapping[str, Any],
+    *,
+    inputs: InputShapes | None = None,
+    device: torch.device | str | None = None,
+    weights: Source | None = None,
+    mapping: MappingLike | None = None,
+    strict: bool = True,
+) -> fl.Chain:
+    """Build the tree a spec given as text (JSON or jsonnet) or as a dict describes; see ``load``.
+
+    >>> from fluxion import spec
+    >>> spec.loads({"type": "Chain", "children": [{"type": "ReLU", "id": "act"}]})
+    (CHAIN) Chain()
+        └── act: ReLU()
+    """
+    if isinstance(text, str) and not text.lstrip().startswith(("{", "[")) and "\n" not in text:
+        text = f"{text}\n"  # text, even when it looks like a file name
+    return _build(read(text), inputs=inputs, device=device, weights=weights, mapping=mapping, strict=strict)
+
+
+def save(model: torch.nn.Module, path: str | os.PathLike[str], *, inputs: InputShapes | None = None) -> None:
+    """Write ``model`` as a JSON spec file (see ``dump``); ``inputs`` adds its input shapes.
+
+    >>> import pathlib, tempfile
+    >>> import fluxion.layers as fl
+    >>> from fluxion import spec
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.json"
+    >>> spec.save(fl.Chain(fl.Linear(2, 3)), path)
+    >>> spec.load(path)
+    (CHAIN) Chain()
+        └── Linear(in_features=2, out_features=3, bias=True)
+    """
+    named = None if inputs is None else _named_shapes(inputs, model)
+    text = json.dumps(dump(model, inputs=named), indent=2)
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(f"{text}\n")
+    partial.replace(target)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of fluxion's spec format (shipped with the package).
+
+    >>> from fluxion import spec
+    >>> spec.schema()["title"]
+    'fluxion spec'
+    """
+    text = resources.files("fluxion.spec").joinpath("schema.json").read_text()
+    return cast(dict[str, Any], json.loads(text))
+
+
+def _build(
+    document: Document,
+    *,
+    inputs: InputShapes | None,
+    device: torch.device | str | None,
+    weights: Source | None,
+    mapping: MappingLike | None,
+    strict: bool,
+) -> fl.Chain:
+    file = None if document.file is None else str(document.file)
+    data = document.data
+    if narchi.is_narchi(data):
+        data = narchi.translate(data, file=file)
+        document = Document(data, document.file, document.root, document.search_paths)
+    if not isinstance(data, Mapping):
+        raise SpecError('a spec is an object: its root node (with a "type")', file=file)
+    root = cast(Mapping[str, Any], data)
+    version = root.get("fluxion", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise SpecError(
+            f"this fluxion reads spec format {FORMAT_VERSION}, the file says {version!r}", path="fluxion", file=file
+        )
+    shapes = input_shapes(root["inputs"], ["inputs"]) if "inputs" in root else None
+    body = Document(
+        {key: value for key, value in root.items() if key != "fluxion"},
+        document.file,
+        document.root,
+        document.search_paths,
+    )
+    builder = Builder()
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = builder.build(body)
+    if not isinstance(model, fl.Chain):
+        model = fl.Chain(model)
+    given = shapes if inputs is None else _named_shapes(inputs, model)
+    if given is not None:
+        _materialize(model, given, builder.paths, file)
+    else:
+        lazy = [address for address, node in _named_modules(model) if isinstance(node, Materializable) and node.lazy]
+        if lazy:
+            raise SpecError(
+                f"the spec leaves sizes to be inferred ({', '.join(repr(a) for a in lazy[:3])}"
+                f'{"..." if len(lazy) > 3 else ""}) but gives no input shapes: add "inputs" to the spec '
+                '({"x": ["B", 3, "H", "W"]}) or pass inputs=',
+                file=file,
+            )
+    tie(model, builder.shares)
+    if weights is not None:
+        model.load_weights(weights, mapping=mapping, strict=strict)
+    return model
+
+
+def _materialize(
+    model: fl.Chain,
+    shapes: Mapping[str, Sequence[int | str]],
+    paths: Mapping[int, tuple[str, str | None]],
+    file: str | None,
+) -> None:
+    """Infer every shape, fill in the sizes left out; a shape problem names the node's JSON path."""
+    try:
+        if isinstance(model, fl.Graph):
+            materialize(model, **shapes)
+        else:
+            materialize(model, *shapes.values())
+    except ShapeError as error:
+        path, where = None, file
+        if error.address is not None:
+            with contextlib.suppress(AttributeError):
+                path, where = paths.get(id(model.get_submodule(error.address)), (None, file))
+        raise SpecError(f"shapes do not fit: {error}", path=path, file=where) from None
+
+
+def _named_shapes(inputs: InputShapes, model: torch.nn.Module) -> dict[str, Sequence[int | str]]:
+    if isinstance(inputs, Mapping):
+        return dict(inputs)
+    names = list(model.inputs) if isinstance(model, fl.Graph) else [f"input{i}" for i in range(len(inputs))]
+    if len(names) < len(inputs):
+        raise SpecError(f"the model takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)} shapes")
+    return dict(zip(names, inputs, strict=False))
+
+
+def _named_modules(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module]]:
+    return cast(Iterator[tuple[str, torch.nn.Module]], model.named_modules())

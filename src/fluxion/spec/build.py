@@ -1,0 +1,440 @@
+"""Building a tree from a spec's JSON value: nodes to modules, ids to addresses.
+
+A node is an object naming a registered class in ``"type"``, with an optional ``"id"`` (its name
+in its parent, so its address is the path of ids), its constructor arguments (as keys of the node
+or in ``"args"``) and, for a container, its ``"children"``. A ``"Graph"`` node has ``"nodes"``,
+``"edges"``, ``"inputs"`` and ``"outputs"`` instead. A node ``{"spec": "file.jsonnet", "args": {...}}``
+builds another spec file (``args`` are its top-level arguments). ``"share"`` ties a node's
+parameters to another node's, by address. See docs/specs.md for the whole format.
+
+>>> import fluxion.layers as fl
+>>> from fluxion.spec.build import Builder
+>>> from fluxion.spec.source import read
+>>> head = {"type": "Linear", "id": "head", "in_features": 4, "out_features": 2}
+>>> Builder().build(read({"type": "Chain", "children": [head]}))
+(CHAIN) Chain()
+    └── head: Linear(in_features=4, out_features=2, bias=True)
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+
+import fluxion.layers as fl
+from fluxion.errors import FluxionError
+from fluxion.layers.module import constructor_call
+from fluxion.spec import narchi, registry
+from fluxion.spec.arguments import arguments_in, call
+from fluxion.spec.errors import SpecError, json_path
+from fluxion.spec.source import Document, read, resolve
+
+NodePath = list[str | int]
+
+STRUCTURE_KEYS = ("type", "id", "description", "args", "children", "nodes", "edges", "inputs", "outputs", "share")
+"""The keys a node may have besides its constructor arguments."""
+
+_built_calls: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def built_arguments(module: torch.nn.Module) -> dict[str, Any] | None:
+    """The checked arguments a spec built ``module`` with (for classes fluxion does not record).
+
+    >>> built_arguments(torch.nn.ReLU()) is None
+    True
+    """
+    return _built_calls.get(module)
+
+
+@dataclass(frozen=True)
+class Share:
+    """A tie to make once the tree is complete: ``module``'s parameters become those at ``source``.
+
+    ``source`` is a node's address (all its parameters) or parameter addresses by name; ``path``
+    and ``file`` say where the spec asked for it.
+
+    >>> Share(torch.nn.Linear(2, 2), {"weight": "embed.weight"}, "children[1]", None).source
+    {'weight': 'embed.weight'}
+    """
+
+    module: torch.nn.Module
+    source: str | Mapping[str, str]
+    path: str
+    file: str | None
+
+
+@dataclass
+class Builder:
+    """One build: the spec files being built (to refuse cycles) and the ties to make at the end.
+
+    >>> Builder().build(read({"type": "ReLU"}))
+    ReLU()
+    """
+
+    files: list[Path] = field(default_factory=list[Path])
+    shares: list[Share] = field(default_factory=list[Share])
+    paths: dict[int, tuple[str, str | None]] = field(default_factory=dict[int, tuple[str, str | None]])
+    """``id(module) -> (JSON path, file)`` for every node built, to say where a problem found later is."""
+
+    def build(self, document: Document) -> torch.nn.Module:
+        """The module a document's root node describes.
+
+        >>> Builder().build(read({"type": "Linear", "in_features": 2, "out_features": 3}))
+        Linear(in_features=2, out_features=3, bias=True)
+        """
+        if narchi.is_narchi(document.data):
+            document = Document(
+                narchi.translate(document.data, file=_file(document)),
+                document.file,
+                document.root,
+                document.search_paths,
+            )
+        if document.file is not None:
+            self.files.append(document.file)
+        try:
+            _, module = self.node(document.data, [], document)
+        except SpecError as error:
+            if error.file is None and document.file is not None:
+                error.file = str(document.file)
+            raise
+        finally:
+            if document.file is not None:
+                self.files.pop()
+        return module
+
+    def node(self, data: Any, path: NodePath, document: Document) -> tuple[str | None, torch.nn.Module]:
+        """A node's id and module.
+
+        >>> Builder().node({"type": "Tanh", "id": "squash"}, [], read({}))
+        ('squash', Tanh())
+        """
+        where = json_path(path)
+        if not isinstance(data, Mapping):
+            raise SpecError(f'a node is an object with a "type", got {_kind(data)}', path=where)
+        node = cast(Mapping[str, Any], data)
+        identifier = node.get("id")
+        if identifier is not None and (not isinstance(identifier, str) or not identifier or "." in identifier):
+            raise SpecError(
+                f"an id is a non-empty string without dots, got {identifier!r}", path=json_path([*path, "id"])
+            )
+        if "spec" in node:
+            return self._reference(node, path, document)
+        if "type" not in node:
+            raise SpecError('a node needs a "type" (a registered class name) or a "spec" (a file)', path=where)
+        try:
+            cls = registry.lookup(node["type"])
+        except SpecError as error:
+            error.path = json_path([*path, "type"])
+            raise
+        given = _arguments_of(node, path)
+        if issubclass(cls, fl.Graph):
+            module = self._graph(cls, node, given, path, document)
+        elif "children" in node:
+            module = self._container(cls, node, given, path, document)
+        else:
+            for key in ("nodes", "edges", "outputs"):
+                if key in node:
+                    raise SpecError(f'"{key}" belongs to a Graph node, not to {cls.__name__}', path=where)
+            arguments = arguments_in(cls, given, path)
+            module = _construct(cls, arguments, (), where)
+            if registry.name_of(cls) and constructor_call(module) is None:
+                _built_calls[module] = arguments
+        if "share" in node:
+            self.shares.append(Share(module, _share_source(node["share"], path), where, _file(document)))
+        self.paths[id(module)] = (where, _file(document))
+        return identifier, module
+
+    def _container(
+        self,
+        cls: type[torch.nn.Module],
+        node: Mapping[str, Any],
+        given: dict[str, Any],
+        path: NodePath,
+        document: Document,
+    ) -> torch.nn.Module:
+        where = json_path(path)
+        if not issubclass(cls, fl.Chain):
+            raise SpecError(f"{cls.__name__} is a leaf: it takes no children", path=json_path([*path, "children"]))
+        children = node["children"]
+        if not isinstance(children, list):
+            raise SpecError(f"children is a list of nodes, got {_kind(children)}", path=json_path([*path, "children"]))
+        items = cast(list[Any], children)
+        built = [self.node(child, [*path, "children", index], document) for index, child in enumerate(items)]
+        signature = inspect.signature(cls)
+        takes_children = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values())
+        arguments = arguments_in(cls, given, path, children=0 if takes_children else len(built))
+        if not takes_children:
+            if any(identifier is not None for identifier, _ in built):
+                raise SpecError(f"{cls.__name__} names its children itself: they take no id", path=where)
+            return _construct(cls, arguments, tuple(module for _, module in built), where)
+        container = cast(fl.Chain, _construct(cls, arguments, (), where))
+        for index, (identifier, module) in enumerate(built):
+            try:
+                container.append(module, name=identifier)
+            except FluxionError as error:
+                raise SpecError(str(error), path=json_path([*path, "children", index, "id"])) from None
+        return container
+
+    def _graph(
+        self,
+        cls: type[torch.nn.Module],
+        node: Mapping[str, Any],
+        given: dict[str, Any],
+        path: NodePath,
+        document: Document,
+    ) -> torch.nn.Module:
+        where = json_path(path)
+        if given:
+            raise SpecError(f"a Graph takes no arguments besides its structure, got {', '.join(given)}", path=where)
+        if "children" in node:
+            raise SpecError('a Graph has "nodes" and "edges", not "children"', path=json_path([*path, "children"]))
+        nodes: dict[str, torch.nn.Module] = {}
+        raw = node.get("nodes")
+        if isinstance(raw, Mapping):
+            items = [(key, value, [*path, "nodes", key]) for key, value in cast(Mapping[str, Any], raw).items()]
+        elif isinstance(raw, list):
+            items = [(None, value, [*path, "nodes", index]) for index, value in enumerate(cast(list[Any], raw))]
+        else:
+            raise SpecError(
+                f"a Graph's nodes are a list of nodes with ids, or an object by id, got {_kind(raw)}", path=where
+            )
+        for key, value, item_path in items:
+            identifier, module = self.node(value, item_path, document)
+            name = key if identifier is None else identifier
+            if key is not None and identifier is not None and key != identifier:
+                raise SpecError(
+                    f"the node is listed as {key!r} but its id is {identifier!r}", path=json_path(item_path)
+                )
+            if name is None:
+                raise SpecError("a Graph node needs an id (the name edges use)", path=json_path(item_path))
+            if name in nodes:
+                raise SpecError(f"duplicate id {name!r}", path=json_path([*item_path, "id"]))
+            nodes[name] = module
+        edges = node.get("edges")
+        if not isinstance(edges, list) or not all(isinstance(edge, str) for edge in cast(list[Any], edges)):
+            raise SpecError(
+                'a Graph\'s "edges" is a list of strings such as "input -> a -> b"', path=json_path([*path, "edges"])
+            )
+        inputs = input_names(node.get("inputs", ["input"]), [*path, "inputs"])
+        outputs = node.get("outputs")
+        if outputs is not None and (
+            not isinstance(outputs, list) or not all(isinstance(name, str) for name in cast(list[Any], outputs))
+        ):
+            raise SpecError('a Graph\'s "outputs" is a list of node ids', path=json_path([*path, "outputs"]))
+        try:
+            return cls(
+                nodes=nodes, edges=cast(list[str], edges), inputs=inputs, outputs=cast(list[str] | None, outputs)
+            )
+        except FluxionError as error:
+            raise SpecError(str(error), path=where) from None
+
+    def _reference(
+        self, node: Mapping[str, Any], path: NodePath, document: Document
+    ) -> tuple[str | None, torch.nn.Module]:
+        where = json_path(path)
+        reference = node["spec"]
+        extra = set(node) - {"spec", "args", "ext_vars", "id", "description", "share"}
+        if extra:
+            raise SpecError(
+                f'a "spec" node takes "args", "ext_vars", "id" and "share", not {", ".join(sorted(extra))}', path=where
+            )
+        if not isinstance(reference, str):
+            raise SpecError(f"spec is a relative file path, got {_kind(reference)}", path=json_path([*path, "spec"]))
+        arguments, variables = node.get("args", {}), node.get("ext_vars", {})
+        for key, value in (("args", arguments), ("ext_vars", variables)):
+            if not isinstance(value, Mapping):
+                raise SpecError(
+                    f"{key} is an object of values by name, got {_kind(value)}", path=json_path([*path, key])
+                )
+        try:
+            file = resolve(reference, relative_to=document.file.parent if document.file else None, roots=document.roots)
+        except SpecError as error:
+            error.path = json_path([*path, "spec"])
+            raise
+        if file in self.files:
+            cycle = " -> ".join(str(step.name) for step in [*self.files[self.files.index(file) :], file])
+            raise SpecError(f"spec files refer to each other in a cycle: {cycle}", path=json_path([*path, "spec"]))
+        included = read(
+            file,
+            tla=cast(Mapping[str, Any], arguments),
+            ext_vars=cast(Mapping[str, Any], variables),
+            search_paths=document.search_paths,
+        )
+        module = self.build(Document(included.data, included.file, included.root, document.search_paths))
+        identifier = node.get("id")
+        data = cast(object, included.data)
+        if identifier is None and isinstance(data, Mapping):
+            identifier = cast(Mapping[str, Any], data).get("id")
+        if "share" in node:
+            self.shares.append(Share(module, _share_source(node["share"], path), where, _file(document)))
+        return cast(str | None, identifier), module
+
+
+def input_names(value: Any, path: NodePath) -> list[str]:
+    """The names in an ``"inputs"`` entry: a list of names, or an object of shapes by name.
+
+    >>> input_names({"image": ["B", 3, "H", "W"], "mask": ["B", "H", "W"]}, ["inputs"])
+    ['image', 'mask']
+    """
+    if isinstance(value, Mapping):
+        value = list(cast(Mapping[str, Any], value))
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in cast(list[Any], value)):
+        raise SpecError(
+            'inputs is a list of names, or an object of shapes by name ({"x": ["B", 3, "H", "W"]})',
+            path=json_path(path),
+        )
+    return cast(list[str], value)
+
+
+def input_shapes(value: Any, path: NodePath) -> dict[str, tuple[int | str, ...]] | None:
+    """The input shapes an ``"inputs"`` entry gives, by name (None when it names inputs only).
+
+    >>> input_shapes({"x": ["B", 8]}, ["inputs"]), input_shapes(["x"], ["inputs"])
+    ({'x': ('B', 8)}, None)
+    """
+    if not isinstance(value, Mapping):
+        input_names(value, path)
+        return None
+    shapes: dict[str, tuple[int | str, ...]] = {}
+    for name, shape in cast(Mapping[str, Any], value).items():
+        where = json_path([*path, name])
+        if not isinstance(shape, list):
+            raise SpecError(f"a shape is a list of sizes and symbol names, got {_kind(shape)}", path=where)
+        sizes = cast(list[Any], shape)
+        for size in sizes:
+            good_int = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            if not good_int and not (isinstance(size, str) and size.isidentifier()):
+                raise SpecError(f'a size is a number or a symbol name such as "B", got {size!r}', path=where)
+        shapes[name] = tuple(sizes)
+    return shapes
+
+
+def tie(root: torch.nn.Module, shares: list[Share]) -> None:
+    """Make each share's parameters those of its source (the same tensors), checking shapes first.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2), fl.Linear(2, 2))
+    >>> tie(model, [Share(model.Linear_2, "Linear_1", "children[1]", None)])
+    >>> model.Linear_2.weight is model.Linear_1.weight
+    True
+    """
+    planned: list[tuple[torch.nn.Module, str, torch.nn.Parameter]] = []
+    for share in shares:
+        pairs = _share_pairs(root, share)
+        for name, source in pairs:
+            owner, _, leaf = name.rpartition(".")
+            try:
+                holder = share.module.get_submodule(owner)
+                current = getattr(holder, leaf)
+            except AttributeError:
+                raise SpecError(
+                    f"share: the node has no parameter {name!r}", path=share.path, file=share.file
+                ) from None
+            if not isinstance(current, torch.nn.Parameter | type(None)) or (
+                current is not None and current.shape != source.shape
+            ):
+                shape = None if current is None else tuple(current.shape)
+                raise SpecError(
+                    f"share: {name!r} has shape {shape}, its source {tuple(source.shape)}",
+                    path=share.path,
+                    file=share.file,
+                )
+            planned.append((holder, leaf, source))
+    for holder, leaf, source in planned:
+        holder._parameters[leaf] = source  # pyright: ignore[reportPrivateUsage]
+
+
+def _share_pairs(root: torch.nn.Module, share: Share) -> list[tuple[str, torch.nn.Parameter]]:
+    """(parameter name in the sharing node, source parameter) for every tie of one share."""
+    parameters = dict(root.named_parameters(remove_duplicate=False))
+    if isinstance(share.source, str):
+        try:
+            source_module = root.get_submodule(share.source)
+        except AttributeError:
+            raise SpecError(f"share: no node at address {share.source!r}", path=share.path, file=share.file) from None
+        own = dict(share.module.named_parameters())
+        theirs = dict(source_module.named_parameters())
+        if list(own) != list(theirs):
+            raise SpecError(
+                f"share: the node's parameters ({', '.join(own) or 'none'}) are not those of {share.source!r} "
+                f"({', '.join(theirs) or 'none'})",
+                path=share.path,
+                file=share.file,
+            )
+        return list(theirs.items())
+    pairs: list[tuple[str, torch.nn.Parameter]] = []
+    for name, address in share.source.items():
+        found = parameters.get(address)
+        if found is None:
+            raise SpecError(f"share: no parameter at address {address!r}", path=share.path, file=share.file)
+        pairs.append((name, found))
+    return pairs
+
+
+def _share_source(value: Any, path: NodePath) -> str | Mapping[str, str]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and all(
+        isinstance(key, str) and isinstance(item, str) for key, item in cast(Mapping[Any, Any], value).items()
+    ):
+        return cast(Mapping[str, str], value)
+    raise SpecError(
+        'share is an address ("encoder.embed") or parameters by name ({"weight": "embed.weight"})',
+        path=json_path([*path, "share"]),
+    )
+
+
+def _arguments_of(node: Mapping[str, Any], path: NodePath) -> dict[str, Any]:
+    given = {key: value for key, value in node.items() if key not in STRUCTURE_KEYS}
+    nested = node.get("args", {})
+    if not isinstance(nested, Mapping):
+        raise SpecError(
+            f"args is an object of constructor arguments, got {_kind(nested)}", path=json_path([*path, "args"])
+        )
+    for key, value in cast(Mapping[str, Any], nested).items():
+        if key in given:
+            raise SpecError(
+                f"argument {key!r} is given twice (in the node and in args)", path=json_path([*path, "args", key])
+            )
+        given[key] = value
+    return given
+
+
+def _construct(
+    cls: type[torch.nn.Module], arguments: Mapping[str, Any], children: tuple[torch.nn.Module, ...], where: str
+) -> torch.nn.Module:
+    positional, keywords = call(cls, arguments)
+    try:
+        return cls(*children, *positional, **keywords)
+    except SpecError:
+        raise
+    except Exception as error:  # the constructor's own checks, whatever they raise
+        message = str(error).split("\n")[0]
+        raise SpecError(
+            f"{cls.__name__} refused its arguments: {type(error).__name__}: {message}", path=where
+        ) from None
+
+
+def _file(document: Document) -> str | None:
+    return None if document.file is None else str(document.file)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names: dict[type, str] = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
+    kind: type = type(cast(object, value))
+    return names.get(kind, kind.__name__)

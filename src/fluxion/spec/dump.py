@@ -1,0 +1,136 @@
+"""Writing a tree as a spec: the inverse of building, so that loading the result gives the same tree.
+
+Each node is written as its registered type and the arguments it was constructed with (defaults
+left out, sizes that inference filled in written out), a container's children after it, each with
+its id when its name was given explicitly. Parameters tied to another node's are written as a
+``"share"``.
+
+>>> import fluxion.layers as fl
+>>> from fluxion import spec
+>>> spec.dump(fl.Chain(fl.Linear(4, 2), out=fl.Softmax(dim=-1)))
+{'fluxion': 1, 'type': 'Chain', 'children': [{'type': 'Linear', 'in_features': 4, 'out_features': 2}, \
+{'type': 'Softmax', 'id': 'out'}]}
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import torch
+
+import fluxion.layers as fl
+from fluxion.layers.module import CHILD, constructor_call
+from fluxion.spec import registry
+from fluxion.spec.arguments import arguments_out, to_json
+from fluxion.spec.build import built_arguments
+from fluxion.spec.errors import SpecError
+
+FORMAT_VERSION = 1
+"""The version of fluxion's spec format that ``dump`` writes (the root's ``"fluxion"`` key)."""
+
+
+def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | None = None) -> dict[str, Any]:
+    """``model`` as a spec (a JSON-ready dict); ``inputs`` adds input shapes by name.
+
+    Every class in the tree must be registered (``fluxion.spec.register``). Loading the result
+    gives the same tree: same addresses, classes, arguments, parameters and shapes.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import spec, shapes
+    >>> model = fl.Chain(fl.Linear(out_features=3))
+    >>> _ = shapes.materialize(model, ("B", 5))
+    >>> spec.dump(model, inputs={"x": ["B", 5]})["children"]
+    [{'type': 'Linear', 'in_features': 5, 'out_features': 3}]
+    """
+    first_owner: dict[int, str] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        first_owner.setdefault(id(parameter), name)
+    document: dict[str, Any] = {"fluxion": FORMAT_VERSION, **_node(model, "", first_owner)}
+    if inputs is not None:
+        document["inputs"] = {name: list(shape) for name, shape in inputs.items()}
+    return document
+
+
+def _node(module: torch.nn.Module, address: str, first_owner: dict[int, str]) -> dict[str, Any]:
+    cls = type(module)
+    name = registry.name_of(cls)
+    where = f"the node at {address!r}" if address else "the root"
+    if name is None:
+        raise SpecError(
+            f"{where} is a {cls.__name__}, which is not registered: call fluxion.spec.register({cls.__name__}) "
+            "to write it in specs"
+        )
+    node: dict[str, Any] = {"type": name}
+    if isinstance(module, fl.Graph):
+        graph = module
+        node["inputs"] = list(graph.inputs)
+        node["outputs"] = list(graph.outputs)
+        node["nodes"] = [
+            {**_node(child, _join(address, child_name), first_owner), "id": child_name}
+            for child_name, child in graph.named_children()
+        ]
+        node["edges"] = list(graph.edges)
+    else:
+        node.update(_arguments(module, where))
+    if isinstance(module, fl.Chain) and not isinstance(module, fl.Graph) and _has_children_in_spec(module):
+        chain = module
+        explicit = cast(set[str], chain.__dict__.get("_explicit", set[str]()))
+        children: list[dict[str, Any]] = []
+        for child_name, child in chain.named_children():
+            child_node = _node(child, _join(address, child_name), first_owner)
+            if child_name in explicit:
+                child_node = {"type": child_node.pop("type"), "id": child_name, **child_node}
+            children.append(child_node)
+        node["children"] = children
+    shared = _shared(module, address, first_owner)
+    if shared is not None:
+        node["share"] = shared
+    return node
+
+
+def _arguments(module: torch.nn.Module, where: str) -> dict[str, Any]:
+    recorded = constructor_call(module)
+    if recorded is None:
+        built = built_arguments(module)
+        if built is None:
+            raise SpecError(
+                f"{where} is a {type(module).__name__} built outside fluxion: its constructor arguments are unknown "
+                "(derive it from fluxion.layers.Module, or build it from a spec)"
+            )
+        return {key: to_json(value, f"{where}.{key}") for key, value in built.items()}
+    args, kwargs = recorded
+    args = tuple(value for value in args if value is not CHILD)
+    kwargs = {key: value for key, value in kwargs.items() if value is not CHILD}
+    written = arguments_out(type(module), args, kwargs)
+    inferred = cast(dict[str, Any], module.__dict__.get("_fluxion_inferred", {}))
+    for key, value in inferred.items():
+        written[key] = to_json(value, f"{where}.{key}")
+    order = list(inspect.signature(type(module)).parameters)
+    return dict(sorted(written.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+
+
+def _shared(module: torch.nn.Module, address: str, first_owner: dict[int, str]) -> str | dict[str, str] | None:
+    """Where this node's own parameters first appear in the tree, when somewhere else."""
+    own = list(module.named_parameters(recurse=False))
+    elsewhere = {
+        name: first_owner[id(parameter)]
+        for name, parameter in own
+        if first_owner.get(id(parameter), _join(address, name)) != _join(address, name)
+    }
+    return elsewhere or None
+
+
+def _has_children_in_spec(module: fl.Chain) -> bool:
+    """Whether the Chain was given its children (``Chain(a, b)``, ``Matmul(a, b)``) rather than
+    building them itself from arguments (``MultiHeadAttention(8)``)."""
+    parameters = inspect.signature(type(module)).parameters.values()
+    if any(parameter.kind is inspect.Parameter.VAR_POSITIONAL for parameter in parameters):
+        return True
+    recorded = constructor_call(module)
+    return recorded is not None and any(value is CHILD for value in (*recorded[0], *recorded[1].values()))
+
+
+def _join(address: str, name: str) -> str:
+    return f"{address}.{name}" if address else name
