@@ -446,3 +446,19 @@ def test_layers_with_several_inputs_round_trip() -> None:
     }
     model = spec.loads(document)
     same_tree(model, spec.loads(spec.dump(model)))
+
+
+def test_registering_a_redefined_class_replaces_it_and_a_clash_is_an_error() -> None:
+    def define() -> type[fl.Module]:
+        class Redefined(fl.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x
+
+        return Redefined
+
+    first, second = define(), define()
+    spec.register(first)
+    assert spec.register(second) is second  # a re-run notebook cell
+    assert type(spec.loads({"type": "Chain", "children": [{"type": "Redefined"}]})[0]) is second
+    with pytest.raises(SpecError, match="cannot register Tanh as 'Redefined'"):
+        spec.register(fl.Tanh, name="Redefined")

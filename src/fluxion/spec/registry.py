@@ -7,14 +7,14 @@ layer of ``fluxion.layers`` is registered under its class name; ``register`` add
 >>> import fluxion.layers as fl
 >>> from fluxion import spec
 >>> @spec.register
-... class Scale(fl.Module):
+... class Amplify(fl.Module):
 ...     def __init__(self, factor: float = 2.0) -> None:
 ...         super().__init__()
 ...         self.factor = factor
 ...
 ...     def forward(self, x: torch.Tensor) -> torch.Tensor:
 ...         return x * self.factor
->>> spec.loads({"type": "Chain", "children": [{"type": "Scale", "factor": 3.0}]})(torch.ones(1)).item()
+>>> spec.loads({"type": "Chain", "children": [{"type": "Amplify", "factor": 3.0}]})(torch.ones(1)).item()
 3.0
 """
 
@@ -56,7 +56,8 @@ def register(cls: M | None = None, name: str | None = None) -> M | Callable[[M],
     """Make ``cls`` available to specs as ``name`` (its class name by default); also a decorator.
 
     Registering a second class under a taken name is an error; registering the same class again
-    is not.
+    is not, nor is registering a class defined again under the same module and name (a re-run
+    notebook cell), which replaces the earlier one.
 
     >>> import fluxion.layers as fl
     >>> from fluxion import spec
@@ -78,7 +79,11 @@ def register(cls: M | None = None, name: str | None = None) -> M | Callable[[M],
             raise SpecError(f"a registered name is an identifier, got {key!r}")
         classes = _builtins()
         present = classes.get(key)
-        if present is not None and present is not layer:
+        redefined = present is not None and (present.__module__, present.__qualname__) == (
+            layer.__module__,
+            layer.__qualname__,
+        )
+        if present is not None and present is not layer and not redefined:
             raise SpecError(f"cannot register {layer.__name__} as {key!r}: that name is {present.__name__} already")
         classes[key] = layer
         return layer
