@@ -462,3 +462,23 @@ def test_registering_a_redefined_class_replaces_it_and_a_clash_is_an_error() -> 
     assert type(spec.loads({"type": "Chain", "children": [{"type": "Redefined"}]})[0]) is second
     with pytest.raises(SpecError, match="cannot register Tanh as 'Redefined'"):
         spec.register(fl.Tanh, name="Redefined")
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_the_resnet_example_round_trips_and_has_torchvisions_layout(depth: int) -> None:
+    model = spec.load(EXAMPLES / "resnet.jsonnet", tla={"depth": depth}, device="meta")
+    written = spec.dump(model, inputs={"image": ["B", 3, 224, 224]})
+    jsonschema.validate(written, SCHEMA)
+    again = spec.loads(json.loads(json.dumps(written)), device="meta")
+    same_tree(model, again)
+    keys = list(model.state_dict())
+    assert keys[:2] == ["conv1.weight", "bn1.weight"]
+    assert "layer2.0.downsample.0.weight" in keys
+    assert keys[-2:] == ["fc.weight", "fc.bias"]
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    assert parameters == {18: 11_689_512, 50: 25_557_032}[depth]  # torchvision's resnet18 / resnet50
+    report = shapes.infer(model, ("B", 3, "H", "W"))
+    assert report.output == shapes.Shape(["B", 1000])
