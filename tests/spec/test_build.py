@@ -105,7 +105,7 @@ def same_tree(first: torch.nn.Module, second: torch.nn.Module) -> None:
 
 def test_every_builtin_class_has_an_example() -> None:
     covered = set(LAYERS) | set(CONTAINERS) | NOT_STANDALONE
-    assert set(spec.registered()) <= covered | {"LSTM", "GRU", "Select"}, set(spec.registered()) - covered
+    assert set(spec.registered()) <= covered | {"LSTM", "GRU", "RNN"}, set(spec.registered()) - covered
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -482,3 +482,26 @@ def test_the_resnet_example_round_trips_and_has_torchvisions_layout(depth: int) 
     assert parameters == {18: 11_689_512, 50: 25_557_032}[depth]  # torchvision's resnet18 / resnet50
     report = shapes.infer(model, ("B", 3, "H", "W"))
     assert report.output == shapes.Shape(["B", 1000])
+
+
+def test_a_share_in_an_included_file_names_addresses_in_that_file(tmp_path: Path) -> None:
+    (tmp_path / "tied.json").write_text(
+        json.dumps(
+            {
+                "type": "Chain",
+                "children": [
+                    {"type": "Linear", "id": "a", "in_features": 3, "out_features": 3},
+                    {"type": "Linear", "id": "b", "in_features": 3, "out_features": 3, "share": "a"},
+                ],
+            }
+        )
+    )
+    (tmp_path / "model.json").write_text(
+        json.dumps(
+            {"type": "Chain", "children": [{"spec": "tied.json", "id": "first"}, {"spec": "tied.json", "id": "second"}]}
+        )
+    )
+    model = spec.load(tmp_path / "model.json")
+    assert model.first.b.weight is model.first.a.weight
+    assert model.second.b.weight is model.second.a.weight
+    assert model.second.a.weight is not model.first.a.weight

@@ -37,6 +37,7 @@ from fluxion.layers.merging import Add, Cat, Multiply
 from fluxion.layers.module import Module, WeightedModule, address_of, parent_of
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from fluxion.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from fluxion.layers.recurrent import GRU, LSTM, RNN
 from fluxion.layers.sampling import Interpolate, PixelShuffle, Upsample
 from fluxion.layers.shaping import (
     Chunk,
@@ -53,6 +54,9 @@ from fluxion.layers.shaping import (
 from fluxion.layers.tree_repr import draw_tree
 
 __all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool2d",
     "Add",
     "AvgPool2d",

@@ -18,6 +18,7 @@ parameters to another node's, by address. See docs/specs.md for the whole format
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import weakref
 from collections.abc import Mapping
@@ -67,6 +68,8 @@ class Share:
     source: str | Mapping[str, str]
     path: str
     file: str | None
+    base: torch.nn.Module | None = None
+    """The tree the source addresses are in: the one built from the file the share is written in."""
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Builder:
             )
         if document.file is not None:
             self.files.append(document.file)
+        first_share = len(self.shares)
         try:
             _, module = self.node(document.data, [], document)
         except SpecError as error:
@@ -106,6 +110,9 @@ class Builder:
         finally:
             if document.file is not None:
                 self.files.pop()
+        for index in range(first_share, len(self.shares)):  # addresses in a file are relative to its own root
+            if self.shares[index].base is None:
+                self.shares[index] = dataclasses.replace(self.shares[index], base=module)
         return module
 
     def node(self, data: Any, path: NodePath, document: Document) -> tuple[str | None, torch.nn.Module]:
@@ -326,7 +333,7 @@ def tie(root: torch.nn.Module, shares: list[Share]) -> None:
     """
     planned: list[tuple[torch.nn.Module, str, torch.nn.Parameter]] = []
     for share in shares:
-        pairs = _share_pairs(root, share)
+        pairs = _share_pairs(root if share.base is None else share.base, share)
         for name, source in pairs:
             owner, _, leaf = name.rpartition(".")
             try:
