@@ -8,7 +8,10 @@ What it measures
     * ``mlp 1000``  -- a generated network of 1000 nodes: 20 Chains of 10 residual blocks of LayerNorm,
       Linear, GeLU, Linear, input ``(B, T, 64)``;
     * ``resnet-50`` -- a ResNet-50-sized tree (bottleneck blocks 3-4-6-3, 53 convolutions with
-      their batch norms), input ``(B, 3, H, W)``.
+      their batch norms), input ``(B, 3, H, W)``;
+    * ``resnet-50/r`` -- the same with its strided layers stated as ratios (``downsample=2``): the
+      report reads ``H/32`` and carries constraints ("H must be divisible by 32"), which costs the
+      symbolic work of reading every size under them.
 
 How it measures
     Built on the ``meta`` device. Each repetition times both in turn; the figure is the median over
@@ -46,38 +49,48 @@ def mlp(blocks: int = 20, dim: int = 64) -> fl.Chain:
     return fl.Chain(*[block() for _ in range(blocks)], head=fl.Linear(dim, 10))
 
 
-def bottleneck(inputs: int, width: int, stride: int) -> fl.Chain:
+def strided(inputs: int, outputs: int, kernel: int, stride: int, ratio: bool) -> fl.Conv2d:
+    """A strided convolution, stated by its stride and padding, or by its ratio (``downsample=``)."""
+    if ratio and stride > 1:
+        return fl.Conv2d(inputs, outputs, kernel, downsample=stride, bias=False)
+    return fl.Conv2d(inputs, outputs, kernel, stride=stride, padding=(kernel - 1) // 2, bias=False)
+
+
+def bottleneck(inputs: int, width: int, stride: int, ratio: bool = False) -> fl.Chain:
     outputs = 4 * width
     main = fl.Chain(
         fl.Conv2d(inputs, width, 1, bias=False),
         fl.BatchNorm2d(width),
         fl.ReLU(),
-        fl.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
+        strided(width, width, 3, stride, ratio),
         fl.BatchNorm2d(width),
         fl.ReLU(),
         fl.Conv2d(width, outputs, 1, bias=False),
         fl.BatchNorm2d(outputs),
     )
     shortcut: torch.nn.Module = (
-        fl.Chain(fl.Conv2d(inputs, outputs, 1, stride=stride, bias=False), fl.BatchNorm2d(outputs))
+        fl.Chain(strided(inputs, outputs, 1, stride, ratio), fl.BatchNorm2d(outputs))
         if stride != 1 or inputs != outputs
         else fl.Identity()
     )
     return fl.Chain(fl.Sum(main, shortcut), fl.ReLU())
 
 
-def resnet50() -> fl.Chain:
+def resnet50(ratio: bool = False) -> fl.Chain:
+    """``ratio``: strided layers say ``downsample=2``, so inference reads H/2... and says H must be divisible by 32."""
     stages: list[fl.Chain] = []
     inputs = 64
     for width, count, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        blocks = [bottleneck(inputs if i == 0 else 4 * width, width, stride if i == 0 else 1) for i in range(count)]
+        blocks = [
+            bottleneck(inputs if i == 0 else 4 * width, width, stride if i == 0 else 1, ratio) for i in range(count)
+        ]
         stages.append(fl.Chain(*blocks))
         inputs = 4 * width
     return fl.Chain(
-        fl.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+        strided(3, 64, 7, 2, ratio),
         fl.BatchNorm2d(64),
         fl.ReLU(),
-        fl.MaxPool2d(3, stride=2, padding=1),
+        fl.MaxPool2d(3, downsample=2) if ratio else fl.MaxPool2d(3, stride=2, padding=1),
         *stages,
         fl.AdaptiveAvgPool2d(1),
         fl.Flatten(),
@@ -105,6 +118,7 @@ def main() -> None:
         cases = {
             "mlp 1000": (mlp(), ("B", "T", 64), (8, 128, 64)),
             "resnet-50": (resnet50(), ("B", 3, "H", "W"), (8, 3, 224, 224)),
+            "resnet-50/r": (resnet50(ratio=True), ("B", 3, "H", "W"), (8, 3, 224, 224)),
         }
     start = time.perf_counter()
     shapes.infer(*cases["mlp 1000"][:2])  # type: ignore[arg-type]
@@ -122,7 +136,7 @@ def main() -> None:
         meta_input = torch.empty(concrete, device="meta")
         with torch.no_grad():
             forward = median_seconds(lambda model=model, x=meta_input: model(x), repeats)
-        goal = ("< 100 ms " + ("ok" if inferred < 0.1 else "MISSED")) if name == "resnet-50" else ""
+        goal = ("< 100 ms " + ("ok" if inferred < 0.1 else "MISSED")) if name.startswith("resnet-50") else ""
         print(
             f"{name:<11} {nodes:>6} {1000 * inferred:>12.1f} ms {1000 * warm:>6.1f} ms {1000 * forward:>10.1f} ms "
             f"{inferred / forward:>6.2f}x   {goal}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,27 @@ def test_strided_layers_in_a_row_read_as_fractions_with_one_constraint_per_symbo
         "W must be divisible by 8",
     ]
     assert report.constraints[0].reason.startswith("together: Conv2d downsamples by 2")
+
+
+def test_a_value_constraint_is_kept_beside_a_divisibility_on_the_same_symbol() -> None:
+    model = fl.Chain(fl.Parallel(fl.Chunk(2, dim=-1), fl.LayerNorm(8)))
+    report = shapes.infer(model, ("B", "H"))
+    assert [(c.first, c.second) for c in report.constraints] == [(8, dims.dim("H"))]
+    assert report.output == ((dims.Shape(["B", 4]), dims.Shape(["B", 4])), dims.Shape(["B", 8]))
+
+
+def test_sizes_a_model_fixes_are_checked_by_every_rule() -> None:
+    model = fl.Chain(fl.Parallel(fl.Conv1d(1, 1, 5), fl.LayerNorm(3)))  # the LayerNorm fixes H to 3: too short
+    with pytest.raises(dims.ShapeError, match="padded size of at least 5") as caught:
+        shapes.infer(model, ("B", 1, "H"))
+    assert caught.value.address == "Parallel.Conv1d"
+    assert "with sizes the model fixes: 3 = H" in str(caught.value)
+
+
+def test_a_size_that_must_be_one_after_a_stride_gives_the_input_size() -> None:
+    model = fl.Chain(
+        fl.SetContext("c", "s"), fl.Conv2d(2, 2, 3, downsample=2), fl.Sum(fl.Identity(), fl.UseContext("c", "s"))
+    )
+    report = shapes.infer(model, ("B", 2, "H", "W"))
+    assert report.output == dims.Shape(["B", 2, 2, 2])  # H/2 broadcasts with H only when H/2 is 1
+    assert model(torch.randn(1, 2, 2, 2)).shape == (1, 2, 2, 2)

@@ -489,3 +489,26 @@ def test_a_lazy_layer_run_twice_with_disagreeing_inputs_is_refused() -> None:
     assert model.Twice.Linear.lazy
     materialize(model, ("B", 4))  # both calls see 4 features
     assert model(torch.randn(2, 4)).shape == (2, 4)
+
+
+def test_a_lazy_multi_head_attention_follows_dtype_changes_before_materialize() -> None:
+    model = fl.Chain(fl.Linear(out_features=8), fl.MultiHeadAttention(num_heads=2)).to(torch.float64)
+    materialize(model, ("B", "T", 4))
+    assert model["MultiHeadAttention.projections.query"].weight.dtype == torch.float64
+    assert model(torch.randn(2, 3, 4, dtype=torch.float64)).dtype == torch.float64
+
+
+class OwnForward(fl.Chain):
+    """A Chain subclass with its own forward and no rule: evaluated on meta."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self[1](self[0](x))
+
+
+def test_a_node_evaluated_on_meta_leaves_no_context_and_names_lazy_layers_inside() -> None:
+    model = fl.Chain(OwnForward(fl.SetContext("ctx", "skip"), fl.Linear(4, 4)), fl.Linear(4, 2))
+    shapes.infer(model, (2, 4))
+    assert model.use_context("ctx") == {}
+    lazy = fl.Chain(OwnForward(fl.Identity(), fl.Linear(out_features=4)))
+    with pytest.raises(dims.ShapeError, match="has no shape rule, so the sizes left out inside it"):
+        materialize(lazy, (2, 4))

@@ -51,3 +51,10 @@ def test_hooks_are_removed_even_when_the_forward_fails() -> None:
     with pytest.raises(fl.ChainError):
         shapes.trace(net, torch.randn(1, 4))
     assert all(not module._forward_hooks for module in net.modules())  # pyright: ignore[reportPrivateUsage]
+
+
+def test_trace_in_train_mode_leaves_batch_norm_statistics_as_they_were() -> None:
+    model = fl.Chain(fl.Linear(3, 4), fl.BatchNorm1d(4)).train()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    shapes.trace(model, torch.randn(8, 3))
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())

@@ -9,7 +9,7 @@ torch.Size([1, 5, 8])
 ['attention', 'output', 'projections', 'projections.key', 'projections.query', 'projections.value']
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import torch
@@ -190,6 +190,9 @@ class MultiHeadAttention(Chain):
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim
+        if embed_dim is None:  # the device (and dtype) in force now, as lazy leaves keep it (torch.device("meta"))
+            probe = torch.empty(0, device=device, dtype=dtype)
+            device, dtype = probe.device, probe.dtype
         # what a lazy layer builds its projections with once embed_dim is known
         self._building: dict[str, Any] = {
             "bias": bias,
@@ -327,6 +330,13 @@ class MultiHeadAttention(Chain):
         self.append(output, name="output")
         self.embed_dim, self.key_dim, self.value_dim = twin.embed_dim, twin.key_dim, twin.value_dim
         self.__dict__["_fluxion_inferred"] = {name: getattr(twin, name) for name in missing}  # for spec.dump
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Self:
+        # .to(), .half()...: a lazy layer follows them for the projections it will build
+        if self.lazy:
+            moved = fn(torch.empty(0, device=self._building["device"], dtype=self._building["dtype"]))
+            self._building = {**self._building, "device": moved.device, "dtype": moved.dtype}
+        return super()._apply(fn, recurse)  # pyright: ignore[reportUnknownMemberType]  # torch leaves fn untyped
 
     def extra_repr(self) -> str:
         embed = "?" if self.embed_dim is None else self.embed_dim

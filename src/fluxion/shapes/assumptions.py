@@ -14,6 +14,7 @@ constraints are kept as they are; those the facts imply are dropped.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,10 +34,15 @@ def divisibility(first: Dim, second: Dim) -> tuple[Dim, int] | None:
     """
     if isinstance(first, int) or isinstance(second, int):
         return None
+    return _divisibility(first, second)
+
+
+@functools.lru_cache(maxsize=4096)
+def _divisibility(first: Any, second: Any) -> tuple[Dim, int] | None:
     sp = dims.sympy_module()
     for left, right in ((first, second), (second, first)):
         for floor in left.atoms(sp.floor):
-            divisor = sp.simplify(right / floor.args[0])
+            divisor = right / floor.args[0]  # sympy cancels X / (X/k) to k by itself
             if divisor.is_Integer and divisor > 1 and sp.expand(left - divisor * floor) == 0:
                 return right, int(divisor)
     return None
@@ -64,22 +70,53 @@ class Assumptions:
         >>> Assumptions.of([(2 * dims.floordiv(h, 2), h), (4 * dims.floordiv(h, 4), h)]).divisors
         ((H, 4),)
         """
-        divisors: dict[Any, int] = {}
-        values: dict[Any, int] = {}
+        facts = Assumptions()
         for first, second in equations:
-            found = divisibility(first, second)
-            if found is not None:
-                fact = symbol_divisor(*found)
-                if fact is not None:
-                    divisors[fact[0]] = math.lcm(divisors.get(fact[0], 1), fact[1])
-                continue
-            symbol = _fixed_symbol(first, second)
-            if symbol is not None:
-                values.setdefault(symbol, first if isinstance(first, int) else cast(int, second))
-        return Assumptions(tuple(divisors.items()), tuple(values.items()))
+            facts = facts.with_equation(first, second)
+        return facts
+
+    def with_equation(self, first: Dim, second: Dim, *, values: bool = True) -> Assumptions:
+        """These facts and what ``first = second`` adds (the same object when it adds nothing);
+        ``values=False`` ignores a symbol fixed to a number.
+
+        >>> from fluxion import dims
+        >>> h = dims.dim("H")
+        >>> Assumptions().with_equation(h, 4 * dims.floordiv(h, 4)).with_equation(3, h, values=False)
+        Assumptions(divisors=((H, 4),), values=())
+        """
+        found = divisibility(first, second)
+        if found is not None:
+            fact = symbol_divisor(*found)
+            if fact is None:
+                return self
+            divisors = dict(self.divisors)
+            combined = math.lcm(divisors.get(fact[0], 1), fact[1])
+            if divisors.get(fact[0]) == combined:
+                return self
+            divisors[fact[0]] = combined
+            return Assumptions(tuple(divisors.items()), self.values)
+        symbol = _fixed_symbol(first, second)
+        if not values or symbol is None or symbol in dict(self.values):
+            return self
+        number = first if isinstance(first, int) else cast(int, second)
+        return Assumptions(self.divisors, (*self.values, (symbol, number)))
 
     def __bool__(self) -> bool:
         return bool(self.divisors or self.values)
+
+    @functools.cached_property
+    def _substitutions(self) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Dim]]:
+        """(symbol -> value or k * a new integer symbol, that symbol -> symbol / k, a cache of readings)."""
+        sp = dims.sympy_module()
+        forward: dict[Any, Any] = dict(self.values)
+        backward: dict[Any, Any] = {}
+        for symbol, divisor in self.divisors:
+            if symbol in forward:
+                continue
+            multiple = sp.Dummy(str(symbol), integer=True, positive=True)
+            forward[symbol] = divisor * multiple
+            backward[multiple] = symbol / divisor
+        return forward, backward, {}
 
     def apply(self, size: Dim) -> Dim:
         """``size`` read under the facts.
@@ -92,18 +129,19 @@ class Assumptions:
         """
         if isinstance(size, int) or not self:
             return size
-        sp = dims.sympy_module()
-        forward: dict[Any, Any] = dict(self.values)
-        backward: dict[Any, Any] = {}
-        for symbol, divisor in self.divisors:
-            if symbol in forward:
-                continue
-            multiple = sp.Dummy(str(symbol), integer=True, positive=True)
-            forward[symbol] = divisor * multiple
-            backward[multiple] = symbol / divisor
-        if not size.free_symbols & forward.keys():
-            return size
-        return dims.normal(sp.expand(size.subs(forward).subs(backward)))
+        forward, backward, readings = self._substitutions
+        read = readings.get(size)
+        if read is None:
+            read = size
+            symbols = size.free_symbols & forward.keys()
+            sp = dims.sympy_module()
+            # without a value to put in or a rounding to resolve, H -> k*h -> H gives the size back as it was
+            if symbols & dict(self.values).keys() or (
+                symbols and cast(Any, size).has(sp.floor, sp.ceiling, sp.Min, sp.Max, sp.Mod)
+            ):
+                read = dims.normal(sp.expand(size.subs(forward).subs(backward)))
+            readings[size] = read
+        return read
 
     def apply_to(self, value: ShapeValue) -> ShapeValue:
         """A shape, a tuple of shapes or None, read under the facts.
@@ -155,7 +193,8 @@ class Assumptions:
                 if found is not None and found[0] == fact[0] and fact[1] == divisors[fact[0]]:
                     stated.setdefault(fact[0], position)
         kept: list[tuple[list[int], Dim, Dim]] = []
-        reported: set[Any] = set()
+        reported: set[Any] = set()  # symbols whose divisor is reported
+        fixed_reported: set[Any] = set()  # symbols whose value is reported
         for position, (first, second) in enumerate(equations):
             if self.implies(first, second) is False:
                 raise ShapeError(
@@ -176,8 +215,8 @@ class Assumptions:
                         kept.append((sources[symbol], divisor * dims.floordiv(symbol, divisor), symbol))
                 continue
             fixed = _fixed_symbol(first, second)
-            if fixed is not None and fixed in values and fixed not in reported:
-                reported.add(fixed)
+            if fixed is not None and fixed in values and fixed not in fixed_reported:
+                fixed_reported.add(fixed)
                 kept.append(([position], first, second))
                 continue
             if self.implies(first, second) is None:

@@ -14,7 +14,7 @@ changed.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -22,8 +22,11 @@ import torch
 
 from fluxion import dims
 from fluxion.dims import Dim, DimLike, Shape, ShapeError, ShapeValue
-from fluxion.layers.chain import ReturnSignal
+from fluxion.layers.chain import Chain, ReturnSignal
+from fluxion.layers.lazy import Materializable
+from fluxion.layers.module import parent_of
 from fluxion.shapes.assumptions import Assumptions
+from fluxion.shapes.multiples import Multiples, unwind, unwind_value
 from fluxion.shapes.report import Call, Constraint, NodeShapes, ShapeReport, format_value, node_addresses
 
 ShapeLike = Sequence[DimLike] | torch.Size
@@ -50,11 +53,70 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
     """
     inputs = tuple(_as_shape(shape, f"input {position}") for position, shape in enumerate(input_shapes))
     named = {name: _as_shape(shape, f"input {name!r}") for name, shape in named_input_shapes.items()}
-    inference = _Inference(model)
-    with inference.active():
-        inference.trail.extend(("input", shape) for shape in inputs)
-        inference.run_root(inputs, named)
-    return _read_under_constraints(model, inference.nodes, inference.constraints)
+    fixed: list[Constraint] = []  # constraints that fix a symbol to a number, from earlier rounds
+    while True:
+        inference = _Inference(model)
+        with inference.active():
+            inference.trail.extend(("input", shape) for shape in inputs)
+            try:
+                inference.run_root(inputs, named)
+            except ShapeError as error:
+                raise _with_fixed_values(error, fixed) from None
+        found = [_unwound_constraint(constraint) for constraint in inference.constraints]
+        values = _fixed_values(found)
+        if not values:
+            return _read_under_constraints(model, inference.nodes, [*fixed, *found])
+        # Some symbols must be numbers: infer again with the numbers, so that every rule checks them.
+        fixed.extend(c for c in found if _fixed_value(c) is not None)
+        inputs = tuple(cast(Shape, dims.substitute_shape(shape, values)) for shape in inputs)
+        named = {key: cast(Shape, dims.substitute_shape(shape, values)) for key, shape in named.items()}
+
+
+def _unwound(shapes: NodeShapes) -> NodeShapes:
+    return NodeShapes(
+        tuple(unwind_value(value) for value in shapes.inputs),
+        unwind_value(shapes.output),
+        tuple(
+            Call(tuple(unwind_value(value) for value in call.inputs), unwind_value(call.output))
+            for call in shapes.later
+        ),
+    )
+
+
+def _unwound_constraint(constraint: Constraint) -> Constraint:
+    first, second = unwind(constraint.first), unwind(constraint.second)
+    if first is constraint.first and second is constraint.second:
+        return constraint
+    return Constraint(first, second, constraint.reason, constraint.address)
+
+
+def _fixed_values(constraints: Sequence[Constraint]) -> dict[str, int]:
+    """The symbols that constraints fix to a number (``3 = C``, ``H/2 = 4``), by name."""
+    values: dict[str, int] = {}
+    for constraint in constraints:
+        found = _fixed_value(constraint)
+        if found is not None:
+            values.setdefault(*found)
+    return values
+
+
+def _fixed_value(constraint: Constraint) -> tuple[str, int] | None:
+    """``(symbol name, value)`` when the constraint says that a multiple of one symbol is a number."""
+    for side, number in ((constraint.first, constraint.second), (constraint.second, constraint.first)):
+        if isinstance(number, int) and not isinstance(side, int):
+            coefficient, symbol = side.as_coeff_Mul()
+            value = number / coefficient
+            if symbol.is_Symbol and value.is_Integer and value > 0:
+                return str(symbol), int(value)
+    return None
+
+
+def _with_fixed_values(error: ShapeError, fixed: Sequence[Constraint]) -> ShapeError:
+    """``error``, saying which sizes the model itself fixed when it came with numbers it was not given."""
+    if not fixed:
+        return error
+    because = "; ".join(str(constraint) for constraint in fixed)
+    return ShapeError(f"{error}\n  with sizes the model fixes: {because}", address=error.address, path=error.path)
 
 
 def _read_under_constraints(
@@ -62,6 +124,7 @@ def _read_under_constraints(
 ) -> ShapeReport:
     """The report with every shape read under what the constraints say of single symbols
     (``8*floor(H/8)`` is ``H`` when H must be divisible by 8), less the constraints these imply."""
+    nodes = {address: _unwound(shapes) for address, shapes in nodes.items()}
     facts = Assumptions.of((constraint.first, constraint.second) for constraint in constraints)
     if not facts:
         return ShapeReport(model, nodes, tuple(constraints))
@@ -103,7 +166,7 @@ class _Inference:
         self.within: list[tuple[torch.nn.Module, str]] = []  # the nodes being run, outermost first
         self.child_names: dict[int, dict[int, str]] = {}  # id(parent) -> id(child) -> its name there
         self.context: dict[str, dict[str, Any]] = {}
-        self.facts = Assumptions()
+        self.facts = Multiples()
 
     @contextmanager
     def active(self) -> Generator[None]:
@@ -126,9 +189,9 @@ class _Inference:
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue] | None = None
     ) -> ShapeValue:
         address = self.address_of(node)
-        if self.facts:  # rules see sizes as the constraints so far make them (H/2, not floor((H - 1)/2) + 1)
-            inputs = tuple(self.facts.apply_to(value) for value in inputs)
-            named = {key: self.facts.apply_to(value) for key, value in (named or {}).items()}
+        if self.facts:  # rules see sizes as the divisibility so far makes them (H/2, not floor((H - 1)/2) + 1)
+            inputs = tuple(self.facts.read_value(value) for value in inputs)
+            named = {key: self.facts.read_value(value) for key, value in (named or {}).items()}
         given = (*inputs, *(named or {}).values())
         earlier = self.nodes.get(address)
         if earlier is None:
@@ -138,6 +201,8 @@ class _Inference:
             output = self._apply(node, inputs, named or {}, address)
         finally:
             self.within.pop()
+        if self.facts:
+            output = self.facts.read_value(output)
         self.nodes[address] = NodeShapes(given, output) if earlier is None else earlier.called_again(given, output)
         self.trail.append((_label(node, address), output))
         return output
@@ -164,7 +229,8 @@ class _Inference:
         constraint = Constraint(first, second, reason, self.within[-1][1] if self.within else "")
         if constraint not in self.constraints:
             self.constraints.append(constraint)
-            self.facts = Assumptions.of((known.first, known.second) for known in self.constraints)
+            # a symbol fixed to a number is not read here: infer runs again with the number
+            self.facts = self.facts.with_equation(first, second)
 
     def _apply(
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue], address: str
@@ -213,11 +279,34 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             f"{type(node).__name__} has no shape rule and its input {symbolic[0]} has symbolic sizes: "
             "give its class an output_shape method (see docs/shapes.md), or infer with numbers"
         )
-    with _meta_state(node), torch.no_grad():
-        output = node(
-            *(_meta_tensor(value) for value in inputs), **{key: _meta_tensor(value) for key, value in named.items()}
+    lazy = [address for address, module in _named_modules(node) if isinstance(module, Materializable) and module.lazy]
+    if lazy:
+        raise ShapeError(
+            f"{type(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "
+            "cannot be inferred: give its class an output_shape method (see docs/shapes.md)"
         )
+    store = _context_store(node)
+    saved = {key: dict(values) for key, values in store.items()}
+    with _meta_state(node), torch.no_grad():
+        try:
+            output = node(
+                *(_meta_tensor(value) for value in inputs), **{key: _meta_tensor(value) for key, value in named.items()}
+            )
+        finally:  # a SetContext inside writes to the tree's store, which only the root's own call clears
+            store.clear()
+            store.update(saved)
     return _shape_of(output)
+
+
+def _context_store(node: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    if isinstance(node, Chain):
+        return node._context_store()  # pyright: ignore[reportPrivateUsage]
+    parent = parent_of(node)
+    return {} if parent is None else parent._context_store()  # pyright: ignore[reportPrivateUsage]
+
+
+def _named_modules(node: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    return list(cast("Iterator[tuple[str, torch.nn.Module]]", node.named_modules()))
 
 
 def _concrete(value: ShapeValue) -> bool:

@@ -27,7 +27,8 @@ def trace(model: torch.nn.Module, *inputs: Any, **keyword_inputs: Any) -> dict[s
     output, keyed by address, in the order the nodes finished (the root, ``""``, last).
 
     Tensors are detached; tuples of them stay tuples. A node called more than once keeps its last
-    output. The model is left as it was: the hooks are removed even when the forward fails.
+    output. The model is left as it was: the hooks are removed even when the forward fails, and
+    buffers a forward updates in train mode (batch-norm statistics) get their values back.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -39,6 +40,7 @@ def trace(model: torch.nn.Module, *inputs: Any, **keyword_inputs: Any) -> dict[s
     outputs: dict[str, Any] = {}
     handles: list[RemovableHandle] = []
     named = cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules())
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}  # running statistics in train mode
     try:
         for address, module in named:
             handles.append(module.register_forward_hook(_recorder(outputs, address)))
@@ -47,6 +49,10 @@ def trace(model: torch.nn.Module, *inputs: Any, **keyword_inputs: Any) -> dict[s
     finally:
         for handle in handles:
             handle.remove()
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in buffers:
+                    buffer.copy_(buffers[name])
     return outputs
 
 
