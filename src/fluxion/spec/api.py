@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -35,7 +36,7 @@ from fluxion.layers.lazy import Materializable
 from fluxion.shapes import materialize
 from fluxion.spec import narchi
 from fluxion.spec.build import Builder, input_shapes, tie
-from fluxion.spec.dump import FORMAT_VERSION, dump
+from fluxion.spec.dump import dump
 from fluxion.spec.errors import SpecError
 from fluxion.spec.source import Document, read
 from fluxion.weights import MappingLike, Source
@@ -112,9 +113,17 @@ def save(model: torch.nn.Module, path: str | os.PathLike[str], *, inputs: InputS
     named = None if inputs is None else _named_shapes(inputs, model)
     text = json.dumps(dump(model, inputs=named), indent=2)
     target = Path(path)
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(f"{text}\n")
-    partial.replace(target)
+    # written aside, then renamed over the target: a reader never sees half a file
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(f"{text}\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def schema() -> dict[str, Any]:
@@ -145,27 +154,27 @@ def _build(
     if not isinstance(data, Mapping):
         raise SpecError('a spec is an object: its root node (with a "type")', file=file)
     root = cast(Mapping[str, Any], data)
-    version = root.get("fluxion", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise SpecError(
-            f"this fluxion reads spec format {FORMAT_VERSION}, the file says {version!r}", path="fluxion", file=file
-        )
-    shapes = input_shapes(root["inputs"], ["inputs"]) if "inputs" in root else None
-    body = Document(
-        {key: value for key, value in root.items() if key != "fluxion"},
-        document.file,
-        document.root,
-        document.search_paths,
-    )
+    try:
+        shapes = input_shapes(root["inputs"], ["inputs"]) if "inputs" in root else None
+    except SpecError as error:
+        error.file = file
+        raise
     builder = Builder()
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = builder.build(body)
-    if not isinstance(model, fl.Chain):
-        model = fl.Chain(model)
-    given = shapes if inputs is None else _named_shapes(inputs, model)
-    if given is not None:
-        _materialize(model, given, builder.paths, file)
-    else:
+    try:
+        place = contextlib.nullcontext() if device is None else torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise SpecError(f"device={device!r} is not a device: {error}") from None
+    with place:
+        try:
+            model = builder.build(document)
+        except RecursionError:
+            raise SpecError("the spec nests nodes too deeply to build", file=file) from None
+        if not isinstance(model, fl.Chain):
+            model = fl.Chain(model)
+        given = shapes if inputs is None else _named_shapes(inputs, model)
+        if given is not None:
+            _materialize(model, given, builder.paths, file)
+    if given is None:
         lazy = [address for address, node in _named_modules(model) if isinstance(node, Materializable) and node.lazy]
         if lazy:
             raise SpecError(
@@ -201,6 +210,9 @@ def _materialize(
 
 
 def _named_shapes(inputs: InputShapes, model: torch.nn.Module) -> dict[str, Sequence[int | str]]:
+    given = cast(object, inputs)
+    if not isinstance(given, Mapping | list | tuple):
+        raise SpecError(f"inputs= takes shapes by name or a list of shapes, got {type(given).__name__}")
     if isinstance(inputs, Mapping):
         return dict(inputs)
     names = list(model.inputs) if isinstance(model, fl.Graph) else [f"input{i}" for i in range(len(inputs))]

@@ -27,6 +27,7 @@ from typing import Any, Literal, Union, cast, get_args, get_origin
 
 import torch
 
+from fluxion.layers.module import CHILD
 from fluxion.spec.errors import SpecError, json_path
 
 Path = list[str | int]
@@ -51,13 +52,14 @@ def arguments_in(cls: type, given: Mapping[str, Any], path: Path, *, children: i
     for name, value in given.items():
         parameter = parameters.get(name)
         if parameter is None or name in BUILD_OPTIONS or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            close = difflib.get_close_matches(name, list(parameters), n=1)
+            candidates = [key for key in parameters if key not in BUILD_OPTIONS]
+            close = difflib.get_close_matches(name, candidates, n=1) if name not in BUILD_OPTIONS else []
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise SpecError(
                 f"{cls.__name__} has no argument {name!r}{hint}; its signature: {describe_signature(cls)}",
                 path=json_path([*path, name]),
             )
-        hint = hints.get(name, Any)
+        hint = hints.get(name, torch.dtype | None if name == "dtype" else Any)
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             if not isinstance(value, list):
                 raise SpecError(
@@ -125,12 +127,25 @@ def arguments_out(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -
     written: dict[str, Any] = {}
     for name, value in bound.arguments.items():
         parameter = signature.parameters[name]
+        if _is_child(value):  # a module given to the constructor: written as a child, not an argument
+            continue
         if name in BUILD_OPTIONS or (
             parameter.default is not inspect.Parameter.empty and _same(value, parameter.default)
         ):
             continue
         written[name] = to_json(value, f"{cls.__name__}.{name}")
     return written
+
+
+def _is_child(value: Any) -> bool:
+    if value is CHILD:
+        return True
+    if isinstance(value, dict):  # named children (**named)
+        value = tuple(cast(dict[str, Any], value).values())
+    if not isinstance(value, tuple):
+        return False
+    items = cast(tuple[Any, ...], value)
+    return bool(items) and all(item is CHILD for item in items)
 
 
 def to_json(value: Any, where: str) -> Any:
@@ -304,7 +319,10 @@ def _plural(words: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 

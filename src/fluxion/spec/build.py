@@ -38,6 +38,9 @@ from fluxion.spec.source import Document, read, resolve
 
 NodePath = list[str | int]
 
+FORMAT_VERSION = 1
+"""The version of fluxion's spec format (the root's ``"fluxion"`` key)."""
+
 STRUCTURE_KEYS = ("type", "id", "description", "args", "children", "nodes", "edges", "inputs", "outputs", "share")
 """The keys a node may have besides its constructor arguments."""
 
@@ -98,6 +101,17 @@ class Builder:
                 document.root,
                 document.search_paths,
             )
+        data = cast(object, document.data)
+        if isinstance(data, Mapping) and "fluxion" in data:  # the format version dump writes
+            root = dict(cast(Mapping[str, Any], data))
+            version = root.pop("fluxion")
+            if version != FORMAT_VERSION:
+                raise SpecError(
+                    f"this fluxion reads spec format {FORMAT_VERSION}, the file says {version!r}",
+                    path="fluxion",
+                    file=_file(document),
+                )
+            document = Document(root, document.file, document.root, document.search_paths)
         if document.file is not None:
             self.files.append(document.file)
         first_share = len(self.shares)
@@ -271,9 +285,9 @@ class Builder:
             file,
             tla=cast(Mapping[str, Any], arguments),
             ext_vars=cast(Mapping[str, Any], variables),
-            search_paths=document.search_paths,
+            search_paths=document.roots,  # the main spec's folder tree, not only the included file's
         )
-        module = self.build(Document(included.data, included.file, included.root, document.search_paths))
+        module = self.build(Document(included.data, included.file, document.root, document.search_paths))
         identifier = node.get("id")
         data = cast(object, included.data)
         if identifier is None and isinstance(data, Mapping):
@@ -331,10 +345,8 @@ def tie(root: torch.nn.Module, shares: list[Share]) -> None:
     >>> model.Linear_2.weight is model.Linear_1.weight
     True
     """
-    planned: list[tuple[torch.nn.Module, str, torch.nn.Parameter]] = []
-    for share in shares:
-        pairs = _share_pairs(root if share.base is None else share.base, share)
-        for name, source in pairs:
+    for share in shares:  # one at a time, so that a share of a shared node gets the first tensors
+        for name, source in _share_pairs(root if share.base is None else share.base, share):
             owner, _, leaf = name.rpartition(".")
             try:
                 holder = share.module.get_submodule(owner)
@@ -343,18 +355,16 @@ def tie(root: torch.nn.Module, shares: list[Share]) -> None:
                 raise SpecError(
                     f"share: the node has no parameter {name!r}", path=share.path, file=share.file
                 ) from None
-            if not isinstance(current, torch.nn.Parameter | type(None)) or (
-                current is not None and current.shape != source.shape
-            ):
-                shape = None if current is None else tuple(current.shape)
-                raise SpecError(
-                    f"share: {name!r} has shape {shape}, its source {tuple(source.shape)}",
-                    path=share.path,
-                    file=share.file,
+            if not isinstance(current, torch.nn.Parameter) or current.shape != source.shape:
+                what = (
+                    f"has shape {tuple(current.shape)}"
+                    if isinstance(current, torch.nn.Parameter)
+                    else "is no parameter"
                 )
-            planned.append((holder, leaf, source))
-    for holder, leaf, source in planned:
-        holder._parameters[leaf] = source  # pyright: ignore[reportPrivateUsage]
+                raise SpecError(
+                    f"share: {name!r} {what}, its source {tuple(source.shape)}", path=share.path, file=share.file
+                )
+            holder._parameters[leaf] = source  # pyright: ignore[reportPrivateUsage]
 
 
 def _share_pairs(root: torch.nn.Module, share: Share) -> list[tuple[str, torch.nn.Parameter]]:
@@ -378,7 +388,7 @@ def _share_pairs(root: torch.nn.Module, share: Share) -> list[tuple[str, torch.n
     pairs: list[tuple[str, torch.nn.Parameter]] = []
     for name, address in share.source.items():
         found = parameters.get(address)
-        if found is None:
+        if not isinstance(found, torch.nn.Parameter):
             raise SpecError(f"share: no parameter at address {address!r}", path=share.path, file=share.file)
         pairs.append((name, found))
     return pairs
@@ -398,6 +408,9 @@ def _share_source(value: Any, path: NodePath) -> str | Mapping[str, str]:
 
 
 def _arguments_of(node: Mapping[str, Any], path: NodePath) -> dict[str, Any]:
+    for key in node:
+        if not isinstance(cast(object, key), str):
+            raise SpecError(f"a node's keys are strings, got {key!r}", path=json_path(path))
     given = {key: value for key, value in node.items() if key not in STRUCTURE_KEYS}
     nested = node.get("args", {})
     if not isinstance(nested, Mapping):

@@ -24,11 +24,9 @@ import fluxion.layers as fl
 from fluxion.layers.module import CHILD, constructor_call
 from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_out, to_json
-from fluxion.spec.build import built_arguments
+from fluxion.spec.build import FORMAT_VERSION, Builder, built_arguments
 from fluxion.spec.errors import SpecError
-
-FORMAT_VERSION = 1
-"""The version of fluxion's spec format that ``dump`` writes (the root's ``"fluxion"`` key)."""
+from fluxion.spec.source import Document
 
 
 def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | None = None) -> dict[str, Any]:
@@ -49,7 +47,10 @@ def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | 
         first_owner.setdefault(id(parameter), name)
     document: dict[str, Any] = {"fluxion": FORMAT_VERSION, **_node(model, "", first_owner)}
     if inputs is not None:
-        document["inputs"] = {name: list(shape) for name, shape in inputs.items()}
+        if isinstance(model, fl.Graph) and set(inputs) != set(model.inputs):
+            raise SpecError(f"the graph's inputs are {', '.join(model.inputs)}; inputs= names {', '.join(inputs)}")
+        order = list(model.inputs) if isinstance(model, fl.Graph) else list(inputs)
+        document["inputs"] = {name: list(inputs[name]) for name in order}
     return document
 
 
@@ -84,10 +85,35 @@ def _node(module: torch.nn.Module, address: str, first_owner: dict[int, str]) ->
                 child_node = {"type": child_node.pop("type"), "id": child_name, **child_node}
             children.append(child_node)
         node["children"] = children
+    elif isinstance(module, fl.Chain) and not isinstance(module, fl.Graph):
+        _check_rebuilds(module, node, address, first_owner, where)
     shared = _shared(module, address, first_owner)
     if shared is not None:
         node["share"] = shared
     return node
+
+
+def _check_rebuilds(
+    module: fl.Chain, node: dict[str, Any], address: str, first_owner: dict[int, str], where: str
+) -> None:
+    """A Chain that builds its own children is written as its arguments alone: refuse one whose
+    subtree its arguments would not build again (surgery, adapters, ties inside it)."""
+    with torch.device("meta"):
+        _, rebuilt = Builder().node(node, [], Document({}))
+    if repr(rebuilt) != repr(module) or [name for name, _ in rebuilt.named_parameters()] != [
+        name for name, _ in module.named_parameters()
+    ]:
+        raise SpecError(
+            f"{where} is a {type(module).__name__} whose children changed since it was built (surgery or "
+            "adapters): a spec writes it as its arguments, which would build the original children"
+        )
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        here = _join(address, name)
+        if first_owner.get(id(parameter), here) != here:
+            raise SpecError(
+                f"{where} holds {name!r} tied to {first_owner[id(parameter)]!r}, which a spec cannot write "
+                f"inside a {type(module).__name__} that builds its own children"
+            )
 
 
 def _arguments(module: torch.nn.Module, where: str) -> dict[str, Any]:
@@ -101,9 +127,7 @@ def _arguments(module: torch.nn.Module, where: str) -> dict[str, Any]:
             )
         return {key: to_json(value, f"{where}.{key}") for key, value in built.items()}
     args, kwargs = recorded
-    args = tuple(value for value in args if value is not CHILD)
-    kwargs = {key: value for key, value in kwargs.items() if value is not CHILD}
-    written = arguments_out(type(module), args, kwargs)
+    written = arguments_out(type(module), args, kwargs)  # children (CHILD) are left out by name
     inferred = cast(dict[str, Any], module.__dict__.get("_fluxion_inferred", {}))
     for key, value in inferred.items():
         written[key] = to_json(value, f"{where}.{key}")
