@@ -1,0 +1,78 @@
+"""The ``fluxion`` command line: its parser, and ``main``, which runs a command and returns its exit code.
+
+Exit codes: 0 for success, 1 for a problem fluxion reports (an invalid spec, a checkpoint that
+does not fit, a missing program), printed as one message on stderr, without a traceback; 2 for a
+command line that cannot be understood.
+
+>>> main(["validate"])
+2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import fluxion
+from fluxion.cli import export, render, show, summary, validate
+from fluxion.cli.errors import CliError
+from fluxion.errors import FluxionError
+
+EXAMPLES = """\
+examples:
+  fluxion validate examples/resnet.jsonnet --tla depth=50
+  fluxion show examples/convnet.jsonnet --depth 1
+  fluxion render examples/resnet.jsonnet -o resnet.svg --depth 3
+  fluxion summary examples/mlp.jsonnet --tla widths=[1024,512]
+  fluxion export examples/resnet.jsonnet -o resnet18.json
+
+Run "fluxion COMMAND --help" for a command's options. Documentation: docs/cli.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole command line, with one subcommand per command.
+
+    >>> build_parser().parse_args(["show", "model.json", "--depth", "2"]).command
+    'show'
+    """
+    parser = argparse.ArgumentParser(
+        prog="fluxion",
+        description="Check and look at fluxion architectures (JSON or jsonnet specs) without writing Python.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fluxion {fluxion.__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
+    for command in (validate, show, render, summary, export):
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default: the process's arguments) and return its exit code.
+
+    >>> main(["--version"])
+    fluxion 0.1.0
+    0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse's way to end: --help, --version, or a usage error
+        return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
+    try:
+        return args.run(args)
+    except CliError as error:
+        print(f"fluxion {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except FluxionError as error:
+        print(f"fluxion {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (fluxion show ... | head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

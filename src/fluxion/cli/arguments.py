@@ -1,0 +1,156 @@
+"""The options several commands share: how to read the spec, how deep to look, text or JSON.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_spec_arguments(parser)
+>>> args = parser.parse_args(["model.jsonnet", "--tla", "depth=50", "--input", "image=B,3,H,W"])
+>>> options = spec_options(args)
+>>> options.tla, options.inputs
+({'depth': 50}, {'image': ('B', 3, 'H', 'W')})
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Protocol
+
+from fluxion.cli.loading import SpecOptions
+from fluxion.cli.options import assignment, by_name, input_shape, tla_value
+
+
+class Subcommands(Protocol):
+    """What ``ArgumentParser.add_subparsers()`` returns, as the commands use it.
+
+    >>> import argparse
+    >>> commands: Subcommands = argparse.ArgumentParser().add_subparsers()
+    >>> commands.add_parser("hello").prog.endswith("hello")
+    True
+    """
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """Add a subcommand called ``name`` and return its parser (see argparse).
+
+        >>> import argparse
+        >>> argparse.ArgumentParser().add_subparsers().add_parser("x").prog.split()[-1]
+        'x'
+        """
+        ...
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
+    """``SPEC`` (one, or ``several``) and the options that read it: ``--ext-var``, ``--ext-code``,
+    ``--tla``, ``--input``, ``-J``.
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_spec_arguments(parser)
+    >>> parser.parse_args(["m.json"]).spec
+    'm.json'
+    """
+    what = "a spec file: .json, or .jsonnet (evaluated with its variables)"
+    if several:
+        parser.add_argument("spec", metavar="SPEC", nargs="+", help=f"{what}; several are checked one by one")
+    else:
+        parser.add_argument("spec", metavar="SPEC", help=what)
+    group = parser.add_argument_group("reading the spec")
+    group.add_argument(
+        "--ext-var",
+        metavar="NAME=VALUE",
+        type=assignment,
+        action="append",
+        help="a jsonnet external variable, as a string (std.extVar('NAME'))",
+    )
+    group.add_argument(
+        "--ext-code",
+        metavar="NAME=CODE",
+        type=assignment,
+        action="append",
+        help="a jsonnet external variable given as code or JSON: --ext-code widths=[64,32]",
+    )
+    group.add_argument(
+        "--tla",
+        metavar="NAME=VALUE",
+        type=tla_value,
+        action="append",
+        help="a top-level argument of a jsonnet spec that is a function: read as JSON when it is JSON "
+        "(depth=50, widths=[64,32], bias=true), else as a string (act=gelu)",
+    )
+    group.add_argument(
+        "--input",
+        metavar="NAME=DIMS",
+        type=input_shape,
+        action="append",
+        help="an input shape, sizes and symbols separated by commas (image=B,3,224,224); replaces the "
+        "spec's own shape for that input",
+    )
+    group.add_argument(
+        "-J",
+        "--search-path",
+        metavar="DIR",
+        action="append",
+        help="a folder jsonnet imports and spec references may also read from",
+    )
+
+
+def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptions:
+    """The spec options of a parsed command line, for its spec or ``file``; a name given twice is a
+    usage error.
+
+    >>> import argparse
+    >>> spec_options(argparse.Namespace(spec="m.json", ext_var=[("a", "1")], ext_code=None, tla=None,
+    ...                                 input=None, search_path=None)).ext_vars
+    {'a': '1'}
+    """
+    return SpecOptions(
+        args.spec if file is None else file,
+        ext_vars=by_name(args.ext_var, "--ext-var"),
+        ext_code=by_name(args.ext_code, "--ext-code"),
+        tla=by_name(args.tla, "--tla"),
+        inputs=by_name(args.input, "--input"),
+        search_paths=tuple(args.search_path or ()),
+    )
+
+
+def add_format_argument(parser: argparse.ArgumentParser) -> None:
+    """``--format text|json``: for people, or for programs (the keys are in docs/cli.md).
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_format_argument(parser)
+    >>> parser.parse_args(["--format", "json"]).format
+    'json'
+    """
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text for people (default), json for programs"
+    )
+
+
+def depth(text: str) -> int:
+    """A ``--depth``: how many levels below the root to show, 0 or more.
+
+    >>> depth("2")
+    2
+    >>> depth("-1")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: --depth is a number of levels, 0 or more, got '-1'
+    """
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"--depth is a number of levels, 0 or more, got {text!r}")
+    return int(text)
+
+
+def add_depth_argument(parser: argparse.ArgumentParser) -> None:
+    """``--depth N``: show N levels below the root; Chains at level N are folded into one line or node.
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_depth_argument(parser)
+    >>> parser.parse_args([]).depth is None
+    True
+    """
+    parser.add_argument(
+        "--depth",
+        metavar="N",
+        type=depth,
+        help="show N levels below the root; a Chain at level N is folded into one (default: everything)",
+    )

@@ -1,0 +1,73 @@
+"""Running Graphviz's ``dot`` program: DOT text in, an SVG, PDF or PNG file out.
+
+Without ``dot`` installed, the error says what to install; a ``.dot`` file needs no program.
+
+>>> import pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.svg"
+>>> if dot_program() is not None:
+...     run_dot("digraph { a -> b }", path)
+...     assert path.read_text().lstrip().startswith("<?xml")
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from fluxion.cli.errors import CliError
+from fluxion.cli.ticker import Ticker
+
+FORMATS = ("svg", "pdf", "png", "dot")
+"""The output formats of ``fluxion render``, by file suffix."""
+
+INSTALL_HINT = (
+    "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
+    "conda: conda install -c conda-forge graphviz), or write a .dot file instead"
+)
+
+
+def dot_program() -> str | None:
+    """The path of Graphviz's ``dot`` program, or None when it is not installed.
+
+    >>> dot_program() is None or dot_program().endswith("dot")
+    True
+    """
+    return shutil.which("dot")
+
+
+def run_dot(source: str, path: Path) -> None:
+    """Lay ``source`` out with ``dot`` into ``path``, in the format its suffix names.
+
+    The file is written aside and renamed, so a failed run leaves no half-written file; a run that
+    takes a while shows the time elapsed on a terminal (stderr).
+
+    >>> run_dot("digraph {}", Path("out.bmp"))
+    Traceback (most recent call last):
+    fluxion.cli.errors.CliError: out.bmp: the format is taken from the suffix: .svg, .pdf, .png or .dot
+    """
+    kind = path.suffix.lstrip(".").lower()
+    if kind not in FORMATS or kind == "dot":
+        raise CliError(f"{path}: the format is taken from the suffix: .svg, .pdf, .png or .dot")
+    program = dot_program()
+    if program is None:
+        raise CliError(f"writing {path} needs Graphviz's dot program, which is not installed: {INSTALL_HINT}")
+    partial = path.with_name(f".{path.name}.partial")
+    command = [program, f"-T{kind}", "-o", os.fspath(partial)]
+    with Ticker(f"rendering {path.name} with dot") as ticker:
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        given: str | None = source
+        while True:
+            try:
+                _, errors = process.communicate(given, timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:  # still running; the input is on its way, nothing is lost
+                given = None  # communicate refuses input once it has started sending it
+                ticker.tick()
+    if process.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise CliError(f"dot could not render {path} (exit code {process.returncode}): {errors.strip()}")
+    partial.replace(path)

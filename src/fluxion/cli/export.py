@@ -1,0 +1,149 @@
+"""``fluxion export``: a spec file written from a spec, or from a Chain built in Python.
+
+From a spec, the result is the spec normalised (``fluxion.spec.dump``): jsonnet evaluated, every
+size that inference filled in written out, defaults left out. From ``package.module:factory``,
+the module is imported (the working folder first on the path, as ``python -m`` does) and the
+factory called without arguments; it must return a model whose classes are all registered.
+
+>>> import pathlib, tempfile
+>>> from fluxion.cli import main
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "net.json").write_text('''{"type": "Chain", "inputs": {"x": ["B", 8]},
+...     "children": [{"type": "Linear", "out_features": 2}]}''')
+>>> main(["export", str(folder / "net.json"), "-o", "-"])
+{
+  "fluxion": 1,
+  "type": "Chain",
+  "children": [
+    {
+      "type": "Linear",
+      "in_features": 8,
+      "out_features": 2
+    }
+  ],
+  "inputs": {
+    "x": [
+      "B",
+      8
+    ]
+  }
+}
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import fluxion.layers as fl
+from fluxion import shapes, spec
+from fluxion.cli.arguments import Subcommands, add_spec_arguments, spec_options
+from fluxion.cli.errors import CliError, UsageError
+from fluxion.cli.loading import SpecOptions, load_spec
+from fluxion.cli.options import Shape
+
+EXAMPLES = """\
+examples:
+  fluxion export examples/resnet.jsonnet --tla depth=50 -o resnet50.json
+  fluxion export mypackage.models:build_classifier -o classifier.json --input x=B,3,32,32
+"""
+
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def register(commands: Subcommands) -> None:
+    """Add the ``export`` command to the parser's subcommands.
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> register(parser.add_subparsers())
+    >>> parser.parse_args(["export", "pkg.models:build", "-o", "model.json"]).spec
+    'pkg.models:build'
+    """
+    parser = commands.add_parser(
+        "export",
+        help="write a spec file from a spec or from a Python factory",
+        description="Write a JSON spec: from a spec file (normalised, inferred sizes written out) or from "
+        "package.module:factory, a function returning a Chain.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_spec_arguments(parser)
+    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="the JSON file to write (- for stdout)")
+    parser.set_defaults(run=run)
+
+
+def is_factory(text: str) -> bool:
+    """Whether ``text`` names a factory (``package.module:function``) rather than a spec file.
+
+    >>> is_factory("models.vision:resnet"), is_factory("examples/mlp.jsonnet"), is_factory("C:model.json")
+    (True, False, False)
+    """
+    return _FACTORY.match(text) is not None and not os.path.exists(text) and not text.endswith((".json", ".jsonnet"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export the spec or factory the command line names.
+
+    >>> from fluxion.cli import main
+    >>> main(["export", "fluxion_no_such_module:build", "-o", "-"])
+    1
+    """
+    options = spec_options(args)
+    if is_factory(args.spec):
+        model, inputs = _from_factory(options)
+    else:
+        loaded = load_spec(options)
+        model, inputs = loaded.model, loaded.inputs
+    document = spec.dump(model, inputs=inputs)
+    if args.output == "-":
+        print(json.dumps(document, indent=2))
+        return 0
+    output = Path(args.output)
+    partial = output.with_name(f".{output.name}.partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    partial.replace(output)
+    print(f"{output}: {document['type']} spec written")
+    return 0
+
+
+def _from_factory(options: SpecOptions) -> tuple[torch.nn.Module, dict[str, Shape] | None]:
+    if options.ext_vars or options.ext_code or options.tla or options.search_paths:
+        raise UsageError("--ext-var, --ext-code, --tla and -J read spec files; a factory takes no arguments")
+    module_name, _, attribute = os.fspath(options.file).partition(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CliError(f"cannot import {module_name!r}: {error}") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise CliError(f"{module_name!r} has no {attribute!r}")
+        found = getattr(found, part)
+    if not callable(found):
+        raise CliError(f"{options.file} is not callable: a factory is a function that returns a model")
+    model = found()
+    if not isinstance(model, torch.nn.Module):
+        raise CliError(f"{options.file}() returned {type(model).__name__}, not a torch module")
+    inputs = dict(options.inputs) or None
+    if inputs is not None:
+        _materialize(model, inputs)
+    return model, inputs
+
+
+def _materialize(model: torch.nn.Module, inputs: Mapping[str, Shape]) -> None:
+    if isinstance(model, fl.Graph):
+        shapes.materialize(model, **inputs)
+    else:
+        shapes.materialize(model, *inputs.values())

@@ -1,0 +1,73 @@
+"""Short descriptions of nodes for diagrams: the name and class, and the arguments that matter.
+
+The arguments are the node's ``extra_repr`` with those left at their defaults dropped and
+repeated tuples folded (``kernel_size=(3, 3)`` reads ``kernel_size=3``).
+
+>>> import fluxion.layers as fl
+>>> key_arguments(fl.Conv2d(3, 64, kernel_size=3, padding=1))
+'3, 64, kernel_size=3, padding=1'
+>>> key_arguments(fl.BatchNorm2d(64))
+'64'
+>>> title("conv1", fl.Conv2d(3, 8, 3)), title("Conv2d_2", fl.Conv2d(3, 8, 3))
+('conv1: Conv2d', 'Conv2d')
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+
+import torch
+
+from fluxion.layers.naming import base_of
+
+_REPEATED = re.compile(r"\((-?[\w.]+)(?:, \1)+,?\)")
+_TOP_LEVEL_COMMA = re.compile(r",\s*(?![^()\[\]{}]*[)\]}])")
+
+
+def title(name: str, module: torch.nn.Module) -> str:
+    """``name: Class``, or just ``Class`` when the name is the automatic one (``Class`` or ``Class_2``).
+
+    >>> import fluxion.layers as fl
+    >>> title("", fl.ReLU()), title("head", fl.Linear(2, 2))
+    ('ReLU', 'head: Linear')
+    """
+    kind = type(module).__name__
+    return kind if not name or base_of(name) == kind else f"{name}: {kind}"
+
+
+def key_arguments(module: torch.nn.Module) -> str:
+    """The arguments of ``module`` worth showing: ``extra_repr`` without defaults, tuples folded.
+
+    >>> import fluxion.layers as fl
+    >>> key_arguments(fl.Linear(64, 10)), key_arguments(fl.ReLU())
+    ('in_features=64, out_features=10', '')
+    """
+    text = _REPEATED.sub(r"\1", module.extra_repr().replace("\n", ", "))
+    defaults = _defaults(type(module))
+    kept: list[str] = []
+    for part in (part.strip() for part in _TOP_LEVEL_COMMA.split(text) if part.strip()):
+        name, equals, value = part.partition("=")
+        if equals and value in defaults.get(name, ()):
+            continue
+        kept.append(part)
+    return ", ".join(kept)
+
+
+@functools.cache
+def _defaults(cls: type[torch.nn.Module]) -> dict[str, set[str]]:
+    """Each constructor argument's defaults as ``repr`` text, from the class and the torch classes it
+    builds on (``stride=None`` in fluxion's Conv2d means torch's ``stride=1``)."""
+    defaults: dict[str, set[str]] = {}
+    for base in cls.__mro__:
+        if "__init__" not in vars(base) or not issubclass(base, torch.nn.Module) or base is torch.nn.Module:
+            continue
+        try:
+            parameters = inspect.signature(base).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        for parameter in parameters:
+            if parameter.default is not inspect.Parameter.empty:
+                defaults.setdefault(parameter.name, set()).add(repr(parameter.default))
+    return defaults

@@ -1,0 +1,144 @@
+"""A spec file as the commands see it: the tree built on ``meta``, its input shapes and its shapes.
+
+The spec's own ``"inputs"`` give the input shapes; ``--input`` replaces them by name. The tree
+is built on the ``meta`` device (nothing is allocated, however large the model), every size left
+out is inferred and every shape checked; the shape report is kept for the commands to show.
+
+>>> import pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.json"
+>>> _ = path.write_text('''{"type": "Chain", "inputs": {"x": ["B", 8]},
+...     "children": [{"type": "Linear", "out_features": 2}]}''')
+>>> loaded = load_spec(SpecOptions(path))
+>>> loaded.inputs, loaded.report.output if loaded.report else None
+({'x': ('B', 8)}, (B, 2))
+>>> loaded.model.Linear.weight.device.type
+'meta'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import fluxion.layers as fl
+from fluxion import shapes, spec
+from fluxion.cli.errors import UsageError
+from fluxion.cli.options import Shape
+from fluxion.spec import narchi
+from fluxion.spec.build import input_names, input_shapes
+from fluxion.spec.source import read
+
+
+@dataclass(frozen=True)
+class SpecOptions:
+    """How to read a spec file: jsonnet variables, search paths and input shapes from the command line.
+
+    >>> SpecOptions("model.jsonnet", tla={"depth": 50}).tla
+    {'depth': 50}
+    """
+
+    file: str | os.PathLike[str]
+    ext_vars: Mapping[str, str] = field(default_factory=lambda: {})
+    ext_code: Mapping[str, str] = field(default_factory=lambda: {})
+    tla: Mapping[str, Any] = field(default_factory=lambda: {})
+    inputs: Mapping[str, Shape] = field(default_factory=lambda: {})
+    search_paths: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A spec built on ``meta``: the tree, the input shapes used (by name) and its shape report.
+
+    ``inputs`` and ``report`` are ``None`` when neither the spec nor the command line gives input
+    shapes (then nothing could be inferred); ``missing`` names the inputs without a shape.
+
+    >>> LoadedSpec("m.json", fl.Chain(), None, None, ("x",)).missing
+    ('x',)
+    """
+
+    file: str
+    model: fl.Chain
+    inputs: dict[str, Shape] | None
+    report: shapes.ShapeReport | None
+    missing: tuple[str, ...] = ()
+
+
+def load_spec(options: SpecOptions) -> LoadedSpec:
+    """Read, build (on ``meta``) and shape-check the spec; a problem is a ``SpecError``.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "net.json"
+    >>> _ = path.write_text('{"type": "Chain", "children": [{"type": "Linear", "in_features": 4, "out_features": 2}]}')
+    >>> load_spec(SpecOptions(path)).report is None
+    True
+    >>> load_spec(SpecOptions(path, inputs={"x": ("B", 4)})).report.output
+    (B, 2)
+    """
+    file = os.fspath(options.file)
+    declared = _declared_inputs(options)
+    named, missing = _merged(declared, dict(options.inputs))
+    model = spec.load(
+        file,
+        ext_vars=options.ext_vars,
+        ext_code=options.ext_code,
+        tla=options.tla,
+        inputs=named,
+        device="meta",
+        search_paths=options.search_paths,
+    )
+    report = None if named is None else _infer(model, named)
+    return LoadedSpec(file, model, named, report, missing)
+
+
+def _declared_inputs(options: SpecOptions) -> tuple[list[str], dict[str, Shape]] | None:
+    """The input names the spec declares and the shapes it gives them (None when it declares none)."""
+    document = read(
+        options.file,
+        ext_vars=options.ext_vars,
+        ext_code=options.ext_code,
+        tla=options.tla,
+        search_paths=options.search_paths,
+    )
+    data = document.data
+    if narchi.is_narchi(data):
+        data = narchi.translate(data, file=os.fspath(options.file))
+    if not isinstance(data, Mapping) or "inputs" not in data:
+        return None
+    declared = cast(Mapping[str, Any], data)["inputs"]
+    return input_names(declared, ["inputs"]), input_shapes(declared, ["inputs"]) or {}
+
+
+def _merged(
+    declared: tuple[list[str], dict[str, Shape]] | None, given: dict[str, Shape]
+) -> tuple[dict[str, Shape] | None, tuple[str, ...]]:
+    """The input shapes to build with (the command line's over the spec's), and the inputs left without one."""
+    if declared is None:
+        return (given or None), ()
+    names, shapes_given = declared
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        raise UsageError(f"--input {unknown[0]}: the spec's inputs are {', '.join(names) or 'none'}")
+    merged = {name: given.get(name, shapes_given.get(name)) for name in names}
+    missing = tuple(name for name, shape in merged.items() if shape is None)
+    if missing and len(missing) < len(names) and given:
+        raise UsageError(f"give a shape for every input: {', '.join(missing)} has none (--input NAME=DIMS)")
+    if missing:
+        return None, missing
+    return {name: shape for name, shape in merged.items() if shape is not None}, ()
+
+
+def _infer(model: fl.Chain, named: Mapping[str, Shape]) -> shapes.ShapeReport:
+    if isinstance(model, fl.Graph):
+        return shapes.infer(model, **named)
+    return shapes.infer(model, *named.values())
+
+
+def spec_inputs_text(inputs: Mapping[str, Shape]) -> str:
+    """Input shapes as one line: ``image (B, 3, 224, 224), mask (B, 224, 224)``.
+
+    >>> spec_inputs_text({"image": ("B", 3, 224, 224)})
+    'image (B, 3, 224, 224)'
+    """
+    return ", ".join(f"{name} ({', '.join(map(str, shape))})" for name, shape in inputs.items())
