@@ -23,6 +23,7 @@ from fluxion.layers.combinators import (
 )
 from fluxion.layers.context import SetContext, UseContext
 from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
+from fluxion.layers.embedding import OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
 from fluxion.layers.errors import (
     ChainError,
     ChildIndexError,
@@ -52,6 +53,7 @@ from fluxion.layers.shaping import (
     Unsqueeze,
 )
 from fluxion.layers.tree_repr import draw_tree
+from fluxion.layers.vision import ClassToken, Pad, PositionEmbedding, SinusoidalEmbedding, Tokens2d
 
 __all__ = [
     "GRU",
@@ -68,6 +70,7 @@ __all__ = [
     "ChildIndexError",
     "ChildNotFoundError",
     "Chunk",
+    "ClassToken",
     "Concatenate",
     "ContextError",
     "Conv1d",
@@ -94,24 +97,31 @@ __all__ = [
     "Module",
     "MultiHeadAttention",
     "Multiply",
+    "OptionalInputs",
+    "Pad",
     "Parallel",
     "Passthrough",
     "Permute",
     "PixelShuffle",
+    "PositionEmbedding",
     "RMSNorm",
     "ReLU",
     "Reshape",
     "Residual",
     "Return",
     "ScaledDotProductAttention",
+    "SequencePositionEmbedding",
     "SetContext",
     "SiLU",
     "Sigmoid",
+    "SinusoidalEmbedding",
     "Slicing",
     "Softmax",
     "Squeeze",
     "Sum",
     "Tanh",
+    "TokenTypeEmbedding",
+    "Tokens2d",
     "Transpose",
     "TreeError",
     "Unbind",
