@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fluxion import spec
 from fluxion.spec import SpecError
+from tests.spec.mutations import locations
 
 SEEDS: list[dict[str, Any]] = [
     {
@@ -52,18 +53,6 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
-
-
-def locations(value: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in a JSON value, as a path of keys and indices."""
-    found = [here]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(locations(item, (*here, key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(locations(item, (*here, index)))
-    return found
 
 
 @st.composite

@@ -30,6 +30,7 @@ from fluxion.spec.narchi import is_narchi, translate
 from fluxion.spec.narchi_blocks import leaf
 from fluxion.spec.source import read
 from tests.shapes.helpers import evaluate
+from tests.spec.mutations import locations
 
 HERE = Path(__file__).parent / "narchi"
 RESNET = HERE / "resnet.jsonnet"
@@ -625,17 +626,6 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
-
-
-def locations(value: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [here]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(locations(item, (*here, key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(locations(item, (*here, index)))
-    return found
 
 
 @st.composite
