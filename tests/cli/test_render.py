@@ -13,7 +13,7 @@ import torch
 import fluxion.layers as fl
 from fluxion import spec
 from fluxion.cli import dot as dot_module
-from tests.cli.helpers import ROOT, run
+from tests.cli.helpers import EXAMPLES, ROOT, run
 
 RESNET = ROOT / "examples" / "resnet.jsonnet"
 needs_dot = pytest.mark.skipif(dot_module.dot_program() is None, reason="Graphviz's dot program is not installed")
@@ -158,3 +158,16 @@ def test_png_and_pdf(capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix:
     output = tmp_path / f"convnet.{suffix}"
     assert run(capsys, "render", str(ROOT / "examples" / "convnet.jsonnet"), "-o", str(output)).code == 0
     assert output.read_bytes()[:4] == (b"\x89PNG" if suffix == "png" else b"%PDF")
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_every_example_renders_with_a_node_for_every_leaf_shown(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, example: Path
+) -> None:
+    output = tmp_path / f"{example.stem}.dot"
+    result = run(capsys, "render", str(example), "-o", str(output), "--depth", "2")
+    assert (result.code, result.err) == (0, "")
+    nodes, edges, _ = parse_dot(output.read_text())
+    assert nodes
+    assert edges
+    assert "/output" in nodes
