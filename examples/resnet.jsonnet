@@ -40,7 +40,7 @@ function(
     padding: (kernel - 1) / 2, bias: false,
   };
   local bn(id) = { type: 'BatchNorm2d', id: id };
-  local relu(id) = { type: 'ReLU', id: id };
+  local relu(id) = { type: 'ReLU', id: id, inplace: true };
 
   // the main path of one block, as (nodes, path through them)
   local main(planes, stride) =
