@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
-from fluxion.shapes.assumptions import Assumptions, divisibility
+from fluxion.shapes.assumptions import Assumptions
+from fluxion.shapes.multiples import divisibility
 from tests.shapes.helpers import number
 
 

@@ -22,30 +22,7 @@ from typing import Any, cast
 
 from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
-
-
-def divisibility(first: Dim, second: Dim) -> tuple[Dim, int] | None:
-    """``(X, k)`` when ``first = second`` says that X is a multiple of k (``k*floor(X/k) = X``).
-
-    >>> from fluxion import dims
-    >>> w = dims.dim("W")
-    >>> divisibility(w, 32 * dims.floordiv(w, 32)), divisibility(w + 1, 2 * w)
-    ((W, 32), None)
-    """
-    if isinstance(first, int) or isinstance(second, int):
-        return None
-    return _divisibility(first, second)
-
-
-@functools.lru_cache(maxsize=4096)
-def _divisibility(first: Any, second: Any) -> tuple[Dim, int] | None:
-    sp = dims.sympy_module()
-    for left, right in ((first, second), (second, first)):
-        for floor in left.atoms(sp.floor):
-            divisor = right / floor.args[0]  # sympy cancels X / (X/k) to k by itself
-            if divisor.is_Integer and divisor > 1 and sp.expand(left - divisor * floor) == 0:
-                return right, int(divisor)
-    return None
+from fluxion.shapes.multiples import Multiples, divisibility, symbol_divisor, unwind
 
 
 @dataclass(frozen=True)
@@ -105,21 +82,12 @@ class Assumptions:
         return bool(self.divisors or self.values)
 
     @functools.cached_property
-    def _substitutions(self) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Dim]]:
-        """(symbol -> value or k * a new integer symbol, that symbol -> symbol / k, a cache of readings)."""
-        sp = dims.sympy_module()
-        forward: dict[Any, Any] = dict(self.values)
-        backward: dict[Any, Any] = {}
-        for symbol, divisor in self.divisors:
-            if symbol in forward:
-                continue
-            multiple = sp.Dummy(str(symbol), integer=True, positive=True)
-            forward[symbol] = divisor * multiple
-            backward[multiple] = symbol / divisor
-        return forward, backward, {}
+    def _multiples(self) -> Multiples:
+        values = dict(self.values)
+        return Multiples(tuple((symbol, k) for symbol, k in self.divisors if symbol not in values))
 
     def apply(self, size: Dim) -> Dim:
-        """``size`` read under the facts.
+        """``size`` read under the facts: multiples resolve its roundings, fixed values are put in.
 
         >>> from fluxion import dims
         >>> h = dims.dim("H")
@@ -129,18 +97,10 @@ class Assumptions:
         """
         if isinstance(size, int) or not self:
             return size
-        forward, backward, readings = self._substitutions
-        read = readings.get(size)
-        if read is None:
-            read = size
-            symbols = size.free_symbols & forward.keys()
-            sp = dims.sympy_module()
-            # without a value to put in or a rounding to resolve, H -> k*h -> H gives the size back as it was
-            if symbols & dict(self.values).keys() or (
-                symbols and cast(Any, size).has(sp.floor, sp.ceiling, sp.Min, sp.Max, sp.Mod)
-            ):
-                read = dims.normal(sp.expand(size.subs(forward).subs(backward)))
-            readings[size] = read
+        read = unwind(self._multiples.read(size))
+        values = dict(self.values)
+        if not isinstance(read, int) and read.free_symbols & values.keys():
+            read = dims.normal(dims.sympy_module().expand(read.subs(values)))
         return read
 
     def apply_to(self, value: ShapeValue) -> ShapeValue:
@@ -222,27 +182,6 @@ class Assumptions:
             if self.implies(first, second) is None:
                 kept.append(([position], first, second))
         return kept
-
-
-def symbol_divisor(subject: Dim, divisor: int) -> tuple[Any, int] | None:
-    """What "``subject`` is divisible by ``divisor``" says of a single symbol: ``(S, k)`` for S divisible
-    by k, when ``subject`` is a rational multiple of S (``H/2`` divisible by 2 means H divisible by 4).
-
-    >>> from fluxion import dims
-    >>> h = dims.dim("H")
-    >>> symbol_divisor(h / 2, 2), symbol_divisor(3 * h, 6), symbol_divisor(h + 1, 2)
-    ((H, 4), (H, 2), None)
-    """
-    if isinstance(subject, int):
-        return None
-    coefficient, symbol = subject.as_coeff_Mul()
-    if not symbol.is_Symbol or not coefficient.is_Rational or coefficient <= 0:
-        return None
-    rational = cast(Any, coefficient)
-    numerator, denominator = int(rational.p), int(rational.q)
-    # S * p / q is a multiple of k  <=>  S * p is a multiple of k * q  <=>  S is a multiple of k*q / gcd(p, k*q)
-    needed = divisor * denominator
-    return symbol, needed // math.gcd(numerator, needed)
 
 
 def _fixed_symbol(first: Dim, second: Dim) -> Any:

@@ -23,9 +23,53 @@ from typing import Any, cast
 
 from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeValue
-from fluxion.shapes.assumptions import divisibility, symbol_divisor
 
 _origins: dict[Any, tuple[Any, int]] = {}  # the symbol for H/k -> (H, k)
+
+
+def divisibility(first: Dim, second: Dim) -> tuple[Dim, int] | None:
+    """``(X, k)`` when ``first = second`` says that X is a multiple of k (``k*floor(X/k) = X``).
+
+    >>> from fluxion import dims
+    >>> w = dims.dim("W")
+    >>> divisibility(w, 32 * dims.floordiv(w, 32)), divisibility(w + 1, 2 * w)
+    ((W, 32), None)
+    """
+    if isinstance(first, int) or isinstance(second, int):
+        return None
+    return _divisibility(first, second)
+
+
+@functools.lru_cache(maxsize=4096)
+def _divisibility(first: Any, second: Any) -> tuple[Dim, int] | None:
+    sp = dims.sympy_module()
+    for left, right in ((first, second), (second, first)):
+        for floor in left.atoms(sp.floor):
+            divisor = right / floor.args[0]  # sympy cancels X / (X/k) to k by itself
+            if divisor.is_Integer and divisor > 1 and sp.expand(left - divisor * floor) == 0:
+                return right, int(divisor)
+    return None
+
+
+def symbol_divisor(subject: Dim, divisor: int) -> tuple[Any, int] | None:
+    """What "``subject`` is divisible by ``divisor``" says of a single symbol: ``(S, k)`` for S divisible
+    by k, when ``subject`` is a rational multiple of S (``H/2`` divisible by 2 means H divisible by 4).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> symbol_divisor(h / 2, 2), symbol_divisor(3 * h, 6), symbol_divisor(h + 1, 2)
+    ((H, 4), (H, 2), None)
+    """
+    if isinstance(subject, int):
+        return None
+    coefficient, symbol = subject.as_coeff_Mul()
+    if not symbol.is_Symbol or not coefficient.is_Rational or coefficient <= 0:
+        return None
+    rational = cast(Any, coefficient)
+    numerator, denominator = int(rational.p), int(rational.q)
+    # S * p / q is a multiple of k  <=>  S * p is a multiple of k * q  <=>  S is a multiple of k*q / gcd(p, k*q)
+    needed = divisor * denominator
+    return symbol, needed // math.gcd(numerator, needed)
 
 
 @functools.cache

@@ -17,7 +17,7 @@ import torch
 
 from fluxion.dims import Dim, Shape, ShapeValue, show
 from fluxion.layers import draw_tree
-from fluxion.shapes.assumptions import divisibility
+from fluxion.shapes.multiples import divisibility
 
 
 @dataclass(frozen=True)
