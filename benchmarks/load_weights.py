@@ -63,6 +63,7 @@ from safetensors.torch import load_file, save_file
 
 import fluxion.layers as fl
 import fluxion.weights
+from process_memory import reset_peak, status_kib
 
 MIB = 2**20
 GIB = 2**30
@@ -116,24 +117,6 @@ def config_for(size_mib: int, dim: int) -> int:
 def rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where that is refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def read_all(model: torch.nn.Module) -> float:

@@ -56,6 +56,8 @@ from typing import Any
 
 import torch
 
+from process_memory import reset_peak, status_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 MIB = 2**20
@@ -131,24 +133,6 @@ ZOO = {
 
 
 # -- children: one fresh process per measurement of build time and memory ------------------------
-
-
-def status_kib(name: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {name} in /proc/self/status")
-
-
-def reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where that is refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def read_all(model: torch.nn.Module) -> float:
