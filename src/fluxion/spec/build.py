@@ -369,7 +369,6 @@ def tie(root: torch.nn.Module, shares: list[Share]) -> None:
 
 def _share_pairs(root: torch.nn.Module, share: Share) -> list[tuple[str, torch.nn.Parameter]]:
     """(parameter name in the sharing node, source parameter) for every tie of one share."""
-    parameters = dict(root.named_parameters(remove_duplicate=False))
     if isinstance(share.source, str):
         try:
             source_module = root.get_submodule(share.source)
@@ -387,10 +386,10 @@ def _share_pairs(root: torch.nn.Module, share: Share) -> list[tuple[str, torch.n
         return list(theirs.items())
     pairs: list[tuple[str, torch.nn.Parameter]] = []
     for name, address in share.source.items():
-        found = parameters.get(address)
-        if not isinstance(found, torch.nn.Parameter):
-            raise SpecError(f"share: no parameter at address {address!r}", path=share.path, file=share.file)
-        pairs.append((name, found))
+        try:
+            pairs.append((name, root.get_parameter(address)))  # a lookup by address, not a walk of the tree
+        except AttributeError:
+            raise SpecError(f"share: no parameter at address {address!r}", path=share.path, file=share.file) from None
     return pairs
 
 
