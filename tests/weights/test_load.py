@@ -62,6 +62,37 @@ def test_meta_tree_gets_memory_mapped_tensors(trained: tuple[fl.Chain, Path]) ->
     assert fresh["head"].weight.requires_grad
 
 
+def test_transposed_and_split_tensors_stay_views_of_the_mapped_file(tmp_path: Path) -> None:
+    """A fused (in, 3 * out) projection stored as Conv1D does loads as three Linear weights that
+    are views of the file (nothing held twice), and the model computes what the fused one does."""
+    fused = torch.randn(4, 12)
+    path = tmp_path / "fused.safetensors"
+    save_file({"c_attn.weight": fused, "kernel": torch.randn(3, 2, 5, 5)}, str(path))
+    with torch.device("meta"):
+        model = fl.Chain(
+            q=fl.Linear(4, 4, bias=False),
+            k=fl.Linear(4, 4, bias=False),
+            v=fl.Linear(4, 4, bias=False),
+            conv=fl.Conv2d(2, 3, 5, bias=False),
+        )
+    mapping = {
+        "rules": [
+            {"pattern": r"^c_attn\.weight$", "replace": ["q.weight", "k.weight", "v.weight"], "transpose": True},
+            {"pattern": "^kernel$", "replace": "conv.weight"},
+        ]
+    }
+    load(model, path, mapping=mapping)
+    for index, name in enumerate("qkv"):
+        weight = model[name].weight
+        assert torch.equal(weight, fused[:, 4 * index : 4 * index + 4].T)
+        assert not weight.is_contiguous()
+        if sys.platform == "linux":
+            assert str(path) in mapped_files(weight)
+    x = torch.randn(2, 4)
+    assert torch.allclose(torch.cat([model[name](x) for name in "qkv"], dim=-1), x @ fused, atol=1e-6)
+    assert model["conv"].weight.is_contiguous()
+
+
 def test_writing_to_a_mapped_weight_leaves_the_file_alone(trained: tuple[fl.Chain, Path]) -> None:
     model, path = trained
     fresh = meta_small_model()

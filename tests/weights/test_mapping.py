@@ -151,3 +151,17 @@ def test_the_json_mapping_shown_in_the_guide_is_valid() -> None:
     assert target.key == "output.weight"
     assert target.shape((8, 4)) == (4, 8)
     assert [t.key for t in mapping.targets("attn.c_attn.bias")][1] == "projections.key.bias"
+
+
+def test_a_dict_is_renames_or_the_content_of_a_mapping_file() -> None:
+    assert KeyMapping.coerce({"fc.weight": "head.weight", "extra": None}).rename == {
+        "fc.weight": "head.weight",
+        "extra": None,
+    }
+    document = {"rules": [{"pattern": "^c_attn[.]", "replace": ["q.", "k.", "v."], "transpose": True}]}
+    targets = KeyMapping.coerce(document).targets("c_attn.weight")
+    assert [target.key for target in targets] == ["q.weight", "k.weight", "v.weight"]
+    with pytest.raises(WeightsError, match=r"rules\[0\] needs 'pattern' and 'replace'"):
+        KeyMapping.coerce({"rules": [{"pattern": "^a"}]})
+    with pytest.raises(WeightsError, match=r"a dict of renames .* 'fc\.weight' maps to 3"):
+        KeyMapping.coerce({"fc.weight": 3})

@@ -133,7 +133,7 @@ def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progre
             if not current.is_meta and current.dtype == assignment.dtype and current.device == assignment.device:
                 in_place.append((current, tensor))
                 continue
-            converted = tensor.to(device=assignment.device, dtype=assignment.dtype).contiguous()
+            converted = _settled(tensor.to(device=assignment.device, dtype=assignment.dtype))
             # Share the checkpoint's memory only when nobody else can see it: not the caller's own
             # tensors, and not a tensor already given to another (untied) slot.
             use = (assignment.source, assignment.target.steps)
@@ -154,6 +154,17 @@ def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progre
                     parameters_of(slot.module)[slot.name] = cast(torch.nn.Parameter, value)
                 else:
                     buffers_of(slot.module)[slot.name] = value
+
+
+def _settled(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` as a model should keep it: a matrix whose rows or columns are unit-strided (a
+    transpose or a slice of the checkpoint's tensor, as from a fused projection) stays a view,
+    since matrix products read such layouts directly and copying would hold the weights twice;
+    any other non-contiguous layout (a permuted kernel) is copied once here rather than at every
+    forward."""
+    if tensor.is_contiguous() or (tensor.dim() == 2 and 1 in tensor.stride()):
+        return tensor
+    return tensor.contiguous()
 
 
 def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -244,10 +244,13 @@ class KeyMapping:
     @classmethod
     def coerce(cls, mapping: MappingLike | None) -> KeyMapping:
         """Any accepted form as a ``KeyMapping``: itself, a dict of exact renames, a list of
-        ``(pattern, replacement)`` rules, a callable, or the path of a JSON mapping file.
+        ``(pattern, replacement)`` rules, a callable, the path of a JSON mapping file, or the
+        content of one (a dict whose values are not all keys: ``{"rules": [...]}``).
 
         >>> KeyMapping.coerce({"a": "b"})("a")
         'b'
+        >>> KeyMapping.coerce({"rules": [{"pattern": "^fc[.]", "replace": "head."}]})("fc.bias")
+        'head.bias'
         >>> KeyMapping.coerce(None)("unchanged")
         'unchanged'
         """
@@ -258,7 +261,16 @@ class KeyMapping:
         if isinstance(mapping, str | os.PathLike):
             return cls.read(cast("str | os.PathLike[str]", mapping))
         if isinstance(mapping, Mapping):
-            return cls(rename=cast("Mapping[str, str | None]", mapping))
+            given = cast("Mapping[object, object]", mapping)
+            odd = [(key, value) for key, value in given.items() if not _is_rename(key, value)]
+            if not odd:
+                return cls(rename=cast("Mapping[str, str | None]", mapping))
+            if given.keys() & {"fluxion_mapping", "rename", "rules"}:
+                return cls.from_json(dict(given))
+            key, value = odd[0]
+            raise WeightsError(
+                f"a dict of renames maps checkpoint keys to tree keys (strings) or None; {key!r} maps to {value!r}"
+            )
         if callable(mapping):
             return cls(function=mapping)
         if not isinstance(mapping, Iterable):  # pyright: ignore[reportUnnecessaryIsInstance]
@@ -361,6 +373,10 @@ def _as_rule(rule: RuleLike) -> Rule:
             replace = tuple(cast("list[str]", replace))
         return Rule(pattern, replace)
     raise WeightsError(f"a mapping rule must be a Rule or a (pattern, replacement) pair, got {rule!r}")
+
+
+def _is_rename(key: object, value: object) -> bool:
+    return isinstance(key, str) and isinstance(value, str | None)
 
 
 def _strings(values: object) -> bool:
