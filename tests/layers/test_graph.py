@@ -200,6 +200,48 @@ def test_a_failing_node_is_named_by_its_address() -> None:
     assert "key: Linear(in_features=6, out_features=8, bias=True)  ← y  ◀── failed here" in str(caught.value)
 
 
+def context_graphs() -> fl.Chain:
+    """A Graph that stores a side value in the context, and one that reads it back without edges into it."""
+    torch.manual_seed(0)
+    store = fl.Graph(
+        {"scale": fl.Linear(4, 1), "keep": fl.SetContext("net", "scale"), "fc": fl.Linear(4, 4)},
+        edges=["input -> scale -> keep", "input -> fc"],
+    )
+    use = fl.Graph(
+        {"scale": fl.UseContext("net", "scale"), "mul": fl.Multiply()}, edges=["input -> mul", "scale -> mul"]
+    )
+    return fl.Chain(store=store, use=use)
+
+
+def test_a_set_context_may_end_a_path_and_a_use_context_may_start_one() -> None:
+    model = context_graphs()
+    x = randn(3, 4)
+    store = model.store
+    assert store.outputs == ("fc",)
+    assert model.use.sources("scale") == ()
+    assert torch.allclose(model(x), store.fc(x) * store.scale(x))
+    report = shapes.infer(model, ("B", 4))
+    assert report.output == dims.Shape(["B", 4])
+    assert report["store.keep"].output == dims.Shape(["B", 1])
+    assert report["use.scale"].output == dims.Shape(["B", 1])
+
+
+@pytest.mark.parametrize(
+    ("address", "replacement", "message"),
+    [
+        ("store.keep", fl.ReLU(), "the value of node 'scale' reaches no output"),
+        ("use.scale", fl.Linear(4, 1), "node 'scale' cannot be reached from the inputs"),
+    ],
+)
+def test_a_replacement_must_keep_the_context_exceptions(address: str, replacement: Any, message: str) -> None:
+    model = context_graphs()
+    before = snapshot(model)
+    with pytest.raises(fl.GraphError, match=message):
+        model[address] = replacement
+    assert snapshot(model) == before
+    model[address] = type(model[address])("net", "scale")  # the same kind of node is fine
+
+
 # -- validation ----------------------------------------------------------------------------------
 
 
@@ -257,6 +299,20 @@ INVALID: list[Any] = [
         id="unknown-output",
     ),
     pytest.param(pair(), ["input -> a -> b"], {"outputs": ["b", "b"]}, "output 'b' is listed twice", id="output-twice"),
+    pytest.param(
+        {"a": fl.ReLU(), "b": fl.Tanh(), "c": fl.Add()},
+        ["input -> a -> c", "b -> c"],
+        {},
+        r"node 'b' cannot be reached from the inputs \(input\); .* \(or from a UseContext",
+        id="only-a-use-context-may-start-a-path",
+    ),
+    pytest.param(
+        {"a": fl.ReLU(), "b": fl.SetContext("net", "b"), "c": fl.Tanh()},
+        ["input -> a -> b -> c", "input -> c"],
+        {"outputs": ["a"]},
+        r"the value of node 'c' reaches no output \(a\)",
+        id="only-a-set-context-may-end-a-path",
+    ),
     pytest.param(pair(), ["input -> a -> b"], {"outputs": []}, "outputs is empty", id="no-output"),
     pytest.param(pair(), ["x -> a -> b"], {"inputs": ["x", "x"]}, "input 'x' is named twice", id="duplicate-input"),
     pytest.param(pair(), ["a -> b"], {"inputs": ["a"]}, "'a' is both an input and a node id", id="input-clash"),

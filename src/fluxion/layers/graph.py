@@ -28,6 +28,7 @@ from fluxion import dims
 from fluxion.dims import ShapeError, ShapeValue
 from fluxion.errors import FluxionError
 from fluxion.layers.chain import Chain, ReturnSignal
+from fluxion.layers.context import SetContext, UseContext
 from fluxion.layers.errors import ChildNotFoundError, TreeError
 
 _ARROW = "->"
@@ -57,6 +58,12 @@ class Graph(Chain):
     whose value is a tuple gets its items as separate arguments, as in a Chain. The graph returns
     the values of ``outputs`` (node ids or inputs): one value, or a tuple of several. By default
     it returns the one node with no outgoing edge.
+
+    Every node is on a path from an input to an output, with two exceptions for the context: a
+    ``UseContext`` without incoming edges is called with no arguments and reads the context, and a
+    ``SetContext`` may end a path, storing its value for nodes later in the tree (such as a mask
+    that every block's attention reads). Nodes run in the order they are listed wherever the edges
+    leave it free, so list a ``SetContext`` before the ``UseContext`` nodes that read it.
 
     Called with its inputs by position (in the order of ``inputs``) or by name.
 
@@ -101,7 +108,7 @@ class Graph(Chain):
         given = cast(object, nodes)
         if not isinstance(given, Mapping):
             raise GraphError(f"{owner}: nodes is a mapping from node id to module, got {type(given).__name__}")
-        flow = _analyse(owner, tuple(nodes), edges, inputs, outputs)
+        flow = _analyse(owner, _Nodes.of(nodes), edges, inputs, outputs)
         self._inputs = flow.inputs
         self._outputs = flow.outputs
         self._edges = flow.edges
@@ -220,7 +227,7 @@ class Graph(Chain):
     def _child_note(self, name: str) -> str | None:
         """What ``draw_tree`` adds to a node's line: where its arguments come from."""
         sources = self._sources.get(name)
-        return None if sources is None else "← " + ", ".join(sources)
+        return "← " + ", ".join(sources) if sources else None
 
     # -- surgery -------------------------------------------------------------------------------
 
@@ -240,6 +247,26 @@ class Graph(Chain):
                 )
         return super()._splice(index, remove, entries)
 
+    def _swap(self, key: str, new: torch.nn.Module) -> None:
+        # a node replaced under its id: the context exceptions to the data flow must still hold
+        nodes = {**cast(dict[str, torch.nn.Module], self._modules), key: new}
+        _analyse(self._label(), _Nodes.of(nodes), self._edges, self._inputs, self._outputs)
+        super()._swap(key, new)
+
+
+class _Nodes(NamedTuple):
+    """The node ids, and those that touch the context: they may start or end a path of edges."""
+
+    ids: tuple[str, ...]
+    readers: frozenset[str]
+    writers: frozenset[str]
+
+    @classmethod
+    def of(cls, nodes: Mapping[str, torch.nn.Module]) -> _Nodes:
+        readers = frozenset(name for name, node in nodes.items() if isinstance(node, UseContext))
+        writers = frozenset(name for name, node in nodes.items() if isinstance(node, SetContext))
+        return cls(tuple(nodes), readers, writers)
+
 
 class _Flow(NamedTuple):
     inputs: tuple[str, ...]
@@ -251,9 +278,14 @@ class _Flow(NamedTuple):
 
 
 def _analyse(
-    owner: str, node_ids: tuple[str, ...], edges: Sequence[str], inputs: Sequence[str], outputs: Sequence[str] | None
+    owner: str, nodes: _Nodes, edges: Sequence[str], inputs: Sequence[str], outputs: Sequence[str] | None
 ) -> _Flow:
-    """Check that the names and edges make a data flow from the inputs to the outputs, and plan its run."""
+    """Check that the names and edges make a data flow from the inputs to the outputs, and plan its run.
+
+    A path may also start at a ``UseContext`` without incoming edges (called with no arguments, it
+    reads the context) and end at a ``SetContext`` whose value no output needs (it stores it).
+    """
+    node_ids = nodes.ids
     input_names = _names(owner, "inputs", inputs)
     for kind, names in (("input", input_names), ("node", node_ids)):
         for name in names:
@@ -282,18 +314,19 @@ def _analyse(
         raise GraphError(f"{owner}: input {unused[0]!r} is in no edge; connect it or leave it out of inputs")
 
     order = _topological_order(owner, node_ids, sources, targets)
-    unreached = sorted(set(node_ids) - _reachable(input_names, targets), key=node_ids.index)
+    starts = (*input_names, *(name for name in nodes.readers if not sources[name]))
+    unreached = sorted(set(node_ids) - _reachable(starts, targets), key=node_ids.index)
     if unreached:
         raise GraphError(
             f"{owner}: node {unreached[0]!r} cannot be reached from the inputs ({', '.join(input_names)}); "
-            "every node needs a path from an input"
+            "every node needs a path from an input (or from a UseContext, which reads the context)"
         )
-    chosen = _outputs(owner, wanted, input_names, node_ids, targets)
-    dead = sorted(set(node_ids) - _reachable(chosen, sources), key=node_ids.index)
+    chosen = _outputs(owner, wanted, input_names, nodes, targets)
+    dead = sorted(set(node_ids) - _reachable((*chosen, *nodes.writers), sources), key=node_ids.index)
     if dead:
         raise GraphError(
             f"{owner}: the value of node {dead[0]!r} reaches no output ({', '.join(chosen)}); "
-            "connect it, list it in outputs, or leave it out"
+            "connect it, list it in outputs, or leave it out (a SetContext may end a path: it stores its value)"
         )
     frozen = {name: tuple(found) for name, found in sources.items()}
     steps, output_slots = _plan(input_names, order, frozen, chosen)
@@ -389,12 +422,15 @@ def _outputs(
     owner: str,
     wanted: tuple[str, ...] | None,
     inputs: tuple[str, ...],
-    node_ids: tuple[str, ...],
+    nodes: _Nodes,
     targets: dict[str, list[str]],
 ) -> tuple[str, ...]:
+    node_ids = nodes.ids
     if wanted is None:
-        ends = [name for name in node_ids if not targets[name]]
         # never empty: the nodes make no cycle, and without nodes every input is an output or refused
+        ends = [name for name in node_ids if not targets[name]]
+        # a SetContext at the end of a side path stores its value; the graph returns the main path's
+        ends = [name for name in ends if name not in nodes.writers] or ends
         if len(ends) > 1:
             raise GraphError(
                 f"{owner}: nodes {', '.join(ends)} have no outgoing edge; say which it returns with outputs=[...]"
