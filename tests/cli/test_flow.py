@@ -191,6 +191,32 @@ def test_attention_takes_query_key_and_value_then_projects_attends_and_outputs()
     assert flow.sources(f"{prefix}.output") == [f"{prefix}.attention"]
 
 
+def test_self_attention_in_a_graph_takes_its_mask_from_the_context() -> None:
+    block = fl.Graph(
+        {"mask": fl.UseContext("net", "mask"), "self": fl.SelfAttention(embed_dim=8, num_heads=2), "add": fl.Add()},
+        edges=["input -> self -> add", "mask -> self", "input -> add"],
+    )
+    model = fl.Chain(
+        masks=fl.Graph(
+            {"extend": fl.PaddingMask(), "store": fl.SetContext("net", "mask")},
+            edges=["padding -> extend -> store"],
+            inputs=("x", "padding"),
+            outputs=("x",),
+        ),
+        block=block,
+    )
+    flow = data_flow(model)
+    assert flow.sources("masks.store") == ["masks.extend"]
+    assert flow.sources("block.mask", "context") == ["masks.store"]
+    assert flow.sources("block.mask", "data") == []
+    for name in ("query", "key", "value"):
+        assert flow.sources(f"block.self.projections.{name}") == [X]
+    assert flow.sources("block.self.attention") == [
+        *(f"block.self.projections.{name}" for name in ("query", "key", "value")),
+        "block.mask",
+    ]
+
+
 def test_lora_adds_its_low_rank_branch_to_its_target() -> None:
     model = fl.Chain(fl.ReLU(), fl.Linear(4, 4))
     lora.inject(model, rank=2)

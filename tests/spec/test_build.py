@@ -37,6 +37,8 @@ LAYERS: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
     "Linear": ({"out_features": 3}, ("B", 5)),
     "MaxPool2d": ({"kernel_size": 3, "stride": 2, "padding": 1}, ("B", 3, 9, 9)),
     "MultiHeadAttention": ({"num_heads": 2, "is_causal": True}, ("B", "T", 8)),
+    "SelfAttention": ({"num_heads": 2}, ("B", "T", 8)),
+    "PaddingMask": ({}, ("B", "T")),
     "Permute": ({"dims": [0, 2, 1]}, ("B", 3, 4)),
     "PixelShuffle": ({"upscale_factor": 2}, ("B", 8, 3, 3)),
     "RMSNorm": ({}, ("B", 8)),

@@ -14,7 +14,8 @@ asked for, is a node; each Chain shown is a cluster holding its children. Edges 
 - ``Graph``: its own edges (``graph.sources``), from ``graph.inputs`` to ``graph.outputs`` (a single
   node's output feeds every input, as the tuple that holds them).
 - ``SetContext`` → ``UseContext``: a ``context`` edge; a ``UseContext`` ignores its own input.
-- ``MultiHeadAttention``: query, key and value to the projections, then attention, then output;
+- ``MultiHeadAttention``: query, key and value to the projections, then attention (with the mask),
+  then output; ``SelfAttention`` the same with its input as query, key and value;
   adapters run their children in sequence, a LoRA adds its low-rank branch to its target.
 
 Any other Chain with a ``forward`` of its own is drawn as one node: what it does with its
@@ -389,6 +390,11 @@ def _attention(scope: _Scope, inputs: Value) -> Value:
     return output
 
 
+def _self_attention(scope: _Scope, inputs: Value) -> Value:
+    sequence, mask = inputs[:1], inputs[1:]
+    return _attention(scope, (*sequence, *sequence, *sequence, *mask))
+
+
 def _lora(scope: _Scope, inputs: Value) -> Value:
     children = dict(scope.children())
     base = scope.run(SLOT, children[SLOT], inputs) if SLOT in children else inputs
@@ -407,6 +413,7 @@ _RULES: dict[type[torch.nn.Module], Rule] = {
     fl.Passthrough: _passthrough,
     fl.Graph: _graph,
     fl.MultiHeadAttention: _attention,
+    fl.SelfAttention: _self_attention,
     Adapter: _sequence,
     Lora: _lora,
 }

@@ -8,7 +8,7 @@ torch.Size([1, 2])
 """
 
 from fluxion.layers.activations import Dropout, GeLU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention
+from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
 from fluxion.layers.chain import Chain
 from fluxion.layers.combinators import (
     Concatenate,
@@ -34,6 +34,7 @@ from fluxion.layers.errors import (
 )
 from fluxion.layers.graph import Graph, GraphError
 from fluxion.layers.linear import Embedding, Linear
+from fluxion.layers.masks import PaddingMask
 from fluxion.layers.merging import Add, Cat, Multiply
 from fluxion.layers.module import Module, WeightedModule, address_of, parent_of
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
@@ -99,6 +100,7 @@ __all__ = [
     "Multiply",
     "OptionalInputs",
     "Pad",
+    "PaddingMask",
     "Parallel",
     "Passthrough",
     "Permute",
@@ -110,6 +112,7 @@ __all__ = [
     "Residual",
     "Return",
     "ScaledDotProductAttention",
+    "SelfAttention",
     "SequencePositionEmbedding",
     "SetContext",
     "SiLU",

@@ -1,4 +1,4 @@
-"""Attention: a scaled dot-product leaf and multi-head attention built as a Chain.
+"""Attention: a scaled dot-product leaf, and multi-head (and self-) attention built as Chains.
 
 >>> import torch
 >>> import fluxion.layers as fl
@@ -341,6 +341,90 @@ class MultiHeadAttention(Chain):
     def extra_repr(self) -> str:
         embed = "?" if self.embed_dim is None else self.embed_dim
         return f"embed_dim={embed}, num_heads={self.num_heads}"
+
+
+class SelfAttention(MultiHeadAttention):
+    """Multi-head attention of a sequence to itself, with an optional mask as its second input.
+
+    ``SelfAttention(embed_dim, num_heads)(x, mask)`` is ``MultiHeadAttention(...)(x, x, x, mask)``,
+    with the same children (so the same checkpoint keys): the form to use in a ``Graph``, where a
+    node takes its arguments by position, so that the mask (a ``UseContext``, or an input) is the
+    second edge into it. Key and value features are the embedding's; ``embed_dim`` may be left
+    out, to be inferred.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> attention = fl.SelfAttention(embed_dim=8, num_heads=2)
+    >>> padding = torch.tensor([[True, True, False]])  # the third token is padding
+    >>> attention(torch.randn(1, 3, 8), padding[:, None, None, :]).shape
+    torch.Size([1, 3, 8])
+    """
+
+    def __init__(
+        self,
+        embed_dim: int | None = None,
+        num_heads: int = 1,
+        bias: bool = True,
+        is_causal: bool = False,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            embed_dim, num_heads, bias=bias, is_causal=is_causal, dropout=dropout, device=device, dtype=dtype
+        )
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """``("embed_dim",)`` while lazy: key and value features are the embedding's.
+
+        >>> import fluxion.layers as fl
+        >>> fl.SelfAttention(num_heads=2).missing
+        ('embed_dim',)
+        """
+        return ("embed_dim",) if self.lazy else ()
+
+    def forward(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self,
+        input: Float[Tensor, "*batch sequence embed_dim"],
+        mask: Bool[Tensor, "..."] | Float[Tensor, "..."] | None = None,
+    ) -> Float[Tensor, "*batch sequence embed_dim"]:
+        return super().forward(input, input, input, mask)
+
+    def output_shape(self, *inputs: ShapeValue, **named: ShapeValue) -> ShapeValue:
+        """``(*batch, sequence, embed_dim)``, from ``input`` and an optional ``mask``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.SelfAttention(8, num_heads=2), ("B", "T", 8), ("B", 1, 1, "T")).output
+        (B, T, 8)
+        """
+        what = type(self).__name__
+        value, mask = _arguments(what, ("input", "mask"), inputs, named)
+        return super().output_shape(value, value, value, mask)
+
+    def inferred_arguments(self, *inputs: ShapeValue, **named: ShapeValue) -> dict[str, Dim]:
+        """``embed_dim``: the input's features.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.SelfAttention(num_heads=2).inferred_arguments(dims.Shape(["B", "T", 8]))
+        {'embed_dim': 8}
+        """
+        value, _ = _arguments(type(self).__name__, ("input", "mask"), inputs, named)
+        return {"embed_dim": _sequence(value, "input", type(self).__name__)[-1]} if self.lazy else {}
+
+    def materialized(self, **arguments: int) -> Self:
+        """A detached, complete twin of this lazy layer with ``embed_dim`` filled in.
+
+        >>> import fluxion.layers as fl
+        >>> fl.SelfAttention(num_heads=2).materialized(embed_dim=4)["projections.key"]
+        Linear(in_features=4, out_features=4, bias=True)
+        """
+        if set(arguments) != set(self.missing) or not self.missing:
+            expected = ", ".join(self.missing) or "nothing (it is not lazy)"
+            raise LayerError(f"{type(self).__name__} expects exactly {expected}, got {', '.join(arguments) or 'none'}")
+        return type(self)(num_heads=self.num_heads, **arguments, **self._building)
 
 
 def _arguments(
