@@ -3,10 +3,12 @@
 // and the pooler (dense + tanh on the first token). The model returns (last_hidden_state,
 // pooler_output), or only last_hidden_state with pooler=false.
 //
-// Called as model(input_ids) or model(input_ids, token_type_ids) (token type 0 when left out):
-// OptionalInputs passes None on for the missing token types. There is no attention mask: every
-// token attends to every token, so batches must not be padded (or the padding changes the
-// results, as it would in Hugging Face's model without attention_mask).
+// Called as model(input_ids), model(input_ids, token_type_ids) or model(input_ids,
+// token_type_ids, attention_mask), as BertModel is: token type 0 when left out, and every token
+// attending to every token without a mask (OptionalInputs passes None on for what is left out).
+// The attention mask (1 for tokens, 0 for padding) becomes the boolean mask attention takes
+// (PaddingMask) once, and is stored in the context; each block's self-attention reads it there
+// (UseContext), so the blocks stay one-input Graphs chained one after the other.
 //
 // Addresses are Hugging Face's own (embeddings.word_embeddings, encoder.layer.3.intermediate.dense,
 // encoder.layer.3.output.LayerNorm, pooler.dense), except in the attention: its projections are
@@ -39,12 +41,13 @@ function(
         type: 'Graph',
         id: 'attention',
         nodes: [
-          { type: 'MultiHeadAttention', id: 'self', num_heads: heads, dropout: dropout },
+          { type: 'UseContext', id: 'mask', context: 'bert', key: 'attention_mask' },
+          { type: 'SelfAttention', id: 'self', num_heads: heads, dropout: dropout },
           { type: 'Dropout', id: 'dropout', p: dropout },
           { type: 'Add', id: 'residual' },
           { type: 'LayerNorm', id: 'LayerNorm', eps: eps },
         ],
-        edges: ['input -> self -> dropout -> residual -> LayerNorm', 'input -> residual'],
+        edges: ['input -> self -> dropout -> residual -> LayerNorm', 'mask -> self', 'input -> residual'],
       },
       {
         type: 'Chain',
@@ -75,7 +78,18 @@ function(
     type: 'Chain',
     inputs: { input_ids: ['B', 'T'] },
     children: [
-      { type: 'OptionalInputs', id: 'inputs', count: 2 },
+      { type: 'OptionalInputs', id: 'inputs', count: 3 },
+      {
+        type: 'Graph',
+        id: 'attention_mask',
+        inputs: ['input_ids', 'token_type_ids', 'attention_mask'],
+        nodes: [
+          { type: 'PaddingMask', id: 'extend' },
+          { type: 'SetContext', id: 'store', context: 'bert', key: 'attention_mask' },
+        ],
+        edges: ['attention_mask -> extend -> store'],
+        outputs: ['input_ids', 'token_type_ids'],
+      },
       {
         type: 'Graph',
         id: 'embeddings',

@@ -80,8 +80,14 @@ def inputs(batch: int = 3, length: int = 17, seed: int = 1) -> tuple[torch.Tenso
     return ids, torch.randint(0, TYPES, (batch, length), generator=generator)
 
 
+def padding_mask(lengths: list[int], length: int, left: bool = False) -> torch.Tensor:
+    """``attention_mask`` for sequences of these lengths padded to ``length``: 1 for tokens, 0 for padding."""
+    positions = torch.arange(length).flip(0) if left else torch.arange(length)
+    return (positions[None, :] < torch.tensor(lengths)[:, None]).long()
+
+
 def assert_same_outputs(model: torch.nn.Module, reference: Any, *given: torch.Tensor) -> None:
-    names = ("input_ids", "token_type_ids")
+    names = ("input_ids", "token_type_ids", "attention_mask")
     with torch.no_grad():
         expected = reference(**dict(zip(names, given, strict=False)))
         hidden, pooled = model.eval()(*given)
@@ -112,6 +118,23 @@ def test_the_spec_loads_the_checkpoint_and_gives_the_reference_outputs(bert: Sav
     assert_same_outputs(model, bert.model, *inputs())
     assert_same_outputs(model, bert.model, inputs()[0])  # token type 0 when left out
     assert_same_outputs(model, bert.model, *inputs(batch=1, length=POSITIONS, seed=2))
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["right-padded", "left-padded"])
+def test_a_padded_batch_with_its_attention_mask_gives_the_reference_outputs(bert: Saved, left: bool) -> None:
+    model = spec.load(SPEC, tla=TLA, weights=bert.file, mapping=MAPPING)
+    ids, types = inputs(batch=3, length=11)
+
+    assert_same_outputs(model, bert.model, ids, types, padding_mask([11, 6, 1], 11, left=left))
+
+
+def test_the_tokens_of_a_right_padded_sequence_get_what_they_get_alone(bert: Saved) -> None:
+    model = spec.load(SPEC, tla=TLA, weights=bert.file, mapping=MAPPING).eval()
+    ids, types = inputs(batch=2, length=9)
+    with torch.no_grad():
+        padded, _ = model(ids, types, padding_mask([9, 4], 9))
+        alone, _ = model(ids[1:, :4], types[1:, :4])
+    torch.testing.assert_close(padded[1:, :4], alone, atol=ATOL, rtol=0)
 
 
 def test_a_tree_built_on_meta_loads_and_gives_the_same_outputs(bert: Saved) -> None:
@@ -153,17 +176,18 @@ def test_without_the_pooler_the_model_returns_the_last_hidden_state(tmp_path: Pa
         torch.testing.assert_close(model(ids, types), expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("with_types", [True, False], ids=["token-types", "no-token-types"])
-def test_inferred_shapes_with_symbolic_batch_and_sequence_are_those_of_the_forward(with_types: bool) -> None:
+@pytest.mark.parametrize("given", [1, 2, 3], ids=["ids", "ids-and-token-types", "ids-token-types-and-mask"])
+def test_inferred_shapes_with_symbolic_batch_and_sequence_are_those_of_the_forward(given: int) -> None:
     model = spec.load(SPEC, tla=TLA)
-    symbolic = [("B", "T"), ("B", "T")][: 2 if with_types else 1]
-    report = shapes.infer(model, *symbolic)
+    report = shapes.infer(model, *[("B", "T")] * given)
 
     assert report.output == (shapes.Shape(["B", "T", WIDTH]), shapes.Shape(["B", WIDTH]))
     assert report["encoder.layer.0.intermediate"].output == shapes.Shape(["B", "T", INTERMEDIATE])
     assert report.constraints == ()
-    given = inputs(batch=2, length=7)[: 2 if with_types else 1]
-    compared = assert_inferred_shapes_are_real(model, report, {"B": 2, "T": 7}, *given)
+    if given == 3:
+        assert report["encoder.layer.1.attention.mask"].output == shapes.Shape(["B", 1, 1, "T"])
+    real = (*inputs(batch=2, length=7), padding_mask([7, 3], 7))[:given]
+    compared = assert_inferred_shapes_are_real(model, report, {"B": 2, "T": 7}, *real)
     assert compared == sum(1 for _ in model.named_modules())
 
 
@@ -175,7 +199,7 @@ def test_the_top_level_arguments_set_the_sizes() -> None:
     )
 
     attention = model["encoder.layer.2.attention.self"]
-    assert isinstance(attention, fl.MultiHeadAttention)
+    assert isinstance(attention, fl.SelfAttention)
     assert (attention.embed_dim, attention.num_heads) == (24, 3)
     assert model["encoder.layer.2.intermediate.dense"].out_features == 4 * 24
     assert tuple(model["embeddings.token_type_embeddings"].weight.shape) == (4, 24)
