@@ -3,9 +3,10 @@
 // and the pooler (dense + tanh on the first token). The model returns (last_hidden_state,
 // pooler_output), or only last_hidden_state with pooler=false.
 //
-// Called as model(input_ids), model(input_ids, token_type_ids) or model(input_ids,
-// token_type_ids, attention_mask), as BertModel is: token type 0 when left out, and every token
-// attending to every token without a mask (OptionalInputs passes None on for what is left out).
+// Called as BertModel is, by position: model(input_ids), model(input_ids, attention_mask) or
+// model(input_ids, attention_mask, token_type_ids), with None for any but input_ids. Token type 0
+// where none are given; without a mask every token attends to every token (OptionalInputs
+// passes None on for what is left out).
 // The attention mask (1 for tokens, 0 for padding) becomes the boolean mask attention takes
 // (PaddingMask) once, and is stored in the context; each block's self-attention reads it there
 // (UseContext), so the blocks stay one-input Graphs chained one after the other.
@@ -76,13 +77,13 @@ function(
 
   {
     type: 'Chain',
-    inputs: { input_ids: ['B', 'T'] },
+    inputs: { input_ids: ['B', 'T'] },  // one: jsonnet sorts an object's fields, and a Chain takes its inputs by position
     children: [
       { type: 'OptionalInputs', id: 'inputs', count: 3 },
       {
         type: 'Graph',
         id: 'attention_mask',
-        inputs: ['input_ids', 'token_type_ids', 'attention_mask'],
+        inputs: ['input_ids', 'attention_mask', 'token_type_ids'],
         nodes: [
           { type: 'PaddingMask', id: 'extend' },
           { type: 'SetContext', id: 'store', context: 'bert', key: 'attention_mask' },

@@ -646,3 +646,39 @@ def test_random_graphs_run_like_their_wiring_and_infer_their_real_shapes(
     real_shapes = tuple(tuple(value.shape) for value in got_list)
     assert evaluate(report.output, {"B": 3}) == (real_shapes[0] if len(outputs) == 1 else real_shapes)
     assert set(report) == {"", *wiring}
+
+
+def test_a_use_context_runs_after_the_set_context_of_the_same_graph_it_reads() -> None:
+    torch.manual_seed(0)
+    graph = fl.Graph(
+        {
+            "store": fl.SetContext("net", "h"),
+            "use": fl.UseContext("net", "h"),
+            "fc": fl.Linear(4, 4),
+            "mul": fl.Multiply(),
+        },
+        edges=["input -> fc -> store", "input -> mul", "use -> mul"],
+    )
+    x = randn(2, 4)
+    # a value stored under the same key earlier in the tree must not be the one read
+    model = fl.Chain(fl.SetContext("net", "h"), graph)
+    assert torch.allclose(model(x), x * graph.fc(x))
+    assert shapes.infer(model, ("B", 4)).output == dims.Shape(["B", 4])
+
+
+def test_replacing_a_context_node_plans_the_order_again() -> None:
+    torch.manual_seed(0)
+    graph = fl.Graph(
+        {
+            "store": fl.SetContext("net", "h"),
+            "use": fl.UseContext("net", "other"),
+            "fc": fl.Linear(4, 4),
+            "mul": fl.Multiply(),
+        },
+        edges=["input -> fc -> store", "input -> mul", "use -> mul"],
+    )
+    model = fl.Chain(fl.SetContext("net", "h"), fl.SetContext("net", "other"), graph)
+    x = randn(2, 4)
+    assert torch.allclose(model(x), x * x)  # reads the value stored before the graph
+    graph["use"] = fl.UseContext("net", "h")
+    assert torch.allclose(model(x), x * graph.fc(x))  # now reads the graph's own, after it is stored

@@ -86,10 +86,17 @@ def padding_mask(lengths: list[int], length: int, left: bool = False) -> torch.T
     return (positions[None, :] < torch.tensor(lengths)[:, None]).long()
 
 
-def assert_same_outputs(model: torch.nn.Module, reference: Any, *given: torch.Tensor) -> None:
-    names = ("input_ids", "token_type_ids", "attention_mask")
+def assert_same_outputs(
+    model: torch.nn.Module,
+    reference: Any,
+    ids: torch.Tensor,
+    types: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> None:
+    """Both models called by position, in BertModel's order: (input_ids, attention_mask, token_type_ids)."""
+    given = (ids, mask, types) if types is not None else (ids, mask) if mask is not None else (ids,)
     with torch.no_grad():
-        expected = reference(**dict(zip(names, given, strict=False)))
+        expected = reference(*given)
         hidden, pooled = model.eval()(*given)
     torch.testing.assert_close(hidden, expected.last_hidden_state, atol=ATOL, rtol=0)
     torch.testing.assert_close(pooled, expected.pooler_output, atol=ATOL, rtol=0)
@@ -125,15 +132,17 @@ def test_a_padded_batch_with_its_attention_mask_gives_the_reference_outputs(bert
     model = spec.load(SPEC, tla=TLA, weights=bert.file, mapping=MAPPING)
     ids, types = inputs(batch=3, length=11)
 
-    assert_same_outputs(model, bert.model, ids, types, padding_mask([11, 6, 1], 11, left=left))
+    mask = padding_mask([11, 6, 1], 11, left=left)
+    assert_same_outputs(model, bert.model, ids, types, mask)
+    assert_same_outputs(model, bert.model, ids, mask=mask)
 
 
 def test_the_tokens_of_a_right_padded_sequence_get_what_they_get_alone(bert: Saved) -> None:
     model = spec.load(SPEC, tla=TLA, weights=bert.file, mapping=MAPPING).eval()
     ids, types = inputs(batch=2, length=9)
     with torch.no_grad():
-        padded, _ = model(ids, types, padding_mask([9, 4], 9))
-        alone, _ = model(ids[1:, :4], types[1:, :4])
+        padded, _ = model(ids, padding_mask([9, 4], 9), types)
+        alone, _ = model(ids[1:, :4], None, types[1:, :4])
     torch.testing.assert_close(padded[1:, :4], alone, atol=ATOL, rtol=0)
 
 
@@ -173,10 +182,10 @@ def test_without_the_pooler_the_model_returns_the_last_hidden_state(tmp_path: Pa
     ids, types = inputs()
     with torch.no_grad():
         expected = saved.model(input_ids=ids, token_type_ids=types).last_hidden_state
-        torch.testing.assert_close(model(ids, types), expected, atol=ATOL, rtol=0)
+        torch.testing.assert_close(model(ids, None, types), expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("given", [1, 2, 3], ids=["ids", "ids-and-token-types", "ids-token-types-and-mask"])
+@pytest.mark.parametrize("given", [1, 2, 3], ids=["ids", "ids-and-mask", "ids-mask-and-token-types"])
 def test_inferred_shapes_with_symbolic_batch_and_sequence_are_those_of_the_forward(given: int) -> None:
     model = spec.load(SPEC, tla=TLA)
     report = shapes.infer(model, *[("B", "T")] * given)
@@ -184,9 +193,10 @@ def test_inferred_shapes_with_symbolic_batch_and_sequence_are_those_of_the_forwa
     assert report.output == (shapes.Shape(["B", "T", WIDTH]), shapes.Shape(["B", WIDTH]))
     assert report["encoder.layer.0.intermediate"].output == shapes.Shape(["B", "T", INTERMEDIATE])
     assert report.constraints == ()
-    if given == 3:
+    if given >= 2:
         assert report["encoder.layer.1.attention.mask"].output == shapes.Shape(["B", 1, 1, "T"])
-    real = (*inputs(batch=2, length=7), padding_mask([7, 3], 7))[:given]
+    ids, types = inputs(batch=2, length=7)
+    real = (ids, padding_mask([7, 3], 7), types)[:given]
     compared = assert_inferred_shapes_are_real(model, report, {"B": 2, "T": 7}, *real)
     assert compared == sum(1 for _ in model.named_modules())
 

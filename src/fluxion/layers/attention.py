@@ -401,6 +401,8 @@ class SelfAttention(MultiHeadAttention):
         """
         what = type(self).__name__
         value, mask = _arguments(what, ("input", "mask"), inputs, named)
+        if value is None:
+            raise ShapeError(f"{what} expects an input (..., sequence, features), got nothing")
         return super().output_shape(value, value, value, mask)
 
     def inferred_arguments(self, *inputs: ShapeValue, **named: ShapeValue) -> dict[str, Dim]:

@@ -248,9 +248,15 @@ class Graph(Chain):
         return super()._splice(index, remove, entries)
 
     def _swap(self, key: str, new: torch.nn.Module) -> None:
-        # a node replaced under its id: the context exceptions to the data flow must still hold
-        nodes = {**cast(dict[str, torch.nn.Module], self._modules), key: new}
-        _analyse(self._label(), _Nodes.of(nodes), self._edges, self._inputs, self._outputs)
+        # Only a context node may start or end a path without edges, and only a context node's
+        # replacement changes what the plan relies on: check the flow again then, and only then
+        # (surgery on the other nodes stays as cheap as in a Chain).
+        modules = cast(dict[str, torch.nn.Module], self._modules)
+        if isinstance(modules[key], SetContext | UseContext) or isinstance(new, SetContext | UseContext):
+            flow = _analyse(self._label(), _Nodes.of({**modules, key: new}), self._edges, self._inputs, self._outputs)
+            super()._swap(key, new)
+            self._steps, self._output_slots = flow.steps, flow.output_slots  # the order may change
+            return
         super()._swap(key, new)
 
 
@@ -258,14 +264,18 @@ class _Nodes(NamedTuple):
     """The node ids, and those that touch the context: they may start or end a path of edges."""
 
     ids: tuple[str, ...]
-    readers: frozenset[str]
-    writers: frozenset[str]
+    readers: dict[str, tuple[str, str]]
+    writers: dict[str, tuple[str, str]]
 
     @classmethod
     def of(cls, nodes: Mapping[str, torch.nn.Module]) -> _Nodes:
-        readers = frozenset(name for name, node in nodes.items() if isinstance(node, UseContext))
-        writers = frozenset(name for name, node in nodes.items() if isinstance(node, SetContext))
+        readers = {name: (node.context, node.key) for name, node in nodes.items() if isinstance(node, UseContext)}
+        writers = {name: (node.context, node.key) for name, node in nodes.items() if isinstance(node, SetContext)}
         return cls(tuple(nodes), readers, writers)
+
+    def stores_read_by(self, reader: str) -> list[str]:
+        """The nodes of this Graph storing the value ``reader`` reads: it must run after them."""
+        return [writer for writer, slot in self.writers.items() if slot == self.readers.get(reader)]
 
 
 class _Flow(NamedTuple):
@@ -313,7 +323,13 @@ def _analyse(
     if unused:
         raise GraphError(f"{owner}: input {unused[0]!r} is in no edge; connect it or leave it out of inputs")
 
-    order = _topological_order(owner, node_ids, sources, targets)
+    # a UseContext runs after the SetContext nodes of this Graph that store what it reads
+    after = {name: [*sources[name], *nodes.stores_read_by(name)] for name in node_ids}
+    before: dict[str, list[str]] = {name: [] for name in (*input_names, *node_ids)}
+    for name, earlier in after.items():
+        for source in earlier:
+            before[source].append(name)
+    order = _topological_order(owner, node_ids, after, before)
     starts = (*input_names, *(name for name in nodes.readers if not sources[name]))
     unreached = sorted(set(node_ids) - _reachable(starts, targets), key=node_ids.index)
     if unreached:

@@ -21,8 +21,9 @@ class PaddingMask(Module):
 
     Every query (and head) may attend to the tokens and not to the padding. ``None`` (no mask
     given, as ``OptionalInputs`` passes on) stays ``None``: every token attends to every token.
-    A sequence that is all padding leaves its queries nothing to attend to; their outputs are
-    then undefined (NaN), as in any masked softmax.
+    A sequence that is all padding leaves its queries nothing to attend to: torch's attention then
+    gives them no value at all (the output projection's bias), where Hugging Face's models attend
+    to every position alike; either way the outputs for such a sequence mean nothing.
 
     >>> import torch
     >>> import fluxion.layers as fl

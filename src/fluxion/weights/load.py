@@ -162,7 +162,8 @@ def _settled(tensor: torch.Tensor) -> torch.Tensor:
     since matrix products read such layouts directly and copying would hold the weights twice;
     any other non-contiguous layout (a permuted kernel) is copied once here rather than at every
     forward."""
-    if tensor.is_contiguous() or (tensor.dim() == 2 and 1 in tensor.stride()):
+    unit_strided = any(stride == 1 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape, strict=True))
+    if tensor.is_contiguous() or (tensor.dim() == 2 and unit_strided):
         return tensor
     return tensor.contiguous()
 

@@ -359,7 +359,13 @@ class KeyMapping:
 
 
 MappingLike = (
-    KeyMapping | Mapping[str, str | None] | Iterable[RuleLike] | Callable[[str], str | None] | str | os.PathLike[str]
+    KeyMapping
+    | Mapping[str, str | None]
+    | Mapping[str, Any]
+    | Iterable[RuleLike]
+    | Callable[[str], str | None]
+    | str
+    | os.PathLike[str]
 )
 """Everything ``mapping=`` accepts: see ``KeyMapping.coerce``."""
 
