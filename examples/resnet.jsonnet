@@ -62,7 +62,7 @@ function(
                   type: 'Chain', id: 'downsample',
                   children: [conv('0', planes * expansion, 1, stride), bn('1')],
                 }] else [])
-             + [{ type: 'Add', id: 'add' }, relu('relu_out')],
+             + [{ type: 'Add', id: 'add', inplace: true }, relu('relu_out')],  // x += shortcut: only add reads the main path's end
       edges: [std.join(' -> ', ['input'] + ids + ['add', 'relu_out'])]
              + [if downsample then 'input -> downsample -> add' else 'input -> add'],
     };

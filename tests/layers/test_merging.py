@@ -107,3 +107,24 @@ def test_merges_take_a_tuple_from_the_previous_child_in_a_chain() -> None:
     a, b, c = x.chunk(3, dim=-1)
     torch.testing.assert_close(model(x), a * b * c)
     assert shapes.infer(model, ("B", 6)).output == dims.Shape(["B", 2])
+
+
+def test_an_in_place_residual_add_gives_the_same_values_and_gradients() -> None:
+    def block(inplace: bool) -> fl.Graph:
+        torch.manual_seed(0)
+        return fl.Graph(
+            {"fc": fl.Linear(4, 4), "norm": fl.LayerNorm(4), "add": fl.Add(inplace=inplace), "act": fl.ReLU()},
+            edges=["input -> fc -> norm -> add -> act", "input -> add"],
+        )
+
+    x = torch.randn(3, 4)
+    plain, in_place = block(False), block(True)
+    outputs = [model(x) for model in (plain, in_place)]
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for output in outputs:
+        output.square().sum().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), in_place.named_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    assert repr(in_place.add) == "Add(inplace=True)"
+    first = torch.zeros(2)
+    assert fl.Add(inplace=True)(first, torch.ones(2)) is first

@@ -22,18 +22,36 @@ from fluxion.layers.module import Module
 class Add(Module):
     """The sum of its inputs, with torch's broadcasting.
 
+    With ``inplace=True`` the sum is written into the first input (which must have the result's
+    shape), as a residual ``x += shortcut`` does: no new tensor, as with ``ReLU(inplace=True)``.
+    Use it only where nothing else reads that input afterwards.
+
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.Add()(torch.ones(2, 1), torch.ones(3), torch.ones(1)).tolist()
     [[3.0, 3.0, 3.0], [3.0, 3.0, 3.0]]
+    >>> x = torch.ones(2)
+    >>> fl.Add(inplace=True)(x, torch.ones(2)) is x, x.tolist()
+    (True, [2.0, 2.0])
     """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, *inputs: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         _require_several(self, len(inputs))
         total = inputs[0]
+        if self.inplace:
+            for other in inputs[1:]:
+                total = total.add_(other)
+            return total
         for other in inputs[1:]:
             total = total + other
         return total
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The broadcast of its input shapes.
