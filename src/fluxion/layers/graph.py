@@ -62,8 +62,9 @@ class Graph(Chain):
     Every node is on a path from an input to an output, with two exceptions for the context: a
     ``UseContext`` without incoming edges is called with no arguments and reads the context, and a
     ``SetContext`` may end a path, storing its value for nodes later in the tree (such as a mask
-    that every block's attention reads). Nodes run in the order they are listed wherever the edges
-    leave it free, so list a ``SetContext`` before the ``UseContext`` nodes that read it.
+    that every block's attention reads). A ``UseContext`` runs after any ``SetContext`` of the same
+    Graph that stores the value it reads; otherwise nodes run in the order they are listed wherever
+    the edges leave it free.
 
     Called with its inputs by position (in the order of ``inputs``) or by name.
 
