@@ -45,3 +45,32 @@ def mapped_files(tensor: torch.Tensor) -> set[str]:
         if start <= address < end and len(fields) == 6:
             files.add(fields[5].strip())
     return files
+
+
+Exact = dict[str, tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def exact_snapshot(model: torch.nn.Module) -> Exact:
+    """Every parameter and buffer by key (ties included): the tensor object itself and a copy of its data."""
+    tensors = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    return {key: (tensor, None if tensor.is_meta else tensor.detach().clone()) for key, tensor in tensors}
+
+
+def assert_exactly_as_before(model: torch.nn.Module, snapshot: Exact) -> None:
+    """The same tensor objects under the same keys, with the same dtype, shape, device and bytes."""
+    now = exact_snapshot(model)
+    assert now.keys() == snapshot.keys()
+    for key, (tensor, data) in snapshot.items():
+        assert now[key][0] is tensor, f"{key} is another tensor object"
+        if data is None:
+            assert tensor.is_meta, key
+            continue
+        assert (tensor.dtype, tensor.shape, tensor.device) == (data.dtype, data.shape, data.device), key
+        assert bytes_of(tensor) == bytes_of(data), f"{key} changed"
+
+
+def bytes_of(tensor: torch.Tensor) -> bytes:
+    """The tensor's values as raw bytes (so that NaNs and -0.0 compare exactly)."""
+    dense = tensor.detach().cpu()
+    flat = (dense if dense.layout == torch.strided else dense.to_dense()).contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""

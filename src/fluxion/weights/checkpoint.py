@@ -27,6 +27,7 @@ from typing import Any, Protocol, cast
 import torch
 from safetensors import SafetensorError, safe_open
 
+from fluxion.files import special_kind
 from fluxion.weights.errors import WeightsError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -68,6 +69,8 @@ class Entry:
     shape: tuple[int, ...]
     dtype: torch.dtype
     origin: str
+    unusable: str | None = None
+    """Why the tensor cannot be loaded (a meta, sparse, quantized or nested tensor), or None."""
 
     @property
     def nbytes(self) -> int:
@@ -99,7 +102,8 @@ class _DictReader:
         self._tensors = tensors
 
     def get_tensor(self, key: str) -> torch.Tensor:
-        return self._tensors[key]
+        # Detached: the caller's autograd graph never reaches the model (a view: nothing is copied).
+        return self._tensors[key].detach()
 
 
 class Checkpoint:
@@ -233,6 +237,8 @@ def _from_files(paths: list[Path], name: str) -> Checkpoint:
     metadata: dict[str, str] = {}
     pickled = tuple(os.fspath(path) for path in paths if path.suffix in PICKLE_SUFFIXES)
     for path in paths:
+        _refuse_special(path)
+    for path in paths:
         if path.name.endswith(INDEX_SUFFIX):
             shards, index_metadata = _read_index(path)
             for shard, keys in shards.items():
@@ -249,6 +255,15 @@ def _from_files(paths: list[Path], name: str) -> Checkpoint:
         readers[os.fspath(path)] = reader
         metadata.update(file_metadata)
     return Checkpoint(name, entries, readers, metadata, pickled=pickled)
+
+
+def _refuse_special(path: Path) -> None:
+    """A FIFO, device or socket is refused before it is opened: opening a FIFO would block forever."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise WeightsError(
+            f"checkpoint {os.fspath(path)!r} is {kind}, not a regular file; fluxion reads checkpoints only from files"
+        )
 
 
 def _read_index(path: Path) -> tuple[dict[Path, set[str]], dict[str, str]]:
@@ -268,6 +283,7 @@ def _read_index(path: Path) -> tuple[dict[Path, set[str]], dict[str, str]]:
     for shard in shards:
         if not shard.exists():
             raise WeightsError(f"{path}: shard {shard.name!r} does not exist")
+        _refuse_special(shard)
     raw_metadata = index_fields.get("metadata")
     entries = cast("dict[object, object]", raw_metadata).items() if isinstance(raw_metadata, dict) else ()
     metadata = {str(key): str(value) for key, value in entries}
@@ -352,8 +368,29 @@ def _entries(name: str, tensors: Mapping[object, Any]) -> dict[str, Entry]:
             raise WeightsError(f"{name}: keys must be strings, got {key!r}")
         if not isinstance(tensor, torch.Tensor):
             raise WeightsError(f"{name}: value of {key!r} is a {type(tensor).__name__}, not a tensor")
-        entries[key] = Entry(key, tuple(tensor.shape), tensor.dtype, name)
+        unusable = unusable_reason(tensor)
+        shape = () if tensor.is_nested else tuple(tensor.shape)  # a nested tensor has no single shape
+        entries[key] = Entry(key, shape, tensor.dtype, name, unusable)
     return entries
+
+
+def unusable_reason(tensor: torch.Tensor) -> str | None:
+    """Why ``tensor`` cannot be loaded or saved, or None: only dense tensors with data can.
+
+    >>> unusable_reason(torch.zeros(2)) is None
+    True
+    >>> unusable_reason(torch.zeros(2, device="meta"))
+    'on the meta device (it has no data)'
+    """
+    if tensor.is_nested:
+        return "a nested tensor (it has no single shape)"
+    if tensor.layout != torch.strided:
+        return f"a sparse tensor ({tensor.layout}); convert it with .to_dense() first"
+    if tensor.is_quantized:
+        return "a quantized tensor; convert it with .dequantize() first"
+    if tensor.is_meta:
+        return "on the meta device (it has no data)"
+    return None
 
 
 def _merge(entries: dict[str, Entry], more: dict[str, Entry]) -> None:

@@ -1,8 +1,11 @@
 """``load``: a checkpoint into a tree, all or nothing.
 
-Every key, shape and dtype is checked first (see ``plan``); only then are tensors copied. Into a
-model built on the ``meta`` device, tensors are assigned rather than copied: they stay
-memory-mapped from the safetensors file, so the weights exist once in memory.
+Every key, shape and dtype, and every tensor on both sides (a checkpoint tensor without data, a
+model tensor that cannot be written), is checked first (see ``plan``); then the tensors are
+staged, and only then committed, with what the commit overwrites kept until it is done, so a
+failure at any point leaves the model as it was. Into a model built on the ``meta`` device,
+tensors are assigned rather than copied: they stay memory-mapped from the safetensors file, so
+the weights exist once in memory.
 
 >>> import pathlib, tempfile, torch, fluxion.layers as fl
 >>> from fluxion.weights import load, save
@@ -30,7 +33,7 @@ import torch
 from fluxion.progress import Progress
 from fluxion.weights._torch import buffers_of, parameters_of
 from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
-from fluxion.weights.errors import PickleCheckpointWarning, WeightsWarning
+from fluxion.weights.errors import PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.weights.mapping import KeyMapping, MappingLike
 from fluxion.weights.plan import Assignment, Slot, make_plan
 
@@ -77,7 +80,9 @@ def load(
     checkpoint loads into an encoder. ``dtype`` converts floating-point tensors; ``device`` moves
     them. Tensors of a ``meta`` model are replaced by the checkpoint's, memory-mapped when no
     conversion is needed; other tensors are copied in place, so optimizers keep their references
-    (unless ``dtype`` or ``device`` changes them). ``progress=None`` shows a bar on a terminal (stderr)
+    (unless ``dtype`` or ``device`` changes them). Until such a load is complete it holds a copy of
+    the values it overwrites (in CPU memory), so that a failure part-way, even an interrupt, puts
+    them back; a ``meta`` model needs no such copy. ``progress=None`` shows a bar on a terminal (stderr)
     for checkpoints of 256 MiB or more; ``True``/``False`` force it on or off.
 
     >>> import torch, fluxion.layers as fl
@@ -91,6 +96,7 @@ def load(
       mismatched (1):
         encoder.Linear.weight: model has shape (2, 2), checkpoint 'encoder.Linear.weight' has (3, 3)
     """
+    _check_arguments(model, strict=strict, progress=progress)
     key_mapping = KeyMapping.coerce(mapping)
     with open_checkpoint(source) as checkpoint:
         for origin in checkpoint.pickled:
@@ -116,22 +122,53 @@ def load(
     return LoadResult(loaded, tuple(plan.missing), tuple(plan.unexpected), still_meta)
 
 
+def _check_arguments(model: object, *, strict: object, progress: object) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise WeightsError(f"load fills a torch module; got {type(model).__name__}")
+    if not isinstance(strict, bool):
+        raise WeightsError(f"strict must be True or False, got {strict!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise WeightsError(f"progress must be True, False or None (automatic), got {progress!r}")
+
+
 def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progress: bool | None, label: str) -> None:
-    """Stage every converted tensor, then commit: nothing in the model changes until all are ready,
-    and the commit itself is plain assignments and same-shape copies, which cannot fail."""
+    """Stage every tensor, then commit; a failure in either leaves the model as it was."""
     total = sum(
         math.prod(assignment.slots[0].tensor.shape) * checkpoint.entries[assignment.source].dtype.itemsize
         for assignment in assignments
     )
-    in_place: list[tuple[torch.Tensor, torch.Tensor]] = []
-    replacements: list[tuple[tuple[Slot, ...], torch.Tensor]] = []
-    handed_out: set[tuple[str, tuple[object, ...]]] = set()
     with Progress(total, label, enabled=show_progress) as bar:
-        for assignment in assignments:
+        copies, replacements = _stage(assignments, checkpoint, bar)
+        _commit(copies, replacements, checkpoint.name, bar)
+
+
+_Copy = tuple[str, torch.Tensor, torch.Tensor]
+"""A model key, the model's tensor, and the values to copy into it."""
+
+_Replacement = tuple[tuple[Slot, ...], torch.Tensor]
+"""The slots of one tied group and the new tensor they all get."""
+
+
+def _stage(
+    assignments: list[Assignment], checkpoint: Checkpoint, bar: Progress
+) -> tuple[list[_Copy], list[_Replacement]]:
+    """Read and convert every tensor the load needs; nothing in the model changes here."""
+    model_memory = {_storage(assignment.slots[0].tensor) for assignment in assignments if assignment.in_place}
+    copies: list[_Copy] = []
+    replacements: list[_Replacement] = []
+    handed_out: set[tuple[str, tuple[object, ...]]] = set()
+    for assignment in assignments:
+        key, current = assignment.slots[0].key, assignment.slots[0].tensor
+        try:
             tensor = assignment.target.apply(checkpoint.tensor(assignment.source))
-            current = assignment.slots[0].tensor
-            if not current.is_meta and current.dtype == assignment.dtype and current.device == assignment.device:
-                in_place.append((current, tensor))
+            if assignment.in_place:
+                if _same_view(tensor, current):
+                    bar.advance(current.nbytes)
+                    continue  # the model's own tensor: it already holds these values
+                if _storage(tensor) in model_memory:
+                    # The model's memory: another copy of this load could overwrite it before it is read.
+                    tensor = tensor.clone()
+                copies.append((key, current, tensor))
                 continue
             converted = _settled(tensor.to(device=assignment.device, dtype=assignment.dtype))
             # Share the checkpoint's memory only when nobody else can see it: not the caller's own
@@ -142,18 +179,76 @@ def _apply(assignments: list[Assignment], checkpoint: Checkpoint, *, show_progre
             handed_out.add(use)
             if assignment.slots[0].is_parameter:
                 converted = torch.nn.Parameter(converted, requires_grad=current.requires_grad)
-            replacements.append((assignment.slots, converted))
-            bar.advance(converted.nbytes)
-        with torch.no_grad():
-            for current, tensor in in_place:
-                current.copy_(tensor)
-                bar.advance(current.nbytes)
+        except WeightsError:
+            raise
+        except Exception as error:
+            raise WeightsError(
+                f"{checkpoint.name}: cannot prepare {assignment.source!r} for {key}: {_summary(error)}; "
+                "nothing was loaded"
+            ) from error
+        replacements.append((assignment.slots, converted))
+        bar.advance(converted.nbytes)
+    return copies, replacements
+
+
+def _commit(copies: list[_Copy], replacements: list[_Replacement], name: str, bar: Progress) -> None:
+    """Put every staged tensor in the model. Tensors copied in place are backed up first (in CPU
+    memory), so that a failure part-way, even an interrupt, puts every value back; replacing a
+    tensor keeps the old one until the end for the same reason. A load into a ``meta`` model only
+    replaces, so it holds no backup."""
+    replaced: list[tuple[Slot, torch.Tensor]] = []
+    backups: list[tuple[torch.Tensor, torch.Tensor]] = []
+    key = ""
+    try:
         for slots, value in replacements:
             for slot in slots:
-                if slot.is_parameter:
-                    parameters_of(slot.module)[slot.name] = cast(torch.nn.Parameter, value)
-                else:
-                    buffers_of(slot.module)[slot.name] = value
+                key = slot.key
+                replaced.append((slot, slot.tensor))
+                _put(slot, value)
+        with torch.no_grad():
+            for copy in copies:
+                key, current, values = copy
+                backups.append((current, current.detach().to("cpu", copy=True)))
+                current.copy_(values)
+                bar.advance(current.nbytes)
+    except BaseException as error:
+        with torch.no_grad():
+            for current, backup in reversed(backups):
+                current.copy_(backup)
+        for slot, old in reversed(replaced):
+            _put(slot, old)
+        if isinstance(error, Exception):
+            raise WeightsError(
+                f"{name}: loading {key} failed: {_summary(error)}; the model was left as it was"
+            ) from error
+        raise
+
+
+def _put(slot: Slot, value: torch.Tensor) -> None:
+    if slot.is_parameter:
+        parameters_of(slot.module)[slot.name] = cast(torch.nn.Parameter, value)
+    else:
+        buffers_of(slot.module)[slot.name] = value
+
+
+def _storage(tensor: torch.Tensor) -> tuple[torch.device, int]:
+    return tensor.device, tensor.untyped_storage().data_ptr()
+
+
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` are the same elements of the same memory."""
+    return (
+        _storage(a) == _storage(b)
+        and a.storage_offset() == b.storage_offset()
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.dtype == b.dtype
+    )
+
+
+def _summary(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _settled(tensor: torch.Tensor) -> torch.Tensor:
@@ -169,7 +264,7 @@ def _settled(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.device == b.device and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    return _storage(a) == _storage(b)
 
 
 def _still_meta(model: torch.nn.Module) -> tuple[str, ...]:

@@ -85,8 +85,11 @@ def model_slots(model: torch.nn.Module) -> dict[str, Slot]:
 class Assignment:
     """One checkpoint tensor (after its mapping steps) for one model tensor and the slots tied to it.
 
+    ``in_place`` is True when the model's tensor is kept and the checkpoint's values are copied into
+    it (it has data, and the dtype and device stay); otherwise the slots get a new tensor.
+
     >>> Assignment.__dataclass_fields__.keys()
-    dict_keys(['source', 'target', 'slots', 'dtype', 'device'])
+    dict_keys(['source', 'target', 'slots', 'dtype', 'device', 'in_place'])
     """
 
     source: str
@@ -94,6 +97,7 @@ class Assignment:
     slots: tuple[Slot, ...]
     dtype: torch.dtype
     device: torch.device
+    in_place: bool = False
 
 
 @dataclass
@@ -155,7 +159,12 @@ def make_plan(
         current = group[0].tensor
         wanted_dtype = dtype if dtype is not None and current.is_floating_point() else current.dtype
         wanted_device = target_device or (torch.device("cpu") if current.is_meta else current.device)
-        plan.assignments.append(Assignment(source, target, tuple(group), wanted_dtype, wanted_device))
+        in_place = not current.is_meta and current.dtype == wanted_dtype and current.device == wanted_device
+        unwritable = _unwritable(current) if in_place else None
+        if unwritable:
+            problems.mismatched.append((present[0].key, unwritable))
+            continue
+        plan.assignments.append(Assignment(source, target, tuple(group), wanted_dtype, wanted_device, in_place))
 
     if strict and not problems.empty:
         raise _error(problems, checkpoint.name)
@@ -168,6 +177,8 @@ def make_plan(
 def _mismatch(slot: Slot, source: str, target: Target, checkpoint: Checkpoint) -> str | None:
     """Why the checkpoint tensor cannot fill the slot, or None when it fits."""
     entry = checkpoint.entries[source]
+    if entry.unusable:
+        return f"checkpoint {source!r} is {entry.unusable}"
     current = slot.tensor
     try:
         shape = target.shape(entry.shape)
@@ -177,6 +188,23 @@ def _mismatch(slot: Slot, source: str, target: Target, checkpoint: Checkpoint) -
         return f"model has shape {tuple(current.shape)}, checkpoint {source!r} has {shape}"
     if _kind(entry.dtype) != _kind(current.dtype):
         return f"model holds {current.dtype}, checkpoint {source!r} holds {entry.dtype}"
+    return None
+
+
+def _unwritable(tensor: torch.Tensor) -> str | None:
+    """Why values cannot be copied into the model's ``tensor`` in place, or None when they can."""
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        return (
+            "the model's tensor was created under torch.inference_mode() and cannot be written outside it; "
+            "load inside torch.inference_mode(), or build the model outside it"
+        )
+    if tensor.layout != torch.strided or tensor.is_quantized:
+        return "the model's tensor is not a dense tensor (sparse or quantized); values are loaded into dense tensors"
+    if any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape, strict=True)):
+        return (
+            "the model's tensor is expanded (several of its elements share one memory location), so it cannot "
+            "be written in place; give it memory of its own first (.clone())"
+        )
     return None
 
 
@@ -216,6 +244,8 @@ class _Scope:
     ) -> _Scope:
         if prefix is None:
             return cls()
+        if not isinstance(prefix, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise WeightsError(f"prefix must be an address (a string), got {prefix!r}")
         head = prefix.strip(".") + "."
         if head == ".":
             raise WeightsError(f"prefix {prefix!r} is not an address")
