@@ -33,7 +33,10 @@ def own_tensor_keys(chain: fl.Chain) -> set[str]:
 
 
 def expected_names(chain: fl.Chain) -> list[str]:
-    """Child names recomputed from scratch: explicit names stay, others follow the class-name rule."""
+    """Child names recomputed from scratch, by the rule of ``fluxion.layers.naming``: explicit names
+    stay; a class with one member takes its class name unless an explicit name holds it; a class
+    with several is numbered, skipping explicit names and names single members of other classes hold.
+    """
     explicit = set(chain._explicit)  # pyright: ignore[reportPrivateUsage]
     current = list(dict(chain.named_children()))
     children = chain.children_list()
@@ -41,12 +44,13 @@ def expected_names(chain: fl.Chain) -> list[str]:
     for position, (name, child) in enumerate(zip(current, children, strict=True)):
         if name not in explicit:
             groups.setdefault(class_name(child), []).append(position)
+    held = {base for base, positions in groups.items() if len(positions) == 1 and base not in explicit}
     names = list(current)
     for base, positions in groups.items():
-        blocked = {name for name in explicit if name == base or base_of(name) == base}
-        if len(positions) == 1 and base not in blocked:
+        if base in held:
             names[positions[0]] = base
             continue
+        blocked = {name for name in explicit | held if name == base or base_of(name) == base}
         suffix = 1
         for position in positions:
             while f"{base}_{suffix}" in blocked:

@@ -33,6 +33,22 @@ SLOT = "target"
 _DETACHED_TARGET = "_fluxion_target"  # __dict__ key: the target while the adapter is not injected
 
 
+class AdapterStructureError(AdapterError, TreeError):
+    """Surgery that would break an adapter: taking out its target or its own layers, or giving it
+    a target its layers do not fit. Both an :class:`AdapterError` and a :class:`TreeError`.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2))
+    >>> adapter = Adapter(model.Linear).inject()
+    >>> try:
+    ...     adapter.remove("target")
+    ... except AdapterStructureError as error:
+    ...     print(error)
+    Adapter on Linear at 'Linear': its target cannot be removed or renamed; eject the adapter \
+(adapter.eject()) to put the target back in its place
+    """
+
+
 class Adapter(Chain):
     """A Chain that wraps ``target``: once injected, it runs in the target's place.
 
@@ -108,12 +124,14 @@ class Adapter(Chain):
             raise AdapterError(f"{self._describe()} is already injected; eject it before injecting it again")
         target: torch.nn.Module = self.__dict__[_DETACHED_TARGET]
         holder = self._check_injectable(target, parent)
-        self.train(target.training)  # before the target is a child: only the adapter's own layers
         self.__dict__[STAND_IN] = class_name(target)
-        self.__dict__[_DETACHED_TARGET] = None  # from here on, the slot may be filled
         try:
+            # While it takes the target's place, the adapter still names the target as its own (an
+            # adapter around it may check what it wraps).
             holder.replace(target, self)
-            self._splice(self.target_position, 0, [(SLOT, target)])
+            self.train(target.training)  # before the target is a child: only the adapter's own layers
+            self.__dict__[_DETACHED_TARGET] = None  # from here on, the slot may be filled
+            self._splice(self.target_position, 0, [(SLOT, target)], internal=True)
         except TreeError as error:  # only a tree broken by hand gets here; leave it as it was
             self._restore(holder, target)
             raise AdapterError(f"{self._describe()}: cannot inject: {error}") from error
@@ -166,9 +184,14 @@ class Adapter(Chain):
             raise AdapterError(f"{self._describe()} is not injected; there is nothing to eject")
         holder = self.parent
         wrapped = self.target
-        self._splice(list(self._modules).index(SLOT), 1, [])
+        position = list(self._modules).index(SLOT)
+        self._splice(position, 1, [], internal=True)
         if holder is not None:
-            holder.replace(self, wrapped)
+            try:
+                holder.replace(self, wrapped)
+            except TreeError:  # refused by the holder (a tree changed by hand): leave it as it was
+                self._splice(position, 0, [(SLOT, wrapped)], internal=True)
+                raise
         self.__dict__.pop(STAND_IN, None)
         self.__dict__[_DETACHED_TARGET] = wrapped
 
@@ -207,22 +230,85 @@ class Adapter(Chain):
 
     def _describe(self) -> str:
         address = f" at {self.address!r}" if self.parent is not None else ""
-        target = self._modules.get(SLOT) or self.__dict__.get(_DETACHED_TARGET)
+        target = self._modules.get(SLOT)
+        if target is None:
+            target = self.__dict__.get(_DETACHED_TARGET)
         return f"{type(self).__name__} on {type(target).__name__ if target is not None else 'nothing'}{address}"
 
     def _restore(self, holder: Chain, target: torch.nn.Module) -> None:
         if SLOT in self._modules:
-            self._splice(list(self._modules).index(SLOT), 1, [])
+            self._splice(list(self._modules).index(SLOT), 1, [], internal=True)
         if parent_of(self) is holder:
             holder.replace(self, target)
         self.__dict__.pop(STAND_IN, None)
         self.__dict__[_DETACHED_TARGET] = target
+
+    def check_surgery(
+        self, removed: list[tuple[str, torch.nn.Module]], added: list[tuple[str | None, torch.nn.Module]]
+    ) -> None:
+        """Refuse taking out or renaming the target; check a new target with :meth:`check_target`.
+
+        Replacing the target under its name is surgery like any other (``adapter.target = layer``);
+        every adapter wrapping this one's target through stacked adapters checks the new layer too.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2))
+        >>> adapter = Adapter(model.Linear).inject()
+        >>> adapter.target = fl.Linear(2, 2)
+        >>> model.Linear.target.address
+        'Linear.target'
+        """
+        replacements = {name: module for name, module in added if name is not None}
+        for name, _ in removed:
+            if name != SLOT:
+                continue
+            new = replacements.get(SLOT)
+            if new is None:
+                raise AdapterStructureError(
+                    f"{self._describe()}: its target cannot be removed or renamed; eject the adapter "
+                    "(adapter.eject()) to put the target back in its place"
+                )
+            layer = wrapped_layer(new)
+            node: Adapter = self
+            while True:
+                node.check_target(layer)
+                holder = parent_of(node)
+                if not isinstance(holder, Adapter) or holder.name_of(node) != SLOT:
+                    break
+                node = holder
+
+    def check_target(self, layer: torch.nn.Module) -> None:
+        """Refuse ``layer`` as the new node this adapter wraps (looking through stacked adapters) by
+        raising an :class:`AdapterStructureError`; an Adapter accepts any node, a LoRA one it fits.
+
+        >>> import fluxion.layers as fl
+        >>> Adapter(fl.Linear(2, 2)).check_target(fl.ReLU())
+        """
 
     def _check_name(self, name: str, kept_explicit: set[str]) -> None:
         # ``target`` is both the property and the slot's name. Only inject (and copies of an
         # injected adapter) fill the slot: both clear the detached target first.
         if name == SLOT and SLOT not in kept_explicit:
             if self.__dict__.get(_DETACHED_TARGET) is not None:
-                raise AdapterError(f"{self._describe()}: the child name {SLOT!r} is reserved; inject() fills it")
+                raise AdapterStructureError(
+                    f"{self._describe()}: the child name {SLOT!r} is reserved; inject() fills it"
+                )
             return
         super()._check_name(name, kept_explicit)
+
+
+def wrapped_layer(node: torch.nn.Module) -> torch.nn.Module:
+    """The node that ``node`` finally wraps, looking through adapters (``node`` itself for any other).
+
+    An adapter on its way into a tree already wraps its target in this sense.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Linear(2, 2))
+    >>> linear = model.Linear
+    >>> outer = Adapter(Adapter(linear).inject()).inject()
+    >>> wrapped_layer(outer) is linear
+    True
+    """
+    while isinstance(node, Adapter):
+        node = node.target
+    return node

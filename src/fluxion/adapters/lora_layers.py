@@ -18,6 +18,7 @@ LoRA's weights and can change at any time without recompiling a compiled model.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, Self, TypeAlias, cast
@@ -27,7 +28,7 @@ from torch import Tensor
 
 import fluxion.layers as fl
 from fluxion import dims
-from fluxion.adapters.adapter import SLOT, Adapter
+from fluxion.adapters.adapter import SLOT, Adapter, AdapterStructureError
 from fluxion.adapters.errors import AdapterError
 from fluxion.dims import ShapeValue
 
@@ -70,8 +71,7 @@ class Lora(Adapter, metaclass=ABCMeta):
         name: str = "lora",
     ) -> None:
         owner = type(self).__name__
-        _check_options(owner, rank, dropout, init)
-        initial_scale = _scale(rank, scale, alpha)
+        initial_scale = check_options(owner, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init)
         node = target.base if isinstance(target, Lora) else target
         if not self.adapts(node):
             raise AdapterError(
@@ -116,6 +116,75 @@ class Lora(Adapter, metaclass=ABCMeta):
     @abstractmethod
     def _projections(self, layer: Any, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         """The ``down`` and ``up`` layers of a LoRA of ``rank`` on ``layer``, on its device and dtype."""
+
+    @abstractmethod
+    def _misfit(self, layer: Any) -> str | None:
+        """Why ``down`` and ``up`` do not fit ``layer`` (an ``adapts`` layer), or None when they do."""
+
+    def check_surgery(
+        self, removed: list[tuple[str, torch.nn.Module]], added: list[tuple[str | None, torch.nn.Module]]
+    ) -> None:
+        """A LoRA's children are fixed: each may be replaced under its name, never removed or added.
+
+        A new target must fit (see :meth:`check_target`); a new ``down`` or ``up`` must have a
+        weight of the same shape.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(4, 4))
+        >>> adapter = LinearLora(model.Linear, rank=2).inject()
+        >>> try:
+        ...     adapter.remove("down")
+        ... except fl.TreeError as error:
+        ...     print(error)
+        LinearLora on Linear at 'Linear': 'down' is part of the LoRA (its children are target, down, \
+dropout, up); it can be replaced under its name, not removed or renamed
+        """
+        super().check_surgery(removed, added)
+        taken_out = {name for name, _ in removed}
+        put_in = {name: module for name, module in added if name is not None}
+        parts = ", ".join(self._modules)
+        for name, old in removed:
+            new = put_in.get(name)
+            if new is None:
+                raise AdapterStructureError(
+                    f"{self._describe()}: {name!r} is part of the LoRA (its children are {parts}); "
+                    "it can be replaced under its name, not removed or renamed"
+                )
+            if name in ("down", "up"):
+                before, after = _weight_of(old).shape, getattr(new, "weight", None)
+                if not isinstance(after, Tensor) or after.shape != before:
+                    got = f"a weight of shape {tuple(after.shape)}" if isinstance(after, Tensor) else "no weight"
+                    raise AdapterStructureError(
+                        f"{self._describe()}: a new {name!r} must have a weight of shape {tuple(before)} "
+                        f"(rank {self.rank}), got {type(new).__name__} with {got}"
+                    )
+        for name, new in added:
+            if name is None or name not in taken_out:
+                raise AdapterStructureError(
+                    f"{self._describe()}: a LoRA's children are fixed ({parts}); "
+                    f"{type(new).__name__} cannot be added to them"
+                )
+
+    def check_target(self, layer: torch.nn.Module) -> None:
+        """Refuse a new target that the LoRA's ``down`` and ``up`` do not fit (another size, another kind).
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(4, 4))
+        >>> adapter = LinearLora(model.Linear, rank=2).inject()
+        >>> try:
+        ...     adapter.target = fl.Linear(4, 8)
+        ... except fl.TreeError as error:
+        ...     print(error)
+        LinearLora on Linear at 'Linear': cannot wrap Linear(in_features=4, out_features=8, bias=True): \
+its down and up layers fit in_features=4, out_features=4; eject the LoRA (its update would not \
+apply), or make a new LoRA for the new layer
+        """
+        problem = self._misfit(layer) if self.adapts(layer) else f"it adapts {self.layer_description}"
+        if problem is not None:
+            raise AdapterStructureError(
+                f"{self._describe()}: cannot wrap {layer!r}: {problem}; eject the LoRA (its update would "
+                "not apply), or make a new LoRA for the new layer"
+            )
 
     @property
     def base(self) -> torch.nn.Module:
@@ -189,8 +258,9 @@ class Lora(Adapter, metaclass=ABCMeta):
         >>> adapter.scale.item()
         0.5
         """
+        value = checked_number(scale, f"{type(self).__name__}: the scale")
         with torch.no_grad():
-            self.scale.fill_(scale)
+            self.scale.fill_(value)
 
     def forward(self, x: Tensor) -> Tensor:  # pyright: ignore[reportIncompatibleMethodOverride]
         """``target(x) + scale * up(down(dropout(x)))``.
@@ -261,6 +331,12 @@ class LinearLora(Lora):
         """
         return isinstance(layer, torch.nn.Linear)
 
+    def _misfit(self, layer: torch.nn.Linear) -> str | None:
+        fits = (_weight_of(self.down).shape[1], _weight_of(self.up).shape[0])
+        if (layer.in_features, layer.out_features) == fits:
+            return None
+        return f"its down and up layers fit in_features={fits[0]}, out_features={fits[1]}"
+
     def _projections(self, layer: torch.nn.Linear, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         device, dtype = layer.weight.device, layer.weight.dtype
         down = fl.Linear(layer.in_features, rank, bias=False, device=device, dtype=dtype)
@@ -293,6 +369,16 @@ class Conv2dLora(Lora):
         """
         return isinstance(layer, torch.nn.Conv2d) and layer.groups == 1
 
+    def _misfit(self, layer: torch.nn.Conv2d) -> str | None:
+        down = cast(torch.nn.Conv2d, self.down)
+        fits = {
+            "in_channels": down.in_channels,
+            "out_channels": _weight_of(self.up).shape[0],
+            **{key: getattr(down, key) for key in ("kernel_size", "stride", "padding", "dilation", "padding_mode")},
+        }
+        wrong = [f"{key}={value!r}" for key, value in fits.items() if getattr(layer, key) != value]
+        return f"its down and up layers fit {', '.join(wrong)}" if wrong else None
+
     def _projections(self, layer: torch.nn.Conv2d, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         device, dtype = layer.weight.device, layer.weight.dtype
         down = fl.Conv2d(
@@ -318,23 +404,55 @@ def _weight_of(layer: torch.nn.Module) -> Tensor:
     return weight
 
 
-def _check_options(owner: str, rank: int, dropout: float, init: Init) -> None:
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+def checked_number(value: object, what: str) -> float:
+    """``value`` as a float when it is a finite real number (not a bool), else an ``AdapterError``.
+
+    Every numeric LoRA argument (scale, alpha, dropout), wherever it is given, is checked here.
+
+    >>> checked_number(2, "a LoRA scale")
+    2.0
+    >>> checked_number(float("nan"), "a LoRA scale")
+    Traceback (most recent call last):
+    ...
+    fluxion.adapters.errors.AdapterError: a LoRA scale is a finite number, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise AdapterError(f"{what} is a finite number, got {value!r}")
+    return float(value)
+
+
+def check_options(
+    owner: str,
+    *,
+    rank: object,
+    scale: object = None,
+    alpha: object = None,
+    dropout: object = 0.0,
+    init: object = "kaiming",
+) -> float:
+    """Check a LoRA's options (``owner`` names the caller in errors); return its starting scale.
+
+    >>> check_options("LinearLora", rank=4, alpha=2.0)
+    0.5
+    >>> check_options("lora.inject", rank=4, dropout=1.5)
+    Traceback (most recent call last):
+    ...
+    fluxion.adapters.errors.AdapterError: lora.inject: dropout is a probability between 0 and 1, got 1.5
+    """
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or int(rank) < 1:
         raise AdapterError(f"{owner}: rank must be a positive integer, got {rank!r}")
-    if not 0.0 <= dropout <= 1.0:
+    probability = checked_number(dropout, f"{owner}: dropout")
+    if not 0.0 <= probability <= 1.0:
         raise AdapterError(f"{owner}: dropout is a probability between 0 and 1, got {dropout!r}")
     if init not in ("kaiming", "gaussian") and not callable(init):
         raise AdapterError(f"{owner}: init must be 'kaiming', 'gaussian' or a function of (down, up); got {init!r}")
-
-
-def _scale(rank: int, scale: float | None, alpha: float | None) -> float:
     if scale is not None and alpha is not None:
         raise AdapterError(
             f"give the LoRA scale either as scale={scale} or as alpha={alpha} (scale = alpha / rank), not both"
         )
     if alpha is not None:
-        return alpha / rank
-    return 1.0 if scale is None else scale
+        return checked_number(alpha, f"{owner}: alpha") / int(rank)
+    return 1.0 if scale is None else checked_number(scale, f"{owner}: scale")
 
 
 def _initialise(down: Tensor, up: Tensor, rank: int, init: Init) -> None:

@@ -15,6 +15,7 @@ torch.Size([2, 8])
 from __future__ import annotations
 
 import functools
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self, TypeVar, cast, overload
@@ -26,7 +27,7 @@ from fluxion.dims import ShapeValue
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
 from fluxion.layers.module import Module, clone_shell, parent_of, set_parent, shallow_copy
-from fluxion.layers.naming import auto_names, base_of, class_name, ranks_of
+from fluxion.layers.naming import auto_names, base_of, claimed_names, class_name, ranks_of
 from fluxion.layers.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
@@ -94,7 +95,7 @@ class Chain(Module):
             else:
                 raise TreeError(f"{type(self).__name__}: expected modules, got {type(item).__name__}")
         entries.extend(named.items())
-        self._splice(0, 0, entries)
+        self._splice(0, 0, entries, internal=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -209,7 +210,14 @@ class Chain(Module):
             return self._slice_copy(key)
         if isinstance(key, str):
             return self._resolve(key)
-        return self.children_list()[self._checked_index(key, len(self._modules))]
+        try:
+            position = operator.index(key)
+        except TypeError:
+            raise ChildNotFoundError(
+                f"{self._label()}: a child is reached by an int index, a str name or address, or a slice; "
+                f"got {_shown(key)}"
+            ) from None
+        return self.children_list()[self._checked_index(position, len(self._modules))]
 
     def __setitem__(self, key: int | str, module: torch.nn.Module) -> None:
         """Replace the child at an index, name or address.
@@ -266,6 +274,14 @@ class Chain(Module):
         ['Linear', 'Chain.Linear']
         """
         match = _matcher(predicate)
+        if match is None:
+            raise TreeError(
+                f"{self._label()}: walk takes a type, a tuple of types, a function of the module or None; "
+                f"got {_shown(predicate)}"
+            )
+        return self._walk(match, recurse)
+
+    def _walk(self, match: Callable[[torch.nn.Module], bool], recurse: bool) -> Iterator[tuple[torch.nn.Module, Chain]]:
         stack: list[Iterator[torch.nn.Module]] = [iter(self.children_list())]
         parents: list[Chain] = [self]
         while stack:
@@ -288,8 +304,8 @@ class Chain(Module):
         >>> len(list(fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.Linear(2, 2)).layers(fl.Linear)))
         2
         """
-        for module, _ in self.walk(layer_type, recurse):
-            yield cast(T, module)
+        kinds = self._layer_types(layer_type, "layers")
+        return (cast(T, module) for module, _ in self._walk(lambda module: isinstance(module, kinds), recurse))
 
     def find(self, layer_type: type[T]) -> T | None:
         """The first descendant of type ``layer_type``, or None.
@@ -298,7 +314,9 @@ class Chain(Module):
         >>> fl.Chain(fl.ReLU()).find(fl.Linear) is None
         True
         """
-        return next(self.layers(layer_type), None)
+        kinds = self._layer_types(layer_type, "find")
+        found = (module for module, _ in self._walk(lambda module: isinstance(module, kinds), False))
+        return cast(T | None, next(found, None))
 
     def ensure_find(self, layer_type: type[T]) -> T:
         """The first descendant of type ``layer_type``; raises ChildNotFoundError when none.
@@ -307,6 +325,7 @@ class Chain(Module):
         >>> fl.Chain(fl.Chain(fl.ReLU())).ensure_find(fl.ReLU).address
         'Chain.ReLU'
         """
+        self._layer_types(layer_type, "ensure_find")
         found = self.find(layer_type)
         if found is None:
             present = sorted({type(m).__name__ for m, _ in self.walk()})
@@ -325,6 +344,9 @@ class Chain(Module):
         >>> model.find_parent(inner.ReLU) is inner
         True
         """
+        given = cast(object, module)
+        if not isinstance(given, torch.nn.Module):
+            raise TreeError(f"{self._label()}: find_parent takes a module, got {_shown(given)}")
         parent = parent_of(module)
         node: Chain | None = parent
         while node is not None and node is not self:
@@ -347,6 +369,7 @@ class Chain(Module):
         ['ReLU', 'SiLU', 'Tanh']
         """
         size = len(self._modules)
+        index = self._int_index(index, "insert")
         if not -size <= index <= size:
             raise ChildIndexError(
                 f"{self._label()}: cannot insert at index {index} into {size} "
@@ -374,7 +397,7 @@ class Chain(Module):
         >>> type(tanh).__name__, tanh.parent is None, len(model)
         ('Tanh', True, 1)
         """
-        position = self._checked_index(index, len(self._modules))
+        position = self._checked_index(self._int_index(index, "pop"), len(self._modules))
         return self._splice(position, 1, [])[0]
 
     def remove(self, module: torch.nn.Module | str) -> None:
@@ -400,6 +423,9 @@ class Chain(Module):
         >>> type(model.act).__name__
         'GeLU'
         """
+        given = cast(object, new)
+        if not isinstance(given, torch.nn.Module):
+            raise TreeError(f"{self._label()}: replace puts a torch module in place of a node, got {_shown(given)}")
         parent, key = self._locate(old)
         explicit = key in parent._explicit
         name = key if name is None and explicit else name
@@ -418,7 +444,7 @@ class Chain(Module):
         >>> [type(m).__name__ for m in model]
         ['Linear', 'Dropout', 'ReLU']
         """
-        self._splice(self._type_position(module_type), 0, [(None, module)])
+        self._splice(self._type_position(module_type, "insert_before_type"), 0, [(None, module)])
 
     def insert_after_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
         """Insert ``module`` just after the first direct child of type ``module_type``.
@@ -429,7 +455,7 @@ class Chain(Module):
         >>> [type(m).__name__ for m in model]
         ['Linear', 'Dropout', 'ReLU']
         """
-        self._splice(self._type_position(module_type) + 1, 0, [(None, module)])
+        self._splice(self._type_position(module_type, "insert_after_type") + 1, 0, [(None, module)])
 
     def structural_copy(self) -> Self:
         """A copy of the tree: new Chains all the way down, leaves sharing their weights.
@@ -481,15 +507,19 @@ class Chain(Module):
             node = node._parent
         return node._context
 
-    # -- torch integration: route attribute assignment of modules through the Chain ------------
+    # -- torch integration: every torch way of changing the children goes through surgery ------
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, torch.nn.Module) and "_explicit" in self.__dict__:
+        state = self.__dict__
+        if "_explicit" in state:
+            if isinstance(value, torch.nn.Module):
+                if name in self._modules:
+                    self.replace(name, value, name=name)
+                else:
+                    self.append(value, name=name)
+                return
             if name in self._modules:
-                self.replace(name, value, name=name)
-            else:
-                self.append(value, name=name)
-            return
+                self._refuse_over_child(name, value)
         super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -507,8 +537,13 @@ class Chain(Module):
         >>> model.act.address
         'act'
         """
-        if module is None:
+        given = cast(object, module)
+        if given is None:
             raise TreeError(f"{self._label()}: a Chain cannot hold None (child {name!r})")
+        if not isinstance(given, torch.nn.Module):
+            raise TreeError(f"{self._label()}: add_module takes a torch module, got {_shown(given)} (child {name!r})")
+        if not isinstance(cast(object, name), str):
+            raise TreeError(f"{self._label()}: child names are strings, got {_shown(name)}")
         setattr(self, name, module)
 
     def register_module(self, name: str, module: torch.nn.Module | None) -> None:
@@ -522,17 +557,103 @@ class Chain(Module):
         """
         self.add_module(name, module)
 
+    def register_parameter(self, name: str, param: torch.nn.Parameter | None) -> None:
+        """torch's ``register_parameter``, refused under the name of a child (one name, one thing).
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> model.register_parameter("gain", torch.nn.Parameter(torch.ones(1)))
+        >>> sorted(model.state_dict())
+        ['gain']
+        """
+        if isinstance(cast(object, name), str) and name in self._modules:
+            self._refuse_over_child(name, param)
+        super().register_parameter(name, param)
+
+    def register_buffer(self, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        """torch's ``register_buffer``, refused under the name of a child (one name, one thing).
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> model.register_buffer("mean", torch.zeros(1))
+        >>> sorted(model.state_dict())
+        ['mean']
+        """
+        if isinstance(cast(object, name), str) and name in self._modules:
+            self._refuse_over_child(name, tensor)
+        super().register_buffer(name, tensor, persistent)
+
+    def __copy__(self) -> Self:
+        # A shallow copy sharing the children would give them two parents: copy the inner nodes.
+        return self.structural_copy()
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)  # pyright: ignore[reportUnknownMemberType]
         for child in self._modules.values():
             if child is not None:
                 set_parent(child, self)
 
+    def check_surgery(
+        self, removed: list[tuple[str, torch.nn.Module]], added: list[tuple[str | None, torch.nn.Module]]
+    ) -> None:
+        """Accept or refuse a change of this Chain's children, before anything changes.
+
+        Every change of the children (insert, append, pop, remove, replace, item and attribute
+        assignment or deletion, ``add_module``) calls it on the Chain whose children change, with
+        the children it takes out (name, module) and those it puts in (explicit name or None,
+        module); a replacement under the same name lists the name on both sides. Building and
+        copying do not call it. A Chain accepts every change; a container whose children have
+        roles of their own (an adapter's target, a LoRA's projections, a Graph's nodes) overrides
+        it and raises a :class:`TreeError` to refuse one. A refused change leaves the tree as it was.
+
+        >>> import fluxion.layers as fl
+        >>> class Pair(fl.Chain):
+        ...     def check_surgery(self, removed, added):
+        ...         if len(removed) != len(added):
+        ...             raise fl.TreeError("a Pair keeps two children; replace them instead")
+        >>> pair = Pair(fl.ReLU(), fl.Tanh())
+        >>> pair.replace(pair.ReLU, fl.SiLU())
+        >>> try:
+        ...     pair.pop()
+        ... except fl.TreeError as error:
+        ...     print(error)
+        a Pair keeps two children; replace them instead
+        >>> [type(m).__name__ for m in pair]
+        ['SiLU', 'Tanh']
+        """
+
+    def _refuse_over_child(self, name: str, value: object) -> None:
+        child = type(self._modules[name]).__name__
+        if value is None:
+            raise TreeError(
+                f"{self._label()}: cannot set child {name!r} ({child}) to None: a Chain holds modules only; "
+                f"remove the child with `del chain.{name}` or chain.remove({name!r})"
+            )
+        raise TreeError(
+            f"{self._label()}: cannot assign {_shown(value)} to {name!r}: that name is a child of this Chain "
+            f"({child}); give the value another name, or remove the child first (`del chain.{name}`)"
+        )
+
     # -- internals -----------------------------------------------------------------------------
 
     def _label(self) -> str:
         address = self.address
         return f"{type(self).__name__} at {address!r}" if address else type(self).__name__
+
+    def _layer_types(self, kinds: object, method: str) -> Any:
+        """``kinds`` when it is a type or a tuple of types; a TreeError that says what was given otherwise."""
+        if _is_types(kinds):
+            return kinds
+        raise TreeError(f"{self._label()}: {method} takes a layer type (a class), got {_shown(kinds)}")
+
+    def _int_index(self, index: object, method: str) -> int:
+        """``index`` as an int (anything with ``__index__``); a ChildIndexError saying what was given otherwise."""
+        try:
+            return operator.index(cast(Any, index))
+        except TypeError:
+            raise ChildIndexError(f"{self._label()}: {method} takes an int index, got {_shown(index)}") from None
 
     @staticmethod
     def _checked_index(index: int, size: int) -> int:
@@ -559,6 +680,12 @@ class Chain(Module):
 
     def _locate(self, module: torch.nn.Module | str) -> tuple[Chain, str]:
         """The parent in this tree of a node (given as a module or an address), and its name there."""
+        given = cast(object, module)
+        if not isinstance(given, str | torch.nn.Module):
+            raise ChildNotFoundError(
+                f"{self._label()}: a node is given as a module of this tree, or its name or address; "
+                f"got {_shown(given)}"
+            )
         target = self._resolve(module) if isinstance(module, str) else module
         parent = self.find_parent(target)
         if parent is None:
@@ -571,13 +698,15 @@ class Chain(Module):
         old = modules[key]
         explicit = key in self._explicit
         self._check_entries([(key if explicit else None, new)], [old], self._explicit - {key})
+        self.check_surgery([(key, old)], [(key if explicit else None, new)])
         modules[key] = new
         set_parent(old, None)
         set_parent(new, self)
         self._child_names.pop(id(old), None)
         self._child_names[id(new)] = key
 
-    def _type_position(self, module_type: type[torch.nn.Module]) -> int:
+    def _type_position(self, module_type: type[torch.nn.Module], method: str) -> int:
+        self._layer_types(module_type, method)
         for position, child in enumerate(self._modules.values()):
             if isinstance(child, module_type):
                 return position
@@ -597,7 +726,7 @@ class Chain(Module):
             assert child is not None
             copied = child.structural_copy() if isinstance(child, Module) else shallow_copy(child)
             entries.append((key if key in self._explicit else None, copied))
-        clone._splice(0, 0, entries)
+        clone._splice(0, 0, entries, internal=True)
         return clone
 
     def _empty_twin(self) -> Self:
@@ -612,12 +741,19 @@ class Chain(Module):
         return clone
 
     def _splice(
-        self, index: int, remove: int, entries: list[tuple[str | None, torch.nn.Module]]
+        self,
+        index: int,
+        remove: int,
+        entries: list[tuple[str | None, torch.nn.Module]],
+        *,
+        internal: bool = False,
     ) -> list[torch.nn.Module]:
         """Replace ``remove`` children at ``index`` by ``entries`` (explicit name or None, module).
 
         Everything is checked before anything changes, so a refused splice leaves the Chain as it
-        was. Only the name groups the change touches are renamed.
+        was. Only the name groups the change touches are renamed. ``internal`` is for the Chain's
+        own building (construction, copies, an adapter filling its slot): :meth:`check_surgery`
+        is not asked.
         """
         modules = cast(dict[str, torch.nn.Module], self._modules)
         keys = list(modules)
@@ -625,6 +761,8 @@ class Chain(Module):
         removed = [modules[key] for key in removed_keys]
         explicit = self._explicit
         self._check_entries(entries, removed, explicit - set(removed_keys))
+        if not internal:
+            self.check_surgery(list(zip(removed_keys, removed, strict=True)), list(entries))
 
         new_explicit = {name for name, _ in entries if name is not None}
         gone_explicit = {key for key in removed_keys if key in explicit}
@@ -637,15 +775,28 @@ class Chain(Module):
         touched = set(removed_auto) | set(added_auto)
         for name in gone_explicit | new_explicit:
             touched.update(base for base in {name, base_of(name)} if base in sizes)
+        sizes_after = {base: sizes.get(base, 0) - removed_auto[base] + added_auto[base] for base in touched}
+        # A class whose single member is named like another class's suffixed name (a class
+        # ``Block_2``) keeps that name from the other class (``Block``); when it takes or gives up
+        # the name, the other class's names change too.
+        for base in list(touched):
+            owner = base_of(base)
+            if owner != base and owner not in touched and owner in sizes:
+                held_before = sizes.get(base) == 1 and base not in explicit
+                held_after = sizes_after[base] == 1 and base not in explicit_after
+                if held_before != held_after:
+                    touched.add(owner)
+                    sizes_after[owner] = sizes[owner]
+        claimed_before = claimed_names(sizes, explicit)
+        claimed_after = claimed_names({**sizes, **sizes_after}, explicit_after)
 
         renames: dict[str, str] = {}
         head_renamed = False
         added_names = [name for name, _ in entries]
         for base in touched:
-            size = sizes.get(base, 0)
-            old = auto_names(base, size, explicit)
+            old = auto_names(base, sizes.get(base, 0), explicit, claimed_before)
             n_removed, n_added = removed_auto[base], added_auto[base]
-            new = auto_names(base, size - n_removed + n_added, explicit_after)
+            new = auto_names(base, sizes_after[base], explicit_after, claimed_after)
             if new == old:
                 # Same group, same names: the added members take the removed members' names.
                 fresh = iter(
@@ -666,8 +817,9 @@ class Chain(Module):
             for position, (name, module) in enumerate(entries):
                 if name is None and class_name(module) == base:
                     added_names[position] = next(fresh)
-            if new:
-                sizes[base] = len(new)
+        for base, size in sizes_after.items():
+            if size:
+                sizes[base] = size
             else:
                 sizes.pop(base, None)
 
@@ -746,6 +898,8 @@ class Chain(Module):
             raise TreeError(f"{self._label()}: duplicate child name {name!r}")
         if hasattr(type(self), name) or (name in self.__dict__):
             raise TreeError(f"{self._label()}: child name {name!r} would hide the Chain attribute of that name")
+        if name in self._parameters or name in self._buffers:
+            raise TreeError(f"{self._label()}: child name {name!r} is the name of a tensor this Chain holds")
 
 
 def _rank_before(keys: list[str], index: int, group: tuple[str, ...]) -> int:
@@ -758,13 +912,30 @@ def _rank_before(keys: list[str], index: int, group: tuple[str, ...]) -> int:
     return 0
 
 
-def _matcher(predicate: Predicate | None) -> Callable[[torch.nn.Module], bool]:
-    if predicate is None:
+def _matcher(predicate: Predicate | None) -> Callable[[torch.nn.Module], bool] | None:
+    """The test a walk applies to each module; None when ``predicate`` is none of the accepted kinds."""
+    given = cast(object, predicate)
+    if given is None:
         return lambda _: True
-    if isinstance(predicate, type | tuple):
-        kinds = cast(type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], predicate)
+    if _is_types(given):
+        kinds = cast(type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], given)
         return lambda module: isinstance(module, kinds)
-    return predicate
+    if callable(given):
+        return cast(Callable[[torch.nn.Module], bool], given)
+    return None
+
+
+def _is_types(value: object) -> bool:
+    """Whether ``value`` is what ``isinstance`` takes: a type or a tuple of types."""
+    if isinstance(value, tuple):
+        return all(isinstance(kind, type) for kind in cast(tuple[object, ...], value))
+    return isinstance(value, type)
+
+
+def _shown(value: object) -> str:
+    """A value as an error message shows it: its type and a short repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _plural(count: int, one: str, many: str) -> str:

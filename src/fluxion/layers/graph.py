@@ -117,7 +117,7 @@ class Graph(Chain):
         self._sources = flow.sources
         self._steps = flow.steps
         self._output_slots = flow.output_slots
-        self._splice(0, 0, list(nodes.items()))
+        self._splice(0, 0, list(nodes.items()), internal=True)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -233,7 +233,12 @@ class Graph(Chain):
     # -- surgery -------------------------------------------------------------------------------
 
     def _splice(
-        self, index: int, remove: int, entries: list[tuple[str | None, torch.nn.Module]]
+        self,
+        index: int,
+        remove: int,
+        entries: list[tuple[str | None, torch.nn.Module]],
+        *,
+        internal: bool = False,
     ) -> list[torch.nn.Module]:
         # Every change of the children goes through here; only those that keep the node ids as
         # they are (building, copying, replacing a node under its id) leave the edges meaningful.
@@ -246,7 +251,7 @@ class Graph(Chain):
                     "appending, removing, renaming or slicing them would break the graph. Replace a node "
                     "under its id (graph[node_id] = module), or build a new Graph"
                 )
-        return super()._splice(index, remove, entries)
+        return super()._splice(index, remove, entries, internal=internal)
 
     def _swap(self, key: str, new: torch.nn.Module) -> None:
         # Only a context node may start or end a path without edges, and only a context node's

@@ -1,15 +1,28 @@
 """Automatic child names: the class name, suffixed ``_1.._n`` when a class repeats in one Chain.
 
-Names an explicit child already holds are skipped, so an automatic name never collides with an
-explicit one.
+An automatic name never equals another child's name. The rule, for the children of one Chain
+whose names are not explicit, grouped by class name:
+
+1. Explicit names are never changed and never reused: an automatic name skips them.
+2. A class with a single member is named after the class (``Block``), unless an explicit name
+   holds that name; that member then gets the first free suffix (``Block_1``).
+3. A class with several members is numbered ``Block_1``, ``Block_2``... in child order, skipping
+   every suffix already held: by an explicit name, or by the single member of a class literally
+   named like one of these suffixed names (a class ``Block_2``, rule 2).
+
+So ``Chain(Block(), Block(), Block_2())``, where ``Block_2`` is a class of that name, names its
+children ``Block_1``, ``Block_3`` and ``Block_2``. A model without such classes or explicit
+names gets the plain ``Block_1.. Block_n``.
 
 >>> auto_names("Linear", 3, frozenset())
 ('Linear_1', 'Linear_2', 'Linear_3')
 >>> auto_names("Linear", 2, frozenset({"Linear_1"}))
 ('Linear_2', 'Linear_3')
+>>> auto_names("Block", 2, frozenset(), claimed=frozenset({"Block_2"}))
+('Block_1', 'Block_3')
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 
 import torch
@@ -36,8 +49,12 @@ def class_name(module: torch.nn.Module) -> str:
     return module.__dict__.get(STAND_IN) or type(module).__name__
 
 
-def auto_names(base: str, count: int, explicit: Iterable[str]) -> tuple[str, ...]:
-    """The ``count`` automatic names of class ``base``, in child order, avoiding ``explicit``.
+def auto_names(base: str, count: int, explicit: Iterable[str], claimed: Iterable[str] = ()) -> tuple[str, ...]:
+    """The ``count`` automatic names of class ``base``, in child order, avoiding names held by others.
+
+    ``explicit`` are the Chain's explicit names; ``claimed`` the names single members of other
+    classes hold (see :func:`claimed_names`). Only those that look like ``base`` or a suffixed
+    ``base`` matter.
 
     >>> auto_names("ReLU", 1, frozenset())
     ('ReLU',)
@@ -46,6 +63,7 @@ def auto_names(base: str, count: int, explicit: Iterable[str]) -> tuple[str, ...
     """
     names = _plain_names(base, count)
     taken = [name for name in explicit if _collides(name, base)]
+    taken.extend(name for name in claimed if name != base and base_of(name) == base)
     if not taken:
         return names
     blocked = set(taken)
@@ -61,6 +79,19 @@ def auto_names(base: str, count: int, explicit: Iterable[str]) -> tuple[str, ...
     return tuple(chosen)
 
 
+def claimed_names(group_sizes: Mapping[str, int], explicit: Collection[str]) -> set[str]:
+    """The class names held as automatic names that look like another class's suffixed names.
+
+    ``group_sizes`` counts the children with automatic names by class name. A class with a single
+    member whose name is not taken explicitly names it after the class (rule 2 of the module
+    docstring); when that name looks suffixed (``Block_2``), the class ``Block`` must skip it.
+
+    >>> sorted(claimed_names({"Block": 2, "Block_2": 1, "Linear_1": 1, "ReLU": 1}, {"Linear_1"}))
+    ['Block_2']
+    """
+    return {base for base, size in group_sizes.items() if size == 1 and base not in explicit and base_of(base) != base}
+
+
 def ranks_of(names: tuple[str, ...]) -> dict[str, int]:
     """Each automatic name's position in its group.
 
@@ -72,6 +103,7 @@ def ranks_of(names: tuple[str, ...]) -> dict[str, int]:
     return {name: rank for rank, name in enumerate(names)}
 
 
+@lru_cache(maxsize=4096)
 def base_of(name: str) -> str:
     """The class name an automatic-looking name would belong to.
 
