@@ -33,7 +33,8 @@ from fluxion.errors import FluxionError
 from fluxion.layers.module import constructor_call
 from fluxion.spec import narchi, registry
 from fluxion.spec.arguments import arguments_in, call
-from fluxion.spec.errors import SpecError, json_path
+from fluxion.spec.errors import SpecError, json_path, without_torch_trace
+from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.source import Document, read, resolve
 
 NodePath = list[str | int]
@@ -43,6 +44,9 @@ FORMAT_VERSION = 1
 
 STRUCTURE_KEYS = ("type", "id", "description", "args", "children", "nodes", "edges", "inputs", "outputs", "share")
 """The keys a node may have besides its constructor arguments."""
+
+LARGEST_SIZE = 2**63 - 1
+"""The largest size torch can hold (an int64): a larger input size is refused where the spec gives it."""
 
 _built_calls: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -79,6 +83,8 @@ class Share:
 class Builder:
     """One build: the spec files being built (to refuse cycles) and the ties to make at the end.
 
+    ``limits`` bound the evaluation of the jsonnet files that ``"spec"`` nodes name.
+
     >>> Builder().build(read({"type": "ReLU"}))
     ReLU()
     """
@@ -87,6 +93,7 @@ class Builder:
     shares: list[Share] = field(default_factory=list[Share])
     paths: dict[int, tuple[str, str | None]] = field(default_factory=dict[int, tuple[str, str | None]])
     """``id(module) -> (JSON path, file)`` for every node built, to say where a problem found later is."""
+    limits: Limits | None = DEFAULT_LIMITS
 
     def build(self, document: Document) -> torch.nn.Module:
         """The module a document's root node describes.
@@ -286,6 +293,7 @@ class Builder:
             tla=cast(Mapping[str, Any], arguments),
             ext_vars=cast(Mapping[str, Any], variables),
             search_paths=document.roots,  # the main spec's folder tree, not only the included file's
+            limits=self.limits,
         )
         module = self.build(Document(included.data, included.file, document.root, document.search_paths))
         identifier = node.get("id")
@@ -329,8 +337,11 @@ def input_shapes(value: Any, path: NodePath) -> dict[str, tuple[int | str, ...]]
             raise SpecError(f"a shape is a list of sizes and symbol names, got {_kind(shape)}", path=where)
         sizes = cast(list[Any], shape)
         for size in sizes:
-            good_int = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            good_int = isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= LARGEST_SIZE
             if not good_int and not (isinstance(size, str) and size.isidentifier()):
+                too_large = isinstance(size, int) and not isinstance(size, bool) and size > LARGEST_SIZE
+                if too_large:
+                    raise SpecError(f"a size is at most 2**63 - 1 (torch's largest), got {size}", path=where)
                 raise SpecError(f'a size is a number or a symbol name such as "B", got {size!r}', path=where)
         shapes[name] = tuple(sizes)
     return shapes
@@ -434,7 +445,7 @@ def _construct(
     except SpecError:
         raise
     except Exception as error:  # the constructor's own checks, whatever they raise
-        message = str(error).split("\n")[0]
+        message = without_torch_trace(str(error)).split("\n")[0]
         raise SpecError(
             f"{cls.__name__} refused its arguments: {type(error).__name__}: {message}", path=where
         ) from None

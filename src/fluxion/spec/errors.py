@@ -72,6 +72,34 @@ def _rebuild(reason: str, fields: dict[str, Any]) -> SpecError:
     return SpecError(reason, **fields)
 
 
+_TORCH_FRAME_LINES = ("frame #", "<omitting python frames>")
+
+
+def without_torch_trace(text: str) -> str:
+    """``text`` without the C++ stack that some torch errors carry ("Exception raised from ...",
+    then one line per frame): it says nothing to a user and makes one message fifty lines long.
+
+    >>> print(without_torch_trace('failed with error "Overflow\\nException raised from f at x.h:79:\\n'
+    ...                           'frame #0: c10::Error + 0x9d\\nframe #1: _start + 0x21\\n"\\nnext line'))
+    failed with error "Overflow"
+    next line
+    """
+    lines: list[str] = []
+    skipping = False
+    for line in text.split("\n"):
+        if line.startswith("Exception raised from "):
+            skipping = True
+        elif skipping and line.startswith(_TORCH_FRAME_LINES):
+            pass
+        elif skipping and lines and not line.strip(" \"'").strip():
+            lines[-1] += line.strip()  # the closing quote of the message the stack was inside
+            skipping = False
+        else:
+            lines.append(line)
+            skipping = False
+    return "\n".join(lines)
+
+
 def json_path(parts: Sequence[str | int]) -> str:
     """The JSON path of a node from its keys and indices, the way errors print it (``""`` is the root).
 

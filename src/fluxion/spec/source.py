@@ -4,6 +4,9 @@ jsonnet runs in a sandbox. ``import``, ``importstr`` and ``importbin`` reach onl
 spec's own folder tree (the folder of the file given to :func:`read`) and the search paths; an
 absolute path, a ``../`` out of those trees or a symbolic link leading out is refused with a
 :class:`SpecError`. :func:`resolve` applies the same rule to the spec files a spec names as nodes.
+By default jsonnet is evaluated in a child process bounded in time, memory and stack (see
+:class:`~fluxion.spec.limits.Limits`), so that a hostile spec ends in a ``SpecError``, not in a
+dead or frozen process. A JSON value nested more than :data:`MAX_NESTING` levels deep is refused.
 
 >>> from fluxion.spec.source import read
 >>> read('{"type": "Linear", "args": [4, 8]}').data
@@ -21,11 +24,13 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import _jsonnet
-
+from fluxion.files import special_kind
+from fluxion.spec import limits as bounds
+from fluxion.spec import sandbox
 from fluxion.spec.errors import SpecError
+from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 
 _JSON_SUFFIX = ".json"
 TEXT_NAME = "<text>"
@@ -34,6 +39,12 @@ TEXT_NAME = "<text>"
 _SPEC_SUFFIXES = {_JSON_SUFFIX, ".jsonnet", ".libsonnet"}
 _STD_LIBRARY_FILE = "std.jsonnet"
 _CALLERS_SHOWN = 3
+_PATH_LIKE = re.compile(r"[\w.~/\\-]+")
+
+MAX_NESTING = 200
+"""How deeply a spec's JSON value may nest (objects and lists); a node and its children list are two
+levels. Real architectures nest a few dozen; the bound keeps building, shape inference and
+running within Python's recursion limit."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ def read(
     ext_code: Mapping[str, str] | None = None,
     tla: Mapping[str, Any] | None = None,
     search_paths: Sequence[str | os.PathLike[str]] = (),
+    limits: Limits | None = DEFAULT_LIMITS,
 ) -> Document:
     """A spec's JSON value, from a file path, spec text or an already-parsed mapping (kept as is).
 
@@ -83,75 +95,65 @@ def read(
     value as jsonnet code, so ``ext_vars={"depths": [2, 2, 2, 2]}`` gives a list; ``ext_code``
     values are jsonnet code. Text imports only from ``search_paths``.
 
+    jsonnet is evaluated under ``limits`` (time, memory, stack: see ``Limits``) in a child process,
+    about 25 ms more per evaluation; ``limits=None`` evaluates in this process, unbounded. A file
+    (JSON or jsonnet) larger than the memory limit is refused before it is read.
+
     >>> read("function(width, depth=2) {widths: std.repeat([width], depth)}", tla={"width": 64}).data
     {'widths': [64, 64]}
     >>> read("model.jsonnet")
     Traceback (most recent call last):
     fluxion.spec.errors.SpecError: model.jsonnet: no such spec file
+    >>> read("std.range(0, 1e9)", limits=Limits(time=1, memory=2**28))
+    Traceback (most recent call last):
+    fluxion.spec.errors.SpecError: <text>: evaluating the spec needs more than the memory limit (256.0 MiB)...
     """
+    if limits is not None and not isinstance(limits, Limits):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise SpecError(f"limits= takes a fluxion.spec.Limits or None, got {type(limits).__name__}")
     folders = _folders(search_paths)
     arguments = _jsonnet_arguments(ext_vars or {}, ext_code or {}, tla or {})
     if isinstance(source, Mapping):
         if arguments:
             raise SpecError("external variables and top-level arguments need a jsonnet spec, not a parsed one")
-        return Document(source, search_paths=folders)
-    if isinstance(source, str) and _is_text(source):
-        return _read_text(source, arguments, folders)
-    if isinstance(source, str | os.PathLike):  # pyright: ignore[reportUnnecessaryIsInstance]  # untyped callers
-        return _read_file(Path(source), arguments, folders)
-    raise SpecError(f"a spec is a file path, spec text or a mapping, not {type(source).__name__}")
+        document = Document(source, search_paths=folders)
+    elif isinstance(source, str) and _is_text(source):
+        document = _read_text(source, arguments, folders, limits)
+    elif isinstance(source, str | os.PathLike):  # pyright: ignore[reportUnnecessaryIsInstance]  # untyped callers
+        document = _read_file(Path(source), arguments, folders, limits)
+    else:
+        raise SpecError(f"a spec is a file path, spec text or a mapping, not {type(source).__name__}")
+    _check_nesting(document.data, document.file)
+    return document
 
 
 def resolve(reference: str, *, relative_to: Path | None, roots: Sequence[Path]) -> Path:
     """The real path of the file a spec names, looked up in its own folder first, then in ``roots``.
 
     ``relative_to`` is the folder (or the file) the reference is written in; ``None`` for text. The
-    file found must lie inside one of ``roots`` once symbolic links are followed. An absolute
-    reference, a ``../`` out of every root or a link leading out is refused with a SpecError.
+    file found must be a regular file inside one of ``roots`` once symbolic links are followed. An
+    absolute reference, a ``../`` out of every root or a link leading out is refused with a SpecError.
 
     >>> resolve("/etc/passwd", relative_to=Path("specs"), roots=[Path("specs")])
     Traceback (most recent call last):
     fluxion.spec.errors.SpecError: '/etc/passwd' is refused: a spec names files by relative paths only
     """
-    if "\0" in reference:
-        raise SpecError(f"{reference!r} is not a file name")
-    if Path(reference).is_absolute():
-        raise SpecError(f"{reference!r} is refused: a spec names files by relative paths only")
-    allowed = [Path(os.path.realpath(root)) for root in roots]
-    folders = [*([] if relative_to is None else [_folder_of(relative_to)]), *roots]
-    if not folders:
-        raise SpecError(f"{reference!r} is refused: a spec given as text reads files only from search paths")
-    escaped = False
-    for folder in folders:
-        target = Path(os.path.realpath(folder / reference))
-        if not any(target.is_relative_to(root) for root in allowed):
-            escaped = True  # never look at what lies outside, not even whether it exists
-        elif _is_file(target):
-            return target
-    where = ", ".join(map(str, allowed)) or "no folders were given"
-    if escaped:
-        raise SpecError(f"{reference!r} is refused: it leads outside the folders a spec may read ({where})")
-    raise SpecError(f"{reference!r} not found (looked in {', '.join(dict.fromkeys(map(str, folders)))})")
-
-
-def _folder_of(path: Path) -> Path:
-    return path.parent if _is_file(path) else path
+    try:
+        found = sandbox.resolve(
+            reference,
+            relative_to=None if relative_to is None else os.fspath(relative_to),
+            roots=[os.fspath(root) for root in roots],
+        )
+    except sandbox.RefusedError as error:
+        raise SpecError(str(error)) from None
+    return Path(found)
 
 
 def _is_file(path: Path) -> bool:
-    return stat.S_ISREG(_mode(path))
+    return sandbox.is_file(path)
 
 
 def _is_folder(path: Path) -> bool:
-    return stat.S_ISDIR(_mode(path))
-
-
-def _mode(path: Path) -> int:
-    """The file's mode, 0 when there is none to read (unlike pathlib's, even for names too long)."""
-    try:
-        return path.stat().st_mode
-    except (OSError, ValueError):
-        return 0
+    return stat.S_ISDIR(sandbox.mode_of(path))
 
 
 def _folders(search_paths: Sequence[str | os.PathLike[str]]) -> tuple[Path, ...]:
@@ -166,18 +168,26 @@ def _is_text(source: str) -> bool:
     if "\n" in source or source.lstrip().startswith(("{", "[")):
         return True
     path = Path(source)
-    return path.suffix not in _SPEC_SUFFIXES and not _mode(path)
+    return path.suffix not in _SPEC_SUFFIXES and not sandbox.mode_of(path)
 
 
-def _read_text(text: str, arguments: _JsonnetArguments, folders: tuple[Path, ...]) -> Document:
+def _read_text(text: str, arguments: _JsonnetArguments, folders: tuple[Path, ...], limits: Limits | None) -> Document:
     if "\0" in text or not _is_unicode(text):
         raise SpecError("spec text must be Unicode text without NUL characters", file=TEXT_NAME)
     if not arguments:
         try:
             return Document(_parse_json(text, TEXT_NAME), search_paths=folders)
-        except SpecError:
-            pass  # not JSON: jsonnet may still read it, and its error is the one to report
-    data = _evaluate(TEXT_NAME, text, root=None, folders=folders, arguments=arguments)
+        except SpecError as error:
+            if error.reason == _too_deep():
+                raise  # JSON all right, too deep for Python's parser: jsonnet would not do better
+            # else not JSON: jsonnet may still read it, and its error is the one to report
+    try:
+        data = _evaluate(TEXT_NAME, text, root=None, folders=folders, arguments=arguments, limits=limits)
+    except SpecError as error:
+        if _PATH_LIKE.fullmatch(text.strip()) and "Unknown variable" in error.reason:
+            # a bare word: a file name, far more likely than jsonnet code that names one variable
+            raise SpecError(f"no such spec file {text.strip()!r}") from None
+        raise
     return Document(data, search_paths=folders)
 
 
@@ -189,28 +199,45 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _read_file(path: Path, arguments: _JsonnetArguments, folders: tuple[Path, ...]) -> Document:
+def _read_file(path: Path, arguments: _JsonnetArguments, folders: tuple[Path, ...], limits: Limits | None) -> Document:
     if _is_folder(path):
         raise SpecError("is a folder, not a spec file", file=path)
+    kind = special_kind(path)
+    if kind is not None:
+        raise SpecError(f"is {kind}, not a spec file", file=path)
     if not _is_file(path):
         raise SpecError("no such spec file", file=path)
     root = Path(os.path.realpath(path.parent))
     if path.suffix == _JSON_SUFFIX:
         if arguments:
             raise SpecError("external variables and top-level arguments need a jsonnet file", file=path)
-        data = _parse_json(_read_utf8(path), path)
+        data = _parse_json(_read_utf8(path, limits), path)
     else:  # read here rather than by jsonnet, for the same errors as a JSON file's
-        data = _evaluate(os.fspath(path), _read_utf8(path), root=root, folders=folders, arguments=arguments)
+        text = _read_utf8(path, limits)
+        data = _evaluate(os.fspath(path), text, root=root, folders=folders, arguments=arguments, limits=limits)
     return Document(data, file=path, root=root, search_paths=folders)
 
 
-def _read_utf8(path: Path) -> str:
+def _read_utf8(path: Path, limits: Limits | None) -> str:
+    if limits is not None and limits.memory is not None and _size(path) > limits.memory:
+        raise SpecError(
+            f"is larger than the memory limit ({bounds.bytes_text(limits.memory)}); if the spec is trusted, raise "
+            "it (Limits(memory=...), --memory-limit) or turn limits off (limits=None, --no-limits)",
+            file=path,
+        )
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise SpecError(f"not UTF-8 text (byte {error.start})", file=path) from error
     except OSError as error:
         raise SpecError(f"cannot be read: {error.strerror}", file=path) from error
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except (OSError, ValueError):
+        return 0
 
 
 def _parse_json(text: str, file: str | Path) -> Any:
@@ -220,8 +247,28 @@ def _parse_json(text: str, file: str | Path) -> Any:
         raise SpecError(error.msg, file=file, line=error.lineno, column=error.colno) from error
     except ValueError as error:  # from _refuse_constant
         raise SpecError(str(error), file=file) from error
-    except RecursionError as error:
-        raise SpecError("nested too deeply", file=file) from error
+    except RecursionError:
+        raise SpecError(_too_deep(), file=file) from None
+
+
+def _too_deep() -> str:
+    return f"the spec nests too deeply: more than {MAX_NESTING} levels of objects and lists"
+
+
+def _check_nesting(data: Any, file: Path | None) -> None:
+    """Refuse a value nested more than MAX_NESTING levels deep, without recursion of our own."""
+    pending: list[tuple[object, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, Mapping):
+            items = list(cast(Mapping[object, object], value).values())
+        elif isinstance(value, list | tuple):
+            items = list(cast(Sequence[object], value))
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise SpecError(_too_deep(), file=file)
+        pending.extend((item, depth + 1) for item in items)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -270,6 +317,8 @@ def _strings_and_code(values: Mapping[str, Any], what: str) -> tuple[dict[str, s
                 code[name] = json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as error:
                 raise SpecError(f"{what}[{name!r}] is not a JSON value: {error}") from error
+            except RecursionError:
+                raise SpecError(f"{what}[{name!r}] nests too deeply") from None
     return strings, code
 
 
@@ -291,38 +340,31 @@ def _without_nul(text: str, what: str) -> str:
     return text
 
 
-class _SandboxedImports:
-    """jsonnet's import callback: files found by :func:`resolve`, nothing else."""
-
-    def __init__(self, root: Path | None, folders: tuple[Path, ...]) -> None:
-        self.root = root
-        self.roots = folders if root is None else (root, *folders)
-
-    def __call__(self, folder: str, name: str) -> tuple[str, bytes]:
-        # jsonnet passes "" as the folder of the main file when it was named relative to the working
-        # folder, and of ext_code and tla snippets: both are the spec's own folder (none for text)
-        relative_to = Path(folder) if folder else self.root
-        path = resolve(name, relative_to=relative_to, roots=self.roots)
-        return os.fspath(path), path.read_bytes()
-
-
 def _evaluate(
-    name: str, text: str, *, root: Path | None, folders: tuple[Path, ...], arguments: _JsonnetArguments
+    name: str,
+    text: str,
+    *,
+    root: Path | None,
+    folders: tuple[Path, ...],
+    arguments: _JsonnetArguments,
+    limits: Limits | None,
 ) -> Any:
+    job = sandbox.Job(
+        name,
+        text,
+        root=None if root is None else os.fspath(root),
+        folders=tuple(map(os.fspath, folders)),
+        ext_vars=arguments.ext_vars,
+        ext_codes=arguments.ext_codes,
+        tla_vars=arguments.tla_vars,
+        tla_codes=arguments.tla_codes,
+    )
     try:
-        output = _jsonnet.evaluate_snippet(
-            name,
-            text,
-            import_callback=_SandboxedImports(root, folders),
-            ext_vars=arguments.ext_vars,
-            ext_codes=arguments.ext_codes,
-            tla_vars=arguments.tla_vars,
-            tla_codes=arguments.tla_codes,
-        )
-    except RuntimeError as error:
-        raise _jsonnet_error(str(error), main_file=name) from error
-    except ValueError as error:  # a lone surrogate in a variable
-        raise SpecError(f"jsonnet cannot take the variables given: {error}", file=name) from error
+        output = bounds.evaluate(job, limits)
+    except sandbox.JsonnetError as error:
+        if error.kind == sandbox.STATUS_VARIABLES:
+            raise SpecError(f"jsonnet cannot take the variables given: {error.message}", file=name) from None
+        raise _jsonnet_error(error.message, main_file=name, limits=limits) from None
     return _parse_json(output, name)
 
 
@@ -348,7 +390,7 @@ class _Frame:
         return _Frame(match["file"], int(line), int(column))
 
 
-def _jsonnet_error(message: str, *, main_file: str) -> SpecError:
+def _jsonnet_error(message: str, *, main_file: str, limits: Limits | None) -> SpecError:
     """A SpecError at the place jsonnet's message points to: in the spec, not in jsonnet's std library."""
     if message.startswith("STATIC ERROR: "):
         location, _, reason = message.removeprefix("STATIC ERROR: ").strip().partition(": ")
@@ -357,6 +399,8 @@ def _jsonnet_error(message: str, *, main_file: str) -> SpecError:
             return SpecError(message.strip(), file=main_file)
         return SpecError(reason, file=frame.file, line=frame.line, column=frame.column)
     head, *trace = message.removeprefix("RUNTIME ERROR: ").rstrip().split("\n\t")
+    if head.startswith("max stack frames exceeded"):
+        head = head.rstrip(".") + bounds.stack_hint(limits)
     frames = [frame for line in trace if (frame := _Frame.parse(line.partition("\t")[0])) is not None]
     in_spec = [frame for frame in frames if frame.file != _STD_LIBRARY_FILE or frame.file == main_file]
     if any(line.startswith("Top-level function") for line in trace):
