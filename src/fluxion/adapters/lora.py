@@ -43,12 +43,13 @@ from torch.nn.utils import parametrize
 
 from fluxion.adapters.adapter import SLOT, Adapter
 from fluxion.adapters.errors import AdapterError
-from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora
+from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora, check_options, checked_number
 from fluxion.adapters.targets import Targets, base_address, base_nodes, nearby, select
 from fluxion.layers import parent_of
 from fluxion.weights import KeyMapping, MappingLike, Source, WeightsError, open_checkpoint
 from fluxion.weights import load as load_weights
 from fluxion.weights import save as save_weights
+from fluxion.weights.plan import unwritable_reason
 
 PARTS = ("down.weight", "up.weight", "scale")
 """The tensors of one LoRA in a saved file, each under ``{address}.{part}``."""
@@ -78,7 +79,9 @@ def inject(
     >>> [type(adapter).__name__ for adapter in inject(model, rank=4)]
     ['Conv2dLora', 'LinearLora']
     """
+    _check_model(model)
     _check_name(name)
+    check_options("lora.inject", rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init)
     chosen = select(model, targets, _adaptable, what="LoRA (a Linear, or a Conv2d with groups=1)")
     for address, node in chosen:
         _refuse_the_root(model, node)
@@ -108,6 +111,9 @@ def adapters(model: torch.nn.Module, *, name: str | None = None) -> list[Lora]:
     >>> [(adapter.name, adapter.address) for adapter in adapters(model)]
     [('style', 'Linear')]
     """
+    _check_model(model)
+    if name is not None:
+        _check_name(name)
     return [module for module in model.modules() if isinstance(module, Lora) and name in (None, module.name)]
 
 
@@ -152,17 +158,36 @@ def merge(model: torch.nn.Module, *, name: str | None = None) -> list[Lora]:
     found = _required(model, name)
     owners = _parameter_owners(model)
     by_weight: dict[int, tuple[Tensor, list[Lora]]] = {}
-    for adapter in found:  # every check first: a refused merge changes nothing
+    for adapter in found:  # every check first, for every LoRA: a refused merge changes nothing
         weight = _mergeable_weight(adapter, owners)
         by_weight.setdefault(id(weight), (weight, []))[1].append(adapter)
-    with torch.no_grad():
-        for weight, merged in by_weight.values():  # one float64 update alive at a time
-            delta = merged[0].delta_weight()
-            for adapter in merged[1:]:
-                delta += adapter.delta_weight()
-            weight.copy_((weight.double() + delta).to(weight.dtype))
-    for adapter in reversed(found):
-        adapter.eject()
+    backups: list[tuple[Tensor, Tensor]] = []
+    ejected: list[Lora] = []
+    try:
+        with torch.no_grad():
+            for weight, merged in by_weight.values():  # one float64 update alive at a time
+                delta = merged[0].delta_weight()
+                for adapter in merged[1:]:
+                    delta += adapter.delta_weight()
+                updated = (weight.double() + delta).to(weight.dtype)
+                del delta
+                backups.append((weight, weight.detach().to("cpu", copy=True)))
+                weight.copy_(updated)
+        for adapter in reversed(found):
+            adapter.eject()
+            ejected.append(adapter)
+    except BaseException as error:
+        # Unforeseen (every foreseeable problem was checked above): put every weight and LoRA back.
+        for adapter in reversed(ejected):
+            adapter.inject()
+        with torch.no_grad():
+            for weight, backup in reversed(backups):
+                weight.copy_(backup)
+        if isinstance(error, Exception):
+            raise AdapterError(
+                f"merging the LoRAs failed ({type(error).__name__}: {error}); the model was left as it was"
+            ) from error
+        raise
     return found
 
 
@@ -177,8 +202,20 @@ def set_scale(model: torch.nn.Module, scale: float, *, name: str | None = None) 
     0.25
     """
     value = _checked_scale(scale)
-    for adapter in _required(model, name):
-        adapter.set_scale(value)
+    found = _required(model, name)
+    for adapter in found:  # every check first: a refused change changes nothing
+        problem = unwritable_reason(adapter.scale) if not adapter.scale.is_meta else None
+        if problem is not None:
+            raise AdapterError(f"cannot set the scale of the LoRA at {adapter.address!r}: {problem}")
+    before = [adapter.scale.detach().clone() for adapter in found]
+    try:
+        for adapter in found:
+            adapter.set_scale(value)
+    except BaseException:
+        with torch.no_grad():
+            for adapter, scale_before in zip(found, before, strict=True):
+                adapter.scale.copy_(scale_before)
+        raise
 
 
 def trainable_parameters(model: torch.nn.Module, *, name: str | None = None) -> list[torch.nn.Parameter]:
@@ -194,6 +231,13 @@ def trainable_parameters(model: torch.nn.Module, *, name: str | None = None) -> 
     ([torch.Size([2, 4]), torch.Size([4, 2])], False)
     """
     found = _required(model, name)
+    inference = torch.is_inference_mode_enabled()
+    for adapter in found:  # checked first: a refusal leaves every requires_grad flag as it was
+        if not inference and any(parameter.is_inference() for parameter in adapter.parameters()):
+            raise AdapterError(
+                f"the LoRA at {adapter.address!r} was created under torch.inference_mode(): its parameters "
+                "cannot be trained; inject it outside inference mode"
+            )
     model.requires_grad_(False)
     trainable: dict[int, torch.nn.Parameter] = {}
     for adapter in found:
@@ -288,6 +332,7 @@ def load(
     ...
     fluxion.adapters.errors.AdapterError: state dict: no layer in the model at 'Lineer' (nearby: Linear)
     """
+    _check_model(model)
     _check_name(name)
     scale = None if scale is None else _checked_scale(scale)
     tensors, origin = _read(source, mapping)
@@ -312,6 +357,10 @@ def load(
             parts["scale"] = torch.tensor(scale)
         elif "scale" not in parts:
             raise AdapterError(f"{where} has no scale in the file; pass scale= (alpha / rank)")
+        elif _not_finite(parts["scale"]):
+            raise AdapterError(
+                f"{where} has a scale of {parts['scale'].item()} in the file; a LoRA scale is a finite number"
+            )
         node = nodes[address]
         present = next((adapter for adapter in _loras_on(node) if adapter.name == name), None)
         if present is not None:
@@ -408,9 +457,16 @@ def _check_name(name: object) -> None:
 
 
 def _checked_scale(scale: object) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
-        raise AdapterError(f"a LoRA scale is a finite number, got {scale!r}")
-    return float(scale)
+    return checked_number(scale, "a LoRA scale")
+
+
+def _not_finite(scale: Tensor) -> bool:
+    return scale.numel() == 1 and scale.is_floating_point() and not math.isfinite(scale.item())
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise AdapterError(f"LoRA functions act on a torch module (a model), got {type(model).__name__}")
 
 
 def _loras_on(node: torch.nn.Module) -> list[Lora]:
@@ -453,20 +509,55 @@ def _mergeable_weight(adapter: Lora, owners: dict[int, list[str]]) -> Tensor:
     if parametrize.is_parametrized(layer):
         raise AdapterError(f"{where}: its layer's weight is computed by a parametrization, so it cannot be changed")
     weight = cast(Tensor, layer.weight)
-    if any(tensor.is_meta for tensor in (weight, adapter.down_weight, adapter.up_weight, adapter.scale)):
+    down, up, scale = adapter.down_weight, adapter.up_weight, adapter.scale
+    if any(tensor.is_meta for tensor in (weight, down, up, scale)):
         raise AdapterError(f"{where}: it or its layer is on the meta device")
     keys = owners.get(id(weight), [])
     if len(keys) > 1:
         raise AdapterError(
             f"{where}: its layer's weight is tied to {', '.join(keys[1:])}; merging would change those too"
         )
+    problem = _merge_problem(weight, down, up, scale)
+    if problem is not None:
+        raise AdapterError(f"{where}: {problem}")
     return weight
 
 
+def _merge_problem(weight: Tensor, down: Tensor, up: Tensor, scale: Tensor) -> str | None:
+    """What would make ``weight += scale * up @ down`` fail or be wrong, or None."""
+    named = {"its layer's weight": weight, "down.weight": down, "up.weight": up, "scale": scale}
+    odd = [f"{label} is {tensor.dtype}" for label, tensor in named.items() if not tensor.is_floating_point()]
+    if odd:
+        return f"{', '.join(odd)}; only floating-point weights can be merged"
+    devices: set[torch.device] = {tensor.device for tensor in (weight, down, up)}
+    if scale.dim():  # a 0-d scale on the CPU multiplies tensors on any device
+        devices.add(scale.device)
+    if len(devices) > 1:
+        return f"its tensors are on several devices ({', '.join(sorted(map(str, devices)))}); move the model to one"
+    if scale.numel() != 1:
+        return f"its scale must be one number, got a tensor of shape {tuple(scale.shape)}"
+    if not math.isfinite(scale.item()):
+        return f"its scale is {scale.item()}, not a finite number"
+    columns = up.flatten(1).shape[1] if up.dim() >= 2 else -1
+    if columns != down.shape[0] or (up.dim() == 4 and tuple(up.shape[2:]) != (1, 1)):
+        return f"up.weight {tuple(up.shape)} does not follow down.weight {tuple(down.shape)} (rank {down.shape[0]})"
+    update = (up.shape[0], *down.shape[1:])
+    if update != tuple(weight.shape):
+        return (
+            f"its update has shape {update} but its layer's weight has {tuple(weight.shape)} "
+            "(was the layer replaced by one of another size?)"
+        )
+    return unwritable_reason(weight)
+
+
 def _read(source: Source, mapping: MappingLike | None) -> tuple[dict[str, Tensor], str]:
-    key_mapping = KeyMapping.coerce(mapping)
     try:
+        key_mapping = KeyMapping.coerce(mapping)
         with open_checkpoint(source) as checkpoint:
+            unusable = [entry for entry in checkpoint.entries.values() if entry.unusable]
+            if unusable:
+                shown = "; ".join(f"{entry.key!r} is {entry.unusable}" for entry in unusable[:5])
+                raise AdapterError(f"{checkpoint.name}: {shown}")
             tensors = {
                 target.key: target.apply(checkpoint.tensor(key))
                 for key in checkpoint.entries
