@@ -110,8 +110,12 @@ def _destination(path: str | os.PathLike[str], error: ErrorFactory) -> Path:
     if not text or "\0" in text:
         raise error(f"{text!r} is not a file name")
     given = Path(text)
-    destination = Path(os.path.realpath(given)) if given.is_symlink() else given
-    if destination.is_dir() or text.endswith(os.sep):
+    try:  # a name too long for the file system fails here already
+        destination = Path(os.path.realpath(given)) if given.is_symlink() else given
+        is_folder = destination.is_dir()
+    except OSError as problem:
+        raise error(f"cannot write {text!r}: {problem.strerror or problem}") from None
+    if is_folder or text.endswith(os.sep):
         raise error(f"cannot write {text!r}: it is a folder; name a file")
     kind = special_kind(destination)
     if kind is not None:

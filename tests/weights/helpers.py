@@ -1,7 +1,13 @@
 """Small models and snapshots shared by the weights tests."""
 
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 
 import fluxion.layers as fl
@@ -74,3 +80,47 @@ def bytes_of(tensor: torch.Tensor) -> bytes:
     dense = tensor.detach().cpu()
     flat = (dense if dense.layout == torch.strided else dense.to_dense()).contiguous().reshape(-1)
     return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+
+
+def outcome_within(seconds: float, call: Callable[[], object], fifos: Iterable[Path] = ()) -> BaseException | None:
+    """Run ``call`` in a thread; its exception (None when it returned). A call still running after
+    ``seconds`` fails the test instead of hanging it: it is unblocked by opening the ``fifos``."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:  # handed to the test
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        for fifo in fifos:  # a reader blocks until a writer opens the FIFO, and the other way round
+            for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, flags))
+        thread.join(seconds)
+        pytest.fail(f"the call was still blocked after {seconds} s")
+    return outcome[0]
+
+
+class Exploding(torch.Tensor):
+    """A checkpoint tensor that fails when it is copied: a failure no check can foresee."""
+
+    failure: type[BaseException] = RuntimeError
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if func in (torch.Tensor.copy_, torch.Tensor.to):
+            raise cls.failure("the disk went away")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class Interrupting(Exploding):
+    failure = KeyboardInterrupt

@@ -26,9 +26,9 @@ CASES: list[tuple[str, Callable[[fl.Chain, Path], object], str]] = [
     ("bytes path", lambda m, p: load(m, bytes(p / "x.safetensors")), "a checkpoint is a path"),
     ("integer keys", lambda m, _: load(m, {0: torch.zeros(1)}), "keys must be strings, got 0"),
     ("empty prefix", lambda m, _: load(m, state(), prefix="."), "prefix '.' is not an address"),
-    ("long file name", lambda m, p: save(m, p / ("x" * 300 + ".safetensors")), "cannot save to"),
+    ("long file name", lambda m, p: save(m, p / ("x" * 300 + ".safetensors")), "File name too long"),
     ("reserved metadata", lambda m, p: save(m, p / "m.st", metadata={"format": "np"}), "'format' is reserved"),
-    ("write mapping", lambda m, p: KeyMapping().write(p / "no" / "m.json"), "cannot write mapping file"),
+    ("write mapping", lambda m, p: KeyMapping().write(p / "no" / "m.json"), "/no' does not exist"),
     ("bad regex", lambda m, _: Rule("(", "x"), "is not a valid regex"),
 ]
 
@@ -43,7 +43,7 @@ def test_bad_arguments_raise_weights_errors(
         call(model, tmp_path)
     assert expected in str(caught.value), case
     assert same_state(model, before)
-    assert not [path for path in tmp_path.iterdir() if path.suffix == ".tmp"]
+    assert not [path for path in tmp_path.iterdir() if path.suffix in (".tmp", ".partial")]
 
 
 def test_lazy_modules_are_refused_until_initialised(tmp_path: Path) -> None:

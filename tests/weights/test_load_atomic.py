@@ -7,14 +7,13 @@ written; a failure nobody foresaw, or an interrupt, part-way through the commit 
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
 import fluxion.layers as fl
 from fluxion.weights import PickleCheckpointWarning, WeightsError, load, open_checkpoint
-from tests.weights.helpers import assert_exactly_as_before, exact_snapshot
+from tests.weights.helpers import Exploding, Interrupting, assert_exactly_as_before, exact_snapshot
 
 # Sparse CSR, quantized and nested tensors warn that their APIs are in beta or deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(beta|deprecated|prototype).*:UserWarning")
@@ -154,24 +153,6 @@ def test_sources_that_are_the_models_own_memory_are_read_before_anything_is_over
     assert torch.equal(target.a.weight, transposed)
     load(target, target.state_dict())  # every tensor its own source: nothing to do
     assert torch.equal(target.a.weight, transposed)
-
-
-class Exploding(torch.Tensor):
-    """A checkpoint tensor that fails when it is copied: a failure no check can foresee."""
-
-    failure: type[BaseException] = RuntimeError
-
-    @classmethod
-    def __torch_function__(
-        cls, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        if func in (torch.Tensor.copy_, torch.Tensor.to):
-            raise cls.failure("the disk went away")
-        return super().__torch_function__(func, types, args, kwargs or {})
-
-
-class Interrupting(Exploding):
-    failure = KeyboardInterrupt
 
 
 @pytest.mark.parametrize("build", [model, meta_model], ids=["in place", "meta model"])

@@ -83,7 +83,7 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(tmp_path: Path) ->
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
         assert process.stdout.readline().strip() == "written"
-        assert any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir())
+        assert any(p.name.endswith(".partial") and p.stat().st_size > 0 for p in tmp_path.iterdir())
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:

@@ -16,6 +16,7 @@ a checkpoint file of the foreign model without the foreign model's code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -73,6 +74,7 @@ def convert(
     fluxion.weights.errors.ConversionError: cannot pair the weighted leaves by execution order and shapes:
       target Linear_2 (Linear: weight (2, 8), bias (2,)) has no unpaired source leaf with the same shapes
     """
+    _check_arguments(source, target, atol=atol, rtol=rtol)
     modes = [(module, module.training) for model in (source, target) for module in model.modules()]
     source.eval()
     target.eval()
@@ -100,6 +102,16 @@ def convert(
         for module, training in modes:
             module.training = training
     return mapping
+
+
+def _check_arguments(source: object, target: object, *, atol: object, rtol: object) -> None:
+    for role, model in (("source", source), ("target", target)):
+        if not isinstance(model, torch.nn.Module):
+            raise ConversionError(f"convert's {role} must be a torch module, got {type(model).__name__}")
+    for name, tolerance in (("atol", atol), ("rtol", rtol)):
+        number = isinstance(tolerance, int | float) and not isinstance(tolerance, bool)
+        if not number or not 0 <= cast(float, tolerance) < math.inf:
+            raise ConversionError(f"{name} must be a finite number of at least 0, got {tolerance!r}")
 
 
 def _weighted_leaves(model: torch.nn.Module) -> dict[torch.nn.Module, _Leaf]:

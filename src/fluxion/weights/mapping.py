@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import torch
 
+from fluxion.files import special_kind, write_text_atomically
 from fluxion.weights.errors import WeightsError
 
 FORMAT_VERSION = 1
@@ -298,16 +299,16 @@ class KeyMapping:
     def write(self, path: str | os.PathLike[str]) -> None:
         """Save the mapping as a JSON file that ``KeyMapping.read`` (or ``mapping=path``) reads back.
 
+        The file is written atomically (see ``fluxion.files``): an interrupted write leaves the old file.
+
         >>> import pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "mapping.json"
         >>> KeyMapping(rename={"a": "b"}).write(path)
         >>> KeyMapping.read(path)("a")
         'b'
         """
-        try:
-            Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        except OSError as error:
-            raise WeightsError(f"cannot write mapping file {os.fspath(path)!r}: {error}") from None
+        text = json.dumps(self.to_json(), indent=2) + "\n"
+        write_text_atomically(_checked_path(path, "write"), text, error=WeightsError)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> KeyMapping:
@@ -319,6 +320,9 @@ class KeyMapping:
         >>> KeyMapping.read(path)("fc.weight")
         'head.weight'
         """
+        kind = special_kind(_checked_path(path, "read"))
+        if kind is not None:
+            raise WeightsError(f"mapping file {os.fspath(path)!r} is {kind}, not a regular file")
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -368,6 +372,12 @@ MappingLike = (
     | os.PathLike[str]
 )
 """Everything ``mapping=`` accepts: see ``KeyMapping.coerce``."""
+
+
+def _checked_path(path: object, verb: str) -> str | os.PathLike[str]:
+    if not isinstance(path, str | os.PathLike):
+        raise WeightsError(f"KeyMapping.{verb} takes a file path (a str or a Path), got {type(path).__name__}")
+    return cast("str | os.PathLike[str]", path)
 
 
 def _as_rule(rule: RuleLike) -> Rule:

@@ -160,7 +160,7 @@ def make_plan(
         wanted_dtype = dtype if dtype is not None and current.is_floating_point() else current.dtype
         wanted_device = target_device or (torch.device("cpu") if current.is_meta else current.device)
         in_place = not current.is_meta and current.dtype == wanted_dtype and current.device == wanted_device
-        unwritable = _unwritable(current) if in_place else None
+        unwritable = unwritable_reason(current) if in_place else None
         if unwritable:
             problems.mismatched.append((present[0].key, unwritable))
             continue
@@ -191,8 +191,15 @@ def _mismatch(slot: Slot, source: str, target: Target, checkpoint: Checkpoint) -
     return None
 
 
-def _unwritable(tensor: torch.Tensor) -> str | None:
-    """Why values cannot be copied into the model's ``tensor`` in place, or None when they can."""
+def unwritable_reason(tensor: torch.Tensor) -> str | None:
+    """Why values cannot be copied into the model's ``tensor`` in place, or None when they can.
+
+    >>> unwritable_reason(torch.zeros(2, 3)) is None
+    True
+    >>> unwritable_reason(torch.zeros(3).expand(2, 3))
+    "the model's tensor is expanded (several of its elements share one memory location), so it \
+cannot be written in place; give it memory of its own first (.clone())"
+    """
     if tensor.is_inference() and not torch.is_inference_mode_enabled():
         return (
             "the model's tensor was created under torch.inference_mode() and cannot be written outside it; "

@@ -1,7 +1,9 @@
 """``save``: a tree's weights to a safetensors file, atomically.
 
 The file is written next to its destination under a temporary name and renamed into place, so
-an interrupted save never leaves a half-written file where the previous one was.
+an interrupted save never leaves a half-written file where the previous one was (see
+``fluxion.files``: a symbolic link is written through, a FIFO or device is refused, an existing
+file keeps its permissions and a new one follows the umask).
 
 >>> import pathlib, tempfile, fluxion.layers as fl
 >>> from safetensors import safe_open
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import cast
@@ -25,8 +27,12 @@ import torch
 from safetensors import torch as safetensors_torch
 
 import fluxion
+from fluxion.files import write_atomically
+from fluxion.weights.checkpoint import SAFETENSORS_DTYPES, unusable_reason
 from fluxion.weights.errors import WeightsError
 from fluxion.weights.plan import ALIASES_METADATA, model_slots
+
+SAVABLE_DTYPES = frozenset(SAFETENSORS_DTYPES.values())
 
 
 def save(
@@ -49,6 +55,8 @@ def save(
     ...
     fluxion.weights.errors.WeightsError: cannot save 'Linear.weight': it is on the meta device (it has no data)
     """
+    destination = _checked_path(path)
+    extra = _checked_metadata(metadata)
     if isinstance(model, torch.nn.Module):
         named = [(key, slot.tensor) for key, slot in model_slots(model).items()]
     else:
@@ -57,13 +65,16 @@ def save(
     header = {"format": "pt", "fluxion.version": fluxion.__version__}
     if aliases:
         header[ALIASES_METADATA] = json.dumps(aliases)
-    for key, value in (metadata or {}).items():
-        if not isinstance(key, str) or not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise WeightsError(f"metadata must map strings to strings; {key!r}: {value!r} is not")
-        if key == "format" or key.startswith("fluxion."):
-            raise WeightsError(f"metadata key {key!r} is reserved (fluxion writes 'format' and 'fluxion.*')")
-        header[key] = value
-    _write_atomically(tensors, header, Path(path))
+    header.update(extra)
+    write_atomically(destination, lambda temporary: _write_file(tensors, header, temporary), error=WeightsError)
+
+
+def _write_file(tensors: dict[str, torch.Tensor], header: dict[str, str], temporary: Path) -> None:
+    mode = stat.S_IMODE(os.stat(temporary).st_mode)
+    save_file = cast("Callable[..., None]", safetensors_torch.save_file)  # pyright: ignore[reportUnknownMemberType]
+    save_file(tensors, os.fspath(temporary), metadata=header)
+    # safetensors writes a file of its own (mode 0600) and renames it over the one prepared for it.
+    os.chmod(temporary, mode)
 
 
 def _checked_tensors(tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
@@ -84,6 +95,14 @@ def _tensors_to_save(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[dict[st
         tensor = tensor.detach()
         if tensor.is_meta:
             raise WeightsError(f"cannot save {key!r}: it is on the meta device (it has no data)")
+        unusable = unusable_reason(tensor)
+        if unusable is not None:
+            raise WeightsError(f"cannot save {key!r}: it is {unusable}")
+        if tensor.dtype not in SAVABLE_DTYPES:
+            raise WeightsError(
+                f"cannot save {key!r}: safetensors has no dtype for {tensor.dtype} "
+                f"(it holds {', '.join(sorted({str(dtype).removeprefix('torch.') for dtype in SAVABLE_DTYPES}))})"
+            )
         identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape, tensor.stride())
         if tensor.numel() and identity in kept_by_storage:
             aliases[key] = kept_by_storage[identity]
@@ -93,31 +112,23 @@ def _tensors_to_save(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[dict[st
     return tensors, aliases
 
 
-def _write_atomically(tensors: dict[str, torch.Tensor], header: dict[str, str], destination: Path) -> None:
-    folder = destination.parent
-    temporary: str | None = None
-    try:
-        if destination.is_dir():
-            raise WeightsError(f"cannot save to {os.fspath(destination)!r}: it is a folder")
-        if not folder.is_dir():
-            raise WeightsError(
-                f"cannot save to {os.fspath(destination)!r}: folder {os.fspath(folder)!r} does not exist"
-            )
-        handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=folder)
-        os.close(handle)
-        save_file = cast("Callable[..., None]", safetensors_torch.save_file)  # pyright: ignore[reportUnknownMemberType]
-        save_file(tensors, temporary, metadata=header)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, destination)
-    except OSError as error:
-        _remove(temporary)
-        raise WeightsError(f"cannot save to {os.fspath(destination)!r}: {error}") from error
-    except BaseException:
-        _remove(temporary)
-        raise
+def _checked_path(path: object) -> str | os.PathLike[str]:
+    if not isinstance(path, str | os.PathLike):
+        raise WeightsError(f"save writes to a file path (a str or a Path), got {type(path).__name__}")
+    return cast("str | os.PathLike[str]", path)
 
 
-def _remove(temporary: str | None) -> None:
-    if temporary is not None:
-        Path(temporary).unlink(missing_ok=True)
+def _checked_metadata(metadata: object) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise WeightsError(f"metadata must be a dict of strings to strings, got a {type(metadata).__name__}")
+    entries = cast("Mapping[object, object]", metadata)
+    header: dict[str, str] = {}
+    for key, value in entries.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise WeightsError(f"metadata must map strings to strings; {key!r}: {value!r} is not")
+        if key == "format" or key.startswith("fluxion."):
+            raise WeightsError(f"metadata key {key!r} is reserved (fluxion writes 'format' and 'fluxion.*')")
+        header[key] = value
+    return header
