@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fluxion.layers as fl
-from fluxion.weights import KeyMapping, Rule, WeightsError, load, save
+from fluxion.weights import KeyMapping, Rule, WeightsError, convert, load, save
 from tests.weights.helpers import same_state, small_model, state_snapshot
 
 
@@ -30,6 +30,19 @@ CASES: list[tuple[str, Callable[[fl.Chain, Path], object], str]] = [
     ("reserved metadata", lambda m, p: save(m, p / "m.st", metadata={"format": "np"}), "'format' is reserved"),
     ("write mapping", lambda m, p: KeyMapping().write(p / "no" / "m.json"), "/no' does not exist"),
     ("bad regex", lambda m, _: Rule("(", "x"), "is not a valid regex"),
+    ("integer prefix", lambda m, _: load(m, state(), prefix=5), "prefix must be an address (a string), got 5"),
+    ("string strict", lambda m, _: load(m, state(), strict="no"), "strict must be True or False, got 'no'"),
+    ("number progress", lambda m, _: load(m, state(), progress=1), "progress must be True, False or None"),
+    ("model not a module", lambda m, _: load(state(), state()), "load fills a torch module; got dict"),
+    ("list metadata", lambda m, p: save(m, p / "m.st", metadata=["a"]), "metadata must be a dict of strings"),
+    ("integer path", lambda m, _: save(m, 5), "save writes to a file path (a str or a Path), got int"),
+    ("complex128", lambda m, p: save({"c": torch.zeros(1, dtype=torch.complex128)}, p / "c.st"), "no dtype for"),
+    ("sparse save", lambda m, p: save({"s": torch.eye(2).to_sparse()}, p / "s.st"), "'s': it is a sparse tensor"),
+    ("mapping path", lambda m, _: KeyMapping().write(5), "KeyMapping.write takes a file path"),
+    ("read mapping path", lambda m, _: KeyMapping.read(None), "KeyMapping.read takes a file path"),
+    ("convert a dict", lambda m, _: convert(state(), m), "convert's source must be a torch module, got dict"),
+    ("text tolerance", lambda m, _: convert(m, small_model(), atol="0"), "atol must be a finite number"),
+    ("nan tolerance", lambda m, _: convert(m, small_model(), rtol=float("nan")), "rtol must be a finite number"),
 ]
 
 
