@@ -1,5 +1,6 @@
 """Property-based tests: on random trees, save/load round trips exactly, and any damaged checkpoint is
-refused with exactly the damaged keys named, leaving the model bit-for-bit as it was."""
+refused with exactly the damaged keys named, leaving the model bit-for-bit as it was; so does a
+load that fails at any tensor for any reason (no data, sparse, a failure or an interrupt mid-commit)."""
 
 import copy
 from pathlib import Path
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 import fluxion.layers as fl
 from fluxion.weights import WeightsError, load, save
 from tests.layers.test_tree_properties import trees
-from tests.weights.helpers import same_state, state_snapshot
+from tests.weights.helpers import (
+    Exploding,
+    Interrupting,
+    assert_exactly_as_before,
+    exact_snapshot,
+    same_state,
+    state_snapshot,
+)
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -69,3 +77,31 @@ def test_damaged_checkpoints_name_exactly_the_damage_and_change_nothing(tree: fl
     error = caught.value
     assert (error.missing, error.unexpected, error.mismatched) == tuple(expected.values())
     assert same_state(victim, before)
+
+
+FAILURES = ["meta", "sparse", "exploding", "interrupting"]
+
+
+def broken(tensor: torch.Tensor, failure: str) -> torch.Tensor:
+    if failure == "meta":
+        return torch.empty_like(tensor, device="meta")
+    if failure == "sparse":
+        return tensor.to_sparse()
+    return tensor.as_subclass(Exploding if failure == "exploding" else Interrupting)
+
+
+@SETTINGS
+@given(tree=trees(), data=st.data())
+def test_a_load_failing_at_any_tensor_for_any_reason_changes_nothing(tree: fl.Chain, data: st.DataObject) -> None:
+    state = {key: value.clone() for key, value in perturbed_twin(tree).state_dict().items()}
+    if not state:
+        return
+    key = data.draw(st.sampled_from(sorted(state)), label="key")
+    failure = data.draw(st.sampled_from(FAILURES), label="failure")
+    on_meta = data.draw(st.booleans(), label="on_meta")
+    state[key] = broken(state[key], failure)
+    victim = copy.deepcopy(tree).to("meta") if on_meta else copy.deepcopy(tree)
+    before = exact_snapshot(victim)
+    with pytest.raises(KeyboardInterrupt if failure == "interrupting" else WeightsError):
+        load(victim, state)
+    assert_exactly_as_before(victim, before)
