@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Self, TypeVar, cast, overload
 
 import torch
@@ -26,7 +27,7 @@ from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
-from fluxion.layers.module import Module, clone_shell, parent_of, set_parent, shallow_copy
+from fluxion.layers.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
 from fluxion.layers.naming import auto_names, base_of, claimed_names, class_name, ranks_of
 from fluxion.layers.tree_repr import draw_tree
 
@@ -119,6 +120,8 @@ class Chain(Module):
                 return signal.value
             except ChainError:
                 raise
+            except RecursionError as error:
+                raise self._recursion_failure(error) from None
             except Exception as error:
                 raise describe_failure(self, error) from error
             finally:
@@ -142,6 +145,8 @@ class Chain(Module):
             return self._call_children(args)
         except ChainError:
             raise
+        except RecursionError as error:
+            raise self._recursion_failure(error) from None
         except Exception as error:
             raise describe_failure(self, error) from error
         finally:
@@ -429,7 +434,7 @@ class Chain(Module):
         parent, key = self._locate(old)
         explicit = key in parent._explicit
         name = key if name is None and explicit else name
-        same_name = name == key if explicit else name is None and class_name(new) == class_name(parent[key])
+        same_name = name == key if explicit else name is None and class_name(new) == parent._group_of(key)
         if same_name:
             parent._swap(key, new)
         else:
@@ -585,6 +590,95 @@ class Chain(Module):
             self._refuse_over_child(name, tensor)
         super().register_buffer(name, tensor, persistent)
 
+    def named_modules(
+        self, memo: set[torch.nn.Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Generator[tuple[str, torch.nn.Module]]:
+        """torch's ``named_modules`` (same modules, names and order), walking Chains without recursion.
+
+        So ``modules()``, ``parameters()``, ``named_buffers()``... work on a tree of any depth.
+
+        >>> import fluxion.layers as fl
+        >>> [name for name, _ in fl.Chain(block=fl.Chain(fl.ReLU())).named_modules()]
+        ['', 'block', 'block.ReLU']
+        """
+        if memo is None:
+            memo = set()
+        pending: list[tuple[str, torch.nn.Module]] = [(prefix, self)]
+        while pending:
+            address, module = pending.pop()
+            if not (isinstance(module, Chain) and Chain._walks_by_default(module)):
+                yield from cast(
+                    Iterator[tuple[str, torch.nn.Module]], module.named_modules(memo, address, remove_duplicate)
+                )
+                continue
+            if module in memo:
+                continue
+            if remove_duplicate:
+                memo.add(module)
+            yield address, module
+            children = [(name, child) for name, child in module._modules.items() if child is not None]
+            pending.extend((f"{address}.{name}" if address else name, child) for name, child in reversed(children))
+
+    def state_dict(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False
+    ) -> Any:
+        """torch's ``state_dict`` (same keys, tensors, metadata and hooks), walking Chains without recursion.
+
+        >>> import fluxion.layers as fl
+        >>> list(fl.Chain(block=fl.Chain(fl.Linear(2, 2))).state_dict())
+        ['block.Linear.weight', 'block.Linear.bias']
+        """
+        if args:  # torch's deprecated positional form: leave it to torch
+            return super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        if destination is None:
+            destination = OrderedDict[str, Any]()
+            destination._metadata = OrderedDict[str, Any]()
+        result = destination
+        # Entering a node saves its own tensors; leaving it (after its children) runs its post-hooks.
+        pending: list[tuple[str, torch.nn.Module, dict[str, Any] | None]] = [(prefix, self, None)]
+        while pending:
+            address, module, entered = pending.pop()
+            if entered is not None:
+                output = _post_hooks(module, destination, address, entered)
+                if module is self:
+                    result = output
+                continue
+            if not (isinstance(module, Chain) and Chain._saves_by_default(module)):
+                module.state_dict(destination=destination, prefix=address, keep_vars=keep_vars)
+                continue
+            metadata: dict[str, Any] = {"version": module._version}
+            if hasattr(destination, "_metadata"):
+                destination._metadata[address[:-1]] = metadata
+            for hook in _hooks(module, "_state_dict_pre_hooks"):
+                hook(module, address, keep_vars)
+            module._save_to_state_dict(destination, address, keep_vars)  # pyright: ignore[reportUnknownMemberType]
+            pending.append((address, module, metadata))
+            children = [(name, child) for name, child in module._modules.items() if child is not None]
+            pending.extend((f"{address}{name}.", child, None) for name, child in reversed(children))
+        return result
+
+    @staticmethod
+    def _walks_by_default(chain: Chain) -> bool:
+        return type(chain).named_modules is Chain.named_modules
+
+    @staticmethod
+    def _saves_by_default(chain: Chain) -> bool:
+        kind = type(chain)
+        own_tensors = kind._save_to_state_dict is Chain._save_to_state_dict  # pyright: ignore[reportUnknownMemberType]
+        return kind.state_dict is Chain.state_dict and own_tensors
+
+    @staticmethod
+    def _copies_by_default(chain: Chain) -> bool:
+        kind = type(chain)
+        return kind.structural_copy is Chain.structural_copy and kind._empty_twin is Chain._empty_twin
+
+    def _recursion_failure(self, error: RecursionError) -> BaseException:
+        """What a forward call that ran out of Python's recursion limit raises: below the root, the
+        same error (no room to say more this deep); at the root, a TreeError when the tree is deep."""
+        if self._parent is not None:
+            return error
+        return too_deep_error(self, "a forward call", _FORWARD_FRAMES) or describe_failure(self, error)
+
     def __copy__(self) -> Self:
         # A shallow copy sharing the children would give them two parents: copy the inner nodes.
         return self.structural_copy()
@@ -705,6 +799,14 @@ class Chain(Module):
         self._child_names.pop(id(old), None)
         self._child_names[id(new)] = key
 
+    def _group_of(self, key: str) -> str:
+        """The name group of the child with the automatic name ``key``, read from the name.
+
+        Not from the child's class: a class can change after naming (torch's parametrize swaps it
+        for a subclass), and the child stays in the group it was named in until it leaves.
+        """
+        return key if self._group_sizes.get(key) == 1 else base_of(key)
+
     def _type_position(self, module_type: type[torch.nn.Module], method: str) -> int:
         self._layer_types(module_type, method)
         for position, child in enumerate(self._modules.values()):
@@ -720,13 +822,30 @@ class Chain(Module):
         return self._copy_with(items)
 
     def _copy_with(self, items: Iterable[tuple[str, torch.nn.Module | None]]) -> Self:
+        """A twin of this Chain holding copies of ``items``, made without recursion (a tree of any depth).
+
+        Twins of the inner nodes are made top down, then filled bottom up: no twin has a parent yet
+        when it gets its children, so their checks stay cheap.
+        """
         clone = self._empty_twin()
-        entries: list[tuple[str | None, torch.nn.Module]] = []
-        for key, child in items:
-            assert child is not None
-            copied = child.structural_copy() if isinstance(child, Module) else shallow_copy(child)
-            entries.append((key if key in self._explicit else None, copied))
-        clone._splice(0, 0, entries, internal=True)
+        fills: list[tuple[Chain, list[tuple[str | None, torch.nn.Module]]]] = []
+        pending: list[tuple[Chain, Chain, Iterable[tuple[str, torch.nn.Module | None]]]] = [(self, clone, items)]
+        while pending:
+            original, twin, children = pending.pop()
+            entries: list[tuple[str | None, torch.nn.Module]] = []
+            for key, child in children:
+                copied: torch.nn.Module
+                if isinstance(child, Chain) and Chain._copies_by_default(child):
+                    copied = child._empty_twin()
+                    pending.append((child, copied, child._modules.items()))
+                elif isinstance(child, Module):
+                    copied = child.structural_copy()
+                else:
+                    copied = shallow_copy(cast(torch.nn.Module, child))
+                entries.append((key if key in original._explicit else None, copied))
+            fills.append((twin, entries))
+        for twin, entries in reversed(fills):
+            twin._splice(0, 0, entries, internal=True)
         return clone
 
     def _empty_twin(self) -> Self:
@@ -767,9 +886,7 @@ class Chain(Module):
         new_explicit = {name for name, _ in entries if name is not None}
         gone_explicit = {key for key in removed_keys if key in explicit}
         explicit_after = (explicit - gone_explicit) | new_explicit
-        removed_auto = Counter(
-            class_name(m) for key, m in zip(removed_keys, removed, strict=True) if key not in explicit
-        )
+        removed_auto = Counter(self._group_of(key) for key in removed_keys if key not in explicit)
         added_auto = Counter(class_name(m) for name, m in entries if name is None)
         sizes = self._group_sizes
         touched = set(removed_auto) | set(added_auto)
@@ -799,13 +916,7 @@ class Chain(Module):
             new = auto_names(base, sizes_after[base], explicit_after, claimed_after)
             if new == old:
                 # Same group, same names: the added members take the removed members' names.
-                fresh = iter(
-                    [
-                        key
-                        for key, m in zip(removed_keys, removed, strict=True)
-                        if key not in explicit and class_name(m) == base
-                    ]
-                )
+                fresh = iter([key for key in removed_keys if key not in explicit and self._group_of(key) == base])
             else:
                 rank = _rank_before(keys, index, old)
                 if old[:rank] != new[:rank]:
@@ -900,6 +1011,77 @@ class Chain(Module):
             raise TreeError(f"{self._label()}: child name {name!r} would hide the Chain attribute of that name")
         if name in self._parameters or name in self._buffers:
             raise TreeError(f"{self._label()}: child name {name!r} is the name of a tensor this Chain holds")
+
+
+_FORWARD_FRAMES = 5
+"""Python frames a forward call takes per level of Chains (torch's ``__call__``, ``forward``...)."""
+
+
+def tree_depth(module: torch.nn.Module) -> int:
+    """How many levels of modules lie below ``module`` (0 for a leaf), counted without recursion.
+
+    >>> import fluxion.layers as fl
+    >>> tree_depth(fl.Chain(fl.Chain(fl.ReLU()), fl.Tanh())), tree_depth(fl.ReLU())
+    (2, 0)
+    """
+    deepest = 0
+    seen: set[int] = set()
+    pending: list[tuple[torch.nn.Module, int]] = [(module, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in node.children())
+    return deepest
+
+
+def too_deep_error(root: torch.nn.Module, action: str, frames_per_level: int) -> TreeError | None:
+    """The error for ``action`` on ``root`` running out of Python's recursion limit, when the tree's
+    depth explains it (None when it does not: the recursion came from somewhere else).
+
+    ``frames_per_level`` is how many Python frames ``action`` takes for each level of the tree.
+
+    >>> import fluxion.layers as fl
+    >>> tree = fl.ReLU()
+    >>> for _ in range(300):
+    ...     tree = fl.Chain(tree)
+    >>> print(too_deep_error(tree, "a forward call", 5))  # doctest: +ELLIPSIS
+    Chain: a forward call ran out of Python's recursion limit (...) on a tree 300 levels deep: ...
+    >>> too_deep_error(fl.Chain(fl.ReLU()), "a forward call", 5) is None
+    True
+    """
+    depth = tree_depth(root)
+    limit = sys.getrecursionlimit()
+    if depth * frames_per_level < limit // 2:
+        return None
+    suggested = -(-(depth * frames_per_level * 3 // 2 + limit) // 1000) * 1000
+    address = address_of(root)
+    where = f"{type(root).__name__} at {address!r}" if address else type(root).__name__
+    return TreeError(
+        f"{where}: {action} ran out of Python's recursion limit ({limit}) on a tree {depth} levels deep: "
+        f"each level runs inside the one above (about {frames_per_level} Python frames a level). Raise "
+        f"the limit, e.g. sys.setrecursionlimit({suggested}), or make the tree shallower (a Chain of many "
+        "children rather than one Chain inside another)"
+    )
+
+
+def _post_hooks(module: torch.nn.Module, destination: Any, prefix: str, metadata: dict[str, Any]) -> Any:
+    """Run ``module``'s state_dict post-hooks as torch does; what the last one returned (or ``destination``)."""
+    for hook in _hooks(module, "_state_dict_hooks"):
+        returned = hook(module, destination, prefix, metadata)
+        if not getattr(hook, "_from_public_api", False):
+            if returned is not None:
+                destination = returned
+        elif returned is not None:
+            raise RuntimeError("state_dict post-hook must return None")
+    return destination
+
+
+def _hooks(module: torch.nn.Module, table: str) -> list[Callable[..., Any]]:
+    """The hooks of one of ``module``'s hook tables (torch leaves them untyped), in order."""
+    return list(cast(dict[int, Callable[..., Any]], vars(module)[table]).values())
 
 
 def _rank_before(keys: list[str], index: int, group: tuple[str, ...]) -> int:

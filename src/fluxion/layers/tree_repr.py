@@ -36,7 +36,7 @@ def draw_tree(
     (CHAIN) Chain()  chain
         └── (CHAIN) Chain() … 2 children  chain
     """
-    return "\n".join(_render(module, "", mark, max_depth, annotate))
+    return "\n".join(_render(module, mark, max_depth, annotate))
 
 
 def node_label(module: torch.nn.Module) -> str:
@@ -52,14 +52,46 @@ def node_label(module: torch.nn.Module) -> str:
     return f"({tag}) {text}" if isinstance(tag, str) and _is_chain(module) else text
 
 
+class _Node:
+    """A node being drawn: its own line, its children still to draw, the lines of those drawn."""
+
+    def __init__(self, head: str, children: list[tuple[str, torch.nn.Module, str | None]], depth: int | None) -> None:
+        self.head = head
+        self.children = children  # (name shown or "", child, note on where its inputs come from)
+        self.depth = depth
+        self.drawn: list[list[str]] = []
+
+
 def _render(
+    root: torch.nn.Module,
+    mark: torch.nn.Module | None,
+    max_depth: int | None,
+    annotate: Callable[[torch.nn.Module], str | None] | None,
+) -> list[str]:
+    """The lines of ``root``'s tree, drawn without recursion (a tree of any depth)."""
+    stack = [_start(root, "", None, mark, max_depth, annotate)]
+    while True:
+        node = stack[-1]
+        if len(node.drawn) < len(node.children):
+            name, child, flow = node.children[len(node.drawn)]
+            depth = None if node.depth is None else node.depth - 1
+            stack.append(_start(child, name, flow, mark, depth, annotate))
+            continue
+        lines = _assemble(node.head, node.drawn)
+        stack.pop()
+        if not stack:
+            return lines
+        stack[-1].drawn.append(lines)
+
+
+def _start(
     module: torch.nn.Module,
     name: str,
+    flow: str | None,
     mark: torch.nn.Module | None,
     depth: int | None,
     annotate: Callable[[torch.nn.Module], str | None] | None,
-    flow: str | None = None,
-) -> list[str]:
+) -> _Node:
     head = f"{name}: {node_label(module)}" if name else node_label(module)
     children = list(module.named_children()) if _is_chain(module) else []
     if depth == 0 and children:
@@ -71,17 +103,24 @@ def _render(
         head += f"  {note}"
     if module is mark:
         head += FAILED_MARK
-    if not _is_chain(module) or depth == 0:
-        return [head]
+    if not children or depth == 0:
+        return _Node(head, [], depth)
     explicit: set[str] = getattr(module, "_explicit", set())
     # A Chain with a data flow of its own (a Graph) says where each child's inputs come from.
     child_note = cast(Callable[[Any, str], str | None] | None, getattr(type(module), "_child_note", None))
-    groups: list[tuple[list[str], int]] = []
+    shown: list[tuple[str, torch.nn.Module, str | None]] = []
     for child_name, child in children:
         # Automatic names follow from the class and are left out, except for a stand-in's.
-        shown = child_name in explicit or class_name(child) != type(child).__name__
+        named = child_name in explicit or class_name(child) != type(child).__name__
         flow = child_note(module, child_name) if child_note is not None else None
-        lines = _render(child, child_name if shown else "", mark, None if depth is None else depth - 1, annotate, flow)
+        shown.append((child_name if named else "", child, flow))
+    return _Node(head, shown, depth)
+
+
+def _assemble(head: str, drawn: list[list[str]]) -> list[str]:
+    """A node's line, then its children's lines on rails; identical neighbouring subtrees counted once."""
+    groups: list[tuple[list[str], int]] = []
+    for lines in drawn:
         if groups and groups[-1][0] == lines:
             groups[-1] = (lines, groups[-1][1] + 1)
         else:

@@ -14,6 +14,7 @@ changed.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -22,7 +23,7 @@ import torch
 
 from fluxion import dims
 from fluxion.dims import Dim, DimLike, Shape, ShapeError, ShapeValue
-from fluxion.layers.chain import Chain, ReturnSignal
+from fluxion.layers.chain import Chain, ReturnSignal, too_deep_error
 from fluxion.layers.lazy import Materializable
 from fluxion.layers.module import parent_of
 from fluxion.shapes.assumptions import Assumptions
@@ -33,6 +34,7 @@ ShapeLike = Sequence[DimLike] | torch.Size
 """An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""
 
 _TRAIL = 6  # how many steps before a failure its message shows
+_RULE_FRAMES = 4  # Python frames inference takes per level of the tree (dims.run, run, _apply, the rule)
 
 
 def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes: ShapeLike) -> ShapeReport:
@@ -62,6 +64,11 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
                 inference.run_root(inputs, named)
             except ShapeError as error:
                 raise _with_fixed_values(error, fixed) from None
+            except RecursionError:
+                too_deep = too_deep_error(model, "shape inference", _RULE_FRAMES)
+                if too_deep is None:
+                    raise
+                raise too_deep from None
         found = [_unwound_constraint(constraint) for constraint in inference.constraints]
         values = _fixed_values(found)
         if not values:
@@ -167,6 +174,7 @@ class _Inference:
         self.child_names: dict[int, dict[int, str]] = {}  # id(parent) -> id(child) -> its name there
         self.context: dict[str, dict[str, Any]] = {}
         self.facts = Multiples()
+        self.overflow: RecursionError | None = None  # raised because the tree is too deep, on its way up
 
     @contextmanager
     def active(self) -> Generator[None]:
@@ -247,6 +255,11 @@ class _Inference:
                 raise
             raise self._error(node, address, (*inputs, *named.values()), str(error)) from None
         except Exception as error:
+            if isinstance(error, RecursionError) and (
+                error is self.overflow or len(self.within) * _RULE_FRAMES >= sys.getrecursionlimit() // 2
+            ):
+                self.overflow = error
+                raise  # the tree is too deep for Python's recursion limit: infer says so, from the top
             message = f"its shape rule failed: {type(error).__name__}: {error}"
             raise self._error(node, address, (*inputs, *named.values()), message) from error
 

@@ -54,7 +54,31 @@ def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | 
     return document
 
 
-def _node(module: torch.nn.Module, address: str, first_owner: dict[int, str]) -> dict[str, Any]:
+def _node(root: torch.nn.Module, root_address: str, first_owner: dict[int, str]) -> dict[str, Any]:
+    """The spec node of ``root`` and everything under it, built without recursion (a tree of any depth)."""
+    top: list[dict[str, Any]] = []
+    # (module, address, the list its node goes in, its id when written, whether the id comes last)
+    pending: list[tuple[torch.nn.Module, str, list[dict[str, Any]], str | None, bool]] = [
+        (root, root_address, top, None, False)
+    ]
+    while pending:
+        module, address, siblings, node_id, id_last = pending.pop()
+        node, children, into = _own_node(module, address, first_owner)
+        if node_id is not None:
+            node = {**node, "id": node_id} if id_last else {"type": node.pop("type"), "id": node_id, **node}
+        siblings.append(node)  # ``into`` stays the same list inside the node: its children fill it later
+        pending.extend(
+            (child, _join(address, name), into, child_id, id_last)
+            for name, child, child_id, id_last in reversed(children)
+        )
+    return top[0]
+
+
+def _own_node(
+    module: torch.nn.Module, address: str, first_owner: dict[int, str]
+) -> tuple[dict[str, Any], list[tuple[str, torch.nn.Module, str | None, bool]], list[dict[str, Any]]]:
+    """A node without its children's nodes: the node, its children (name, module, id, whether the id
+    comes last) and the list in the node their nodes go in."""
     cls = type(module)
     name = registry.name_of(cls)
     where = f"the node at {address!r}" if address else "the root"
@@ -64,33 +88,31 @@ def _node(module: torch.nn.Module, address: str, first_owner: dict[int, str]) ->
             "to write it in specs"
         )
     node: dict[str, Any] = {"type": name}
+    children: list[tuple[str, torch.nn.Module, str | None, bool]] = []
+    into: list[dict[str, Any]] = []
     if isinstance(module, fl.Graph):
         graph = module
         node["inputs"] = list(graph.inputs)
         node["outputs"] = list(graph.outputs)
-        node["nodes"] = [
-            {**_node(child, _join(address, child_name), first_owner), "id": child_name}
-            for child_name, child in graph.named_children()
-        ]
+        node["nodes"] = into
+        children = [(child_name, child, child_name, True) for child_name, child in graph.named_children()]
         node["edges"] = list(graph.edges)
     else:
         node.update(_arguments(module, where))
     if isinstance(module, fl.Chain) and not isinstance(module, fl.Graph) and _has_children_in_spec(module):
         chain = module
         explicit = cast(set[str], chain.__dict__.get("_explicit", set[str]()))
-        children: list[dict[str, Any]] = []
-        for child_name, child in chain.named_children():
-            child_node = _node(child, _join(address, child_name), first_owner)
-            if child_name in explicit:
-                child_node = {"type": child_node.pop("type"), "id": child_name, **child_node}
-            children.append(child_node)
-        node["children"] = children
+        children = [
+            (child_name, child, child_name if child_name in explicit else None, False)
+            for child_name, child in chain.named_children()
+        ]
+        node["children"] = into
     elif isinstance(module, fl.Chain) and not isinstance(module, fl.Graph):
         _check_rebuilds(module, node, address, first_owner, where)
     shared = _shared(module, address, first_owner)
     if shared is not None:
         node["share"] = shared
-    return node
+    return node, children, into
 
 
 def _check_rebuilds(
