@@ -40,6 +40,14 @@ CASES: list[tuple[str, Callable[[fl.Chain, Path], object], str]] = [
     ("sparse save", lambda m, p: save({"s": torch.eye(2).to_sparse()}, p / "s.st"), "'s': it is a sparse tensor"),
     ("mapping path", lambda m, _: KeyMapping().write(5), "KeyMapping.write takes a file path"),
     ("read mapping path", lambda m, _: KeyMapping.read(None), "KeyMapping.read takes a file path"),
+    ("rules not a list", lambda m, _: KeyMapping(5), "rules must be a list of rules, got 5"),  # pyright: ignore[reportArgumentType]
+    ("rename not a dict", lambda m, _: KeyMapping(rename=5), "rename must be a dict of keys"),  # pyright: ignore[reportArgumentType]
+    ("rename to a number", lambda m, _: KeyMapping(rename={"a": 5}), "rename must be a dict of keys"),  # pyright: ignore[reportArgumentType]
+    ("function not callable", lambda m, _: KeyMapping(function=5), "function must be callable"),  # pyright: ignore[reportArgumentType]
+    ("function returns a number", lambda m, _: load(m, state(), mapping=len), "it must return a key or None"),  # pyright: ignore[reportArgumentType]
+    ("function fails", lambda m, _: load(m, state(), mapping=lambda key: {}[key]), "the mapping function failed on"),
+    ("split_dim text", lambda m, _: Rule("a", ("b", "c"), split_dim="x"), "split_dim an integer"),  # pyright: ignore[reportArgumentType]
+    ("transpose text", lambda m, _: Rule("a", "b", transpose="yes"), "transpose must be True or False"),  # pyright: ignore[reportArgumentType]
     ("convert a dict", lambda m, _: convert(state(), m), "convert's source must be a torch module, got dict"),
     ("text tolerance", lambda m, _: convert(m, small_model(), atol="0"), "atol must be a finite number"),
     ("nan tolerance", lambda m, _: convert(m, small_model(), rtol=float("nan")), "rtol must be a finite number"),

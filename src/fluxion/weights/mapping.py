@@ -161,6 +161,11 @@ class Rule:
                 compiled.sub(replacement, "")  # checks the template's group references
             except (re.error, IndexError) as error:
                 raise WeightsError(f"mapping rule {self.pattern!r} -> {replacement!r}: {error}") from None
+        transpose, split_dim = cast(object, self.transpose), cast(object, self.split_dim)
+        if not isinstance(transpose, bool) or isinstance(split_dim, bool) or not isinstance(split_dim, int):
+            raise WeightsError(
+                f"mapping rule {self.pattern!r}: transpose must be True or False and split_dim an integer"
+            )
         object.__setattr__(self, "_compiled", compiled)
 
     def apply(self, target: Target) -> tuple[Target, ...]:
@@ -202,6 +207,16 @@ class KeyMapping:
         rename: Mapping[str, str | None] | None = None,
         function: Callable[[str], str | None] | None = None,
     ) -> None:
+        given_rules, given_rename, given_function = cast(object, rules), cast(object, rename), cast(object, function)
+        if isinstance(given_rules, str) or not isinstance(given_rules, Iterable):
+            raise WeightsError(f"rules must be a list of rules, got {given_rules!r}")
+        if given_rename is not None and not (
+            isinstance(given_rename, Mapping)
+            and all(_is_rename(key, value) for key, value in cast("Mapping[object, object]", given_rename).items())
+        ):
+            raise WeightsError(f"rename must be a dict of keys to new keys (or None to drop), got {given_rename!r}")
+        if given_function is not None and not callable(given_function):
+            raise WeightsError(f"function must be callable (a key to a new key or None), got {given_function!r}")
         self.rules: tuple[Rule, ...] = tuple(_as_rule(rule) for rule in rules)
         self.rename: dict[str, str | None] = dict(rename or {})
         self.function = function
@@ -220,10 +235,18 @@ class KeyMapping:
         for rule in self.rules:
             targets = tuple(result for target in targets for result in rule.apply(target))
         if self.function is not None:
-            function = self.function
-            mapped = ((function(target.key), target.steps) for target in targets)
+            mapped = [(self._call_function(target.key), target.steps) for target in targets]
             targets = tuple(Target(key, steps) for key, steps in mapped if key is not None)
         return targets
+
+    def _call_function(self, key: str) -> str | None:
+        try:
+            result = cast(Callable[[str], object], self.function)(key)
+        except Exception as error:
+            raise WeightsError(f"the mapping function failed on {key!r}: {type(error).__name__}: {error}") from error
+        if result is not None and not isinstance(result, str):
+            raise WeightsError(f"the mapping function turned {key!r} into {result!r}; it must return a key or None")
+        return result
 
     def __call__(self, key: str) -> str | None:
         """The single tree key for ``key`` (``None`` when dropped); see ``targets`` for splits.
