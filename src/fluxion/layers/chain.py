@@ -657,6 +657,49 @@ class Chain(Module):
             pending.extend((f"{address}{name}.", child, None) for name, child in reversed(children))
         return result
 
+    def train(self, mode: bool = True) -> Self:
+        """torch's ``train`` (and so ``eval``), setting the mode of Chains without recursion.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Chain(fl.Dropout(0.5))).eval()
+        >>> model.Chain.Dropout.training
+        False
+        """
+        if not isinstance(cast(object, mode), bool):
+            raise ValueError("training mode is expected to be boolean")  # torch's own check and words
+        pending: list[torch.nn.Module] = [self]
+        while pending:
+            module = pending.pop()
+            if isinstance(module, Chain) and type(module).train is Chain.train:
+                module.training = mode
+                pending.extend(reversed(list(module.children())))
+            else:
+                module.train(mode)
+        return self
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> Self:
+        # What ``to()``, ``float()``, ``cuda()``... run: torch's, over Chains without recursion.
+        # Each node after its children, as torch goes: the mirror of a pre-order, read backwards.
+        if not recurse:
+            return super()._apply(fn, recurse=False)  # pyright: ignore[reportUnknownMemberType]
+        order: list[torch.nn.Module] = []
+        pending: list[torch.nn.Module] = [self]
+        while pending:
+            module = pending.pop()
+            order.append(module)
+            if isinstance(module, Chain) and Chain._applies_by_default(module):
+                pending.extend(module.children())
+        for module in reversed(order):
+            if isinstance(module, Chain) and Chain._applies_by_default(module):
+                torch.nn.Module._apply(module, fn, recurse=False)  # pyright: ignore[reportUnknownMemberType]
+            else:
+                module._apply(fn)  # pyright: ignore[reportUnknownMemberType]
+        return self
+
+    @staticmethod
+    def _applies_by_default(chain: Chain) -> bool:
+        return type(chain)._apply is Chain._apply  # pyright: ignore[reportUnknownMemberType]
+
     @staticmethod
     def _walks_by_default(chain: Chain) -> bool:
         return type(chain).named_modules is Chain.named_modules
