@@ -219,6 +219,34 @@ def equal(first: Dim, second: Dim) -> bool | None:
     return None
 
 
+def nonnegative(value: Dim) -> bool | None:
+    """True when ``value >= 0`` for all values of the symbols, False when never, None when it depends.
+
+    Symbols are positive integers: besides sympy's own reasoning, each is written as ``1 + n`` with
+    ``n >= 0``, which decides polynomials such as ``H + W - 2``.
+
+    >>> from fluxion import dims
+    >>> h, w = dims.dim("H"), dims.dim("W")
+    >>> dims.nonnegative(h + w - 2), dims.nonnegative(-h), dims.nonnegative(h - 2), dims.nonnegative(-1)
+    (True, False, None, False)
+    """
+    if isinstance(value, int):
+        return value >= 0
+    sp = sympy_module()
+    expression: Any = value
+    shift = {
+        symbol: sp.Dummy(integer=True, nonnegative=True) + 1
+        for symbol in expression.free_symbols
+        if symbol.is_integer and symbol.is_positive
+    }
+    for candidate in (expression, sp.expand(expression.xreplace(shift))):
+        if candidate.is_nonnegative:
+            return True
+        if candidate.is_negative:
+            return False
+    return None
+
+
 def require_equal(expected: Dim, got: Dim, what: str) -> None:
     """Check that ``got`` equals ``expected``; record a constraint when that depends on the symbols.
 

@@ -119,7 +119,19 @@ def run_infer(case: Case, sizes: Callable[[Spec], Dim]) -> shapes.ShapeReport | 
         return error
 
 
+def constructible(case: Case) -> bool:
+    """Whether the layer can be built: arguments no forward could take are refused at construction
+    (tests/shapes/test_rules_match_forward.py checks those)."""
+    try:
+        case.layer()
+    except fl.LayerError:
+        return False
+    return True
+
+
 def check_numbers(case: Case, values: Mapping[str, int]) -> None:
+    if not constructible(case):
+        return
     expected = run_forward(case, values)
     report = run_infer(case, lambda spec: number(spec, values))
     if isinstance(report, shapes.ShapeError):
@@ -137,6 +149,8 @@ def check_numbers(case: Case, values: Mapping[str, int]) -> None:
 
 
 def check_symbols(case: Case, values: Mapping[str, int]) -> None:
+    if not constructible(case):
+        return
     expected = run_forward(case, values)
     report = run_infer(case, symbolic)
     if isinstance(report, shapes.ShapeError):
@@ -382,7 +396,6 @@ def test_each_layer_has_a_rule_of_its_own(kind: str) -> None:
         (fl.Chain(fl.Flatten(-1, 0)), [("B", 3)], "Flatten", "Flatten expects start_dim (-1) not to come after"),
         (fl.Chain(fl.Transpose(0, 3)), [("B", 3)], "Transpose", "Transpose expects an input with a dim 3"),
         (fl.Chain(fl.Unsqueeze(4)), [("B", 3)], "Unsqueeze", "Unsqueeze expects an input of rank at least 4"),
-        (fl.Chain(fl.Chunk(0)), [("B", 3)], "Chunk", "Chunk expects chunks of at least 1, got 0"),
         (fl.Chain(fl.Squeeze(1)), [("B", "T")], "Squeeze", "Squeeze cannot tell whether dim 1 (T) is 1"),
         (fl.Chain(fl.Unbind(1)), [("B", "T")], "Unbind", "Unbind needs a number for dim 1"),
         (

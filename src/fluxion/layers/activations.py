@@ -12,7 +12,8 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import ShapeValue
+from fluxion.dims import ShapeError, ShapeValue
+from fluxion.layers import checks
 from fluxion.layers.module import Module
 
 
@@ -47,13 +48,17 @@ class Identity(torch.nn.Identity, Elementwise):
 
 
 class Dropout(torch.nn.Dropout, Elementwise):
-    """``torch.nn.Dropout`` as a tree leaf (a no-op in eval mode).
+    """``torch.nn.Dropout`` as a tree leaf (a no-op in eval mode); ``p`` is a probability, from 0 to 1.
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> fl.Dropout(0.5).eval()(torch.ones(2)).tolist()
     [1.0, 1.0]
     """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        checks.probability("Dropout", "p", p)
+        super().__init__(p, inplace)
 
     def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
         return functional.dropout(input, self.p, self.training, self.inplace)
@@ -73,13 +78,17 @@ class ReLU(torch.nn.ReLU, Elementwise):
 
 
 class GeLU(torch.nn.GELU, Elementwise):
-    """Gaussian error linear unit; ``approximate="tanh"`` uses the tanh approximation.
+    """Gaussian error linear unit; ``approximate="tanh"`` uses the tanh approximation (``"none"``: exact).
 
     >>> import torch
     >>> import fluxion.layers as fl
     >>> round(fl.GeLU(approximate="tanh")(torch.tensor([1.0])).item(), 4)
     0.8412
     """
+
+    def __init__(self, approximate: str = "none") -> None:
+        checks.one_of("GeLU", "approximate", approximate, ("none", "tanh"))
+        super().__init__(approximate)
 
     def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
         return functional.gelu(input, approximate=self.approximate)
@@ -138,6 +147,24 @@ class Softmax(torch.nn.Softmax, Elementwise):
 
     def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
         return functional.softmax(input, self.dim)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape, which must have a dim ``dim`` (a scalar has dims 0 and -1).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Softmax(dim=1).output_shape(dims.Shape(["B", 10]))
+        (B, 10)
+        >>> fl.Softmax(dim=2).output_shape(dims.Shape(["B", 10]))
+        Traceback (most recent call last):
+        ...
+        fluxion.dims.ShapeError: Softmax expects an input with a dim 2, got rank 2
+        """
+        shape = dims.single(inputs, "Softmax")
+        rank = max(len(shape), 1)
+        if self.dim is not None and not -rank <= self.dim < rank:
+            raise ShapeError(f"Softmax expects an input with a dim {self.dim}, got rank {len(shape)}")
+        return shape
 
 
 class LeakyReLU(torch.nn.LeakyReLU, Elementwise):

@@ -19,6 +19,7 @@ from torch.nn import functional
 
 from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
+from fluxion.layers import checks
 from fluxion.layers.chain import Chain
 from fluxion.layers.combinators import Distribute
 from fluxion.layers.errors import LayerError
@@ -48,6 +49,7 @@ class ScaledDotProductAttention(Module):
         super().__init__()
         if num_heads < 1:
             raise LayerError(f"ScaledDotProductAttention: num_heads must be at least 1, got {num_heads}")
+        checks.probability("ScaledDotProductAttention", "dropout", dropout)
         self.num_heads = num_heads
         self.is_causal = is_causal
         self.dropout = dropout

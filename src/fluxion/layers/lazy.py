@@ -27,6 +27,7 @@ from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
 import torch
 
 from fluxion.dims import Dim, ShapeValue
+from fluxion.layers import checks
 from fluxion.layers.errors import LayerError
 from fluxion.layers.module import clone_shell
 
@@ -201,7 +202,7 @@ class Inferable(torch.nn.Module):
         gets for each while it is missing (``None`` in ``arguments``). Then the layer is built on
         ``meta`` with the stand-ins, so that torch checks and stores every other argument; the
         missing arguments become ``None``, every parameter and buffer ``None``, and ``deferred``
-        records the rest.
+        records the rest. What torch's constructor raises for bad arguments becomes a LayerError.
 
         >>> import torch
         >>> import fluxion.layers as fl
@@ -210,21 +211,22 @@ class Inferable(torch.nn.Module):
         >>> layer
         Linear(in_features=?, out_features=4, bias=True)
         """
-        missing = tuple(name for name in stand_ins if arguments[name] is None)
+        name = type(self).__name__
+        missing = tuple(key for key in stand_ins if arguments[key] is None)
         if not missing:
-            layout.__init__(self, **arguments, device=device, dtype=dtype)
+            checks.torch_built(name, lambda: layout.__init__(self, **arguments, device=device, dtype=dtype))
             return
-        filled = {name: stand_ins[name] if name in missing else value for name, value in arguments.items()}
-        layout.__init__(self, **filled, device="meta", dtype=dtype)
-        for name in missing:
-            setattr(self, name, None)
+        filled = {key: stand_ins[key] if key in missing else value for key, value in arguments.items()}
+        checks.torch_built(name, lambda: layout.__init__(self, **filled, device="meta", dtype=dtype))
+        for key in missing:
+            setattr(self, key, None)
         tensors: set[str] = set()
         for table in (self._parameters, self._buffers):
-            tensors.update(name for name, value in table.items() if value is not None)
-            for name in table:
-                table[name] = None
+            tensors.update(key for key, value in table.items() if value is not None)
+            for key in table:
+                table[key] = None
         probe = torch.empty(0, device=device, dtype=dtype)  # where torch would have put them (device context too)
-        given = {name: value for name, value in arguments.items() if name not in missing}
+        given = {key: value for key, value in arguments.items() if key not in missing}
         self.deferred = Deferred(missing, given, frozenset(tensors), probe.device, probe.dtype, layout)
 
     def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:

@@ -5,13 +5,17 @@
 ['bias', 'weight']
 """
 
+import math
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeValue
+from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers import checks
+from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 
@@ -41,6 +45,8 @@ class Linear(Inferable, torch.nn.Linear, WeightedModule):
         dtype: torch.dtype | None = None,
     ) -> None:
         out_features = required(out_features, "Linear", "out_features", "Linear(out_features=10)")
+        checks.at_least("Linear", "in_features", in_features, 0)
+        checks.at_least("Linear", "out_features", out_features, 0)
         arguments = {"in_features": in_features, "out_features": out_features, "bias": bias}
         self.construct(torch.nn.Linear, arguments, {"in_features": 1}, device, dtype)
 
@@ -83,6 +89,42 @@ class Embedding(torch.nn.Embedding, WeightedModule):
     torch.Size([1, 2, 4])
     """
 
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        checks.at_least("Embedding", "num_embeddings", num_embeddings, 0)
+        checks.at_least("Embedding", "embedding_dim", embedding_dim, 0)
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise LayerError(
+                f"Embedding: padding_idx must index one of the {num_embeddings} embeddings, got {padding_idx}"
+            )
+        if max_norm is not None and embedding_dim == 0 and (norm_type < 0 or math.isinf(norm_type)):
+            raise LayerError(
+                f"Embedding: with max_norm, embeddings of 0 values (embedding_dim=0) have no {norm_type}-norm "
+                "to renormalise by; use a norm_type of at least 0"
+            )
+        torch.nn.Embedding.__init__(  # pyright: ignore[reportUnknownMemberType]  # torch leaves device untyped
+            self,
+            num_embeddings,
+            embedding_dim,
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            device=device,
+            dtype=dtype,
+        )
+
     def reset_parameters(self) -> None:
         """Draw the weights from N(0, 1) (zeros at ``padding_idx``); nothing to draw on ``meta``.
 
@@ -106,5 +148,10 @@ class Embedding(torch.nn.Embedding, WeightedModule):
         >>> from fluxion import dims
         >>> fl.Embedding(100, 16).output_shape(dims.Shape(["B", "T"]))
         (B, T, 16)
+
+        Without embeddings (``num_embeddings=0``) no index is valid: only an empty input passes.
         """
-        return dims.Shape([*dims.single(inputs, "Embedding"), self.embedding_dim])
+        shape = dims.single(inputs, "Embedding")
+        if self.num_embeddings == 0 and 0 not in shape:  # symbolic sizes are positive
+            raise ShapeError(f"Embedding has no embeddings (num_embeddings=0) to look up for indices {shape!r}")
+        return dims.Shape([*shape, self.embedding_dim])

@@ -54,14 +54,30 @@ class Add(Module):
         return "inplace=True" if self.inplace else ""
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The broadcast of its input shapes.
+        """The broadcast of its input shapes; in place, the first input's shape, which must be that.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.Add().output_shape(dims.Shape(["B", 1, 8]), dims.Shape(["T", 1]))
         (B, T, 8)
+        >>> fl.Add(inplace=True).output_shape(dims.Shape([2, 1, 8]), dims.Shape([3, 1]))
+        Traceback (most recent call last):
+        ...
+        fluxion.dims.ShapeError: Add(inplace=True) adds into its first input, which must have the sum's shape \
+(2, 3, 8), got (2, 1, 8)
         """
-        return dims.broadcast(_shapes(self, inputs), type(self).__name__)
+        name = type(self).__name__
+        shapes = _shapes(self, inputs)
+        result = dims.broadcast(shapes, name)
+        if self.inplace:
+            first = shapes[0]
+            expected = f"{name}(inplace=True) adds into its first input, which must have the sum's shape {result!r}"
+            if len(first) != len(result) or any(dims.equal(a, b) is False for a, b in zip(first, result, strict=True)):
+                raise ShapeError(f"{expected}, got {first!r}")
+            for mine, theirs in zip(first, result, strict=True):
+                dims.require_equal(theirs, mine, expected)
+            return first
+        return result
 
 
 class Multiply(Module):

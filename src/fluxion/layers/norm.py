@@ -11,6 +11,8 @@ from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers import checks
+from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 
@@ -42,6 +44,7 @@ class LayerNorm(Inferable, torch.nn.LayerNorm, WeightedModule):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        _check_normalized_shape("LayerNorm", normalized_shape)
         arguments = {
             "normalized_shape": normalized_shape,
             "eps": eps,
@@ -105,6 +108,8 @@ class GroupNorm(Inferable, torch.nn.GroupNorm, WeightedModule):
         bias: bool = True,
     ) -> None:
         num_groups = required(num_groups, "GroupNorm", "num_groups", "GroupNorm(num_groups=8)")
+        checks.at_least("GroupNorm", "num_groups", num_groups, 1)
+        checks.at_least("GroupNorm", "num_channels", num_channels, 0)
         arguments = {"num_groups": num_groups, "num_channels": num_channels, "eps": eps, "affine": affine}
         arguments.update(_bias(bias))
         self.construct(torch.nn.GroupNorm, arguments, {"num_channels": num_groups}, device, dtype)
@@ -175,6 +180,7 @@ class RMSNorm(Inferable, torch.nn.RMSNorm, WeightedModule):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        _check_normalized_shape("RMSNorm", normalized_shape)
         arguments = {"normalized_shape": normalized_shape, "eps": eps, "elementwise_affine": elementwise_affine}
         self.construct(torch.nn.RMSNorm, arguments, {"normalized_shape": 1}, device, dtype)
 
@@ -238,6 +244,7 @@ class BatchNorm1d(Inferable, torch.nn.BatchNorm1d, WeightedModule):
             "track_running_stats": track_running_stats,
             **_bias(bias),
         }
+        checks.at_least("BatchNorm1d", "num_features", num_features, 1)
         self.construct(torch.nn.BatchNorm1d, arguments, {"num_features": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "batch channels *length"]) -> Float[Tensor, "batch channels *length"]:
@@ -305,6 +312,7 @@ class BatchNorm2d(Inferable, torch.nn.BatchNorm2d, WeightedModule):
             "track_running_stats": track_running_stats,
             **_bias(bias),
         }
+        checks.at_least("BatchNorm2d", "num_features", num_features, 1)
         self.construct(torch.nn.BatchNorm2d, arguments, {"num_features": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
@@ -339,6 +347,16 @@ class BatchNorm2d(Inferable, torch.nn.BatchNorm2d, WeightedModule):
 def _bias(bias: bool) -> dict[str, bool]:
     """The keyword-only ``bias`` of torch's BatchNorm and GroupNorm (torch 2.13 on), passed only when False."""
     return {} if bias else {"bias": False}
+
+
+def _check_normalized_shape(name: str, normalized: NormalizedShape | None) -> None:
+    """A normalized shape has one dim or more, each at least 0 (None: left to inference)."""
+    if normalized is None:
+        return
+    sizes = (normalized,) if isinstance(normalized, int) else tuple(normalized)
+    if not sizes:
+        raise LayerError(f"{name}: normalized_shape must have at least one dim, got {normalized!r}")
+    checks.at_least(name, "normalized_shape", sizes, 0)
 
 
 def _normalized_shape(name: str, inputs: tuple[ShapeValue, ...], normalized: tuple[int, ...] | None) -> dims.Shape:
@@ -379,6 +397,8 @@ def _batch_norm_shape(
     # (a lazy layer takes any count; its running statistics are those it will have)
     if layer.num_features is None:
         running = layer.track_running_stats
+        if shape[1] == 0:  # the layer it would become has no features: refused when built
+            raise ShapeError(f"{name} expects at least 1 channel at dim 1, got {shape!r}")
     else:
         running = layer.running_mean is not None or layer.running_var is not None
         if layer.affine or layer.running_mean is not None:
@@ -387,4 +407,6 @@ def _batch_norm_shape(
     values = dims.product(size for position, size in enumerate(shape) if position != 1)
     if batch_statistics and values == 1:
         raise ShapeError(f"{name} expects more than 1 value per channel when training, got {shape!r}")
+    if batch_statistics and layer.eps <= 0:
+        raise ShapeError(f"{name} expects an eps above 0 when it uses batch statistics, got {layer.eps}")
     return shape

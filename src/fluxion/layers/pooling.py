@@ -15,7 +15,7 @@ from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
-from fluxion.layers import geometry
+from fluxion.layers import checks, geometry
 from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module, clone_shell
 
@@ -223,6 +223,8 @@ class AvgPool2d(_OutputDriven, torch.nn.AvgPool2d, Module):
         output_size: Size2 | None = None,
     ) -> None:
         name = type(self).__name__
+        if divisor_override == 0:
+            raise LayerError(f"{name}: divisor_override must not be 0 (None divides by the window's size)")
         ratios, outputs, stride, padding = _geometry(
             name, kernel_size, 1, stride, padding, ceil_mode, downsample, output_size
         )
@@ -253,6 +255,15 @@ class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d, Module):
     >>> fl.AdaptiveAvgPool2d(1)(torch.zeros(2, 3, 7, 5)).shape
     torch.Size([2, 3, 1, 1])
     """
+
+    def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
+        sizes = tuple(output_size) if isinstance(output_size, tuple | list) else (output_size, output_size)
+        if cast(object, output_size) is None or len(sizes) != 2 or any(size is not None and size < 0 for size in sizes):
+            raise LayerError(
+                "AdaptiveAvgPool2d: output_size must be an int or a tuple of 2, each at least 0 or None "
+                f"(the input's size), got {output_size!r}"
+            )
+        super().__init__(output_size)
 
     def forward(self, input: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
         return super().forward(input)
@@ -315,6 +326,7 @@ def _geometry(
     """``downsample`` and ``output_size`` per axis, then the stride and padding for torch's constructor:
     derived from ``downsample``, else as given (``None``: torch's default, also while ``output_size``
     waits for the input)."""
+    _check_window(name, kernel_size, stride, padding, dilation)
     given = [key for key, value in (("stride", stride), ("padding", padding)) if value is not None]
     ratios, outputs = geometry.targets(name, 2, downsample, output_size, given)
     if ratios is not None:
@@ -325,6 +337,26 @@ def _geometry(
         )
         return ratios, outputs, cast(Size2, strides), cast(Size2, paddings)
     return ratios, outputs, stride, 0 if padding is None else padding
+
+
+def _check_window(name: str, kernel_size: Size2, stride: _Size | None, padding: Size2 | None, dilation: Size2) -> None:
+    """What torch's pools refuse at the first call: sizes below their least value (a stride of ``()``
+    is the kernel size), tuples of other than 1 or 2 ints, padding above half the kernel."""
+    for key, value, least in (
+        ("kernel_size", kernel_size, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+        ("dilation", dilation, 1),
+    ):
+        if value is None or (key == "stride" and value == ()):
+            continue
+        if not isinstance(value, int) and len(value) not in (1, 2):
+            raise LayerError(f"{name}: {key} must be an int or a tuple of 1 or 2, got {value!r}")
+        checks.at_least(name, key, value, least)
+    if padding is not None:
+        kernels, paddings = _pair(kernel_size, name, "kernel_size"), _pair(padding, name, "padding")
+        if any(pad > kernel // 2 for pad, kernel in zip(paddings, kernels, strict=True)):
+            raise LayerError(f"{name}: padding must be at most half the kernel size {kernel_size!r}, got {padding!r}")
 
 
 def _aim(layer: _Pool, ratios: tuple[int, ...] | None, outputs: tuple[int, ...] | None) -> None:

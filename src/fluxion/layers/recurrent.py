@@ -78,6 +78,8 @@ class _Recurrent(Inferable):
             raise ShapeError(f"{name} expects a 2D (unbatched) or 3D (batched) input, got {shape!r}")
         if layer.input_size is not None:  # pyright: ignore[reportUnnecessaryComparison]  # None while lazy
             dims.require_equal(layer.input_size, shape[-1], f"{name} expects input_size {layer.input_size} as last dim")
+        elif shape[-1] == 0:  # the layer it would become has no inputs: torch refuses to build it
+            raise ShapeError(f"{name} expects at least 1 feature as last dim, got {shape!r}")
         batch: list[Dim] = []
         if len(shape) == 2:
             length = shape[0]

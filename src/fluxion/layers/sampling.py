@@ -17,6 +17,8 @@ from torch.nn import functional
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers import checks
+from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module
 
 
@@ -28,6 +30,29 @@ class Upsample(torch.nn.Upsample, Module):
     >>> fl.Upsample(size=(3, 5), mode="bilinear")(torch.zeros(1, 1, 2, 2)).shape
     torch.Size([1, 1, 3, 5])
     """
+
+    def __init__(
+        self,
+        size: int | tuple[int, ...] | None = None,
+        scale_factor: float | tuple[float, ...] | None = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+    ) -> None:
+        name = type(self).__name__
+        if (size is None) == (scale_factor is None):
+            raise LayerError(
+                f"{name} takes one of size and scale_factor, got {'both' if size is not None else 'neither'}"
+            )
+        checks.at_least(name, "size", size, 1)
+        factors = scale_factor if isinstance(scale_factor, tuple | list) else (scale_factor,)
+        for factor in factors:
+            if factor is not None:
+                checks.positive_number(name, "scale_factor", factor)
+        if size is not None and recompute_scale_factor:
+            raise LayerError(f"{name} takes no recompute_scale_factor with an explicit size")
+        _check_options(name, mode, align_corners)
+        super().__init__(size, scale_factor, mode, align_corners, recompute_scale_factor)
 
     def forward(self, input: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *out"]:
         return super().forward(input)
@@ -78,6 +103,7 @@ class Interpolate(Module):
 
     def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
         super().__init__()
+        _check_options(type(self).__name__, mode, align_corners)
         self.mode = mode
         self.align_corners = align_corners
 
@@ -126,6 +152,10 @@ class PixelShuffle(torch.nn.PixelShuffle, Module):
     >>> fl.PixelShuffle(2)(torch.zeros(1, 8, 3, 3)).shape
     torch.Size([1, 2, 6, 6])
     """
+
+    def __init__(self, upscale_factor: int) -> None:
+        checks.at_least("PixelShuffle", "upscale_factor", upscale_factor, 1)
+        super().__init__(upscale_factor)
 
     def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch c oh ow"]:
         return functional.pixel_shuffle(input, self.upscale_factor)
@@ -178,6 +208,13 @@ _RANKS = {
 
 _EXACT_NUMERATOR = 1 << 16
 """A factor ``m / 2**k`` with ``m`` below this scales sizes below ``2**37`` exactly in a double."""
+
+
+def _check_options(name: str, mode: str, align_corners: bool | None) -> None:
+    """A mode ``F.interpolate`` has, and ``align_corners`` only in the modes that interpolate."""
+    checks.one_of(name, "mode", mode, _RANKS)
+    if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
+        raise LayerError(f"{name} takes align_corners only in the interpolating modes, got mode {mode!r}")
 
 
 def _check_mode(name: str, shape: dims.Shape, mode: str, align_corners: bool | None) -> None:

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
+from fluxion.layers import checks
 from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module
 
@@ -62,6 +63,12 @@ class Unflatten(torch.nn.Unflatten, Module):
     torch.Size([4, 2, 3])
     """
 
+    def __init__(self, dim: int, unflattened_size: torch.Size | list[int] | tuple[int, ...]) -> None:
+        if not unflattened_size:
+            raise LayerError("Unflatten: unflattened_size must have at least one size, got ()")
+        _check_target_sizes("Unflatten", "unflattened_size", unflattened_size)
+        super().__init__(dim, unflattened_size)
+
     def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
         return torch.unflatten(input, self.dim, self.unflattened_size)
 
@@ -101,6 +108,7 @@ class Reshape(Module):
 
     def __init__(self, *shape: int) -> None:
         super().__init__()
+        _check_target_sizes("Reshape", "shape", shape)
         self.shape = shape
 
     def forward(self, input: Shaped[Tensor, "batch ..."]) -> Shaped[Tensor, "batch ..."]:
@@ -373,6 +381,7 @@ class Chunk(Module):
 
     def __init__(self, chunks: int, dim: int = 0) -> None:
         super().__init__()
+        checks.at_least("Chunk", "chunks", chunks, 1)
         self.chunks = chunks
         self.dim = dim
 
@@ -501,6 +510,12 @@ def _axis(index: int, rank: int, what: str) -> int:
     return index + count if index < 0 else index
 
 
+def _check_target_sizes(layer: str, name: str, sizes: Sequence[int]) -> None:
+    """The sizes to reshape into, at construction: each at least -1, at most one -1."""
+    if any(size < -1 for size in sizes) or list(sizes).count(-1) > 1:
+        raise LayerError(f"{layer}: {name} takes sizes of at least -1, with at most one -1, got {tuple(sizes)}")
+
+
 def _check_sizes(sizes: Sequence[int], what: str) -> None:
     """The sizes ``reshape`` and ``unflatten`` accept: at least -1, and at most one -1."""
     if any(size < -1 for size in sizes):
@@ -523,36 +538,13 @@ def _infer_sizes(total: Dim, sizes: Sequence[int], what: str, subject: str, deta
     return [inferred if size == -1 else size for size in sizes]
 
 
-def _nonnegative(value: Dim) -> bool | None:
-    """True when ``value >= 0`` for all values of the symbols, False when never, None when it depends.
-
-    Symbols are positive integers: besides sympy's own reasoning, each is written as ``1 + n`` with
-    ``n >= 0``, which decides polynomials such as ``H + W - 2``.
-    """
-    if isinstance(value, int):
-        return value >= 0
-    sp = dims.sympy_module()
-    expression: Any = value
-    shift = {
-        symbol: sp.Dummy(integer=True, nonnegative=True) + 1
-        for symbol in expression.free_symbols
-        if symbol.is_integer and symbol.is_positive
-    }
-    for candidate in (expression, sp.expand(expression.xreplace(shift))):
-        if candidate.is_nonnegative:
-            return True
-        if candidate.is_negative:
-            return False
-    return None
-
-
 def _is_one(size: Dim) -> bool | None:
     """Whether a size is 1: for all values of the symbols (True), for none (False), or it depends (None)."""
     if isinstance(size, int):
         return size == 1
     if dims.equal(size, 1):
         return True
-    if _nonnegative(size - 2) or _nonnegative(-size):  # at least 2, or at most 0
+    if dims.nonnegative(size - 2) or dims.nonnegative(-size):  # at least 2, or at most 0
         return False
     return None
 
@@ -570,11 +562,11 @@ def _slice_length(size: Dim, start: int | None, end: int | None, step: int, what
         if index is None:
             return default
         if index >= 0:  # min(index, size)
-            inside = _nonnegative(size - index)
+            inside = dims.nonnegative(size - index)
             if inside is None:
                 raise undecided(f"{dims.show(size)} >= {index}")
             return index if inside else size
-        inside = _nonnegative(size + index)  # max(size + index, 0)
+        inside = dims.nonnegative(size + index)  # max(size + index, 0)
         if inside is None:
             raise undecided(f"{dims.show(size)} >= {-index}")
         return dims.normal(size + index) if inside else 0
@@ -582,7 +574,7 @@ def _slice_length(size: Dim, start: int | None, end: int | None, step: int, what
     first = bound(start, 0)
     last = bound(end, size)
     span = dims.normal(last - first)
-    ahead = _nonnegative(span)
+    ahead = dims.nonnegative(span)
     if ahead is None:
         raise undecided(f"{dims.show(last)} >= {dims.show(first)}")
     return dims.floordiv(span + step - 1, step) if ahead else 0
