@@ -14,7 +14,8 @@ from torch import Tensor
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
-from fluxion.layers import geometry
+from fluxion.layers import checks, geometry
+from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 from fluxion.layers.shaping import exact_divide
@@ -348,6 +349,8 @@ class ConvTranspose2d(Inferable, torch.nn.ConvTranspose2d, WeightedModule):
         _check_channels(self, shape[-3])
         if isinstance(self.padding, str):
             raise ShapeError(f"{name} expects padding as ints, got {self.padding!r}")
+        if 0 in shape[-2:] and not (len(shape) == 4 and shape[0] == 0):
+            raise ShapeError(f"{name} expects non-empty spatial dims unless the batch is empty, got {shape!r}")
         sizes: list[Dim] = []
         for axis, size in enumerate(shape[-2:]):
             kernel, stride, dilation = self.kernel_size[axis], self.stride[axis], self.dilation[axis]
@@ -398,6 +401,7 @@ def _construct(
     required(arguments["out_channels"], name, "out_channels", example)
     required(arguments["kernel_size"], name, "kernel_size", example)
     axes = _AXES.get(layout, 2)
+    _check_arguments(name, axes, arguments)
     given = [key for key in ("stride", "padding") if arguments[key] is not None]
     ratios, outputs = geometry.targets(name, axes, downsample, output_size, given)
     if ratios is not None:
@@ -414,6 +418,26 @@ def _construct(
 
 
 _AXES: dict[type[torch.nn.Module], int] = {torch.nn.Conv1d: 1, torch.nn.Conv2d: 2, torch.nn.Conv3d: 3}
+
+_LEAST = {"kernel_size": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1}
+"""The smallest value of each geometry argument (per spatial dim) that torch's forward takes."""
+
+
+def _check_arguments(name: str, axes: int, arguments: dict[str, Any]) -> None:
+    """What torch's constructor lets through but its forward refuses: channels (a transposed
+    convolution needs input channels, a convolution without any gives an empty output), sizes
+    below their least value, tuples of the wrong length."""
+    transposed = "output_padding" in arguments
+    checks.at_least(name, "in_channels", arguments["in_channels"], 1 if transposed else 0)
+    checks.at_least(name, "out_channels", arguments["out_channels"], 1)
+    checks.at_least(name, "groups", arguments["groups"], 1)
+    for key, least in _LEAST.items():
+        value = arguments.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if not isinstance(value, int) and len(value) != axes:
+            raise LayerError(f"{name}: {key} must be an int or a tuple of {axes}, got {value!r}")
+        checks.at_least(name, key, value, least)
 
 
 def _repeat_padding(layer: _Conv) -> None:
@@ -452,6 +476,8 @@ def _input_channels(layer: _Conv | ConvTranspose2d, inputs: tuple[ShapeValue, ..
 def _check_channels(layer: _Conv | ConvTranspose2d, channels: Dim) -> None:
     """The input has ``in_channels`` channels; a lazy layer takes any count that ``groups`` divides."""
     name = type(layer).__name__
+    if layer.in_channels is None and channels == 0 and isinstance(layer, ConvTranspose2d):
+        raise ShapeError(f"{name} expects at least 1 input channel, got 0")  # what it would become is refused
     if layer.in_channels is not None:
         dims.require_equal(layer.in_channels, channels, f"{name} expects {layer.in_channels} input channels")
     elif layer.groups > 1:
@@ -467,42 +493,59 @@ def _check_rank(shape: dims.Shape, name: str, spatial: int) -> None:
 
 def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
     """torch's rule: the input is padded (both sides, or as ``"same"`` needs), then windows are counted;
-    with ``downsample`` each size must be a multiple of the ratio, with ``output_size`` the output is it."""
+    with ``downsample`` each size must be a multiple of the ratio, with ``output_size`` the output is it.
+
+    A ``padding_mode`` other than zeros pads with ``F.pad`` first (``geometry.padded_shape``). Zeros
+    are padded by the convolution itself, which refuses an empty spatial dim unless the batch or the
+    channels are empty too. An input without channels gives an output without channels, as torch's does.
+    """
     name = type(layer).__name__
     shape = dims.single(inputs, name)
     spatial = len(layer.kernel_size)
     _check_rank(shape, name, spatial)
-    _check_channels(layer, shape[-spatial - 1])
-    sizes: list[Dim] = []
+    channels = shape[-spatial - 1]
+    _check_channels(layer, channels)
+    strides: list[int] = []
+    sides: list[tuple[int, int]] = []
     for axis, size in enumerate(shape[-spatial:]):
-        kernel, dilation = layer.kernel_size[axis], layer.dilation[axis]
-        where = axis - spatial
         if layer.downsample is not None:
-            geometry.require_divisible(size, layer.downsample[axis], name, where)
+            geometry.require_divisible(size, layer.downsample[axis], name, axis - spatial)
         if layer.stride is None or layer.padding is None:
             stride, padding = _derived(layer, axis, size)
-            left = right = padding
+            strides.append(stride)
+            sides.append((padding, padding))
         else:
-            stride = layer.stride[axis]
-            left, right = _conv_padding(layer.padding, axis, kernel, dilation)
-        if isinstance(size, int) and layer.padding_mode in ("reflect", "circular"):
-            # torch pads with F.pad first: reflect needs padding < size, circular padding <= size
-            need = max(left, right) + (layer.padding_mode == "reflect")
-            if size < need:
-                raise ShapeError(
-                    f"{name} with padding_mode {layer.padding_mode!r} expects a size of at least {need} "
-                    f"at dim {where} (padding {max(left, right)}), got {size}"
-                )
-        padded = dims.normal(size + left + right)
-        out = dims.conv_output(padded, kernel, stride=stride, dilation=dilation)
+            strides.append(layer.stride[axis])
+            sides.append(_conv_padding(layer.padding, axis, layer.kernel_size[axis], layer.dilation[axis]))
+    if layer.padding_mode == "zeros":
+        empty = _zero(channels) or (len(shape) == spatial + 2 and _zero(shape[0]))
+        if not empty and any(
+            _zero(size) and side != (0, 0) for size, side in zip(shape[-spatial:], sides, strict=True)
+        ):
+            raise ShapeError(
+                f"{name} expects non-empty spatial dims unless the batch or the channels are empty, got {shape!r}"
+            )
+        padded = [dims.normal(size + left + right) for size, (left, right) in zip(shape[-spatial:], sides, strict=True)]
+    else:
+        pads = [side for left, right in reversed(sides) for side in (left, right)]
+        padded = list(geometry.padded_shape(f"{name} padding", shape, pads, layer.padding_mode)[-spatial:])
+    sizes: list[Dim] = []
+    for axis, size in enumerate(padded):
+        kernel, dilation, where = layer.kernel_size[axis], layer.dilation[axis], axis - spatial
+        out = dims.conv_output(size, kernel, stride=strides[axis], dilation=dilation)
         if isinstance(out, int) and out < 1:
             extent = dilation * (kernel - 1) + 1
-            raise ShapeError(f"{name} expects a padded size of at least {extent} at dim {where}, got {padded}")
+            raise ShapeError(f"{name} expects a padded size of at least {extent} at dim {where}, got {size}")
         if layer.output_size is not None:
             target = layer.output_size[axis]
             dims.require_equal(target, out, f"{name} was built to produce output size {target} at dim {where}")
         sizes.append(out)
-    return dims.Shape([*shape[: -spatial - 1], layer.out_channels, *sizes])
+    out_channels = 0 if _zero(channels) else layer.out_channels
+    return dims.Shape([*shape[: -spatial - 1], out_channels, *sizes])
+
+
+def _zero(size: Dim) -> bool:
+    return isinstance(size, int) and size == 0
 
 
 def _conv_padding(padding: str | tuple[int, ...], axis: int, kernel: int, dilation: int) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from torch.nn import functional
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.layers import checks, geometry
 from fluxion.layers.chain import Chain
 from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable
@@ -88,6 +89,7 @@ class ClassToken(Inferable, _TokenLayout, WeightedModule):
     def __init__(
         self, dim: int | None = None, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> None:
+        checks.at_least("ClassToken", "dim", dim, 0)
         self.construct(_TokenLayout, {"dim": dim}, {"dim": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "*batch sequence dim"]) -> Float[Tensor, "*batch sequence_1 dim"]:
@@ -149,6 +151,8 @@ class PositionEmbedding(Inferable, _PositionLayout, WeightedModule):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        checks.at_least("PositionEmbedding", "num_positions", num_positions, 0)
+        checks.at_least("PositionEmbedding", "dim", dim, 0)
         arguments = {"num_positions": num_positions, "dim": dim}
         self.construct(_PositionLayout, arguments, {"num_positions": 1, "dim": 1}, device, dtype)
 
@@ -263,6 +267,11 @@ class Pad(Module):
         super().__init__()
         if not pad or len(pad) % 2:
             raise LayerError(f"Pad expects an even number of paddings (before, after) per dim, got {pad!r}")
+        checks.one_of("Pad", "mode", mode, ("constant", "reflect", "replicate", "circular"))
+        if mode != "constant":
+            checks.at_least("Pad", f"pad in mode {mode!r}", pad, 0)
+            if len(pad) > 6:
+                raise LayerError(f"Pad in mode {mode!r} pads at most 3 dims (6 paddings), got {pad!r}")
         self.pad = tuple(pad)
         self.mode = mode
         self.value = value
@@ -275,24 +284,21 @@ class Pad(Module):
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The input's shape with each padded dim grown by its paddings (shrunk by negative ones).
 
+        In modes other than ``"constant"`` torch pads 1 to 3 dims of an input with one or two dims
+        more, by less than the size (``"reflect"``) or at most the size (``"circular"``): see
+        ``geometry.padded_shape``.
+
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.Pad((0, 1, 0, 1)).output_shape(dims.Shape(["B", 3, "H", "W"]))
         (B, 3, H + 1, W + 1)
+        >>> fl.Pad((1, 1), mode="reflect").output_shape(dims.Shape(["B", 3, 1]))
+        Traceback (most recent call last):
+        ...
+        fluxion.dims.ShapeError: Pad in mode 'reflect' expects a size above its padding (1, 1) at dim -1, got 1
         """
         name = type(self).__name__
-        shape = dims.single(inputs, name)
-        padded = len(self.pad) // 2
-        if padded > len(shape):
-            raise ShapeError(f"{name} pads {padded} dims, got an input of rank {len(shape)}: {shape!r}")
-        sizes = list(shape)
-        for index in range(padded):
-            axis = len(sizes) - 1 - index
-            size = dims.normal(sizes[axis] + self.pad[2 * index] + self.pad[2 * index + 1])
-            if isinstance(size, int) and size < 1:
-                raise ShapeError(f"{name} leaves no values at dim {axis - len(sizes)} of {shape!r}")
-            sizes[axis] = size
-        return dims.Shape(sizes)
+        return geometry.padded_shape(name, dims.single(inputs, name), self.pad, self.mode)
 
     def extra_repr(self) -> str:
         value = f", value={self.value}" if self.mode == "constant" and self.value else ""
@@ -324,6 +330,9 @@ class SinusoidalEmbedding(Module):
         scale: float = 1.0,
     ) -> None:
         super().__init__()
+        checks.at_least("SinusoidalEmbedding", "dim", dim, 1)
+        if not max_period > 0:
+            raise LayerError(f"SinusoidalEmbedding: max_period must be above 0, got {max_period!r}")
         self.dim = dim
         self.flip_sin_to_cos = flip_sin_to_cos
         self.freq_shift = freq_shift
