@@ -11,6 +11,17 @@ from fluxion import spec
 from fluxion.spec.errors import SpecError
 
 
+def null_device(folder: Path) -> Path:
+    """A null device made in ``folder`` where this process may (as root): a regression that replaced
+    it would replace only that node, never the system's ``/dev/null``, which is used otherwise."""
+    node = folder / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        return Path("/dev/null")
+    return node
+
+
 def model() -> fl.Chain:
     return fl.Chain(fl.Linear(2, 3), fl.ReLU())
 
@@ -44,18 +55,21 @@ def test_a_new_file_follows_the_umask(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "folder", "missing folder", "empty"])
 def test_special_destinations_are_refused_without_blocking(tmp_path: Path, kind: str) -> None:
-    destination = {
-        "fifo": tmp_path / "model.json",
-        "device": Path("/dev/null"),
-        "folder": tmp_path,
-        "missing folder": tmp_path / "missing" / "model.json",
-        "empty": Path(""),
-    }[kind]
     if kind == "fifo":
+        destination = tmp_path / "model.json"
         os.mkfifo(destination)
+    elif kind == "device":
+        destination = null_device(tmp_path)
+    elif kind == "folder":
+        destination = tmp_path
+    elif kind == "missing folder":
+        destination = tmp_path / "missing" / "model.json"
+    else:
+        destination = Path("")
     with pytest.raises(SpecError, match=r"cannot write|not a file name"):
         spec.save(model(), destination)
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    if kind == "device":
+        assert stat.S_ISCHR(os.stat(destination).st_mode)
     if kind == "fifo":
         assert stat.S_ISFIFO(os.stat(destination).st_mode)
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".partial")]

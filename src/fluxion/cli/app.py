@@ -2,7 +2,8 @@
 
 Exit codes: 0 for success, 1 for a problem fluxion reports (an invalid spec, a checkpoint that
 does not fit, a missing program), printed as one message on stderr, without a traceback; 2 for a
-command line that cannot be understood.
+command line that cannot be understood. An error fluxion did not foresee (a bug) is one line
+too, exit code 1; ``FLUXION_TRACEBACK=1`` in the environment shows its traceback.
 
 >>> main(["validate"])
 2
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import fluxion
@@ -76,3 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (fluxion show ... | head): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except MemoryError:
+        print(f"fluxion {args.command}: error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: still one line, the traceback on demand
+        if os.environ.get("FLUXION_TRACEBACK"):
+            traceback.print_exc()
+        first = (str(error).strip().splitlines() or [""])[0]
+        print(
+            f"fluxion {args.command}: internal error: {type(error).__name__}: {first} "
+            "(a bug in fluxion: please report it; FLUXION_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1

@@ -15,7 +15,8 @@ import argparse
 from typing import Any, Protocol
 
 from fluxion.cli.loading import SpecOptions
-from fluxion.cli.options import assignment, by_name, input_shape, tla_value
+from fluxion.cli.options import assignment, by_name, byte_size, input_shape, positive_count, seconds, tla_value
+from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 
 
 class Subcommands(Protocol):
@@ -39,7 +40,8 @@ class Subcommands(Protocol):
 
 def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
     """``SPEC`` (one, or ``several``) and the options that read it: ``--ext-var``, ``--ext-code``,
-    ``--tla``, ``--input``, ``-J``.
+    ``--tla``, ``--input``, ``-J``, and the limits on evaluating jsonnet: ``--time-limit``,
+    ``--memory-limit``, ``--stack-limit``, ``--no-limits``.
 
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
@@ -90,6 +92,37 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
         action="append",
         help="a folder jsonnet imports and spec references may also read from",
     )
+    limits = parser.add_argument_group(
+        "limits on evaluating jsonnet",
+        "jsonnet runs in a child process with these limits, so that a spec from a stranger cannot hang "
+        "or exhaust the machine; a spec that needs more fails with an error naming the limit",
+    )
+    limits.add_argument(
+        "--time-limit",
+        metavar="SECONDS",
+        type=seconds,
+        default=DEFAULT_LIMITS.time,
+        help=f"how long evaluating one jsonnet file may take (default {DEFAULT_LIMITS.time:g})",
+    )
+    limits.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        type=byte_size,
+        default=DEFAULT_LIMITS.memory,
+        help="how much memory evaluating it may use: bytes, or with a unit: 512M, 2G (default 1G)",
+    )
+    limits.add_argument(
+        "--stack-limit",
+        metavar="N",
+        type=positive_count,
+        default=DEFAULT_LIMITS.stack,
+        help=f"how deeply jsonnet calls may nest (default {DEFAULT_LIMITS.stack})",
+    )
+    limits.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="evaluate jsonnet in this process without limits (a little faster; for specs you trust)",
+    )
 
 
 def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptions:
@@ -101,6 +134,7 @@ def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptio
     ...                                 input=None, search_path=None)).ext_vars
     {'a': '1'}
     """
+    limits = None if getattr(args, "no_limits", False) else _limits(args)
     return SpecOptions(
         args.spec if file is None else file,
         ext_vars=by_name(args.ext_var, "--ext-var"),
@@ -108,6 +142,15 @@ def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptio
         tla=by_name(args.tla, "--tla"),
         inputs=by_name(args.input, "--input"),
         search_paths=tuple(args.search_path or ()),
+        limits=limits,
+    )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        time=getattr(args, "time_limit", DEFAULT_LIMITS.time),
+        memory=getattr(args, "memory_limit", DEFAULT_LIMITS.memory),
+        stack=getattr(args, "stack_limit", DEFAULT_LIMITS.stack),
     )
 
 
@@ -134,7 +177,7 @@ def depth(text: str) -> int:
     Traceback (most recent call last):
     argparse.ArgumentTypeError: --depth is a number of levels, 0 or more, got '-1'
     """
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"--depth is a number of levels, 0 or more, got {text!r}")
     return int(text)
 

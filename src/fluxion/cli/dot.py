@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fluxion.cli.errors import CliError
 from fluxion.cli.ticker import Ticker
+from fluxion.files import write_atomically
 
 FORMATS = ("svg", "pdf", "png", "dot")
 """The output formats of ``fluxion render``, by file suffix."""
@@ -40,8 +41,8 @@ def dot_program() -> str | None:
 def run_dot(source: str, path: Path) -> None:
     """Lay ``source`` out with ``dot`` into ``path``, in the format its suffix names.
 
-    The file is written aside and renamed, so a failed run leaves no half-written file; a run that
-    takes a while shows the time elapsed on a terminal (stderr).
+    The file is written aside and renamed (``fluxion.files.write_atomically``), so a failed run
+    leaves no half-written file; a run that takes a while shows the time elapsed on a terminal (stderr).
 
     >>> run_dot("digraph {}", Path("out.bmp"))
     Traceback (most recent call last):
@@ -53,21 +54,28 @@ def run_dot(source: str, path: Path) -> None:
     program = dot_program()
     if program is None:
         raise CliError(f"writing {path} needs Graphviz's dot program, which is not installed: {INSTALL_HINT}")
-    partial = path.with_name(f".{path.name}.partial")
-    command = [program, f"-T{kind}", "-o", os.fspath(partial)]
-    with Ticker(f"rendering {path.name} with dot") as ticker:
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        given: str | None = source
-        while True:
+
+    def render(partial: Path) -> None:
+        command = [program, f"-T{kind}", "-o", os.fspath(partial)]
+        with Ticker(f"rendering {path.name} with dot") as ticker:
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             try:
-                _, errors = process.communicate(given, timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:  # still running; the input is on its way, nothing is lost
-                given = None  # communicate refuses input once it has started sending it
-                ticker.tick()
-    if process.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise CliError(f"dot could not render {path} (exit code {process.returncode}): {errors.strip()}")
-    partial.replace(path)
+                given: str | None = source
+                while True:
+                    try:
+                        _, errors = process.communicate(given, timeout=0.1)
+                        break
+                    except subprocess.TimeoutExpired:  # still running; the input is on its way, nothing is lost
+                        given = None  # communicate refuses input once it has started sending it
+                        ticker.tick()
+            finally:
+                if process.poll() is None:  # interrupted: dot must not go on writing
+                    process.kill()
+                    process.wait()
+        if process.returncode != 0:
+            first = (errors.strip().splitlines() or ["no message"])[0]
+            raise CliError(f"dot could not render {path} (exit code {process.returncode}): {first}")
+
+    write_atomically(path, render, error=CliError)

@@ -4,6 +4,8 @@ From a spec, the result is the spec normalised (``fluxion.spec.dump``): jsonnet 
 size that inference filled in written out, defaults left out. From ``package.module:factory``,
 the module is imported (the working folder first on the path, as ``python -m`` does) and the
 factory called without arguments; it must return a model whose classes are all registered.
+The file is written atomically (``fluxion.files``): a symbolic link is written through, an
+existing file keeps its mode, and a folder, a FIFO or a device is refused.
 
 >>> import pathlib, tempfile
 >>> from fluxion.cli import main
@@ -40,7 +42,6 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,6 +52,7 @@ from fluxion.cli.arguments import Subcommands, add_spec_arguments, spec_options
 from fluxion.cli.errors import CliError, UsageError
 from fluxion.cli.loading import SpecOptions, load_spec
 from fluxion.cli.options import Shape
+from fluxion.files import write_text_atomically
 
 EXAMPLES = """\
 examples:
@@ -100,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     1
     """
     options = spec_options(args)
+    if not args.output:
+        raise UsageError("-o: name the file to write (- for stdout)")
     if is_factory(args.spec):
         model, inputs = _from_factory(options)
     else:
@@ -109,11 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "-":
         print(json.dumps(document, indent=2))
         return 0
-    output = Path(args.output)
-    partial = output.with_name(f".{output.name}.partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n")
-    partial.replace(output)
-    print(f"{output}: {document['type']} spec written")
+    write_text_atomically(args.output, json.dumps(document, indent=2) + "\n", error=CliError)
+    print(f"{args.output}: {document['type']} spec written")
     return 0
 
 
@@ -127,19 +128,28 @@ def _from_factory(options: SpecOptions) -> tuple[torch.nn.Module, dict[str, Shap
         found: Any = importlib.import_module(module_name)
     except ImportError as error:
         raise CliError(f"cannot import {module_name!r}: {error}") from None
+    except Exception as error:  # the module's own code failed: its problem, told in one line
+        raise CliError(f"importing {module_name!r} failed: {type(error).__name__}: {_first_line(error)}") from None
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise CliError(f"{module_name!r} has no {attribute!r}")
         found = getattr(found, part)
     if not callable(found):
         raise CliError(f"{options.file} is not callable: a factory is a function that returns a model")
-    model = found()
+    try:
+        model = found()
+    except Exception as error:
+        raise CliError(f"{options.file}() failed: {type(error).__name__}: {_first_line(error)}") from None
     if not isinstance(model, torch.nn.Module):
         raise CliError(f"{options.file}() returned {type(model).__name__}, not a torch module")
     inputs = dict(options.inputs) or None
     if inputs is not None:
         _materialize(model, inputs)
     return model, inputs
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _materialize(model: torch.nn.Module, inputs: Mapping[str, Shape]) -> None:

@@ -3,6 +3,8 @@
 The spec's own ``"inputs"`` give the input shapes; ``--input`` replaces them by name. The tree
 is built on the ``meta`` device (nothing is allocated, however large the model), every size left
 out is inferred and every shape checked; the shape report is kept for the commands to show.
+jsonnet is evaluated under the limits of the command line (``--time-limit``...), on by default:
+a command is safe to run on a stranger's spec.
 
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.json"
@@ -20,20 +22,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import fluxion.layers as fl
-from fluxion import shapes, spec
+from fluxion import shapes
 from fluxion.cli.errors import UsageError
 from fluxion.cli.options import Shape
 from fluxion.spec import narchi
+from fluxion.spec.api import build
 from fluxion.spec.build import input_names, input_shapes
-from fluxion.spec.source import read
+from fluxion.spec.errors import SpecError
+from fluxion.spec.limits import DEFAULT_LIMITS, Limits
+from fluxion.spec.source import Document, read
 
 
 @dataclass(frozen=True)
 class SpecOptions:
-    """How to read a spec file: jsonnet variables, search paths and input shapes from the command line.
+    """How to read a spec file: jsonnet variables, search paths, input shapes and the limits on
+    evaluating it, from the command line.
 
     >>> SpecOptions("model.jsonnet", tla={"depth": 50}).tla
     {'depth': 50}
@@ -45,6 +52,7 @@ class SpecOptions:
     tla: Mapping[str, Any] = field(default_factory=lambda: {})
     inputs: Mapping[str, Shape] = field(default_factory=lambda: {})
     search_paths: Sequence[str] = ()
+    limits: Limits | None = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True)
@@ -77,37 +85,34 @@ def load_spec(options: SpecOptions) -> LoadedSpec:
     (B, 2)
     """
     file = os.fspath(options.file)
-    declared = _declared_inputs(options)
-    named, missing = _merged(declared, dict(options.inputs))
-    model = spec.load(
-        file,
+    document = read(
+        Path(file),  # a path, even when the name looks like jsonnet code
         ext_vars=options.ext_vars,
         ext_code=options.ext_code,
         tla=options.tla,
-        inputs=named,
-        device="meta",
         search_paths=options.search_paths,
+        limits=options.limits,
     )
+    declared = _declared_inputs(document, file)
+    named, missing = _merged(declared, dict(options.inputs))
+    model = build(document, inputs=named, device="meta", limits=options.limits)
     report = None if named is None else _infer(model, named)
     return LoadedSpec(file, model, named, report, missing)
 
 
-def _declared_inputs(options: SpecOptions) -> tuple[list[str], dict[str, Shape]] | None:
+def _declared_inputs(document: Document, file: str) -> tuple[list[str], dict[str, Shape]] | None:
     """The input names the spec declares and the shapes it gives them (None when it declares none)."""
-    document = read(
-        options.file,
-        ext_vars=options.ext_vars,
-        ext_code=options.ext_code,
-        tla=options.tla,
-        search_paths=options.search_paths,
-    )
     data = document.data
     if narchi.is_narchi(data):
-        data = narchi.translate(data, file=os.fspath(options.file))
+        data = narchi.translate(data, file=file)
     if not isinstance(data, Mapping) or "inputs" not in data:
         return None
     declared = cast(Mapping[str, Any], data)["inputs"]
-    return input_names(declared, ["inputs"]), input_shapes(declared, ["inputs"]) or {}
+    try:
+        return input_names(declared, ["inputs"]), input_shapes(declared, ["inputs"]) or {}
+    except SpecError as error:
+        error.file = file
+        raise
 
 
 def _merged(

@@ -1,4 +1,4 @@
-"""Reading the command line's ``NAME=VALUE`` options: jsonnet variables and input shapes.
+"""Reading the command line's values: ``NAME=VALUE`` options (jsonnet variables, input shapes) and limits.
 
 ``--ext-var`` values are strings, ``--ext-code`` values are jsonnet code, and a ``--tla`` value
 is read as JSON when it is valid JSON (``depth=50``, ``widths=[64,32]``, ``pretrained=true``)
@@ -9,12 +9,16 @@ and is a string otherwise (``name=resnet``; ``name='"50"'`` for the string ``"50
 (('widths', [64, 32]), ('norm', 'batch'))
 >>> input_shape("image=B,3,224,224")
 ('image', ('B', 3, 224, 224))
+>>> seconds("2.5"), byte_size("512M"), positive_count("800")
+(2.5, 536870912, 800)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +26,12 @@ from fluxion.cli.errors import UsageError
 
 Shape = tuple[int | str, ...]
 """A shape as the command line gives it: sizes and symbol names."""
+
+LARGEST_SIZE = 2**63 - 1
+"""The largest size torch can hold."""
+
+_BYTE_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def assignment(text: str) -> tuple[str, str]:
@@ -48,6 +58,8 @@ def tla_value(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     except ValueError:  # not JSON (NaN and Infinity are refused too): the text itself
         return name, value
+    except RecursionError:
+        raise argparse.ArgumentTypeError(f"--tla {name}: the value nests too deeply") from None
 
 
 def input_shape(text: str) -> tuple[str, Shape]:
@@ -64,7 +76,9 @@ def input_shape(text: str) -> tuple[str, Shape]:
         body = body[1:-1]
     sizes: list[int | str] = []
     for part in (part.strip() for part in body.split(",")) if body.strip() else ():
-        if part.isdigit():
+        if part.isascii() and part.isdigit():
+            if len(part) > len(str(LARGEST_SIZE)) or int(part) > LARGEST_SIZE:
+                raise argparse.ArgumentTypeError(f"--input {name}: a size is at most 2**63 - 1, got {part[:30]}")
             sizes.append(int(part))
         elif part.isidentifier():
             sizes.append(part)
@@ -74,6 +88,54 @@ def input_shape(text: str) -> tuple[str, Shape]:
                 f"(as in {name}=B,3,224,224)"
             )
     return name, tuple(sizes)
+
+
+def seconds(text: str) -> float:
+    """A ``--time-limit``: a number of seconds above 0, at most a million.
+
+    >>> seconds("10"), seconds("0.5")
+    (10.0, 0.5)
+    >>> seconds("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: expected a number of seconds above 0 (at most 1e6), got '0'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0 (at most 1e6), got {text!r}")
+    return value
+
+
+def byte_size(text: str) -> int:
+    """A ``--memory-limit``: bytes, or a number with a binary unit (``512M``, ``2G``, ``1.5GiB``).
+
+    >>> byte_size("1G"), byte_size("2048"), byte_size("1.5GiB")
+    (1073741824, 2048, 1610612736)
+    >>> byte_size("lots")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: expected a size such as 512M or 2G, got 'lots'
+    """
+    match = _BYTE_SIZE.fullmatch(text.strip())
+    size = 0 if match is None else int(float(match["number"]) * _UNITS[match["unit"].upper()])
+    if size <= 0 or size > LARGEST_SIZE:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512M or 2G, got {text!r}")
+    return size
+
+
+def positive_count(text: str) -> int:
+    """A whole number from 1 to 2**31 - 1 (``--stack-limit``).
+
+    >>> positive_count("500")
+    500
+    >>> positive_count("-1")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: expected a whole number from 1 to 2147483647, got '-1'
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 1 <= int(text) < 2**31:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {2**31 - 1}, got {text!r}")
+    return int(text)
 
 
 def by_name(pairs: Iterable[tuple[str, Any]] | None, option: str) -> dict[str, Any]:

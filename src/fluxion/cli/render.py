@@ -4,7 +4,9 @@ Nodes show the class, key arguments and output shape; Chains are boxes around th
 (Chains at ``--depth`` levels below the root are folded into one node); residual, parallel,
 graph and context edges are drawn as the data flows (see ``fluxion.cli.flow``). The format is
 the output's suffix: ``.svg``, ``.pdf`` and ``.png`` need Graphviz's ``dot`` program, ``.dot``
-(the DOT text itself, ``-o -`` for stdout) does not.
+(the DOT text itself, ``-o -`` for stdout) does not. Files are written atomically
+(``fluxion.files``): a symbolic link is written through, an existing file keeps its mode, and a
+folder, a FIFO or a device is refused.
 
 >>> import pathlib, tempfile
 >>> from fluxion.cli import main
@@ -30,6 +32,7 @@ from fluxion.cli.dot import FORMATS, INSTALL_HINT, dot_program, run_dot
 from fluxion.cli.errors import CliError, UsageError
 from fluxion.cli.flow import data_flow
 from fluxion.cli.loading import load_spec
+from fluxion.files import write_text_atomically
 
 EXAMPLES = """\
 examples:
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     2
     """
     to_stdout = args.output == "-"
+    if not args.output:
+        raise UsageError("-o: name the file to write: .svg, .pdf, .png or .dot (- for stdout)")
     output = Path("model.dot" if to_stdout else args.output)
     kind = output.suffix.lstrip(".").lower()
     if kind not in FORMATS:
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(source)
         return 0
     if kind == "dot":
-        output.write_text(source)
+        write_text_atomically(output, source, error=CliError)
     else:
         run_dot(source, output)
     print(f"{output}: {len(flow.nodes)} nodes, {len(flow.clusters)} boxes")

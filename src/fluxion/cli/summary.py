@@ -98,7 +98,7 @@ def symbol_value(text: str) -> tuple[str, int]:
     argparse.ArgumentTypeError: --size B: expected a positive whole number, got 'x'
     """
     name, value = assignment(text)
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise argparse.ArgumentTypeError(f"--size {name}: expected a positive whole number, got {value!r}")
     return name, int(value)
 
@@ -112,7 +112,7 @@ def top(text: str) -> int:
     Traceback (most recent call last):
     argparse.ArgumentTypeError: --top is a count, 0 or more, got '-5'
     """
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"--top is a count, 0 or more, got {text!r}")
     return int(text)
 
