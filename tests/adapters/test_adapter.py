@@ -3,6 +3,7 @@
 import copy
 import functools
 import pickle
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -265,4 +266,62 @@ def test_an_adapters_own_layers_cannot_be_wrapped() -> None:
     assert snapshot(model) == before
     Adapter(outer).inject()  # the adapter itself and its target can be wrapped
     Adapter(outer.target).inject()
+    check_tree(model)
+
+
+# -- surgery on an adapter ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda adapter: adapter.remove("target"),
+        lambda adapter: adapter.pop(0),
+        lambda adapter: delattr(adapter, "target"),
+        lambda adapter: adapter.__delitem__("target"),
+        lambda adapter: adapter.replace("target", fl.Linear(4, 4), name="other"),
+        lambda adapter: adapter.root.remove("Linear_1.target"),
+    ],
+)
+def test_an_adapters_target_cannot_be_taken_out(action: Callable[[Adapter], object]) -> None:
+    model, x = model_and_input()
+    expected = model(x)
+    adapter = Doubled(model.Linear_1).inject()
+    before = snapshot(model)
+    with pytest.raises(fl.TreeError, match="its target cannot be removed or renamed; eject the adapter") as raised:
+        action(adapter)
+    assert isinstance(raised.value, AdapterError)
+    assert snapshot(model) == before
+    adapter.eject()
+    torch.testing.assert_close(model(x), expected)
+    check_tree(model)
+
+
+def test_setting_an_adapters_target_to_none_is_refused() -> None:
+    model, _ = model_and_input()
+    adapter = Adapter(model.ReLU).inject()
+    with pytest.raises(fl.TreeError, match="cannot set child 'target'"):
+        adapter.target = None  # type: ignore[assignment]
+    assert adapter.target is model.ReLU.target
+
+
+def test_an_adapters_target_may_be_replaced_under_its_name() -> None:
+    model, _ = model_and_input()
+    adapter = Doubled(model.Linear_1).inject()
+    new = fl.Linear(4, 4)
+    adapter.target = new
+    assert adapter.target is new
+    assert new.address == "Linear_1.target"
+    adapter.eject()
+    assert model.Linear_1 is new
+    check_tree(model)
+
+
+def test_an_adapters_own_children_take_surgery() -> None:
+    model, _ = model_and_input()
+    adapter = Doubled(model.Linear_1).inject()
+    adapter.append(fl.ReLU())
+    adapter.pop(1)  # its Lambda
+    assert [name for name, _ in adapter.named_children()] == ["target", "ReLU"]
+    adapter.eject()
     check_tree(model)

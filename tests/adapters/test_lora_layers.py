@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.nn import functional
 
 import fluxion.layers as fl
-from fluxion.adapters import AdapterError, Conv2dLora, LinearLora
+from fluxion.adapters import Adapter, AdapterError, Conv2dLora, LinearLora
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -325,3 +325,104 @@ def test_a_lazy_target_is_refused_until_materialized() -> None:
         LinearLora(model.Linear, 2)
     shapes.materialize(model, ("B", 3))
     assert LinearLora(model.Linear, 2).inject().rank == 2
+
+
+# -- surgery on a LoRA --------------------------------------------------------------------------
+
+
+def injected_lora() -> tuple[fl.Chain, LinearLora, Tensor, Tensor]:
+    model = fl.Chain(fl.Linear(8, 4), fl.ReLU())
+    adapter = LinearLora(model.Linear, rank=2, init=fill_randomly).inject()
+    x = randn(3, 8)
+    return model, adapter, x, model(x)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda model, adapter: setattr(adapter, "target", fl.Linear(8, 8)),
+        lambda model, adapter: adapter.replace("target", fl.Linear(6, 4)),
+        lambda model, adapter: model.replace("Linear.target", fl.Linear(8, 5)),
+        lambda model, adapter: model.__setitem__("Linear.target", torch.nn.Linear(4, 8)),
+        lambda model, adapter: setattr(adapter, "target", fl.Conv2d(8, 4, 1)),
+        lambda model, adapter: setattr(adapter, "target", fl.ReLU()),
+    ],
+)
+def test_a_target_the_lora_does_not_fit_is_refused(action: Callable[[fl.Chain, LinearLora], object]) -> None:
+    model, adapter, x, expected = injected_lora()
+    target = adapter.target
+    with pytest.raises(fl.TreeError, match="LinearLora on Linear at 'Linear': cannot wrap") as raised:
+        action(model, adapter)
+    assert isinstance(raised.value, AdapterError)
+    assert "fit in_features=8, out_features=4" in str(raised.value) or "it adapts a Linear" in str(raised.value)
+    assert adapter.target is target
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_a_target_of_the_same_size_is_accepted() -> None:
+    model, adapter, x, _ = injected_lora()
+    adapter.target = torch.nn.Linear(8, 4)
+    assert model(x).shape == (3, 4)
+    adapter.eject()
+    assert isinstance(model.Linear, torch.nn.Linear)
+
+
+def test_a_target_replaced_through_a_stacked_adapter_must_still_fit() -> None:
+    _, adapter, _, _ = injected_lora()
+    outer = Adapter(adapter.target).inject()  # a plain adapter on the LoRA's target
+    with pytest.raises(fl.TreeError, match="LinearLora on Adapter at 'Linear': cannot wrap"):
+        outer.target = fl.Linear(8, 8)
+    outer.target = fl.Linear(8, 4)  # the same size: fine
+    outer.eject()
+    assert adapter.target.address == "Linear.target"
+
+
+def test_a_conv2d_lora_refuses_a_target_of_another_geometry() -> None:
+    model = fl.Chain(fl.Conv2d(3, 8, kernel_size=3, padding=1))
+    adapter = Conv2dLora(model.Conv2d, rank=2).inject()
+    with pytest.raises(fl.TreeError, match=r"fit padding=\(1, 1\)"):
+        adapter.target = fl.Conv2d(3, 8, kernel_size=3)
+    with pytest.raises(fl.TreeError, match="fit out_channels=8, stride"):
+        adapter.target = fl.Conv2d(3, 4, kernel_size=3, stride=2, padding=1)
+    adapter.target = fl.Conv2d(3, 8, kernel_size=3, padding=1)
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (lambda adapter: adapter.remove("down"), "'down' is part of the LoRA"),
+        (lambda adapter: adapter.pop(), "'up' is part of the LoRA"),
+        (lambda adapter: delattr(adapter, "dropout"), "'dropout' is part of the LoRA"),
+        (lambda adapter: adapter.replace("up", fl.Linear(2, 4, bias=False), name="out"), "'up' is part of the LoRA"),
+        (lambda adapter: adapter.append(fl.ReLU()), "a LoRA's children are fixed .* ReLU cannot be added"),
+        (lambda adapter: adapter.insert(0, fl.ReLU(), name="pre"), "a LoRA's children are fixed"),
+        (
+            lambda adapter: setattr(adapter, "down", fl.Linear(8, 3, bias=False)),
+            r"a new 'down' must have a weight of shape \(2, 8\)",
+        ),
+        (
+            lambda adapter: setattr(adapter, "up", fl.ReLU()),
+            r"a new 'up' must have a weight of shape \(4, 2\) .* no weight",
+        ),
+        (lambda adapter: setattr(adapter, "down", None), "cannot set child 'down'"),
+    ],
+)
+def test_a_loras_own_layers_are_fixed(action: Callable[[LinearLora], object], message: str) -> None:
+    model, adapter, x, expected = injected_lora()
+    layers = list(adapter.named_children())
+    with pytest.raises(fl.TreeError, match=message):
+        action(adapter)
+    assert list(adapter.named_children()) == layers
+    torch.testing.assert_close(model(x), expected)
+    assert "down: Linear(in_features=8, out_features=2, bias=False)" in repr(model)
+    adapter.eject()
+    assert isinstance(model.Linear, fl.Linear)
+
+
+def test_a_loras_layers_may_be_replaced_by_layers_of_the_same_shape() -> None:
+    model, adapter, x, _ = injected_lora()
+    adapter.dropout = fl.Dropout(0.5)
+    adapter.up = fl.Linear(2, 4, bias=False)
+    torch.nn.init.zeros_(adapter.up.weight)
+    model.eval()
+    torch.testing.assert_close(adapter(x), adapter.target(x))

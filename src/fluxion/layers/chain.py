@@ -19,7 +19,7 @@ import operator
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, Self, TypeVar, cast, overload
+from typing import Any, NoReturn, Self, TypeVar, cast, overload
 
 import torch
 
@@ -121,7 +121,9 @@ class Chain(Module):
             except ChainError:
                 raise
             except RecursionError as error:
-                raise self._recursion_failure(error) from None
+                if self._parent is not None:
+                    raise  # no room to say more this deep: the root does
+                self._raise_too_deep(error)
             except Exception as error:
                 raise describe_failure(self, error) from error
             finally:
@@ -146,7 +148,9 @@ class Chain(Module):
         except ChainError:
             raise
         except RecursionError as error:
-            raise self._recursion_failure(error) from None
+            if self._parent is not None:
+                raise  # no room to say more this deep: the root does
+            self._raise_too_deep(error)
         except Exception as error:
             raise describe_failure(self, error) from error
         finally:
@@ -715,12 +719,13 @@ class Chain(Module):
         kind = type(chain)
         return kind.structural_copy is Chain.structural_copy and kind._empty_twin is Chain._empty_twin
 
-    def _recursion_failure(self, error: RecursionError) -> BaseException:
-        """What a forward call that ran out of Python's recursion limit raises: below the root, the
-        same error (no room to say more this deep); at the root, a TreeError when the tree is deep."""
-        if self._parent is not None:
-            return error
-        return too_deep_error(self, "a forward call", _FORWARD_FRAMES) or describe_failure(self, error)
+    def _raise_too_deep(self, error: RecursionError) -> NoReturn:
+        """At the root, for a forward call that ran out of Python's recursion limit: a TreeError when
+        the tree's depth explains it, else the failure described as any other."""
+        too_deep = too_deep_error(self, "a forward call", _FORWARD_FRAMES)
+        if too_deep is not None:
+            raise too_deep from None
+        raise describe_failure(self, error) from error
 
     def __copy__(self) -> Self:
         # A shallow copy sharing the children would give them two parents: copy the inner nodes.
