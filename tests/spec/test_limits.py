@@ -275,3 +275,15 @@ def test_sizes_torch_refuses_give_one_readable_message(device: str | None) -> No
         assert "frame #" not in message
         assert "Exception raised from" not in message
         assert len(message.splitlines()) == 1, message
+
+
+def test_deeply_nested_jsonnet_output_is_a_spec_error() -> None:
+    text = "local nest(n) = if n == 0 then [] else [nest(n - 1)]; nest(250)"
+    with pytest.raises(SpecError, match="too deeply"):
+        read(text, limits=Limits(stack=1000))
+
+
+def test_json_from_the_child_too_deep_for_python_is_a_spec_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bounds, "evaluate", lambda job, limits: "[" * 5000 + "]" * 5000)
+    with pytest.raises(SpecError, match="too deeply"):
+        read("{a: 1}")
