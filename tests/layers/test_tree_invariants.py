@@ -624,3 +624,11 @@ def test_named_modules_matches_torch_with_shared_modules_and_plain_containers() 
             (name, id(module)) for name, module in plain.named_modules(prefix="p", remove_duplicate=remove_duplicate)
         ]
         assert [name for name, _ in ours] == [name for name, _ in theirs]
+
+
+def test_a_state_dict_loads_back_with_torch_load_weights_only(tmp_path: Any) -> None:
+    model = fl.Chain(block=fl.Chain(fl.Linear(2, 2)))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    loaded = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert list(loaded) == ["block.Linear.weight", "block.Linear.bias"]
+    assert loaded._metadata == model.state_dict()._metadata  # pyright: ignore[reportAttributeAccessIssue]

@@ -635,9 +635,13 @@ class Chain(Module):
         if args:  # torch's deprecated positional form: leave it to torch
             return super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
         if destination is None:
-            destination = OrderedDict[str, Any]()
-            destination._metadata = OrderedDict[str, Any]()
-        result = destination
+            # Plain OrderedDicts: one made as ``OrderedDict[str, Any]()`` remembers that alias, which
+            # torch.load(weights_only=True) refuses to unpickle.
+            fresh: OrderedDict[str, Any] = OrderedDict()
+            table: OrderedDict[str, Any] = OrderedDict()
+            fresh.__dict__["_metadata"] = table
+            destination = fresh
+        result: Any = destination
         # Entering a node saves its own tensors; leaving it (after its children) runs its post-hooks.
         pending: list[tuple[str, torch.nn.Module, dict[str, Any] | None]] = [(prefix, self, None)]
         while pending:
@@ -747,8 +751,8 @@ class Chain(Module):
         the children it takes out (name, module) and those it puts in (explicit name or None,
         module); a replacement under the same name lists the name on both sides. Building and
         copying do not call it. A Chain accepts every change; a container whose children have
-        roles of their own (an adapter's target, a LoRA's projections, a Graph's nodes) overrides
-        it and raises a :class:`TreeError` to refuse one. A refused change leaves the tree as it was.
+        roles of their own (an adapter's target, a LoRA's projections) overrides it and raises a
+        :class:`TreeError` to refuse one. A refused change leaves the tree as it was.
 
         >>> import fluxion.layers as fl
         >>> class Pair(fl.Chain):
