@@ -257,6 +257,8 @@ def test_an_input_size_beyond_int64_is_refused_where_it_is_given(size: int) -> N
     )
     with pytest.raises(SpecError, match=r"inputs\.x: a size is at most 2\*\*63 - 1"):
         spec.loads(text)
+    with pytest.raises(SpecError, match=r"inputs= x: a size is at most 2\*\*63 - 1"):
+        spec.load({"type": "Chain", "children": [{"type": "Linear", "out_features": 4}]}, inputs={"x": [1, size]})
 
 
 @pytest.mark.parametrize("device", [None, "meta"])

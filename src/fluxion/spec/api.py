@@ -37,7 +37,7 @@ from fluxion.files import write_text_atomically
 from fluxion.layers.lazy import Materializable
 from fluxion.shapes import materialize
 from fluxion.spec import narchi
-from fluxion.spec.build import Builder, input_shapes, tie
+from fluxion.spec.build import LARGEST_SIZE, Builder, input_shapes, tie
 from fluxion.spec.dump import dump
 from fluxion.spec.errors import SpecError, without_torch_trace
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
@@ -227,11 +227,19 @@ def _named_shapes(inputs: InputShapes, model: torch.nn.Module) -> dict[str, Sequ
     if not isinstance(given, Mapping | list | tuple):
         raise SpecError(f"inputs= takes shapes by name or a list of shapes, got {type(given).__name__}")
     if isinstance(inputs, Mapping):
-        return dict(inputs)
-    names = list(model.inputs) if isinstance(model, fl.Graph) else [f"input{i}" for i in range(len(inputs))]
-    if len(names) < len(inputs):
-        raise SpecError(f"the model takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)} shapes")
-    return dict(zip(names, inputs, strict=False))
+        named = dict(inputs)
+    else:
+        names = list(model.inputs) if isinstance(model, fl.Graph) else [f"input{i}" for i in range(len(inputs))]
+        if len(names) < len(inputs):
+            raise SpecError(f"the model takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)} shapes")
+        named = dict(zip(names, inputs, strict=False))
+    for name, shape in named.items():
+        sizes = cast(object, shape)
+        if isinstance(sizes, Sequence) and not isinstance(sizes, str):
+            large = [size for size in cast(Sequence[object], sizes) if isinstance(size, int) and size > LARGEST_SIZE]
+            if large:
+                raise SpecError(f"inputs= {name}: a size is at most 2**63 - 1 (torch's largest), got {large[0]}")
+    return named
 
 
 def _named_modules(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module]]:

@@ -337,11 +337,11 @@ def input_shapes(value: Any, path: NodePath) -> dict[str, tuple[int | str, ...]]
             raise SpecError(f"a shape is a list of sizes and symbol names, got {_kind(shape)}", path=where)
         sizes = cast(list[Any], shape)
         for size in sizes:
-            good_int = isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= LARGEST_SIZE
-            if not good_int and not (isinstance(size, str) and size.isidentifier()):
-                too_large = isinstance(size, int) and not isinstance(size, bool) and size > LARGEST_SIZE
-                if too_large:
-                    raise SpecError(f"a size is at most 2**63 - 1 (torch's largest), got {size}", path=where)
+            if isinstance(size, str) and size.isidentifier():
+                continue
+            if isinstance(size, int) and not isinstance(size, bool) and size > LARGEST_SIZE:
+                raise SpecError(f"a size is at most 2**63 - 1 (torch's largest), got {size}", path=where)
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise SpecError(f'a size is a number or a symbol name such as "B", got {size!r}', path=where)
         shapes[name] = tuple(sizes)
     return shapes
