@@ -241,6 +241,19 @@ def test_a_fifo_spec_is_refused_without_blocking(tmp_path: Path, deadline: None)
         read("/dev/zero")
 
 
+@pytest.mark.parametrize("limits", [SMALL, None])
+def test_fifos_named_by_a_spec_are_refused_without_blocking(
+    tmp_path: Path, limits: Limits | None, deadline: None
+) -> None:
+    os.mkfifo(tmp_path / "pipe.libsonnet")
+    (tmp_path / "imports.jsonnet").write_text("import 'pipe.libsonnet'")
+    with pytest.raises(SpecError, match="not a regular file"):
+        read(tmp_path / "imports.jsonnet", limits=limits)
+    (tmp_path / "names.json").write_text(json.dumps({"type": "Chain", "children": [{"spec": "pipe.libsonnet"}]}))
+    with pytest.raises(SpecError, match="not a regular file"):
+        spec.load(tmp_path / "names.json", limits=limits)
+
+
 def test_a_missing_file_without_suffix_is_named() -> None:
     with pytest.raises(SpecError, match="no such spec file 'model'"):
         spec.load("model")

@@ -94,8 +94,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
     )
     limits = parser.add_argument_group(
         "limits on evaluating jsonnet",
-        "jsonnet runs in a child process with these limits, so that a spec from a stranger cannot hang "
-        "or exhaust the machine; a spec that needs more fails with an error naming the limit",
+        "jsonnet runs in a child process within these limits, so that a spec from a stranger cannot\n"
+        "hang or exhaust the machine; a spec that needs more fails with an error naming the limit",
     )
     limits.add_argument(
         "--time-limit",

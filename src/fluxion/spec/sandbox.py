@@ -137,15 +137,20 @@ def resolve(reference: str, *, relative_to: str | None, roots: Sequence[str]) ->
     if not folders:
         raise RefusedError(f"{reference!r} is refused: a spec given as text reads files only from search paths")
     escaped = False
+    special = False
     for folder in folders:
         target = os.path.realpath(os.path.join(folder, reference))
         if not any(_is_inside(target, root) for root in allowed):
             escaped = True  # never look at what lies outside, not even whether it exists
         elif is_file(target):
             return target
+        else:
+            special = special or stat.S_IFMT(mode_of(target)) not in (0, stat.S_IFDIR)
     where = ", ".join(allowed) or "no folders were given"
     if escaped:
         raise RefusedError(f"{reference!r} is refused: it leads outside the folders a spec may read ({where})")
+    if special:  # a FIFO would block the reader for ever, a device never end
+        raise RefusedError(f"{reference!r} is refused: it is not a regular file")
     raise RefusedError(f"{reference!r} not found (looked in {', '.join(dict.fromkeys(map(str, folders)))})")
 
 
