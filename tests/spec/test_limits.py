@@ -170,6 +170,11 @@ def test_a_dead_child_is_one_spec_error(code: int, stderr: bytes, expected: str)
     assert "\n" not in str(raised.value)
 
 
+def test_a_child_killed_without_a_memory_limit() -> None:
+    with pytest.raises(SpecError, match="no memory limit was set"):
+        bounds._answer("m", -signal.SIGKILL, b"", b"", Limits(memory=None))  # pyright: ignore[reportPrivateUsage]
+
+
 def test_child_answers() -> None:
     answer = bounds._answer  # pyright: ignore[reportPrivateUsage]
     assert answer("m", 0, b"value\n[1]\n", b"", SMALL) == "[1]\n"

@@ -164,8 +164,12 @@ def _limit_error(name: str, which: str, limits: Limits) -> SpecError:
             "(limits=None, --no-limits)",
             file=name,
         )
+    if limits.memory is None:
+        return SpecError(
+            "evaluating the spec ran out of the memory the system gives it (no memory limit was set)", file=name
+        )
     return SpecError(
-        f"evaluating the spec needs more than the memory limit ({bytes_text(limits.memory or 0)}); {_TRUSTED}, "
+        f"evaluating the spec needs more than the memory limit ({bytes_text(limits.memory)}); {_TRUSTED}, "
         "raise it (Limits(memory=...) in Python, --memory-limit on the command line) or turn limits off "
         "(limits=None, --no-limits)",
         file=name,
