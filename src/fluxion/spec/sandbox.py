@@ -242,7 +242,7 @@ def _limit_resources(memory: int, cpu_seconds: int) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
 
 
-def child_main(argv: Sequence[str]) -> int:
+def _child_main(argv: Sequence[str]) -> int:
     """The child's program: ``JSONNET_FOLDER MEMORY CPU_SECONDS MAX_STACK``, the job (``Job.to_bytes``) on stdin.
 
     It answers on stdout with one of the ``STATUS_*`` words on the first line, then the JSON text
@@ -265,4 +265,4 @@ def child_main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1:]))
+    sys.exit(_child_main(sys.argv[1:]))
