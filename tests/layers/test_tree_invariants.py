@@ -632,3 +632,39 @@ def test_a_state_dict_loads_back_with_torch_load_weights_only(tmp_path: Any) -> 
     loaded = torch.load(tmp_path / "model.pt", weights_only=True)
     assert list(loaded) == ["block.Linear.weight", "block.Linear.bias"]
     assert loaded._metadata == model.state_dict()._metadata  # pyright: ignore[reportAttributeAccessIssue]
+
+
+class Overriding(fl.Chain):
+    """A Chain subclass that overrides torch's walks and calls the Chain's own (as layers do)."""
+
+    calls: list[str]
+
+    def named_modules(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append("named_modules")
+        return super().named_modules(*args, **kwargs)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append("state_dict")
+        return super().state_dict(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> "Overriding":
+        self.calls.append("train")
+        return super().train(mode)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "Overriding":
+        self.calls.append("_apply")
+        return super()._apply(fn, recurse)
+
+
+def test_subclasses_overriding_the_walks_are_called_once_each_and_may_call_the_chains() -> None:
+    inner = Overriding(fl.Linear(2, 2), fl.Dropout(0.5))
+    inner.__dict__["calls"] = []
+    model = fl.Chain(fl.Chain(inner), fl.ReLU())
+    expected = ["", "Chain", "Chain.Overriding", "Chain.Overriding.Linear", "Chain.Overriding.Dropout", "ReLU"]
+    assert [name for name, _ in model.named_modules()] == expected
+    assert list(model.state_dict()) == ["Chain.Overriding.Linear.weight", "Chain.Overriding.Linear.bias"]
+    model.eval()
+    assert not inner.Dropout.training
+    model.to(torch.float64)
+    assert inner.Linear.weight.dtype == torch.float64
+    assert inner.calls == ["named_modules", "state_dict", "train", "_apply"]

@@ -610,7 +610,7 @@ class Chain(Module):
         pending: list[tuple[str, torch.nn.Module]] = [(prefix, self)]
         while pending:
             address, module = pending.pop()
-            if not (isinstance(module, Chain) and Chain._walks_by_default(module)):
+            if module is not self and not (isinstance(module, Chain) and Chain._walks_by_default(module)):
                 yield from cast(
                     Iterator[tuple[str, torch.nn.Module]], module.named_modules(memo, address, remove_duplicate)
                 )
@@ -651,7 +651,7 @@ class Chain(Module):
                 if module is self:
                     result = output
                 continue
-            if not (isinstance(module, Chain) and Chain._saves_by_default(module)):
+            if module is not self and not (isinstance(module, Chain) and Chain._saves_by_default(module)):
                 module.state_dict(destination=destination, prefix=address, keep_vars=keep_vars)
                 continue
             metadata: dict[str, Any] = {"version": module._version}
@@ -678,7 +678,7 @@ class Chain(Module):
         pending: list[torch.nn.Module] = [self]
         while pending:
             module = pending.pop()
-            if isinstance(module, Chain) and type(module).train is Chain.train:
+            if module is self or (isinstance(module, Chain) and type(module).train is Chain.train):
                 module.training = mode
                 pending.extend(reversed(list(module.children())))
             else:
@@ -695,10 +695,10 @@ class Chain(Module):
         while pending:
             module = pending.pop()
             order.append(module)
-            if isinstance(module, Chain) and Chain._applies_by_default(module):
+            if module is self or (isinstance(module, Chain) and Chain._applies_by_default(module)):
                 pending.extend(module.children())
         for module in reversed(order):
-            if isinstance(module, Chain) and Chain._applies_by_default(module):
+            if module is self or (isinstance(module, Chain) and Chain._applies_by_default(module)):
                 torch.nn.Module._apply(module, fn, recurse=False)  # pyright: ignore[reportUnknownMemberType]
             else:
                 module._apply(fn)  # pyright: ignore[reportUnknownMemberType]
