@@ -408,6 +408,23 @@ def test_pixel_shuffle_rule_matches_torch(case: tuple[Builder, list[int], list[S
     check(*case)
 
 
+@st.composite
+def pad_cases(draw: st.DrawFn) -> tuple[Builder, list[int], list[SizeSpec]]:
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    count = draw(mostly(st.integers(1, 3), st.just(4)))
+    low = -3 if mode == "constant" else 0
+    pad = tuple(draw(st.lists(st.integers(low, 4), min_size=2 * count, max_size=2 * count)))
+    rank = draw(mostly(st.sampled_from([count + 1, count + 2]), st.integers(max(count - 1, 0), 6)))
+    shape = draw(st.lists(sizes(5), min_size=rank, max_size=rank))
+    return Builder(fl.Pad, (pad, mode)), shape, draw(specs_for(len(shape)))
+
+
+@EXAMPLES
+@given(case=pad_cases())
+def test_pad_rule_matches_torch(case: tuple[Builder, list[int], list[SizeSpec]]) -> None:
+    check(*case)
+
+
 # -- what the rules say --------------------------------------------------------------------------------
 
 
