@@ -28,7 +28,7 @@ from fluxion.dims import ShapeValue
 from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
 from fluxion.layers.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
-from fluxion.layers.naming import auto_names, base_of, claimed_names, class_name, ranks_of
+from fluxion.layers.naming import auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
 from fluxion.layers.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
@@ -76,6 +76,7 @@ class Chain(Module):
     _tag = "CHAIN"
     _explicit: set[str]
     _group_sizes: dict[str, int]
+    _claimed: frozenset[str]  # class names held by a single member, which look suffixed (``Block_2``)
     _child_names: dict[int, str]
     _context: dict[str, dict[str, Any]]
 
@@ -84,6 +85,7 @@ class Chain(Module):
         state = self.__dict__
         state["_explicit"] = set[str]()
         state["_group_sizes"] = dict[str, int]()
+        state["_claimed"] = frozenset[str]()
         state["_child_names"] = dict[int, str]()
         state["_context"] = dict[str, dict[str, Any]]()
         entries: list[tuple[str | None, torch.nn.Module]] = []
@@ -353,10 +355,12 @@ class Chain(Module):
         >>> model.find_parent(inner.ReLU) is inner
         True
         """
-        given = cast(object, module)
-        if not isinstance(given, torch.nn.Module):
-            raise TreeError(f"{self._label()}: find_parent takes a module, got {_shown(given)}")
-        parent = parent_of(module)
+        try:
+            parent = parent_of(module)
+        except TypeError:  # not a module (parent_of keys plain modules weakly)
+            parent = None
+        if parent is None and not isinstance(cast(object, module), torch.nn.Module):
+            raise TreeError(f"{self._label()}: find_parent takes a module, got {_shown(module)}")
         node: Chain | None = parent
         while node is not None and node is not self:
             node = node._parent
@@ -378,7 +382,8 @@ class Chain(Module):
         ['ReLU', 'SiLU', 'Tanh']
         """
         size = len(self._modules)
-        index = self._int_index(index, "insert")
+        if type(index) is not int:
+            index = self._int_index(index, "insert")
         if not -size <= index <= size:
             raise ChildIndexError(
                 f"{self._label()}: cannot insert at index {index} into {size} "
@@ -406,7 +411,9 @@ class Chain(Module):
         >>> type(tanh).__name__, tanh.parent is None, len(model)
         ('Tanh', True, 1)
         """
-        position = self._checked_index(self._int_index(index, "pop"), len(self._modules))
+        if type(index) is not int:
+            index = self._int_index(index, "pop")
+        position = self._checked_index(index, len(self._modules))
         return self._splice(position, 1, [])[0]
 
     def remove(self, module: torch.nn.Module | str) -> None:
@@ -844,7 +851,8 @@ class Chain(Module):
         old = modules[key]
         explicit = key in self._explicit
         self._check_entries([(key if explicit else None, new)], [old], self._explicit - {key})
-        self.check_surgery([(key, old)], [(key if explicit else None, new)])
+        if type(self).check_surgery is not Chain.check_surgery:
+            self.check_surgery([(key, old)], [(key if explicit else None, new)])
         modules[key] = new
         set_parent(old, None)
         set_parent(new, self)
@@ -907,6 +915,7 @@ class Chain(Module):
         state["_modules"] = {}
         state["_explicit"] = set[str]()
         state["_group_sizes"] = {}
+        state["_claimed"] = frozenset[str]()
         state["_child_names"] = {}
         state["_context"] = {}
         return clone
@@ -932,7 +941,7 @@ class Chain(Module):
         removed = [modules[key] for key in removed_keys]
         explicit = self._explicit
         self._check_entries(entries, removed, explicit - set(removed_keys))
-        if not internal:
+        if not internal and type(self).check_surgery is not Chain.check_surgery:  # (skip building lists)
             self.check_surgery(list(zip(removed_keys, removed, strict=True)), list(entries))
 
         new_explicit = {name for name, _ in entries if name is not None}
@@ -948,16 +957,26 @@ class Chain(Module):
         # A class whose single member is named like another class's suffixed name (a class
         # ``Block_2``) keeps that name from the other class (``Block``); when it takes or gives up
         # the name, the other class's names change too.
+        suffix_like = False
         for base in list(touched):
             owner = base_of(base)
-            if owner != base and owner not in touched and owner in sizes:
-                held_before = sizes.get(base) == 1 and base not in explicit
-                held_after = sizes_after[base] == 1 and base not in explicit_after
+            if owner == base:
+                continue
+            suffix_like = True
+            if owner not in touched and owner in sizes:
+                held_before = holds_suffix_like_name(base, sizes.get(base, 0), explicit)
+                held_after = holds_suffix_like_name(base, sizes_after[base], explicit_after)
                 if held_before != held_after:
                     touched.add(owner)
                     sizes_after[owner] = sizes[owner]
-        claimed_before = claimed_names(sizes, explicit)
-        claimed_after = claimed_names({**sizes, **sizes_after}, explicit_after)
+        claimed_before = claimed_after = self._claimed
+        if claimed_before or suffix_like:
+            claimed_after = frozenset(
+                {
+                    *(claimed_before - touched),
+                    *(base for base in touched if holds_suffix_like_name(base, sizes_after[base], explicit_after)),
+                }
+            )
 
         renames: dict[str, str] = {}
         head_renamed = False
@@ -1011,6 +1030,7 @@ class Chain(Module):
             modules.update(zip(named, added, strict=True))
             modules.update(zip(tail, tail_values, strict=True))
         self.__dict__["_explicit"] = explicit_after
+        self.__dict__["_claimed"] = claimed_after
         for module in removed:
             set_parent(module, None)
             child_names.pop(id(module), None)

@@ -22,7 +22,7 @@ names gets the plain ``Block_1.. Block_n``.
 ('Block_1', 'Block_3')
 """
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 import torch
@@ -49,12 +49,12 @@ def class_name(module: torch.nn.Module) -> str:
     return module.__dict__.get(STAND_IN) or type(module).__name__
 
 
-def auto_names(base: str, count: int, explicit: Iterable[str], claimed: Iterable[str] = ()) -> tuple[str, ...]:
+def auto_names(base: str, count: int, explicit: Iterable[str], claimed: Collection[str] = ()) -> tuple[str, ...]:
     """The ``count`` automatic names of class ``base``, in child order, avoiding names held by others.
 
     ``explicit`` are the Chain's explicit names; ``claimed`` the names single members of other
-    classes hold (see :func:`claimed_names`). Only those that look like ``base`` or a suffixed
-    ``base`` matter.
+    classes hold (see :func:`holds_suffix_like_name`). Only those that look like ``base`` or a
+    suffixed ``base`` matter.
 
     >>> auto_names("ReLU", 1, frozenset())
     ('ReLU',)
@@ -63,7 +63,8 @@ def auto_names(base: str, count: int, explicit: Iterable[str], claimed: Iterable
     """
     names = _plain_names(base, count)
     taken = [name for name in explicit if _collides(name, base)]
-    taken.extend(name for name in claimed if name != base and base_of(name) == base)
+    if claimed:
+        taken.extend(name for name in claimed if name != base and base_of(name) == base)
     if not taken:
         return names
     blocked = set(taken)
@@ -79,17 +80,17 @@ def auto_names(base: str, count: int, explicit: Iterable[str], claimed: Iterable
     return tuple(chosen)
 
 
-def claimed_names(group_sizes: Mapping[str, int], explicit: Collection[str]) -> set[str]:
-    """The class names held as automatic names that look like another class's suffixed names.
+def holds_suffix_like_name(base: str, size: int, explicit: Collection[str]) -> bool:
+    """Whether the class ``base``, with ``size`` automatically named members, holds a name that
+    another class's suffixed names must skip: one member, named after its class (no explicit name
+    holds that name), and the name looks suffixed (``Block_2``, which the class ``Block`` skips).
 
-    ``group_sizes`` counts the children with automatic names by class name. A class with a single
-    member whose name is not taken explicitly names it after the class (rule 2 of the module
-    docstring); when that name looks suffixed (``Block_2``), the class ``Block`` must skip it.
-
-    >>> sorted(claimed_names({"Block": 2, "Block_2": 1, "Linear_1": 1, "ReLU": 1}, {"Linear_1"}))
-    ['Block_2']
+    >>> holds_suffix_like_name("Block_2", 1, set()), holds_suffix_like_name("Block", 1, set())
+    (True, False)
+    >>> holds_suffix_like_name("Block_2", 2, set()), holds_suffix_like_name("Block_2", 1, {"Block_2"})
+    (False, False)
     """
-    return {base for base, size in group_sizes.items() if size == 1 and base not in explicit and base_of(base) != base}
+    return size == 1 and base not in explicit and base_of(base) != base
 
 
 def ranks_of(names: tuple[str, ...]) -> dict[str, int]:
