@@ -947,34 +947,34 @@ class Chain(Module):
         new_explicit = {name for name, _ in entries if name is not None}
         gone_explicit = {key for key in removed_keys if key in explicit}
         explicit_after = (explicit - gone_explicit) | new_explicit
-        removed_auto = Counter(self._group_of(key) for key in removed_keys if key not in explicit)
-        added_auto = Counter(class_name(m) for name, m in entries if name is None)
         sizes = self._group_sizes
+        removed_groups = [None if key in explicit else self._group_of(key) for key in removed_keys]
+        removed_auto = Counter(group for group in removed_groups if group is not None)
+        added_auto = Counter(class_name(m) for name, m in entries if name is None)
         touched = set(removed_auto) | set(added_auto)
         for name in gone_explicit | new_explicit:
             touched.update(base for base in {name, base_of(name)} if base in sizes)
-        sizes_after = {base: sizes.get(base, 0) - removed_auto[base] + added_auto[base] for base in touched}
+
         # A class whose single member is named like another class's suffixed name (a class
         # ``Block_2``) keeps that name from the other class (``Block``); when it takes or gives up
-        # the name, the other class's names change too.
-        suffix_like = False
-        for base in list(touched):
-            owner = base_of(base)
-            if owner == base:
-                continue
-            suffix_like = True
-            if owner not in touched and owner in sizes:
-                held_before = holds_suffix_like_name(base, sizes.get(base, 0), explicit)
-                held_after = holds_suffix_like_name(base, sizes_after[base], explicit_after)
-                if held_before != held_after:
-                    touched.add(owner)
-                    sizes_after[owner] = sizes[owner]
+        # the name, the other class's names change too. Only such classes change what is held.
         claimed_before = claimed_after = self._claimed
-        if claimed_before or suffix_like:
+        suffix_like = [base for base in touched if "_" in base and base_of(base) != base]
+        if suffix_like:
+
+            def size_after(base: str) -> int:
+                return sizes.get(base, 0) - removed_auto[base] + added_auto[base]
+
+            for base in suffix_like:
+                owner = base_of(base)
+                if owner not in touched and owner in sizes:
+                    held_before = holds_suffix_like_name(base, sizes.get(base, 0), explicit)
+                    if held_before != holds_suffix_like_name(base, size_after(base), explicit_after):
+                        touched.add(owner)
             claimed_after = frozenset(
                 {
                     *(claimed_before - touched),
-                    *(base for base in touched if holds_suffix_like_name(base, sizes_after[base], explicit_after)),
+                    *(base for base in touched if holds_suffix_like_name(base, size_after(base), explicit_after)),
                 }
             )
 
@@ -982,12 +982,13 @@ class Chain(Module):
         head_renamed = False
         added_names = [name for name, _ in entries]
         for base in touched:
-            old = auto_names(base, sizes.get(base, 0), explicit, claimed_before)
+            size = sizes.get(base, 0)
+            old = auto_names(base, size, explicit, claimed_before)
             n_removed, n_added = removed_auto[base], added_auto[base]
-            new = auto_names(base, sizes_after[base], explicit_after, claimed_after)
+            new = auto_names(base, size - n_removed + n_added, explicit_after, claimed_after)
             if new == old:
                 # Same group, same names: the added members take the removed members' names.
-                fresh = iter([key for key in removed_keys if key not in explicit and self._group_of(key) == base])
+                fresh = iter([key for key, group in zip(removed_keys, removed_groups, strict=True) if group == base])
             else:
                 rank = _rank_before(keys, index, old)
                 if old[:rank] != new[:rank]:
@@ -999,9 +1000,8 @@ class Chain(Module):
             for position, (name, module) in enumerate(entries):
                 if name is None and class_name(module) == base:
                     added_names[position] = next(fresh)
-        for base, size in sizes_after.items():
-            if size:
-                sizes[base] = size
+            if new:
+                sizes[base] = len(new)
             else:
                 sizes.pop(base, None)
 
