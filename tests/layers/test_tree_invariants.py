@@ -668,3 +668,17 @@ def test_subclasses_overriding_the_walks_are_called_once_each_and_may_call_the_c
     model.to(torch.float64)
     assert inner.Linear.weight.dtype == torch.float64
     assert inner.calls == ["named_modules", "state_dict", "train", "_apply"]
+
+
+def test_a_graphs_nodes_take_the_same_checks() -> None:
+    graph = fl.Graph({"fc": fl.Linear(2, 2), "act": fl.ReLU()}, edges=["input -> fc -> act"])
+    before = snapshot(graph)
+    for value in (None, 3, torch.zeros(1)):
+        with pytest.raises(fl.TreeError, match="'act'"):
+            graph.act = value
+    with pytest.raises(fl.GraphError, match="would break the graph"):
+        del graph.act
+    assert snapshot(graph) == before
+    graph.act = fl.Tanh()
+    assert graph(torch.zeros(1, 2)).shape == (1, 2)
+    check_tree(graph)
