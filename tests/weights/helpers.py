@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -124,3 +125,33 @@ class Exploding(torch.Tensor):
 
 class Interrupting(Exploding):
     failure = KeyboardInterrupt
+
+
+class Signalling(torch.Tensor):
+    """A checkpoint tensor that sends this process SIGINT (Ctrl-C) when it is copied or converted:
+    an interrupt that arrives while a load or a merge runs."""
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if func in (torch.Tensor.copy_, torch.Tensor.to):
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def assert_each_as_before_or_loaded(
+    model: torch.nn.Module, snapshot: Exact, loaded: dict[str, torch.Tensor]
+) -> set[str]:
+    """Every tensor is the same object as before, holding either its old bytes or the checkpoint's
+    values for its key; returns the keys that hold the checkpoint's values."""
+    now = exact_snapshot(model)
+    assert now.keys() == snapshot.keys()
+    changed: set[str] = set()
+    for key, (tensor, data) in snapshot.items():
+        assert now[key][0] is tensor, f"{key} is another tensor object"
+        if data is None or bytes_of(tensor) == bytes_of(data):
+            continue
+        assert bytes_of(tensor) == bytes_of(loaded[key].as_subclass(torch.Tensor).to(tensor.dtype)), f"{key} changed"
+        changed.add(key)
+    return changed

@@ -45,6 +45,7 @@ from fluxion.adapters.adapter import SLOT, Adapter
 from fluxion.adapters.errors import AdapterError
 from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora, check_options, checked_number
 from fluxion.adapters.targets import Targets, base_address, base_nodes, nearby, select
+from fluxion.interrupts import interrupts_held
 from fluxion.layers import parent_of
 from fluxion.weights import KeyMapping, MappingLike, Source, WeightsError, open_checkpoint
 from fluxion.weights import load as load_weights
@@ -161,34 +162,45 @@ def merge(model: torch.nn.Module, *, name: str | None = None) -> list[Lora]:
     for adapter in found:  # every check first, for every LoRA: a refused merge changes nothing
         weight = _mergeable_weight(adapter, owners)
         by_weight.setdefault(id(weight), (weight, []))[1].append(adapter)
-    backups: list[tuple[Tensor, Tensor]] = []
+    # One weight at a time is updated and its LoRAs ejected (or neither), with Ctrl-C held until the
+    # end, so the model computes the same thing after every step; only the weight being merged is
+    # backed up, never the whole model.
+    merged: list[Lora] = []
+    with interrupts_held():
+        try:
+            for weight, adapters in by_weight.values():
+                _merge_one(weight, adapters)
+                merged += adapters
+        except Exception as error:  # unforeseen: every foreseeable problem was checked above
+            done = f"{len(merged)} of the {len(found)} LoRAs were merged first" if merged else "none was merged"
+            raise AdapterError(
+                f"merging the LoRAs failed ({type(error).__name__}: {error}); {done}, the others are still "
+                "injected, and the model computes what it did"
+            ) from error
+    return found
+
+
+def _merge_one(weight: Tensor, adapters: list[Lora]) -> None:
+    """Fold the updates of the LoRAs on one weight into it and eject them; on failure, neither."""
+    with torch.no_grad():
+        delta = adapters[0].delta_weight()
+        for adapter in adapters[1:]:
+            delta += adapter.delta_weight()
+        updated = (weight.double() + delta).to(weight.dtype)
+        del delta
+        previous = weight.detach().clone()
+        weight.copy_(updated)
     ejected: list[Lora] = []
     try:
-        with torch.no_grad():
-            for weight, merged in by_weight.values():  # one float64 update alive at a time
-                delta = merged[0].delta_weight()
-                for adapter in merged[1:]:
-                    delta += adapter.delta_weight()
-                updated = (weight.double() + delta).to(weight.dtype)
-                del delta
-                backups.append((weight, weight.detach().to("cpu", copy=True)))
-                weight.copy_(updated)
-        for adapter in reversed(found):
+        for adapter in reversed(adapters):
             adapter.eject()
             ejected.append(adapter)
-    except BaseException as error:
-        # Unforeseen (every foreseeable problem was checked above): put every weight and LoRA back.
+    except BaseException:
         for adapter in reversed(ejected):
             adapter.inject()
         with torch.no_grad():
-            for weight, backup in reversed(backups):
-                weight.copy_(backup)
-        if isinstance(error, Exception):
-            raise AdapterError(
-                f"merging the LoRAs failed ({type(error).__name__}: {error}); the model was left as it was"
-            ) from error
+            weight.copy_(previous)
         raise
-    return found
 
 
 def set_scale(model: torch.nn.Module, scale: float, *, name: str | None = None) -> None:
@@ -380,15 +392,30 @@ def load(
         for address, parts in groups.items()
         for part, tensor in parts.items()
     }
+    originals = _copies_of(model, keyed)  # LoRA tensors only: low-rank, so backing them up is cheap
     try:
         load_weights(model, keyed, strict=False)
     except BaseException as error:
+        with torch.no_grad():
+            for tensor, original in originals:
+                tensor.copy_(original)
         for adapter in reversed(injected):
             adapter.eject()
         if isinstance(error, WeightsError):
             raise AdapterError(f"{origin}: the LoRA weights do not fit the model: {error}") from error
         raise
     return adapters(model, name=name)
+
+
+def _copies_of(model: torch.nn.Module, keys: Mapping[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """Each model tensor named in ``keys`` that has data, with a copy of its values."""
+    copies: list[tuple[Tensor, Tensor]] = []
+    for key in keys:
+        path, _, leaf = key.rpartition(".")
+        tensor = getattr(model.get_submodule(path), leaf, None)
+        if isinstance(tensor, Tensor) and not tensor.is_meta:
+            copies.append((tensor, tensor.detach().clone()))
+    return copies
 
 
 def _inject_all(created: list[Lora]) -> list[Lora]:

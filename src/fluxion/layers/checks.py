@@ -93,7 +93,7 @@ def torch_built(layer: str, build: Callable[[], T]) -> T:
     >>> checks.torch_built("GroupNorm", lambda: torch.nn.GroupNorm(3, 4))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: GroupNorm refused its arguments: num_channels (4) must be divisible by num_groups (3)
+    fluxion.layers.errors.LayerError: GroupNorm refused its arguments: num_channels (4) must be ... by num_groups (3)
     """
     try:
         return build()

@@ -30,6 +30,7 @@ from typing import cast
 
 import torch
 
+from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress
 from fluxion.weights._torch import buffers_of, parameters_of
 from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
@@ -80,9 +81,10 @@ def load(
     checkpoint loads into an encoder. ``dtype`` converts floating-point tensors; ``device`` moves
     them. Tensors of a ``meta`` model are replaced by the checkpoint's, memory-mapped when no
     conversion is needed; other tensors are copied in place, so optimizers keep their references
-    (unless ``dtype`` or ``device`` changes them). Until such a load is complete it holds a copy of
-    the values it overwrites (in CPU memory), so that a failure part-way, even an interrupt, puts
-    them back; a ``meta`` model needs no such copy. ``progress=None`` shows a bar on a terminal (stderr)
+    (unless ``dtype`` or ``device`` changes them). Everything that can be checked is checked before
+    the first write; Ctrl-C during the writes waits until they are done. No backup of the model is
+    kept (it would double the memory), so a failure nobody foresaw while copying in place names the
+    tensors already written. ``progress=None`` shows a bar on a terminal (stderr)
     for checkpoints of 256 MiB or more; ``True``/``False`` force it on or off.
 
     >>> import torch, fluxion.layers as fl
@@ -165,7 +167,11 @@ def _stage(
                 if _same_view(tensor, current):
                     bar.advance(current.nbytes)
                     continue  # the model's own tensor: it already holds these values
-                if _storage(tensor) in model_memory:
+                if tensor.dtype != current.dtype:
+                    # Converted while staging, so the commit's copy is a plain transfer that needs no
+                    # scratch memory on the model's device.
+                    tensor = tensor.to(current.dtype)
+                elif _storage(tensor) in model_memory:
                     # The model's memory: another copy of this load could overwrite it before it is read.
                     tensor = tensor.clone()
                 copies.append((key, current, tensor))
@@ -192,36 +198,41 @@ def _stage(
 
 
 def _commit(copies: list[_Copy], replacements: list[_Replacement], name: str, bar: Progress) -> None:
-    """Put every staged tensor in the model. Tensors copied in place are backed up first (in CPU
-    memory), so that a failure part-way, even an interrupt, puts every value back; replacing a
-    tensor keeps the old one until the end for the same reason. A load into a ``meta`` model only
-    replaces, so it holds no backup."""
+    """Put every staged tensor in the model, with Ctrl-C held until the end.
+
+    Replacing tensors is plain assignment, undone on failure. The in-place copies come last: each
+    writes values of the same shape and dtype into a tensor checked writable, which nothing
+    foreseeable makes fail. Backing each one up would hold the model twice in memory, so a failure
+    nobody foresaw there is reported with the tensors it had already written."""
     replaced: list[tuple[Slot, torch.Tensor]] = []
-    backups: list[tuple[torch.Tensor, torch.Tensor]] = []
+    written: list[str] = []
     key = ""
-    try:
-        for slots, value in replacements:
-            for slot in slots:
-                key = slot.key
-                replaced.append((slot, slot.tensor))
-                _put(slot, value)
-        with torch.no_grad():
-            for copy in copies:
-                key, current, values = copy
-                backups.append((current, current.detach().to("cpu", copy=True)))
-                current.copy_(values)
-                bar.advance(current.nbytes)
-    except BaseException as error:
-        with torch.no_grad():
-            for current, backup in reversed(backups):
-                current.copy_(backup)
-        for slot, old in reversed(replaced):
-            _put(slot, old)
-        if isinstance(error, Exception):
+    with interrupts_held():
+        try:
+            for slots, value in replacements:
+                for slot in slots:
+                    key = slot.key
+                    replaced.append((slot, slot.tensor))
+                    _put(slot, value)
+            with torch.no_grad():
+                for key, current, values in copies:
+                    current.copy_(values)
+                    written.append(key)
+                    bar.advance(current.nbytes)
+        except BaseException as error:
+            for slot, old in reversed(replaced):
+                _put(slot, old)
+            if not isinstance(error, Exception):
+                raise
+            if not written:
+                raise WeightsError(
+                    f"{name}: loading {key} failed: {_summary(error)}; the model was left as it was"
+                ) from error
+            shown = ", ".join(written[:5]) + (" ..." if len(written) > 5 else "")
             raise WeightsError(
-                f"{name}: loading {key} failed: {_summary(error)}; the model was left as it was"
+                f"{name}: loading {key} failed: {_summary(error)}; {len(written)} tensors copied in place "
+                f"before it hold the checkpoint's values ({shown}), every other tensor is as it was"
             ) from error
-        raise
 
 
 def _put(slot: Slot, value: torch.Tensor) -> None:
