@@ -1,6 +1,7 @@
 """Fixtures shared across the test folders."""
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -30,3 +31,20 @@ def fresh_dynamo() -> Iterator[None]:
     counters.clear()
     yield
     torch._dynamo.reset()
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """Fail (instead of hanging for ever) when the test takes more than 20 seconds: for tests of
+    FIFOs and runaway specs, where the bug would be a process that never returns."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError("the test blocked for 20 seconds")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(20)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,8 +1,6 @@
 """What the CLI tests share: running a command in-process, and the repository's examples."""
 
 import json
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +33,3 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
     code = main(list(argv))
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
-
-
-def null_device(folder: Path) -> Path:
-    """A character device to write to: a null device made in ``folder`` where this process may make
-    one (as root), so that a regression that replaced it would replace only that node, never the
-    system's ``/dev/null``; else ``/dev/null`` itself, which such a process cannot replace."""
-    node = folder / "null"
-    try:
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except PermissionError:
-        return Path("/dev/null")
-    return node

@@ -2,15 +2,14 @@
 
 import json
 import os
-import signal
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fluxion import spec, weights
-from tests.cli.helpers import Result, null_device, run
+from tests.cli.helpers import Result, run
+from tests.special_files import null_device
 
 MLP = {
     "type": "Chain",
@@ -24,22 +23,6 @@ def mlp(tmp_path: Path) -> Path:
     path = tmp_path / "mlp.json"
     path.write_text(json.dumps(MLP))
     return path
-
-
-@pytest.fixture
-def deadline() -> Iterator[None]:
-    """Fail (instead of hanging for ever) when the test takes more than 20 seconds."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("the command blocked")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def fails(result: Result, code: int, *words: str) -> None:

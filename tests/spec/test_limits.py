@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,22 +26,6 @@ SLOW = (
 )
 """Seconds of work in little memory."""
 QUICK = Limits(time=1, memory=256 * 2**20)
-
-
-@pytest.fixture
-def deadline() -> Iterator[None]:
-    """Fail (instead of hanging for ever) when the test takes more than 20 seconds."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("the test blocked")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize(

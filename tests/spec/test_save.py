@@ -9,17 +9,7 @@ import pytest
 import fluxion.layers as fl
 from fluxion import spec
 from fluxion.spec.errors import SpecError
-
-
-def null_device(folder: Path) -> Path:
-    """A null device made in ``folder`` where this process may (as root): a regression that replaced
-    it would replace only that node, never the system's ``/dev/null``, which is used otherwise."""
-    node = folder / "null"
-    try:
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except PermissionError:
-        return Path("/dev/null")
-    return node
+from tests.special_files import null_device
 
 
 def model() -> fl.Chain:

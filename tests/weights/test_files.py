@@ -17,6 +17,7 @@ import fluxion.layers as fl
 from fluxion import FluxionError
 from fluxion.adapters import AdapterError, lora
 from fluxion.weights import KeyMapping, WeightsError, load, open_checkpoint, save
+from tests.special_files import null_device
 from tests.weights.helpers import outcome_within, small_model
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, modes and symbolic links are POSIX")
@@ -108,11 +109,14 @@ def test_a_fifo_is_refused_without_blocking_and_stays_a_fifo(
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
 
 
-def test_a_device_is_refused(writer: tuple[Callable[[Path], None], Callable[[Path], object], type]) -> None:
+def test_a_device_is_refused(
+    tmp_path: Path, writer: tuple[Callable[[Path], None], Callable[[Path], object], type]
+) -> None:
     write, _, error_type = writer
+    device = null_device(tmp_path)
     with pytest.raises(error_type, match="a character device"):
-        write(Path("/dev/null"))
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+        write(device)
+    assert stat.S_ISCHR(os.stat(device).st_mode)
 
 
 @pytest.mark.parametrize("permissions", [0o644, 0o600, 0o664])
