@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 
 import fluxion.layers as fl
 from fluxion import shapes, spec, weights
+from fluxion.spec.errors import SpecError
 from tests.layers.tree_checks import check_tree, snapshot, tree_nodes
 
 
@@ -526,11 +527,20 @@ def test_weights_save_and_load_of_a_deep_tree(deep: fl.Chain, tmp_path: Any) -> 
     torch.testing.assert_close(twin.state_dict(), deep.state_dict())
 
 
-def test_spec_dump_of_a_deep_tree(deep: fl.Chain) -> None:
-    document = spec.dump(deep)
-    for _ in range(DEEP):
+def test_spec_dump_of_a_tree_as_deep_as_a_spec_may_nest_loads_back() -> None:
+    tree = deep_tree(90)  # two levels of JSON (a node, its children) a level of the tree
+    document = spec.dump(tree)
+    for _ in range(90):
         (document,) = document["children"]
     assert document == {"type": "Linear", "in_features": 2, "out_features": 2}
+    assert list(spec.loads(spec.dump(tree)).state_dict()) == list(tree.state_dict())
+
+
+def test_spec_dump_and_save_of_a_deeper_tree_are_one_spec_error(deep: fl.Chain, tmp_path: Any) -> None:
+    for write in (lambda: spec.dump(deep), lambda: spec.save(deep, tmp_path / "deep.json")):
+        with pytest.raises(SpecError, match="cannot dump this tree: its spec would nest more than 200 levels"):
+            write()
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_forward_call_too_deep_for_the_recursion_limit_is_one_tree_error(deep: fl.Chain) -> None:

@@ -26,7 +26,7 @@ from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_out, to_json
 from fluxion.spec.build import FORMAT_VERSION, Builder, built_arguments
 from fluxion.spec.errors import SpecError
-from fluxion.spec.source import Document
+from fluxion.spec.source import MAX_NESTING, Document, check_nesting
 
 
 def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | None = None) -> dict[str, Any]:
@@ -51,6 +51,14 @@ def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | 
             raise SpecError(f"the graph's inputs are {', '.join(model.inputs)}; inputs= names {', '.join(inputs)}")
         order = list(model.inputs) if isinstance(model, fl.Graph) else list(inputs)
         document["inputs"] = {name: list(inputs[name]) for name in order}
+    try:
+        check_nesting(document)
+    except SpecError:
+        raise SpecError(
+            f"cannot dump this tree: its spec would nest more than {MAX_NESTING} levels of objects and lists, "
+            "more than a spec may (so it could not be loaded back); make the tree shallower (a Chain of many "
+            "children rather than one Chain inside another)"
+        ) from None
     return document
 
 

@@ -122,7 +122,7 @@ def read(
         document = _read_file(Path(source), arguments, folders, limits)
     else:
         raise SpecError(f"a spec is a file path, spec text or a mapping, not {type(source).__name__}")
-    _check_nesting(document.data, document.file)
+    check_nesting(document.data, document.file)
     return document
 
 
@@ -255,8 +255,17 @@ def _too_deep() -> str:
     return f"the spec nests too deeply: more than {MAX_NESTING} levels of objects and lists"
 
 
-def _check_nesting(data: Any, file: Path | None) -> None:
-    """Refuse a value nested more than MAX_NESTING levels deep, without recursion of our own."""
+def check_nesting(data: Any, file: Path | None = None) -> None:
+    """Refuse (``SpecError``) a value nested more than ``MAX_NESTING`` levels deep, without recursion.
+
+    >>> check_nesting({"children": [{"type": "ReLU"}]})
+    >>> deep: list[object] = []
+    >>> for _ in range(MAX_NESTING):
+    ...     deep = [deep]
+    >>> check_nesting(deep)
+    Traceback (most recent call last):
+    fluxion.spec.errors.SpecError: the spec nests too deeply: more than 200 levels of objects and lists
+    """
     pending: list[tuple[object, int]] = [(data, 1)]
     while pending:
         value, depth = pending.pop()
