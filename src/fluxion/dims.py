@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, Union, cast
 
 import torch
 
-from fluxion.errors import FluxionError
+from fluxion.errors import ShapeError
 
 if TYPE_CHECKING:
     import sympy  # pyright: ignore[reportMissingTypeStubs]
@@ -32,26 +32,6 @@ Dim: TypeAlias = Union[int, "sympy.Expr"]
 
 DimLike: TypeAlias = Union[int, str, "sympy.Expr"]
 """What ``dim`` accepts: an ``int``, a symbol's name (``"H"``), or a sympy expression."""
-
-
-class ShapeError(FluxionError, ValueError):
-    """A shape a layer cannot take, or a shape rule that cannot be worked out.
-
-    Rules raise it with what they need; ``fluxion.shapes.infer`` adds the node's ``address`` and
-    the ``path`` of shapes that led there.
-
-    >>> from fluxion import dims
-    >>> try:
-    ...     dims.require_equal(200, 21632, "Linear expects last dim 200")
-    ... except dims.ShapeError as error:
-    ...     print(error)
-    Linear expects last dim 200, got 21632
-    """
-
-    def __init__(self, message: str, *, address: str | None = None, path: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.address = address
-        self.path = tuple(path)
 
 
 class Shape(tuple[Dim, ...]):

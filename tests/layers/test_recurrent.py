@@ -12,7 +12,7 @@ from torch import nn
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
-from fluxion.dims import ShapeError
+from fluxion.errors import ShapeError
 from fluxion.layers import LayerError
 from tests.shapes.helpers import evaluate
 

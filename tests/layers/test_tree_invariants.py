@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 import fluxion.layers as fl
 from fluxion import shapes, spec, weights
-from fluxion.spec.errors import SpecError
+from fluxion.errors import SpecError
 from tests.layers.tree_checks import check_tree, snapshot, tree_nodes
 
 
@@ -523,7 +523,7 @@ def test_weights_save_and_load_of_a_deep_tree(deep: fl.Chain, tmp_path: Any) -> 
     path = tmp_path / "deep.safetensors"
     weights.save(deep, path)
     twin = deep_tree(DEEP)
-    twin.load_weights(path)
+    weights.load(twin, path)
     torch.testing.assert_close(twin.state_dict(), deep.state_dict())
 
 

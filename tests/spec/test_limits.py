@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fluxion import spec
+from fluxion.errors import SpecError
 from fluxion.spec import limits as bounds
-from fluxion.spec.errors import SpecError
 from fluxion.spec.limits import Limits
 from fluxion.spec.sandbox import Job, JsonnetError
 from fluxion.spec.source import MAX_NESTING, read

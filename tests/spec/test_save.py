@@ -8,7 +8,7 @@ import pytest
 
 import fluxion.layers as fl
 from fluxion import spec
-from fluxion.spec.errors import SpecError
+from fluxion.errors import SpecError
 from tests.special_files import null_device
 
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fluxion import FluxionError
-from fluxion.spec.errors import SpecError, json_path
+from fluxion.errors import SpecError
+from fluxion.spec.messages import json_path
 from fluxion.spec.source import TEXT_NAME, Document, read, resolve
 
 

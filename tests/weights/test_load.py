@@ -39,13 +39,13 @@ def test_loading_copies_in_place_so_optimizers_keep_their_parameters(trained: tu
     assert all(a is b for a, b in zip(parameters, fresh.parameters(), strict=True))
 
 
-def test_shortcuts_on_the_tree(trained: tuple[fl.Chain, Path], tmp_path: Path) -> None:
+def test_a_subtree_saves_and_loads_by_prefix(trained: tuple[fl.Chain, Path], tmp_path: Path) -> None:
     model, path = trained
     fresh = small_model()
-    fresh.load_weights(path)
-    fresh.save_weights(tmp_path / "again.safetensors")
+    load(fresh, path)
+    save(fresh, tmp_path / "again.safetensors")
     again = small_model()
-    again["head"].load_weights(tmp_path / "again.safetensors", prefix="head")
+    load(again["head"], tmp_path / "again.safetensors", prefix="head")
     assert same_state(fresh, state_snapshot(model))
     assert torch.equal(again["head"].weight, model["head"].weight)
 

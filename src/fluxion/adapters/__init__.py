@@ -18,9 +18,9 @@ True
 
 from fluxion.adapters import lora
 from fluxion.adapters.adapter import Adapter
-from fluxion.adapters.errors import AdapterError
 from fluxion.adapters.lora_layers import Conv2dLora, LinearLora, Lora
 from fluxion.adapters.targets import Targets, base_address, base_nodes, select
+from fluxion.errors import AdapterError
 
 __all__ = [
     "Adapter",

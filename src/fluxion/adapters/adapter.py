@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Self, cast
 
 import torch
 
-from fluxion.adapters.errors import AdapterError
 from fluxion.dims import ShapeValue
+from fluxion.errors import AdapterError, AdapterStructureError
 from fluxion.layers import Chain, Return, TreeError, address_of, parent_of
 from fluxion.layers.naming import STAND_IN, class_name
 
@@ -31,22 +31,6 @@ SLOT = "target"
 """The name of the child an injected adapter holds its target under."""
 
 _DETACHED_TARGET = "_fluxion_target"  # __dict__ key: the target while the adapter is not injected
-
-
-class AdapterStructureError(AdapterError, TreeError):
-    """Surgery that would break an adapter: taking out its target or its own layers, or giving it
-    a target its layers do not fit. Both an :class:`AdapterError` and a :class:`TreeError`.
-
-    >>> import fluxion.layers as fl
-    >>> model = fl.Chain(fl.Linear(2, 2))
-    >>> adapter = Adapter(model.Linear).inject()
-    >>> try:
-    ...     adapter.remove("target")
-    ... except AdapterStructureError as error:
-    ...     print(error)
-    Adapter on Linear at 'Linear': its target cannot be removed or renamed; eject the adapter \
-(adapter.eject()) to put the target back in its place
-    """
 
 
 class Adapter(Chain):

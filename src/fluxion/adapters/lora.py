@@ -42,9 +42,9 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from fluxion.adapters.adapter import SLOT, Adapter
-from fluxion.adapters.errors import AdapterError
 from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora, check_options, checked_number
 from fluxion.adapters.targets import Targets, base_address, base_nodes, nearby, select
+from fluxion.errors import AdapterError
 from fluxion.interrupts import interrupts_held
 from fluxion.layers import parent_of
 from fluxion.weights import KeyMapping, MappingLike, Source, WeightsError, open_checkpoint
@@ -342,7 +342,7 @@ def load(
     >>> load(model, {"Lineer.down.weight": torch.ones(3, 4)})
     Traceback (most recent call last):
     ...
-    fluxion.adapters.errors.AdapterError: state dict: no layer in the model at 'Lineer' (nearby: Linear)
+    fluxion.errors.AdapterError: state dict: no layer in the model at 'Lineer' (nearby: Linear)
     """
     _check_model(model)
     _check_name(name)

@@ -28,9 +28,9 @@ from torch import Tensor
 
 import fluxion.layers as fl
 from fluxion import dims
-from fluxion.adapters.adapter import SLOT, Adapter, AdapterStructureError
-from fluxion.adapters.errors import AdapterError
+from fluxion.adapters.adapter import SLOT, Adapter
 from fluxion.dims import ShapeValue
+from fluxion.errors import AdapterError, AdapterStructureError
 
 Init: TypeAlias = Literal["kaiming", "gaussian"] | Callable[[Tensor, Tensor], None]
 """How a LoRA's weights start: ``"kaiming"`` (``down`` as torch initialises a Linear, ``up`` zero),
@@ -414,7 +414,7 @@ def checked_number(value: object, what: str) -> float:
     >>> checked_number(float("nan"), "a LoRA scale")
     Traceback (most recent call last):
     ...
-    fluxion.adapters.errors.AdapterError: a LoRA scale is a finite number, got nan
+    fluxion.errors.AdapterError: a LoRA scale is a finite number, got nan
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise AdapterError(f"{what} is a finite number, got {value!r}")
@@ -437,7 +437,7 @@ def check_options(
     >>> check_options("lora.inject", rank=4, dropout=1.5)
     Traceback (most recent call last):
     ...
-    fluxion.adapters.errors.AdapterError: lora.inject: dropout is a probability between 0 and 1, got 1.5
+    fluxion.errors.AdapterError: lora.inject: dropout is a probability between 0 and 1, got 1.5
     """
     if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or int(rank) < 1:
         raise AdapterError(f"{owner}: rank must be a positive integer, got {rank!r}")

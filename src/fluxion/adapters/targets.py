@@ -20,7 +20,7 @@ from typing import TypeAlias, cast
 import torch
 
 from fluxion.adapters.adapter import SLOT, Adapter
-from fluxion.adapters.errors import AdapterError
+from fluxion.errors import AdapterError
 from fluxion.layers import Chain, parent_of
 
 Targets: TypeAlias = (
@@ -91,7 +91,7 @@ def select(
     >>> select(model, "blok.*", lambda m: True)
     Traceback (most recent call last):
     ...
-    fluxion.adapters.errors.AdapterError: no node matches 'blok.*'; nearby addresses: block, block.ReLU, block.Linear
+    fluxion.errors.AdapterError: no node matches 'blok.*'; nearby addresses: block, block.ReLU, block.Linear
     """
     nodes = list(base_nodes(model))
     chosen: dict[int, tuple[str, torch.nn.Module]] = {}

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 
 import fluxion
 from fluxion.cli import export, render, show, summary, validate
-from fluxion.cli.errors import CliError
-from fluxion.errors import FluxionError
+from fluxion.errors import CliError, FluxionError
 
 EXAMPLES = """\
 examples:

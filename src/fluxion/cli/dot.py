@@ -16,8 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from fluxion.cli.errors import CliError
 from fluxion.cli.ticker import Ticker
+from fluxion.errors import CliError
 from fluxion.files import write_atomically
 
 FORMATS = ("svg", "pdf", "png", "dot")
@@ -46,7 +46,7 @@ def run_dot(source: str, path: Path) -> None:
 
     >>> run_dot("digraph {}", Path("out.bmp"))
     Traceback (most recent call last):
-    fluxion.cli.errors.CliError: out.bmp: the format is taken from the suffix: .svg, .pdf, .png or .dot
+    fluxion.errors.CliError: out.bmp: the format is taken from the suffix: .svg, .pdf, .png or .dot
     """
     kind = path.suffix.lstrip(".").lower()
     if kind not in FORMATS or kind == "dot":

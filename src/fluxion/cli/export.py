@@ -49,9 +49,9 @@ import torch
 import fluxion.layers as fl
 from fluxion import shapes, spec
 from fluxion.cli.arguments import Subcommands, add_spec_arguments, spec_options
-from fluxion.cli.errors import CliError, UsageError
 from fluxion.cli.loading import SpecOptions, load_spec
 from fluxion.cli.options import Shape
+from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
 
 EXAMPLES = """\

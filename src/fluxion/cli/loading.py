@@ -27,12 +27,11 @@ from typing import Any, cast
 
 import fluxion.layers as fl
 from fluxion import shapes
-from fluxion.cli.errors import UsageError
 from fluxion.cli.options import Shape
+from fluxion.errors import SpecError, UsageError
 from fluxion.spec import narchi
 from fluxion.spec.api import build
 from fluxion.spec.build import input_names, input_shapes
-from fluxion.spec.errors import SpecError
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.source import Document, read
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from fluxion.cli.errors import UsageError
+from fluxion.errors import UsageError
 
 Shape = tuple[int | str, ...]
 """A shape as the command line gives it: sizes and symbol names."""
@@ -145,7 +145,7 @@ def by_name(pairs: Iterable[tuple[str, Any]] | None, option: str) -> dict[str, A
     {'a': 1, 'b': 2}
     >>> by_name([("a", 1), ("a", 2)], "--tla")
     Traceback (most recent call last):
-    fluxion.cli.errors.UsageError: --tla a is given twice
+    fluxion.errors.UsageError: --tla a is given twice
     """
     values: dict[str, Any] = {}
     for name, value in pairs or ():

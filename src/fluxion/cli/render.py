@@ -29,9 +29,9 @@ from pathlib import Path
 from fluxion.cli.arguments import Subcommands, add_depth_argument, add_spec_arguments, spec_options
 from fluxion.cli.diagram import dot_source
 from fluxion.cli.dot import FORMATS, INSTALL_HINT, dot_program, run_dot
-from fluxion.cli.errors import CliError, UsageError
 from fluxion.cli.flow import data_flow
 from fluxion.cli.loading import load_spec
+from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
 
 EXAMPLES = """\

@@ -16,7 +16,8 @@ import os
 from typing import Any, cast
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
+from fluxion.dims import ShapeValue
+from fluxion.errors import ShapeError
 
 
 def shape_json(value: ShapeValue) -> Any:

@@ -7,6 +7,15 @@
 torch.Size([1, 2])
 """
 
+from fluxion.errors import (
+    ChainError,
+    ChildIndexError,
+    ChildNotFoundError,
+    ContextError,
+    GraphError,
+    LayerError,
+    TreeError,
+)
 from fluxion.layers.activations import Dropout, GeLU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
 from fluxion.layers.chain import Chain
@@ -24,15 +33,7 @@ from fluxion.layers.combinators import (
 from fluxion.layers.context import SetContext, UseContext
 from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from fluxion.layers.embedding import OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
-from fluxion.layers.errors import (
-    ChainError,
-    ChildIndexError,
-    ChildNotFoundError,
-    ContextError,
-    LayerError,
-    TreeError,
-)
-from fluxion.layers.graph import Graph, GraphError
+from fluxion.layers.graph import Graph
 from fluxion.layers.linear import Embedding, Linear
 from fluxion.layers.masks import PaddingMask
 from fluxion.layers.merging import Add, Cat, Multiply

@@ -12,7 +12,8 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
+from fluxion.dims import ShapeValue
+from fluxion.errors import ShapeError
 from fluxion.layers import checks
 from fluxion.layers.module import Module
 
@@ -158,7 +159,7 @@ class Softmax(torch.nn.Softmax, Elementwise):
         >>> fl.Softmax(dim=2).output_shape(dims.Shape(["B", 10]))
         Traceback (most recent call last):
         ...
-        fluxion.dims.ShapeError: Softmax expects an input with a dim 2, got rank 2
+        fluxion.errors.ShapeError: Softmax expects an input with a dim 2, got rank 2
         """
         shape = dims.single(inputs, "Softmax")
         rank = max(len(shape), 1)

@@ -18,11 +18,11 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
+from fluxion.dims import Dim, Shape, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
 from fluxion.layers.chain import Chain
 from fluxion.layers.combinators import Distribute
-from fluxion.layers.errors import LayerError
 from fluxion.layers.linear import Linear
 from fluxion.layers.module import Module
 from fluxion.layers.shaping import exact_divide

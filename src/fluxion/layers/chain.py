@@ -25,7 +25,7 @@ import torch
 
 from fluxion import dims
 from fluxion.dims import ShapeValue
-from fluxion.layers.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
+from fluxion.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.layers.failure import describe_failure
 from fluxion.layers.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
 from fluxion.layers.naming import auto_names, base_of, class_name, holds_suffix_like_name, ranks_of

@@ -9,7 +9,7 @@ value; a spec turns it into a ``SpecError`` at the node's JSON path.
 >>> checks.at_least("Conv2d", "dilation", (1, 0), 1)
 Traceback (most recent call last):
 ...
-fluxion.layers.errors.LayerError: Conv2d: dilation must be at least 1, got (1, 0)
+fluxion.errors.LayerError: Conv2d: dilation must be at least 1, got (1, 0)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
-from fluxion.layers.errors import LayerError
+from fluxion.errors import LayerError
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ def at_least(layer: str, name: str, value: int | Sequence[int] | None, minimum: 
     >>> checks.at_least("MaxPool2d", "kernel_size", 0, 1)
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: MaxPool2d: kernel_size must be at least 1, got 0
+    fluxion.errors.LayerError: MaxPool2d: kernel_size must be at least 1, got 0
     """
     if value is None:
         return
@@ -48,7 +48,7 @@ def probability(layer: str, name: str, value: float) -> None:
     >>> checks.probability("Dropout", "p", float("nan"))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: Dropout: p must be a probability from 0 to 1, got nan
+    fluxion.errors.LayerError: Dropout: p must be a probability from 0 to 1, got nan
     """
     if not 0 <= value <= 1:
         raise LayerError(f"{layer}: {name} must be a probability from 0 to 1, got {value!r}")
@@ -62,7 +62,7 @@ def positive_number(layer: str, name: str, value: float) -> None:
     >>> checks.positive_number("Upsample", "scale_factor", float("inf"))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: Upsample: scale_factor must be a finite number above 0, got inf
+    fluxion.errors.LayerError: Upsample: scale_factor must be a finite number above 0, got inf
     """
     if not (math.isfinite(value) and value > 0):
         raise LayerError(f"{layer}: {name} must be a finite number above 0, got {value!r}")
@@ -75,7 +75,7 @@ def one_of(layer: str, name: str, value: object, options: Collection[object]) ->
     >>> checks.one_of("GeLU", "approximate", "x", ("none", "tanh"))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: GeLU: approximate must be one of 'none', 'tanh', got 'x'
+    fluxion.errors.LayerError: GeLU: approximate must be one of 'none', 'tanh', got 'x'
     """
     if value not in options:
         listed = ", ".join(repr(option) for option in options)
@@ -93,7 +93,7 @@ def torch_built(layer: str, build: Callable[[], T]) -> T:
     >>> checks.torch_built("GroupNorm", lambda: torch.nn.GroupNorm(3, 4))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: GroupNorm refused its arguments: num_channels (4) must be ... by num_groups (3)
+    fluxion.errors.LayerError: GroupNorm refused its arguments: num_channels (4) must be ... by num_groups (3)
     """
     try:
         return build()

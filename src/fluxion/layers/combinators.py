@@ -17,9 +17,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
+from fluxion.dims import ShapeValue
+from fluxion.errors import ShapeError, TreeError
 from fluxion.layers.chain import Chain, ReturnSignal
-from fluxion.layers.errors import TreeError
 from fluxion.layers.module import Module
 
 

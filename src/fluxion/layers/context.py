@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
-from fluxion.layers.errors import ContextError, TreeError
+from fluxion.dims import ShapeValue
+from fluxion.errors import ContextError, ShapeError, TreeError
 from fluxion.layers.module import Module
 
 

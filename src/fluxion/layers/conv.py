@@ -13,9 +13,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
-from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 from fluxion.layers.shaping import exact_divide

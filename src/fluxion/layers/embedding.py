@@ -20,8 +20,8 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
-from fluxion.layers.errors import LayerError
+from fluxion.dims import ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers.module import Module, WeightedModule
 
 
@@ -95,7 +95,7 @@ class SequencePositionEmbedding(WeightedModule):
         >>> fl.SequencePositionEmbedding(4, 8).output_shape(dims.Shape(["B", 5, 8]))
         Traceback (most recent call last):
         ...
-        fluxion.dims.ShapeError: SequencePositionEmbedding has 4 positions, got a sequence of 5 (dim -2)
+        fluxion.errors.ShapeError: SequencePositionEmbedding has 4 positions, got a sequence of 5 (dim -2)
         """
         what = type(self).__name__
         shape = dims.single(inputs, what)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from fluxion.layers.errors import ChainError
+from fluxion.errors import ChainError
 from fluxion.layers.module import address_of, parent_of
 from fluxion.layers.tree_repr import FAILED_MARK, draw_tree
 

@@ -16,8 +16,8 @@ take their stride and padding from here.
 from collections.abc import Sequence
 
 from fluxion import dims
-from fluxion.dims import Dim, Shape, ShapeError
-from fluxion.layers.errors import LayerError
+from fluxion.dims import Dim, Shape
+from fluxion.errors import LayerError, ShapeError
 
 
 def window_count(
@@ -90,7 +90,7 @@ def per_axis(value: int | Sequence[int] | None, axes: int, layer: str, name: str
     >>> geometry.per_axis((2, 0), 2, "Conv2d", "downsample")
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: Conv2d expects downsample as a positive int or a tuple of 2, got (2, 0)
+    fluxion.errors.LayerError: Conv2d expects downsample as a positive int or a tuple of 2, got (2, 0)
     """
     if value is None:
         return None
@@ -116,7 +116,7 @@ def targets(
     >>> geometry.targets("Conv2d", 2, 2, None, given=("stride",))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: Conv2d takes either downsample or stride and padding \
+    fluxion.errors.LayerError: Conv2d takes either downsample or stride and padding \
 (downsample derives them), got downsample and stride
     """
     ratios = per_axis(downsample, axes, layer, "downsample")
@@ -151,7 +151,7 @@ def downsample_geometry(
     >>> geometry.downsample_geometry("Conv1d", (1,), kernels=(2,), dilations=(1,))
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: Conv1d cannot downsample by 1 at dim -1: no integer padding gives \
+    fluxion.errors.LayerError: Conv1d cannot downsample by 1 at dim -1: no integer padding gives \
 output size/1 with kernel 2, dilation 1; use an odd kernel or give stride/padding
     """
     paddings: list[int] = []
@@ -176,7 +176,7 @@ def require_divisible(size: Dim, ratio: int, layer: str, where: int) -> None:
     >>> geometry.require_divisible(7, 2, "Conv2d", -1)
     Traceback (most recent call last):
     ...
-    fluxion.dims.ShapeError: Conv2d downsamples by 2 and expects a size divisible by 2 at dim -1, got 7
+    fluxion.errors.ShapeError: Conv2d downsamples by 2 and expects a size divisible by 2 at dim -1, got 7
     """
     what = f"{layer} downsamples by {ratio} and expects a size divisible by {ratio} at dim {where}"
     dims.require_equal(dims.normal(ratio * dims.floordiv(size, ratio)), size, what)
@@ -203,7 +203,7 @@ def output_geometry(
     >>> geometry.output_geometry("Conv2d", dims.dim("W"), 16, kernel=3, dilation=1, where=-1)
     Traceback (most recent call last):
     ...
-    fluxion.dims.ShapeError: Conv2d needs a concrete input size at dim -1 for output_size 16, got W: give it as \
+    fluxion.errors.ShapeError: Conv2d needs a concrete input size at dim -1 for output_size 16, got W: give it as \
 a number, or use downsample= for a size relative to the input
     """
     if not isinstance(size, int):
@@ -238,7 +238,7 @@ def padded_shape(layer: str, shape: Shape, pad: Sequence[int], mode: str) -> Sha
     >>> geometry.padded_shape("Pad", dims.Shape([2, 3, 2]), (2, 2), "reflect")
     Traceback (most recent call last):
     ...
-    fluxion.dims.ShapeError: Pad in mode 'reflect' expects a size above its padding (2, 2) at dim -1, got 2
+    fluxion.errors.ShapeError: Pad in mode 'reflect' expects a size above its padding (2, 2) at dim -1, got 2
     """
     padded = len(pad) // 2
     if mode == "constant":

@@ -25,28 +25,15 @@ from typing import Any, NamedTuple, cast
 import torch
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
-from fluxion.errors import FluxionError
+from fluxion.dims import ShapeValue
+from fluxion.errors import ChildNotFoundError, FluxionError, GraphError, ShapeError
 from fluxion.layers.chain import Chain, ReturnSignal
 from fluxion.layers.context import SetContext, UseContext
-from fluxion.layers.errors import ChildNotFoundError, TreeError
 
 _ARROW = "->"
 
 _Step = tuple[str, tuple[int, ...], tuple[int, ...]]
 """One node run: its id, the slots of its arguments, and the slots no later node reads."""
-
-
-class GraphError(TreeError):
-    """A Graph whose names, edges or outputs make no data flow, or a Graph called with wrong inputs.
-
-    >>> import fluxion.layers as fl
-    >>> try:
-    ...     fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input -> a -> b -> a"])
-    ... except fl.GraphError as error:
-    ...     print(error)
-    Graph: the edges make a cycle: a -> b -> a
-    """
 
 
 class Graph(Chain):

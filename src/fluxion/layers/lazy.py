@@ -27,8 +27,8 @@ from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
 import torch
 
 from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError
 from fluxion.layers import checks
-from fluxion.layers.errors import LayerError
 from fluxion.layers.module import clone_shell
 
 T = TypeVar("T")
@@ -342,7 +342,7 @@ def required(value: T | None, layer: str, name: str, example: str) -> T:
     >>> required(None, "Linear", "out_features", "Linear(out_features=10)")
     Traceback (most recent call last):
     ...
-    fluxion.layers.errors.LayerError: Linear needs out_features (only the input-side size may be left out, \
+    fluxion.errors.LayerError: Linear needs out_features (only the input-side size may be left out, \
 to be inferred by fluxion.shapes.materialize; name the others, as in Linear(out_features=10))
     """
     if value is None:

@@ -13,9 +13,9 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 

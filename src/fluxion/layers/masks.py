@@ -11,7 +11,8 @@ from __future__ import annotations
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from fluxion.dims import Shape, ShapeError, ShapeValue
+from fluxion.dims import Shape, ShapeValue
+from fluxion.errors import ShapeError
 from fluxion.layers.module import Module
 
 

@@ -14,8 +14,8 @@ from jaxtyping import Shaped
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import ShapeError, ShapeValue
-from fluxion.layers.errors import LayerError
+from fluxion.dims import ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers.module import Module
 
 
@@ -63,7 +63,7 @@ class Add(Module):
         >>> fl.Add(inplace=True).output_shape(dims.Shape([2, 1, 8]), dims.Shape([3, 1]))
         Traceback (most recent call last):
         ...
-        fluxion.dims.ShapeError: Add(inplace=True) adds into its first input, which must have the sum's shape \
+        fluxion.errors.ShapeError: Add(inplace=True) adds into its first input, which must have the sum's shape \
 (2, 3, 8), got (2, 1, 8)
         """
         name = type(self).__name__

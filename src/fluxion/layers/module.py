@@ -11,18 +11,13 @@ A node's parent is held by the node itself for fluxion modules, and in a weak re
 
 from __future__ import annotations
 
-import os
 import weakref
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import torch
 
 if TYPE_CHECKING:
     from fluxion.layers.chain import Chain
-    from fluxion.weights.checkpoint import Source as WeightsSource
-    from fluxion.weights.load import LoadResult
-    from fluxion.weights.mapping import MappingLike
 
 M = TypeVar("M", bound=torch.nn.Module)
 
@@ -96,45 +91,6 @@ class Module(torch.nn.Module):
         True
         """
         return shallow_copy(self)
-
-    # The two shortcuts below import fluxion.weights when called: the one place where the bottom
-    # floor reaches up, so that ``model.load_weights(path)`` works without a second import.
-    def load_weights(
-        self,
-        source: WeightsSource,
-        *,
-        strict: bool = True,
-        mapping: MappingLike | None = None,
-        prefix: str | None = None,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-        progress: bool | None = None,
-    ) -> LoadResult:
-        """Load a checkpoint into this node: ``fluxion.weights.load(self, source, ...)``, same options.
-
-        >>> import torch, fluxion.layers as fl
-        >>> linear = fl.Linear(2, 2)
-        >>> linear.load_weights({"weight": torch.eye(2), "bias": torch.zeros(2)}).loaded
-        ('weight', 'bias')
-        """
-        from fluxion.weights import load
-
-        return load(
-            self, source, strict=strict, mapping=mapping, prefix=prefix, dtype=dtype, device=device, progress=progress
-        )
-
-    def save_weights(self, path: str | os.PathLike[str], *, metadata: Mapping[str, str] | None = None) -> None:
-        """Save this node's weights as safetensors: ``fluxion.weights.save(self, path, metadata=...)``.
-
-        >>> import pathlib, tempfile, fluxion.layers as fl
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "linear.safetensors"
-        >>> fl.Linear(2, 2).save_weights(path)
-        >>> path.exists()
-        True
-        """
-        from fluxion.weights import save
-
-        save(self, path, metadata=metadata)
 
     def __getstate__(self) -> dict[str, Any]:
         # A copied or pickled node starts detached; the Chain that is copied with it relinks it.

@@ -10,9 +10,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 

@@ -14,9 +14,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
-from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module, clone_shell
 
 _Size = int | tuple[int, ...]

@@ -19,7 +19,8 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import ShapeError
 from fluxion.layers.lazy import Inferable, required
 from fluxion.layers.module import WeightedModule
 

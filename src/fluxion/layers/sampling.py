@@ -16,9 +16,9 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module
 
 

@@ -14,9 +14,9 @@ from jaxtyping import Shaped
 from torch import Tensor
 
 from fluxion import dims
-from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
+from fluxion.dims import Dim, Shape, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.errors import LayerError
 from fluxion.layers.module import Module
 
 
@@ -485,7 +485,7 @@ def exact_divide(size: Dim, divisor: int, what: str) -> Dim:
     >>> exact_divide(2 * h + 1, 2, "Reshape expects a size divisible by 2")
     Traceback (most recent call last):
     ...
-    fluxion.dims.ShapeError: Reshape expects a size divisible by 2, got 2*H + 1
+    fluxion.errors.ShapeError: Reshape expects a size divisible by 2, got 2*H + 1
     """
     if isinstance(size, int):
         if size % divisor:

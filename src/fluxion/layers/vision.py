@@ -17,10 +17,10 @@ from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError, ShapeValue
+from fluxion.dims import Dim, ShapeValue
+from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
 from fluxion.layers.chain import Chain
-from fluxion.layers.errors import LayerError
 from fluxion.layers.lazy import Inferable
 from fluxion.layers.module import Module, WeightedModule
 
@@ -295,7 +295,7 @@ class Pad(Module):
         >>> fl.Pad((1, 1), mode="reflect").output_shape(dims.Shape(["B", 3, 1]))
         Traceback (most recent call last):
         ...
-        fluxion.dims.ShapeError: Pad in mode 'reflect' expects a size above its padding (1, 1) at dim -1, got 1
+        fluxion.errors.ShapeError: Pad in mode 'reflect' expects a size above its padding (1, 1) at dim -1, got 1
         """
         name = type(self).__name__
         return geometry.padded_shape(name, dims.single(inputs, name), self.pad, self.mode)

@@ -10,7 +10,8 @@ Each layer class has a shape rule (its ``output_shape`` method, written with ``f
 (B, T, 64)
 """
 
-from fluxion.dims import Shape, ShapeError
+from fluxion.dims import Shape
+from fluxion.errors import ShapeError
 from fluxion.shapes.infer import ShapeLike, infer
 from fluxion.shapes.materialize import materialize
 from fluxion.shapes.report import Constraint, NodeShapes, ShapeReport

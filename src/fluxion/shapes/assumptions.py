@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from fluxion import dims
-from fluxion.dims import Dim, Shape, ShapeError, ShapeValue
+from fluxion.dims import Dim, Shape, ShapeValue
+from fluxion.errors import ShapeError
 from fluxion.shapes.multiples import Multiples, divisibility, symbol_divisor, unwind
 
 

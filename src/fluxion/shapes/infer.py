@@ -22,7 +22,8 @@ from typing import Any, cast
 import torch
 
 from fluxion import dims
-from fluxion.dims import Dim, DimLike, Shape, ShapeError, ShapeValue
+from fluxion.dims import Dim, DimLike, Shape, ShapeValue
+from fluxion.errors import ShapeError
 from fluxion.layers.chain import Chain, ReturnSignal, too_deep_error
 from fluxion.layers.lazy import Materializable
 from fluxion.layers.module import parent_of
@@ -50,7 +51,7 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
     >>> shapes.infer(model, ("B", 300))
     Traceback (most recent call last):
     ...
-    fluxion.dims.ShapeError: Linear at 'Linear' got (B, 300): Linear expects last dim 200, got 300
+    fluxion.errors.ShapeError: Linear at 'Linear' got (B, 300): Linear expects last dim 200, got 300
       path: input (B, 300)
     """
     inputs = tuple(_as_shape(shape, f"input {position}") for position, shape in enumerate(input_shapes))

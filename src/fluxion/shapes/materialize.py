@@ -22,7 +22,8 @@ from typing import cast
 import torch
 
 from fluxion import dims
-from fluxion.dims import Dim, ShapeError
+from fluxion.dims import Dim
+from fluxion.errors import ShapeError
 from fluxion.layers.chain import Chain
 from fluxion.layers.lazy import Argument, Materializable
 from fluxion.shapes.infer import ShapeLike, infer
@@ -48,7 +49,7 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     >>> shapes.materialize(fl.Chain(fl.Linear(out_features=2)), ("B", "F"))
     Traceback (most recent call last):
     ...
-    fluxion.dims.ShapeError: Linear at 'Linear' needs its in_features as a number, got F: give F as a number
+    fluxion.errors.ShapeError: Linear at 'Linear' needs its in_features as a number, got F: give F as a number
     """
     report = infer(model, *input_shapes, **named_input_shapes)
     twins: list[tuple[Materializable, Materializable]] = []

@@ -15,9 +15,9 @@ is evaluated in a child process within :class:`Limits` (time, memory, stack) unl
 model.json: blocks[3].kernel_size: expected an int
 """
 
+from fluxion.errors import SpecError
 from fluxion.spec.api import InputShapes, load, loads, save, schema
 from fluxion.spec.dump import dump
-from fluxion.spec.errors import SpecError
 from fluxion.spec.limits import Limits
 from fluxion.spec.registry import register, registered
 

@@ -32,17 +32,18 @@ from typing import Any, cast
 import torch
 
 import fluxion.layers as fl
-from fluxion.dims import ShapeError
+from fluxion.errors import ShapeError, SpecError
 from fluxion.files import write_text_atomically
 from fluxion.layers.lazy import Materializable
 from fluxion.shapes import materialize
 from fluxion.spec import narchi
 from fluxion.spec.build import LARGEST_SIZE, Builder, input_shapes, tie
 from fluxion.spec.dump import dump
-from fluxion.spec.errors import SpecError, without_torch_trace
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
+from fluxion.spec.messages import without_torch_trace
 from fluxion.spec.source import Document, read
 from fluxion.weights import MappingLike, Source
+from fluxion.weights import load as load_weights
 
 InputShapes = Mapping[str, Sequence[int | str]] | Sequence[Sequence[int | str]]
 """Input shapes: by input name, or in order (``[["B", 3, "H", "W"]]``)."""
@@ -198,7 +199,7 @@ def build(
             )
     tie(model, builder.shares)
     if weights is not None:
-        model.load_weights(weights, mapping=mapping, strict=strict)
+        load_weights(model, weights, mapping=mapping, strict=strict)
     return model
 
 

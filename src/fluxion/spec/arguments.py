@@ -7,7 +7,7 @@ annotations on the way in, written back as JSON on the way out.
 >>> arguments_in(fl.Linear, {"out_feature": 8}, ["children", 0])
 Traceback (most recent call last):
 ...
-fluxion.spec.errors.SpecError: children[0].out_feature: Linear has no argument 'out_feature' (did you mean \
+fluxion.errors.SpecError: children[0].out_feature: Linear has no argument 'out_feature' (did you mean \
 out_features?); its signature: Linear(in_features: int | None = None, out_features: int | None = None, \
 bias: bool = True, dtype: torch.dtype | None = None)
 """
@@ -27,8 +27,9 @@ from typing import Any, Literal, Union, cast, get_args, get_origin
 
 import torch
 
+from fluxion.errors import SpecError
 from fluxion.layers.module import CHILD
-from fluxion.spec.errors import SpecError, json_path
+from fluxion.spec.messages import json_path
 
 Path = list[str | int]
 BUILD_OPTIONS = ("device",)
@@ -181,7 +182,7 @@ def convert(value: Any, hint: Any, path: Path) -> Any:
     >>> convert("3", int | None, ["kernel_size"])
     Traceback (most recent call last):
     ...
-    fluxion.spec.errors.SpecError: kernel_size: expected an int or null, got "3"
+    fluxion.errors.SpecError: kernel_size: expected an int or null, got "3"
     """
     result = _convert(value, hint)
     if result is _MISMATCH:

@@ -21,11 +21,11 @@ from typing import Any, cast
 import torch
 
 import fluxion.layers as fl
+from fluxion.errors import SpecError
 from fluxion.layers.module import CHILD, constructor_call
 from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_out, to_json
 from fluxion.spec.build import FORMAT_VERSION, Builder, built_arguments
-from fluxion.spec.errors import SpecError
 from fluxion.spec.source import MAX_NESTING, Document, check_nesting
 
 

@@ -14,7 +14,7 @@ raise it. Plain JSON runs no code and is parsed in this process.
 '[\\n   1,\\n   2,\\n   3\\n]\\n'
 >>> evaluate(Job("<text>", "std.range(0, 1e9)"), Limits(time=1, memory=200 * 2**20))
 Traceback (most recent call last):
-fluxion.spec.errors.SpecError: <text>: evaluating the spec needs more than the memory limit (200.0 MiB)...
+fluxion.errors.SpecError: <text>: evaluating the spec needs more than the memory limit (200.0 MiB)...
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from fluxion.errors import SpecError
 from fluxion.spec import sandbox
-from fluxion.spec.errors import SpecError
 
 _TRUSTED = "if the spec is trusted"
 
@@ -48,7 +48,7 @@ class Limits:
     (10.0, True, 500)
     >>> Limits(time=0)
     Traceback (most recent call last):
-    fluxion.spec.errors.SpecError: Limits(time=0): time is a number of seconds above 0 (at most 1e6), or None
+    fluxion.errors.SpecError: Limits(time=0): time is a number of seconds above 0 (at most 1e6), or None
     """
 
     time: float | None = 10.0

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import fluxion.layers as fl
+from fluxion.errors import SpecError
 from fluxion.spec import narchi_blocks
-from fluxion.spec.errors import SpecError, json_path
+from fluxion.spec.messages import json_path
 from fluxion.spec.narchi_blocks import METADATA, VARIABLE, NodePath
 
 _ARCHITECTURE_KEYS = ("_id", "_description", "_shape", "blocks", "graph", "inputs", "outputs")
@@ -73,7 +74,7 @@ def translate(data: Any, *, file: str | None = None) -> dict[str, Any]:
     >>> translate({"_class": "Sequential", "blocks": [{"_class": "Softmax2d"}]}, file="model.jsonnet")
     Traceback (most recent call last):
     ...
-    fluxion.spec.errors.SpecError: model.jsonnet: blocks[0]._class: unknown narchi class 'Softmax2d' (closest: \
+    fluxion.errors.SpecError: model.jsonnet: blocks[0]._class: unknown narchi class 'Softmax2d' (closest: \
 Softmax...
     """
     try:

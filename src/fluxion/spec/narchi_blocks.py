@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import fluxion.layers as fl
+from fluxion.errors import SpecError
 from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_in
-from fluxion.spec.errors import SpecError, json_path
+from fluxion.spec.messages import json_path
 
 NodePath = list[str | int]
 
@@ -111,7 +112,7 @@ def leaf(narchi_class: str, block: Mapping[str, Any], path: NodePath) -> dict[st
     >>> leaf("Conv2D", {"_class": "Conv2D"}, ["blocks", 0])
     Traceback (most recent call last):
     ...
-    fluxion.spec.errors.SpecError: blocks[0]._class: unknown narchi class 'Conv2D' (closest: Conv2d, Conv3d, \
+    fluxion.errors.SpecError: blocks[0]._class: unknown narchi class 'Conv2D' (closest: Conv2d, Conv3d, \
 Conv1d); narchi classes read: AdaptiveAvgPool2d, Add, ...
     """
     given = _arguments(narchi_class, block, path)
@@ -141,7 +142,7 @@ def refuse_variables(value: Any, path: NodePath) -> None:
     >>> refuse_variables([3, "<<variable:C>>"], ["blocks", 2, "output_feats"])
     Traceback (most recent call last):
     ...
-    fluxion.spec.errors.SpecError: blocks[2].output_feats[1]: symbolic sizes (<<variable:...>>) are for the \
+    fluxion.errors.SpecError: blocks[2].output_feats[1]: symbolic sizes (<<variable:...>>) are for the \
 inputs' _shape only; a block's argument is a number (fluxion infers input-side sizes itself)
     """
     if isinstance(value, str):

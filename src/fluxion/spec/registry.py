@@ -27,7 +27,7 @@ from typing import TypeVar, cast, overload
 import torch
 
 import fluxion.layers as fl
-from fluxion.spec.errors import SpecError
+from fluxion.errors import SpecError
 
 M = TypeVar("M", bound=type[torch.nn.Module])
 
@@ -67,7 +67,7 @@ def register(cls: M | None = None, name: str | None = None) -> M | Callable[[M],
     >>> spec.register(name="MyGate")(fl.Sigmoid)
     Traceback (most recent call last):
     ...
-    fluxion.spec.errors.SpecError: cannot register Sigmoid as 'MyGate': that name is Gate already
+    fluxion.errors.SpecError: cannot register Sigmoid as 'MyGate': that name is Gate already
     """
 
     def add(layer: M) -> M:
@@ -99,7 +99,7 @@ def lookup(name: object) -> type[torch.nn.Module]:
     >>> lookup("Conv2D")
     Traceback (most recent call last):
     ...
-    fluxion.spec.errors.SpecError: unknown type 'Conv2D' (closest registered: Conv2d, Conv3d, Conv1d)
+    fluxion.errors.SpecError: unknown type 'Conv2D' (closest registered: Conv2d, Conv3d, Conv1d)
     """
     classes = _builtins()
     if not isinstance(name, str):

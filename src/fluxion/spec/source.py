@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from fluxion.errors import SpecError
 from fluxion.files import special_kind
 from fluxion.spec import limits as bounds
 from fluxion.spec import sandbox
-from fluxion.spec.errors import SpecError
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 
 _JSON_SUFFIX = ".json"
@@ -103,10 +103,10 @@ def read(
     {'widths': [64, 64]}
     >>> read("model.jsonnet")
     Traceback (most recent call last):
-    fluxion.spec.errors.SpecError: model.jsonnet: no such spec file
+    fluxion.errors.SpecError: model.jsonnet: no such spec file
     >>> read("std.range(0, 1e9)", limits=Limits(time=1, memory=2**28))
     Traceback (most recent call last):
-    fluxion.spec.errors.SpecError: <text>: evaluating the spec needs more than the memory limit (256.0 MiB)...
+    fluxion.errors.SpecError: <text>: evaluating the spec needs more than the memory limit (256.0 MiB)...
     """
     if limits is not None and not isinstance(limits, Limits):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise SpecError(f"limits= takes a fluxion.spec.Limits or None, got {type(limits).__name__}")
@@ -135,7 +135,7 @@ def resolve(reference: str, *, relative_to: Path | None, roots: Sequence[Path]) 
 
     >>> resolve("/etc/passwd", relative_to=Path("specs"), roots=[Path("specs")])
     Traceback (most recent call last):
-    fluxion.spec.errors.SpecError: '/etc/passwd' is refused: a spec names files by relative paths only
+    fluxion.errors.SpecError: '/etc/passwd' is refused: a spec names files by relative paths only
     """
     try:
         found = sandbox.resolve(
@@ -264,7 +264,7 @@ def check_nesting(data: Any, file: Path | None = None) -> None:
     ...     deep = [deep]
     >>> check_nesting(deep)
     Traceback (most recent call last):
-    fluxion.spec.errors.SpecError: the spec nests too deeply: more than 200 levels of objects and lists
+    fluxion.errors.SpecError: the spec nests too deeply: more than 200 levels of objects and lists
     """
     pending: list[tuple[object, int]] = [(data, 1)]
     while pending:

@@ -12,9 +12,9 @@
 True
 """
 
+from fluxion.errors import ConversionError, PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
 from fluxion.weights.convert import convert
-from fluxion.weights.errors import ConversionError, PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.weights.load import LoadResult, load
 from fluxion.weights.mapping import KeyMapping, MappingLike, Rule
 from fluxion.weights.save import save

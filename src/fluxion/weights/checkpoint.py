@@ -27,8 +27,8 @@ from typing import Any, Protocol, cast
 import torch
 from safetensors import SafetensorError, safe_open
 
+from fluxion.errors import WeightsError
 from fluxion.files import special_kind
-from fluxion.weights.errors import WeightsError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 INDEX_SUFFIX = ".index.json"
@@ -188,7 +188,7 @@ def open_checkpoint(source: Source) -> Checkpoint:
     >>> open_checkpoint("no/such/model.safetensors")
     Traceback (most recent call last):
     ...
-    fluxion.weights.errors.WeightsError: checkpoint 'no/such/model.safetensors' does not exist
+    fluxion.errors.WeightsError: checkpoint 'no/such/model.safetensors' does not exist
     """
     if isinstance(source, Mapping):
         checkpoint = _from_tensors("state dict", cast("Mapping[object, Any]", source))

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import torch
 
-from fluxion.weights.errors import ConversionError
+from fluxion.errors import ConversionError
 from fluxion.weights.load import load
 from fluxion.weights.mapping import KeyMapping
 from fluxion.weights.plan import Slot, model_slots
@@ -71,7 +71,7 @@ def convert(
     >>> convert(source, fl.Chain(fl.Linear(4, 8), fl.Linear(8, 2)), torch.randn(1, 4))
     Traceback (most recent call last):
     ...
-    fluxion.weights.errors.ConversionError: cannot pair the weighted leaves by execution order and shapes:
+    fluxion.errors.ConversionError: cannot pair the weighted leaves by execution order and shapes:
       target Linear_2 (Linear: weight (2, 8), bias (2,)) has no unpaired source leaf with the same shapes
     """
     _check_arguments(source, target, atol=atol, rtol=rtol)

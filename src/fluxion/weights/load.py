@@ -30,11 +30,11 @@ from typing import cast
 
 import torch
 
+from fluxion.errors import PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress
 from fluxion.weights._torch import buffers_of, parameters_of
 from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
-from fluxion.weights.errors import PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.weights.mapping import KeyMapping, MappingLike
 from fluxion.weights.plan import Assignment, Slot, make_plan
 
@@ -94,7 +94,7 @@ def load(
     >>> load(model, {"encoder.Linear.weight": torch.eye(3)}, strict=False)
     Traceback (most recent call last):
     ...
-    fluxion.weights.errors.WeightsError: state dict does not fit the model: 1 mismatched
+    fluxion.errors.WeightsError: state dict does not fit the model: 1 mismatched
       mismatched (1):
         encoder.Linear.weight: model has shape (2, 2), checkpoint 'encoder.Linear.weight' has (3, 3)
     """

@@ -27,8 +27,8 @@ from typing import Any, cast
 
 import torch
 
+from fluxion.errors import WeightsError
 from fluxion.files import special_kind, write_text_atomically
-from fluxion.weights.errors import WeightsError
 
 FORMAT_VERSION = 1
 

@@ -22,9 +22,9 @@ from typing import cast
 import torch
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
+from fluxion.errors import WeightsError
 from fluxion.weights._torch import buffers_of, named_modules, parameters_of, persistent_buffers
 from fluxion.weights.checkpoint import Checkpoint
-from fluxion.weights.errors import WeightsError
 from fluxion.weights.mapping import KeyMapping, Target
 from fluxion.weights.problems import Problems
 

@@ -27,9 +27,9 @@ import torch
 from safetensors import torch as safetensors_torch
 
 import fluxion
+from fluxion.errors import WeightsError
 from fluxion.files import write_atomically
 from fluxion.weights.checkpoint import SAFETENSORS_DTYPES, unusable_reason
-from fluxion.weights.errors import WeightsError
 from fluxion.weights.plan import ALIASES_METADATA, model_slots
 
 SAVABLE_DTYPES = frozenset(SAFETENSORS_DTYPES.values())
@@ -53,7 +53,7 @@ def save(
     >>> save(fl.Chain(fl.Linear(2, 2, device="meta")), path)
     Traceback (most recent call last):
     ...
-    fluxion.weights.errors.WeightsError: cannot save 'Linear.weight': it is on the meta device (it has no data)
+    fluxion.errors.WeightsError: cannot save 'Linear.weight': it is on the meta device (it has no data)
     """
     destination = _checked_path(path)
     extra = _checked_metadata(metadata)
