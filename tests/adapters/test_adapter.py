@@ -10,7 +10,7 @@ import torch
 
 import fluxion.layers as fl
 from fluxion.adapters import Adapter, AdapterError
-from tests.layers.tree_checks import check_tree, snapshot
+from tests.tree.tree_checks import check_tree, snapshot
 
 
 def model_and_input() -> tuple[fl.Chain, torch.Tensor]:

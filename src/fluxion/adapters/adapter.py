@@ -25,7 +25,7 @@ import torch
 from fluxion.dims import ShapeValue
 from fluxion.errors import AdapterError, AdapterStructureError
 from fluxion.layers import Chain, Return, TreeError, address_of, parent_of
-from fluxion.layers.naming import STAND_IN, class_name
+from fluxion.tree.naming import STAND_IN, class_name
 
 SLOT = "target"
 """The name of the child an injected adapter holds its target under."""

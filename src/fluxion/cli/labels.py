@@ -20,7 +20,7 @@ import re
 
 import torch
 
-from fluxion.layers.naming import base_of
+from fluxion.tree.naming import base_of
 
 _REPEATED = re.compile(r"\((-?[\w.]+)(?:, \1)+,?\)")
 _TOP_LEVEL_COMMA = re.compile(r",\s*(?![^()\[\]{}]*[)\]}])")

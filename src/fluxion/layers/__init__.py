@@ -18,26 +18,11 @@ from fluxion.errors import (
 )
 from fluxion.layers.activations import Dropout, GeLU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
-from fluxion.layers.chain import Chain
-from fluxion.layers.combinators import (
-    Concatenate,
-    Distribute,
-    Lambda,
-    Matmul,
-    Parallel,
-    Passthrough,
-    Residual,
-    Return,
-    Sum,
-)
-from fluxion.layers.context import SetContext, UseContext
 from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from fluxion.layers.embedding import OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
-from fluxion.layers.graph import Graph
 from fluxion.layers.linear import Embedding, Linear
 from fluxion.layers.masks import PaddingMask
 from fluxion.layers.merging import Add, Cat, Multiply
-from fluxion.layers.module import Module, WeightedModule, address_of, parent_of
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from fluxion.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from fluxion.layers.recurrent import GRU, LSTM, RNN
@@ -54,8 +39,23 @@ from fluxion.layers.shaping import (
     Unflatten,
     Unsqueeze,
 )
-from fluxion.layers.tree_repr import draw_tree
 from fluxion.layers.vision import ClassToken, Pad, PositionEmbedding, SinusoidalEmbedding, Tokens2d
+from fluxion.tree.chain import Chain
+from fluxion.tree.combinators import (
+    Concatenate,
+    Distribute,
+    Lambda,
+    Matmul,
+    Parallel,
+    Passthrough,
+    Residual,
+    Return,
+    Sum,
+)
+from fluxion.tree.context import SetContext, UseContext
+from fluxion.tree.graph import Graph
+from fluxion.tree.module import Module, WeightedModule, address_of, parent_of
+from fluxion.tree.tree_repr import draw_tree
 
 __all__ = [
     "GRU",

@@ -15,7 +15,7 @@ from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.layers import checks
-from fluxion.layers.module import Module
+from fluxion.tree.module import Module
 
 
 class Elementwise(Module):

@@ -21,11 +21,11 @@ from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.chain import Chain
-from fluxion.layers.combinators import Distribute
 from fluxion.layers.linear import Linear
-from fluxion.layers.module import Module
 from fluxion.layers.shaping import exact_divide
+from fluxion.tree.chain import Chain
+from fluxion.tree.combinators import Distribute
+from fluxion.tree.module import Module
 
 
 class ScaledDotProductAttention(Module):

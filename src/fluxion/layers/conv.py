@@ -17,8 +17,8 @@ from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
 from fluxion.layers.lazy import Inferable, required
-from fluxion.layers.module import WeightedModule
 from fluxion.layers.shaping import exact_divide
+from fluxion.tree.module import WeightedModule
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 Size1 = int | tuple[int]

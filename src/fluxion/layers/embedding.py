@@ -22,7 +22,7 @@ from torch.nn import functional
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import LayerError, ShapeError
-from fluxion.layers.module import Module, WeightedModule
+from fluxion.tree.module import Module, WeightedModule
 
 
 class SequencePositionEmbedding(WeightedModule):

@@ -29,7 +29,7 @@ import torch
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError
 from fluxion.layers import checks
-from fluxion.layers.module import clone_shell
+from fluxion.tree.module import clone_shell
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from fluxion.dims import Shape, ShapeValue
 from fluxion.errors import ShapeError
-from fluxion.layers.module import Module
+from fluxion.tree.module import Module
 
 
 class PaddingMask(Module):

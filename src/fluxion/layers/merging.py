@@ -16,7 +16,7 @@ from torch import Tensor
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import LayerError, ShapeError
-from fluxion.layers.module import Module
+from fluxion.tree.module import Module
 
 
 class Add(Module):

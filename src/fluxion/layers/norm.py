@@ -14,7 +14,7 @@ from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
 from fluxion.layers.lazy import Inferable, required
-from fluxion.layers.module import WeightedModule
+from fluxion.tree.module import WeightedModule
 
 NormalizedShape = int | list[int] | tuple[int, ...] | torch.Size
 

@@ -17,7 +17,7 @@ from fluxion import dims
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
-from fluxion.layers.module import Module, clone_shell
+from fluxion.tree.module import Module, clone_shell
 
 _Size = int | tuple[int, ...]
 Size2 = int | tuple[int, int]

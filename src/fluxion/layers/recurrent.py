@@ -22,7 +22,7 @@ from fluxion import dims
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.layers.lazy import Inferable, required
-from fluxion.layers.module import WeightedModule
+from fluxion.tree.module import WeightedModule
 
 Nonlinearity = Literal["tanh", "relu"]
 

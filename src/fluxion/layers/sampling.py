@@ -19,7 +19,7 @@ from fluxion import dims
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.module import Module
+from fluxion.tree.module import Module
 
 
 class Upsample(torch.nn.Upsample, Module):

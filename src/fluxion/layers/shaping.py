@@ -17,7 +17,7 @@ from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks
-from fluxion.layers.module import Module
+from fluxion.tree.module import Module
 
 
 class Flatten(torch.nn.Flatten, Module):

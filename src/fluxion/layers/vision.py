@@ -20,9 +20,9 @@ from fluxion import dims
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
-from fluxion.layers.chain import Chain
 from fluxion.layers.lazy import Inferable
-from fluxion.layers.module import Module, WeightedModule
+from fluxion.tree.chain import Chain
+from fluxion.tree.module import Module, WeightedModule
 
 _INIT_STD = 0.02
 """The standard deviation of the truncated normal that draws learned tokens and positions (ViT's)."""

@@ -24,12 +24,12 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim, DimLike, Shape, ShapeValue
 from fluxion.errors import ShapeError
-from fluxion.layers.chain import Chain, ReturnSignal, too_deep_error
 from fluxion.layers.lazy import Materializable
-from fluxion.layers.module import parent_of
 from fluxion.shapes.assumptions import Assumptions
 from fluxion.shapes.multiples import Multiples, unwind, unwind_value
 from fluxion.shapes.report import Call, Constraint, NodeShapes, ShapeReport, format_value, node_addresses
+from fluxion.tree.chain import Chain, ReturnSignal, too_deep_error
+from fluxion.tree.module import parent_of
 
 ShapeLike = Sequence[DimLike] | torch.Size
 """An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""

@@ -24,10 +24,10 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim
 from fluxion.errors import ShapeError
-from fluxion.layers.chain import Chain
 from fluxion.layers.lazy import Argument, Materializable
 from fluxion.shapes.infer import ShapeLike, infer
 from fluxion.shapes.report import ShapeReport
+from fluxion.tree.chain import Chain
 
 
 def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes: ShapeLike) -> ShapeReport:

@@ -28,8 +28,8 @@ from typing import Any, Literal, Union, cast, get_args, get_origin
 import torch
 
 from fluxion.errors import SpecError
-from fluxion.layers.module import CHILD
 from fluxion.spec.messages import json_path
+from fluxion.tree.module import CHILD
 
 Path = list[str | int]
 BUILD_OPTIONS = ("device",)

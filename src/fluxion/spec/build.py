@@ -30,12 +30,12 @@ import torch
 
 import fluxion.layers as fl
 from fluxion.errors import FluxionError, SpecError
-from fluxion.layers.module import constructor_call
 from fluxion.spec import narchi, registry
 from fluxion.spec.arguments import arguments_in, call
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import json_path, without_torch_trace
 from fluxion.spec.source import Document, read, resolve
+from fluxion.tree.module import constructor_call
 
 NodePath = list[str | int]
 

@@ -22,11 +22,11 @@ import torch
 
 import fluxion.layers as fl
 from fluxion.errors import SpecError
-from fluxion.layers.module import CHILD, constructor_call
 from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_out, to_json
 from fluxion.spec.build import FORMAT_VERSION, Builder, built_arguments
 from fluxion.spec.source import MAX_NESTING, Document, check_nesting
+from fluxion.tree.module import CHILD, constructor_call
 
 
 def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | None = None) -> dict[str, Any]:

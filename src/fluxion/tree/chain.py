@@ -26,10 +26,10 @@ import torch
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
-from fluxion.layers.failure import describe_failure
-from fluxion.layers.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
-from fluxion.layers.naming import auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
-from fluxion.layers.tree_repr import draw_tree
+from fluxion.tree.failure import describe_failure
+from fluxion.tree.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
+from fluxion.tree.naming import auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
+from fluxion.tree.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
 Predicate = type[torch.nn.Module] | tuple[type[torch.nn.Module], ...] | Callable[[torch.nn.Module], bool]

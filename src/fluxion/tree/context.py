@@ -23,7 +23,7 @@ from typing import Any, cast
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ContextError, ShapeError, TreeError
-from fluxion.layers.module import Module
+from fluxion.tree.module import Module
 
 
 class SetContext(Module):

@@ -27,8 +27,8 @@ import torch
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ChildNotFoundError, FluxionError, GraphError, ShapeError
-from fluxion.layers.chain import Chain, ReturnSignal
-from fluxion.layers.context import SetContext, UseContext
+from fluxion.tree.chain import Chain, ReturnSignal
+from fluxion.tree.context import SetContext, UseContext
 
 _ARROW = "->"
 

@@ -5,7 +5,7 @@ from collections import Counter
 import torch
 
 import fluxion.layers as fl
-from fluxion.layers.naming import base_of, class_name
+from fluxion.tree.naming import base_of, class_name
 
 
 def tree_nodes(root: fl.Chain) -> list[tuple[str, torch.nn.Module, fl.Chain | None]]:
@@ -33,7 +33,7 @@ def own_tensor_keys(chain: fl.Chain) -> set[str]:
 
 
 def expected_names(chain: fl.Chain) -> list[str]:
-    """Child names recomputed from scratch, by the rule of ``fluxion.layers.naming``: explicit names
+    """Child names recomputed from scratch, by the rule of ``fluxion.tree.naming``: explicit names
     stay; a class with one member takes its class name unless an explicit name holds it; a class
     with several is numbered, skipping explicit names and names single members of other classes hold.
     """

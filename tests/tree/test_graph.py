@@ -16,8 +16,8 @@ import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.adapters import lora
 from tests.conftest import COMPILE_MARKS
-from tests.layers.tree_checks import check_tree, snapshot
 from tests.shapes.helpers import evaluate
+from tests.tree.tree_checks import check_tree, snapshot
 
 
 def randn(*shape: int, seed: int = 0) -> Tensor:

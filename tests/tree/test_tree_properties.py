@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fluxion.layers as fl
-from tests.layers.tree_checks import check_tree, snapshot, tree_nodes
+from tests.tree.tree_checks import check_tree, snapshot, tree_nodes
 
 NAMES = ["a", "b", "proj", "Linear", "Linear_1", "Linear_2", "ReLU", "ReLU_3", "Chain", "block"]
 

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from fluxion.errors import ChainError
-from fluxion.layers.module import address_of, parent_of
-from fluxion.layers.tree_repr import FAILED_MARK, draw_tree
+from fluxion.tree.module import address_of, parent_of
+from fluxion.tree.tree_repr import FAILED_MARK, draw_tree
 
 if TYPE_CHECKING:
-    from fluxion.layers.chain import Chain
+    from fluxion.tree.chain import Chain
 
 _CALL_FRAMES = {"_wrapped_call_impl", "_call_impl"}
 _MAX_TREE_LINES = 15

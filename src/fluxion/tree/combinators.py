@@ -19,8 +19,8 @@ from torch import Tensor
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError, TreeError
-from fluxion.layers.chain import Chain, ReturnSignal
-from fluxion.layers.module import Module
+from fluxion.tree.chain import Chain, ReturnSignal
+from fluxion.tree.module import Module
 
 
 class Passthrough(Chain):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 import torch
 
 if TYPE_CHECKING:
-    from fluxion.layers.chain import Chain
+    from fluxion.tree.chain import Chain
 
 M = TypeVar("M", bound=torch.nn.Module)
 

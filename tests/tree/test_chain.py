@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fluxion.layers as fl
-from tests.layers.tree_checks import check_tree, snapshot
+from tests.tree.tree_checks import check_tree, snapshot
 
 
 def names(chain: fl.Chain) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import torch
 
-from fluxion.layers.naming import class_name
+from fluxion.tree.naming import class_name
 
 FAILED_MARK = "  ◀── failed here"
 

@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 import fluxion.layers as fl
 from fluxion import shapes, spec, weights
 from fluxion.errors import SpecError
-from tests.layers.tree_checks import check_tree, snapshot, tree_nodes
+from tests.tree.tree_checks import check_tree, snapshot, tree_nodes
 
 
 def _leaf_class(name: str) -> type[fl.Module]:
