@@ -215,7 +215,7 @@ class Tokens2d(Chain):
         image = args[0]
         height, width = image.shape[-2:]
         tokens = image.flatten(-2).transpose(-1, -2)
-        output = self._call_children((tokens, *args[1:]))
+        output = super().forward(tokens, *args[1:])
         return output.transpose(-1, -2).unflatten(-1, (height, width))
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
