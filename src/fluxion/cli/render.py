@@ -2,7 +2,7 @@
 
 Nodes show the class, key arguments and output shape; Chains are boxes around their children
 (Chains at ``--depth`` levels below the root are folded into one node); residual, parallel,
-graph and context edges are drawn as the data flows (see ``fluxion.cli.flow``). The format is
+graph and context edges are drawn as the data flows (see ``fluxion.inspect.flow``). The format is
 the output's suffix: ``.svg``, ``.pdf`` and ``.png`` need Graphviz's ``dot`` program, ``.dot``
 (the DOT text itself, ``-o -`` for stdout) does not. Files are written atomically
 (``fluxion.files``): a symbolic link is written through, an existing file keeps its mode, and a
@@ -27,12 +27,12 @@ import sys
 from pathlib import Path
 
 from fluxion.cli.arguments import Subcommands, add_depth_argument, add_spec_arguments, spec_options
-from fluxion.cli.diagram import dot_source
 from fluxion.cli.dot import FORMATS, INSTALL_HINT, dot_program, run_dot
-from fluxion.cli.flow import data_flow
 from fluxion.cli.loading import load_spec
 from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
+from fluxion.inspect.diagram import dot_source
+from fluxion.inspect.flow import data_flow
 
 EXAMPLES = """\
 examples:

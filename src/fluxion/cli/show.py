@@ -36,12 +36,12 @@ from fluxion.cli.arguments import (
     add_spec_arguments,
     spec_options,
 )
-from fluxion.cli.counting import Totals, human_bytes, human_count, parameter_count, tensor_totals
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text
 from fluxion.cli.values import shape_json
-from fluxion.cli.weights_check import WeightsCheck, check_weights
 from fluxion.errors import CliError
 from fluxion.files import special_kind
+from fluxion.inspect.checkpoint import WeightsCheck, check_weights
+from fluxion.inspect.counting import Totals, human_bytes, human_count, parameter_count, tensor_totals
 from fluxion.layers import draw_tree
 from fluxion.shapes.report import format_value, node_addresses
 

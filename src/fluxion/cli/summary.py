@@ -1,6 +1,7 @@
 """``fluxion summary``: the layers by type (count, parameters) and the largest activations.
 
-An activation is the output of a leaf, or of a combinator that makes a new tensor (Residual,
+The counting and ranking are ``fluxion.inspect``'s (``layer_counts``, ``largest_activations``):
+an activation is the output of a leaf, or of a combinator that makes a new tensor (Residual,
 Sum, Concatenate, Matmul). Its size is an expression in the input's symbols (``802816*B``);
 to rank them, every symbol is given a value: 1 unless ``--size NAME=N`` says otherwise, and the
 header says which values were used. Bytes assume each layer's parameter dtype (float32 for a
@@ -30,22 +31,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import torch
-
-import fluxion.layers as fl
 from fluxion import dims
-from fluxion.adapters.lora_layers import Lora
 from fluxion.cli.arguments import Subcommands, add_format_argument, add_spec_arguments, spec_options
-from fluxion.cli.counting import human_bytes, parameter_count
 from fluxion.cli.loading import LoadedSpec, load_spec
 from fluxion.cli.options import assignment, by_name
 from fluxion.cli.values import shape_json
-from fluxion.dims import ShapeValue
-from fluxion.shapes import ShapeReport
+from fluxion.inspect.activations import Activation, input_symbols, largest_activations
+from fluxion.inspect.counting import LayerCount, human_bytes, layer_counts, parameter_count
 from fluxion.shapes.report import format_value
 
 EXAMPLES = """\
@@ -54,8 +49,6 @@ examples:
   fluxion summary examples/convnet.jsonnet --size B=64 --top 5
   fluxion summary examples/mlp.jsonnet --format json
 """
-
-_MAKES_TENSORS = (fl.Residual, fl.Sum, fl.Concatenate, fl.Matmul, Lora)
 
 
 def register(commands: Subcommands) -> None:
@@ -117,149 +110,6 @@ def top(text: str) -> int:
     return int(text)
 
 
-@dataclass(frozen=True)
-class LayerCount:
-    """How many layers of one type a tree holds, and their parameters (shared layers once).
-
-    >>> LayerCount("Linear", 2, 354).parameters
-    354
-    """
-
-    type: str
-    count: int
-    parameters: int
-
-
-@dataclass(frozen=True)
-class Activation:
-    """One node's output: its size as an expression of the symbols, that size at the chosen values,
-    and the bytes it takes.
-
-    >>> Activation("conv1", "Conv2d", "(B, 64, 112, 112)", [["B", 64, 112, 112]], "802816*B", 802816, 3211264).bytes
-    3211264
-    """
-
-    address: str
-    type: str
-    shape: str
-    shape_json: Any
-    elements: str
-    evaluated: int
-    bytes: int
-
-
-def layer_counts(model: torch.nn.Module) -> list[LayerCount]:
-    """The layers (modules that are not Chains) by type, most parameters first.
-
-    >>> import fluxion.layers as fl
-    >>> layer_counts(fl.Chain(fl.Linear(2, 2), fl.Chain(fl.ReLU(), fl.Linear(2, 1))))
-    [LayerCount(type='Linear', count=2, parameters=9), LayerCount(type='ReLU', count=1, parameters=0)]
-    """
-    seen: set[int] = set()
-    counts: dict[str, tuple[int, int]] = {}
-    for layer in _layers(model):
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        count, parameters = counts.get(type(layer).__name__, (0, 0))
-        counts[type(layer).__name__] = (count + 1, parameters + parameter_count(layer))
-    found = [LayerCount(name, count, parameters) for name, (count, parameters) in counts.items()]
-    return sorted(found, key=lambda layer: (-layer.parameters, -layer.count, layer.type))
-
-
-def _layers(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    for child in module.children():
-        if isinstance(child, fl.Chain):
-            yield from _layers(child)
-        else:
-            yield child
-
-
-def largest_activations(report: ShapeReport, sizes: Mapping[str, int], top: int) -> list[Activation]:
-    """The ``top`` largest activations with every symbol at its value in ``sizes`` (1 when absent).
-
-    >>> import fluxion.layers as fl
-    >>> from fluxion import shapes
-    >>> report = shapes.infer(fl.Chain(fl.Linear(4, 16), fl.Linear(16, 2)), ("B", 4))
-    >>> [(a.address, a.elements, a.evaluated) for a in largest_activations(report, {"B": 8}, 1)]
-    [('Linear_1', '16*B', 128)]
-    """
-    addresses = dict(cast(Iterator[tuple[str, torch.nn.Module]], report.model.named_modules(remove_duplicate=False)))
-    found: list[Activation] = []
-    for address, shapes in report.items():
-        module = addresses.get(address)
-        if module is None or (isinstance(module, fl.Chain) and not isinstance(module, _MAKES_TENSORS)):
-            continue
-        output = max((call.output for call in shapes.calls), key=lambda value: _evaluated(value, sizes))
-        elements = _elements(output)
-        evaluated = _evaluated(output, sizes)
-        item = _element_size(module)
-        found.append(
-            Activation(
-                address,
-                type(module).__name__,
-                format_value(output),
-                shape_json(output),
-                dims.show(elements),
-                evaluated,
-                evaluated * item,
-            )
-        )
-    found.sort(key=lambda activation: -activation.evaluated)
-    return found[:top]
-
-
-def _elements(value: ShapeValue) -> dims.Dim:
-    if value is None:
-        return 0
-    if isinstance(value, dims.Shape):
-        return dims.product(value)
-    total: dims.Dim = 0
-    for item in value:
-        total = dims.normal(total + _elements(item))
-    return total
-
-
-def _evaluated(value: ShapeValue, sizes: Mapping[str, int]) -> int:
-    elements = _elements(value)
-    if dims.known(elements):
-        return int(elements)
-    names = {str(symbol) for symbol in cast(Any, elements).free_symbols}
-    result = dims.substitute(elements, {name: sizes.get(name, 1) for name in names})
-    return int(result) if dims.known(result) else 0
-
-
-def _element_size(module: torch.nn.Module) -> int:
-    parameter = next(module.parameters(), None)
-    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
-    return dtype.itemsize
-
-
-def symbols(report: ShapeReport) -> list[str]:
-    """The names of the symbols in the model's input shapes, in order.
-
-    >>> import fluxion.layers as fl
-    >>> from fluxion import shapes
-    >>> symbols(shapes.infer(fl.Chain(fl.Flatten()), ("B", 3, "H", "W")))
-    ['B', 'H', 'W']
-    """
-    names: dict[str, None] = {}
-    for value in report[""].inputs:
-        for shape in _shapes(value):
-            for size in shape:
-                if not dims.known(size):
-                    names.update(dict.fromkeys(sorted(str(symbol) for symbol in cast(Any, size).free_symbols)))
-    return list(names)
-
-
-def _shapes(value: ShapeValue) -> Iterator[dims.Shape]:
-    if isinstance(value, dims.Shape):
-        yield value
-    elif value is not None:
-        for item in value:
-            yield from _shapes(item)
-
-
 def run(args: argparse.Namespace) -> int:
     """Summarise the spec the command line names.
 
@@ -271,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = cast(dict[str, int], by_name(args.size, "--size"))
     counts = layer_counts(loaded.model)
     report = loaded.report
-    used = {} if report is None else {name: sizes.get(name, 1) for name in symbols(report)}
-    activations = None if report is None else largest_activations(report, used | sizes, args.top)
+    used = {} if report is None else {name: sizes.get(name, 1) for name in input_symbols(report)}
+    activations = None if report is None else largest_activations(report, used | sizes, top=args.top)
     if args.format == "json":
         print(json.dumps(_as_json(loaded, counts, used, activations), indent=2))
     else:
@@ -292,7 +142,14 @@ def _as_text(counts: Sequence[LayerCount], used: Mapping[str, int], activations:
     lines.append(f"largest activations ({at}; --size NAME=N changes it)" if at else "largest activations")
     header = ["address", "type", "shape", "elements", f"at {at}" if at else "count", "bytes"]
     rows = [
-        [a.address or "(root)", a.type, a.shape, a.elements, f"{a.evaluated:,}", human_bytes(a.bytes)]
+        [
+            a.address or "(root)",
+            a.type,
+            format_value(a.output),
+            dims.show(a.elements),
+            f"{a.evaluated:,}",
+            human_bytes(a.bytes),
+        ]
         for a in activations
     ]
     lines += _table(header, rows, right=(4, 5))
@@ -326,8 +183,8 @@ def _as_json(
                 {
                     "address": a.address,
                     "type": a.type,
-                    "shape": a.shape_json,
-                    "elements": a.elements,
+                    "shape": shape_json(a.output),
+                    "elements": dims.show(a.elements),
                     "evaluated": a.evaluated,
                     "bytes": a.bytes,
                 }

@@ -25,10 +25,10 @@ import sys
 from typing import Any
 
 from fluxion.cli.arguments import Subcommands, add_format_argument, add_spec_arguments, spec_options
-from fluxion.cli.counting import human_count, parameter_count
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text
 from fluxion.cli.values import error_json, shape_json
 from fluxion.errors import FluxionError, UsageError
+from fluxion.inspect.counting import human_count, parameter_count
 from fluxion.shapes.report import format_value
 
 EXAMPLES = """\

@@ -6,7 +6,8 @@ import torch
 import fluxion.layers as fl
 from fluxion import shapes
 from fluxion.adapters import lora
-from fluxion.cli.flow import OUTPUT, Flow, data_flow, input_id
+from fluxion.errors import ChildNotFoundError, TreeError
+from fluxion.inspect.flow import OUTPUT, Flow, data_flow, input_id
 
 X = input_id("input")
 
@@ -251,3 +252,31 @@ def test_a_folded_chain_reading_a_context_value_many_times_gets_one_edge() -> No
     use = [fl.Sum(fl.Identity(), fl.UseContext("net", "time")) for _ in range(3)]
     flow = data_flow(fl.Chain(fl.SetContext("net", "time"), blocks=fl.Chain(*use)), depth=1)
     assert flow.sources("blocks", "context") == ["SetContext"]
+
+
+def test_an_unknown_node_id_is_a_key_error_that_names_the_ids() -> None:
+    flow = data_flow(fl.Chain(fl.ReLU()))
+    with pytest.raises(ChildNotFoundError, match="no node 'relu' in this data flow; its nodes are /input/input, ReLU"):
+        flow.node("relu")
+    with pytest.raises(KeyError):
+        flow.node("relu")
+
+
+@pytest.mark.parametrize(
+    ("model", "depth", "message"),
+    [
+        ("model", None, "data_flow: expected a torch module, got str"),
+        (fl.Chain(), -1, "depth is a number of levels, 0 or more .*, got -1"),
+        (fl.Chain(), 1.5, "depth is a number of levels, 0 or more .*, got 1.5"),
+        (fl.Chain(), True, "depth is a number of levels, 0 or more .*, got True"),
+    ],
+)
+def test_bad_arguments_are_one_tree_error(model: object, depth: object, message: str) -> None:
+    with pytest.raises(TreeError, match=message):
+        data_flow(model, depth=depth)  # pyright: ignore[reportArgumentType]
+
+
+def test_a_plain_torch_module_is_one_leaf() -> None:
+    flow = data_flow(torch.nn.Linear(2, 2))
+    assert [(node.id, node.kind) for node in flow.nodes] == [(X, "input"), ("/root", "leaf"), (OUTPUT, "output")]
+    assert flow.sources(OUTPUT) == ["/root"]

@@ -1,8 +1,10 @@
 """The data flow of a tree as nodes, edges and clusters: what ``fluxion render`` lays out.
 
-This module knows nothing of any drawing library. Each leaf, and each Chain folded at the depth
-asked for, is a node; each Chain shown is a cluster holding its children. Edges follow what
-``forward`` does with the values, not the order of the children:
+This module knows nothing of any drawing library (``fluxion.inspect.diagram`` turns a flow into
+Graphviz's DOT text; anything else can walk ``Flow.nodes``, ``edges`` and ``clusters``). Each
+leaf, and each Chain folded at the depth asked for, is a node; each Chain shown is a cluster
+holding its children. Edges follow what ``forward`` does with the values, not the order of the
+children:
 
 - ``Chain``: its children in sequence (after a ``Return``, the rest receive nothing).
 - ``Residual``: its children in sequence, then an add node that also takes the input (a ``skip`` edge).
@@ -41,9 +43,9 @@ from typing import Literal, cast
 import torch
 
 import fluxion.layers as fl
-from fluxion.adapters.adapter import SLOT, Adapter
-from fluxion.adapters.lora_layers import Lora
-from fluxion.cli.labels import key_arguments, title
+from fluxion.adapters import Adapter, Lora
+from fluxion.errors import ChildNotFoundError, TreeError
+from fluxion.inspect.labels import key_arguments, title
 from fluxion.shapes import ShapeReport
 from fluxion.shapes.report import format_value
 
@@ -131,16 +133,21 @@ class Flow:
     clusters: tuple[FlowCluster, ...]
 
     def node(self, node_id: str) -> FlowNode:
-        """The node with this id (a ``KeyError`` when there is none).
+        """The node with this id; a ``ChildNotFoundError`` (a ``KeyError``) naming the ids when there is none.
 
         >>> import fluxion.layers as fl
-        >>> data_flow(fl.Chain(fl.ReLU())).node("ReLU").kind
+        >>> flow = data_flow(fl.Chain(fl.ReLU()))
+        >>> flow.node("ReLU").kind
         'leaf'
+        >>> flow.node("Tanh")
+        Traceback (most recent call last):
+        fluxion.errors.ChildNotFoundError: no node 'Tanh' in this data flow; its nodes are /input/input, ReLU, /output
         """
         for node in self.nodes:
             if node.id == node_id:
                 return node
-        raise KeyError(node_id)
+        ids = ", ".join(node.id for node in self.nodes)
+        raise ChildNotFoundError(f"no node {node_id!r} in this data flow; its nodes are {ids}")
 
     def sources(self, node_id: str, kind: EdgeKind | None = None) -> list[str]:
         """The nodes with an edge into ``node_id`` (of ``kind`` only, when given), in order.
@@ -175,7 +182,16 @@ def data_flow(
     Chain folded (B, 8)
     Linear leaf (B, 2)
     /output output (B, 2)
+    >>> data_flow(model, depth=-1)
+    Traceback (most recent call last):
+    fluxion.errors.TreeError: data_flow: depth is a number of levels, 0 or more (or None for all), got -1
     """
+    given = cast(object, model)
+    if not isinstance(given, torch.nn.Module):
+        raise TreeError(f"data_flow: expected a torch module, got {type(given).__name__}")
+    levels = cast(object, depth)
+    if levels is not None and (not isinstance(levels, int) or isinstance(levels, bool) or levels < 0):
+        raise TreeError(f"data_flow: depth is a number of levels, 0 or more (or None for all), got {levels!r}")
     builder = _Builder(depth, report)
     ports: list[str] = []
     for position, (name, shape) in enumerate(_named_inputs(model, inputs, report)):
@@ -396,8 +412,12 @@ def _self_attention(scope: _Scope, inputs: Value) -> Value:
 
 
 def _lora(scope: _Scope, inputs: Value) -> Value:
+    adapter = cast(Lora, scope.chain)
     children = dict(scope.children())
-    base = scope.run(SLOT, children[SLOT], inputs) if SLOT in children else inputs
+    base = inputs
+    if adapter.injected:
+        name = adapter.name_of(adapter.target)
+        base = scope.run(name, children[name], inputs)
     branch = scope.sequence(inputs, [(name, children[name]) for name in ("dropout", "down", "up") if name in children])
     return scope.merge([base, branch], "add", "+")
 

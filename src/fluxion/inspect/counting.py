@@ -1,21 +1,27 @@
-"""Counting a tree's parameters and buffers: elements and bytes, by dtype, tied tensors once.
+"""Counting a tree's parameters and buffers: elements and bytes, by dtype, tied tensors once;
+and its layers by type. What ``fluxion show`` and ``fluxion summary`` print.
 
 Works on ``meta`` models too: only shapes and dtypes are read.
 
 >>> import fluxion.layers as fl
->>> totals = tensor_totals(fl.Linear(4, 2).parameters())
+>>> model = fl.Chain(fl.Linear(4, 2), fl.ReLU())
+>>> totals = tensor_totals(model.parameters())
 >>> totals.elements, totals.bytes, totals.by_dtype
 (10, 40, {'float32': (10, 40)})
+>>> layer_counts(model)
+[LayerCount(type='Linear', count=1, parameters=10), LayerCount(type='ReLU', count=1, parameters=0)]
 >>> human_count(11_689_512), human_bytes(46_758_048)
 ('11.7M', '44.6 MiB')
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
+
+import fluxion.layers as fl
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,50 @@ def parameter_count(module: torch.nn.Module) -> int:
     10
     """
     return sum(parameter.numel() for parameter in module.parameters())
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """How many layers of one type a tree holds, and their parameters (shared layers once).
+
+    >>> LayerCount("Linear", 2, 354).parameters
+    354
+    """
+
+    type: str
+    count: int
+    parameters: int
+
+
+def layer_counts(model: torch.nn.Module) -> list[LayerCount]:
+    """The layers (the leaves of the tree: modules that are not Chains) by class name, most
+    parameters first. A parameter tied between layers counts once, with the first layer that
+    holds it, so the parameters add up to ``parameter_count(model)``; a model that is not a Chain
+    is one layer.
+
+    >>> import fluxion.layers as fl
+    >>> layer_counts(fl.Chain(fl.Linear(2, 2), fl.Chain(fl.ReLU(), fl.Linear(2, 1))))
+    [LayerCount(type='Linear', count=2, parameters=9), LayerCount(type='ReLU', count=1, parameters=0)]
+    >>> layer_counts(fl.Linear(2, 2))
+    [LayerCount(type='Linear', count=1, parameters=6)]
+    """
+    counted: set[int] = set()
+    counts: dict[str, tuple[int, int]] = {}
+    for layer in _layers(model) if isinstance(model, fl.Chain) else (model,):
+        new = [parameter for parameter in layer.parameters() if id(parameter) not in counted]
+        counted.update(id(parameter) for parameter in new)
+        count, parameters = counts.get(type(layer).__name__, (0, 0))
+        counts[type(layer).__name__] = (count + 1, parameters + sum(parameter.numel() for parameter in new))
+    found = [LayerCount(name, count, parameters) for name, (count, parameters) in counts.items()]
+    return sorted(found, key=lambda layer: (-layer.parameters, -layer.count, layer.type))
+
+
+def _layers(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    for child in module.children():
+        if isinstance(child, fl.Chain):
+            yield from _layers(child)
+        else:
+            yield child
 
 
 def human_count(count: int) -> str:

@@ -1,0 +1,143 @@
+"""The largest activations of a model, from its shape report: what ``fluxion summary`` ranks.
+
+An activation is the output of a leaf, or of a combinator that makes a new tensor (Residual,
+Sum, Concatenate, Matmul, a LoRA). Its size is an expression in the input's symbols
+(``802816*B``); to rank them, every symbol is given a value (1 unless said otherwise). Bytes assume
+each layer's parameter dtype (the default dtype for a layer without parameters).
+
+>>> import fluxion.layers as fl
+>>> from fluxion import shapes
+>>> model = fl.Chain(fl.Conv2d(3, 8, 3, padding=1), fl.ReLU(), fl.Flatten())
+>>> report = shapes.infer(model, ("B", 3, "H", "W"))
+>>> input_symbols(report)
+['B', 'H', 'W']
+>>> for activation in largest_activations(report, {"B": 2, "H": 32, "W": 32}, top=2):
+...     print(activation.address, activation.elements, activation.evaluated, activation.bytes)
+Conv2d 8*B*H*W 16384 65536
+ReLU 8*B*H*W 16384 65536
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+
+import fluxion.layers as fl
+from fluxion import dims
+from fluxion.adapters import Lora
+from fluxion.dims import ShapeValue
+from fluxion.errors import ShapeError
+from fluxion.shapes import ShapeReport
+
+_MAKES_TENSORS = (fl.Residual, fl.Sum, fl.Concatenate, fl.Matmul, Lora)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One node's output: its address and class name, its shape (``output``), its number of
+    elements as an expression of the symbols, that number at the values chosen, and its bytes.
+
+    >>> from fluxion import dims
+    >>> output = dims.Shape(["B", 64, 112, 112])
+    >>> activation = Activation("conv1", "Conv2d", output, dims.product(output), 802816, 3211264)
+    >>> activation.elements, activation.bytes
+    (802816*B, 3211264)
+    """
+
+    address: str
+    type: str
+    output: ShapeValue
+    elements: dims.Dim
+    evaluated: int
+    bytes: int
+
+
+def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = None, top: int = 10) -> list[Activation]:
+    """The ``top`` largest activations with every symbol at its value in ``sizes`` (1 when absent).
+
+    A node called several times counts with its largest output.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> report = shapes.infer(fl.Chain(fl.Linear(4, 16), fl.Linear(16, 2)), ("B", 4))
+    >>> [(a.address, a.elements, a.evaluated) for a in largest_activations(report, {"B": 8}, top=1)]
+    [('Linear_1', 16*B, 128)]
+    >>> largest_activations(report, {"B": 0})
+    Traceback (most recent call last):
+    fluxion.errors.ShapeError: largest_activations: the value of B is a positive whole number, got 0
+    """
+    given = dict(sizes or {})
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(cast(object, value), int) or value < 1:
+            raise ShapeError(f"largest_activations: the value of {name} is a positive whole number, got {value!r}")
+    if isinstance(top, bool) or not isinstance(cast(object, top), int) or top < 0:
+        raise ShapeError(f"largest_activations: top is a count, 0 or more, got {top!r}")
+    addresses = dict(cast(Iterator[tuple[str, torch.nn.Module]], report.model.named_modules(remove_duplicate=False)))
+    found: list[Activation] = []
+    for address, shapes in report.items():
+        module = addresses.get(address)
+        if module is None or (isinstance(module, fl.Chain) and not isinstance(module, _MAKES_TENSORS)):
+            continue
+        output = max((call.output for call in shapes.calls), key=lambda value: _evaluated(value, given))
+        evaluated = _evaluated(output, given)
+        found.append(
+            Activation(
+                address, type(module).__name__, output, _elements(output), evaluated, evaluated * _element_size(module)
+            )
+        )
+    found.sort(key=lambda activation: -activation.evaluated)
+    return found[:top]
+
+
+def input_symbols(report: ShapeReport) -> list[str]:
+    """The names of the symbols in the model's input shapes, in order.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> input_symbols(shapes.infer(fl.Chain(fl.Flatten()), ("B", 3, "H", "W")))
+    ['B', 'H', 'W']
+    """
+    names: dict[str, None] = {}
+    for value in report[""].inputs:
+        for shape in _shapes(value):
+            for size in shape:
+                if not dims.known(size):
+                    names.update(dict.fromkeys(sorted(str(symbol) for symbol in cast(Any, size).free_symbols)))
+    return list(names)
+
+
+def _elements(value: ShapeValue) -> dims.Dim:
+    if value is None:
+        return 0
+    if isinstance(value, dims.Shape):
+        return dims.product(value)
+    total: dims.Dim = 0
+    for item in value:
+        total = dims.normal(total + _elements(item))
+    return total
+
+
+def _evaluated(value: ShapeValue, sizes: Mapping[str, int]) -> int:
+    elements = _elements(value)
+    if dims.known(elements):
+        return int(elements)
+    names = {str(symbol) for symbol in cast(Any, elements).free_symbols}
+    result = dims.substitute(elements, {name: sizes.get(name, 1) for name in names})
+    return int(result) if dims.known(result) else 0
+
+
+def _element_size(module: torch.nn.Module) -> int:
+    parameter = next(module.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+    return dtype.itemsize
+
+
+def _shapes(value: ShapeValue) -> Iterator[dims.Shape]:
+    if isinstance(value, dims.Shape):
+        yield value
+    elif value is not None:
+        for item in value:
+            yield from _shapes(item)
