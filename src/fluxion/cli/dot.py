@@ -16,9 +16,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from fluxion.cli.ticker import Ticker
 from fluxion.errors import CliError
 from fluxion.files import write_atomically
+from fluxion.progress import Ticker
 
 FORMATS = ("svg", "pdf", "png", "dot")
 """The output formats of ``fluxion render``, by file suffix."""
