@@ -41,9 +41,9 @@ def test_inject_keeps_an_explicit_name() -> None:
     model, _ = model_and_input()
     adapter = Adapter(model.block).inject()
     assert model.block is adapter
-    assert "block" in model._explicit  # pyright: ignore[reportPrivateUsage]
+    assert "block" in model.explicit_names
     adapter.eject()
-    assert "block" in model._explicit  # pyright: ignore[reportPrivateUsage]
+    assert "block" in model.explicit_names
     check_tree(model)
 
 

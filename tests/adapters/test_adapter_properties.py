@@ -73,11 +73,7 @@ def rebase(address: str, old: str, new: str) -> str:
 
 
 def explicit_names(root: fl.Chain) -> dict[int, set[str]]:
-    return {
-        id(node): set(node._explicit)  # pyright: ignore[reportPrivateUsage]
-        for _, node, _ in tree_nodes(root)
-        if isinstance(node, fl.Chain)
-    }
+    return {id(node): set(node.explicit_names) for _, node, _ in tree_nodes(root) if isinstance(node, fl.Chain)}
 
 
 @dataclass

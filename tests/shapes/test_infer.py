@@ -9,6 +9,7 @@ import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.adapters import Adapter, LinearLora, lora
 from fluxion.dims import Shape, ShapeValue
+from fluxion.tree import context_of
 
 
 class Halve(fl.Module):
@@ -183,7 +184,7 @@ def test_inference_never_changes_the_model() -> None:
     model = fl.Chain(fl.SetContext("c", "k"), fl.Linear(4, 4), fl.UseContext("c", "k"))
     state = {key: value.clone() for key, value in model.state_dict().items()}
     shapes.infer(model, ("B", 4))
-    assert model._context == {}  # pyright: ignore[reportPrivateUsage]
+    assert context_of(model) == {}
     assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
 
 

@@ -31,7 +31,7 @@ def subtrees(draw: st.DrawFn, depth: int = 3) -> torch.nn.Module:
     for _ in range(draw(st.integers(0, 4))):
         name = draw(st.none() | st.sampled_from(NAMES))
         child = draw(subtrees(depth - 1))
-        if name is not None and name in chain._explicit:  # pyright: ignore[reportPrivateUsage]
+        if name is not None and name in chain.explicit_names:
             name = None
         chain.append(child, name=name)
     return chain
@@ -50,7 +50,7 @@ def explicit_names(root: fl.Chain) -> dict[int, str]:
     return {
         id(node): fl.address_of(node).rpartition(".")[2]
         for _, node, parent in tree_nodes(root)
-        if parent is not None and parent.name_of(node) in parent._explicit  # pyright: ignore[reportPrivateUsage]
+        if parent is not None and parent.name_of(node) in parent.explicit_names
     }
 
 

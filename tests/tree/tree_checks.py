@@ -37,7 +37,7 @@ def expected_names(chain: fl.Chain) -> list[str]:
     stay; a class with one member takes its class name unless an explicit name holds it; a class
     with several is numbered, skipping explicit names and names single members of other classes hold.
     """
-    explicit = set(chain._explicit)  # pyright: ignore[reportPrivateUsage]
+    explicit = set(chain.explicit_names)
     current = list(dict(chain.named_children()))
     children = chain.children_list()
     groups: dict[str, list[int]] = {}

@@ -25,7 +25,6 @@ import torch
 from fluxion.dims import ShapeValue
 from fluxion.errors import AdapterError, AdapterStructureError
 from fluxion.layers import Chain, Return, TreeError, address_of, parent_of
-from fluxion.tree.naming import STAND_IN, class_name
 
 SLOT = "target"
 """The name of the child an injected adapter holds its target under."""
@@ -50,7 +49,8 @@ class Adapter(Chain):
     True
     """
 
-    _tag = "ADAPTER"
+    repr_tag = "ADAPTER"
+    child_properties = frozenset({SLOT})
     target_position: ClassVar[int] = 0
 
     def __init__(self, target: torch.nn.Module, /, *children: torch.nn.Module, **named: torch.nn.Module) -> None:
@@ -75,7 +75,7 @@ class Adapter(Chain):
         >>> Adapter(linear).target is linear
         True
         """
-        wrapped = self._modules.get(SLOT)
+        wrapped = self.standing_in_for
         return self.__dict__[_DETACHED_TARGET] if wrapped is None else wrapped
 
     @property
@@ -88,7 +88,7 @@ class Adapter(Chain):
         >>> adapter.injected, adapter.inject().injected
         (False, True)
         """
-        return SLOT in self._modules
+        return self.standing_in_for is not None
 
     def inject(self, parent: Chain | None = None) -> Self:
         """Put this adapter where its target is, and the target inside it; returns the adapter.
@@ -107,22 +107,21 @@ class Adapter(Chain):
         if self.injected:
             raise AdapterError(f"{self._describe()} is already injected; eject it before injecting it again")
         target: torch.nn.Module = self.__dict__[_DETACHED_TARGET]
-        holder = self._check_injectable(target, parent)
-        self.__dict__[STAND_IN] = class_name(target)
+        self._check_injectable(target, parent)
+        training = self.training
+        self.train(target.training)  # before the target is a child: only the adapter's own layers
         try:
             # While it takes the target's place, the adapter still names the target as its own (an
             # adapter around it may check what it wraps).
-            holder.replace(target, self)
-            self.train(target.training)  # before the target is a child: only the adapter's own layers
-            self.__dict__[_DETACHED_TARGET] = None  # from here on, the slot may be filled
-            self._splice(self.target_position, 0, [(SLOT, target)], internal=True)
-        except TreeError as error:  # only a tree broken by hand gets here; leave it as it was
-            self._restore(holder, target)
+            self.stand_in_for(target, name=SLOT, position=self.target_position)
+        except TreeError as error:  # refused by the target's parent (or a tree broken by hand)
+            self.train(training)
             raise AdapterError(f"{self._describe()}: cannot inject: {error}") from error
+        self.__dict__[_DETACHED_TARGET] = None
         return self
 
-    def _check_injectable(self, target: torch.nn.Module, parent: Chain | None) -> Chain:
-        """The Chain holding ``target``, once every reason to refuse the injection is ruled out."""
+    def _check_injectable(self, target: torch.nn.Module, parent: Chain | None) -> None:
+        """Rule out every reason to refuse the injection that an adapter can say better than the tree."""
         if parent_of(self) is not None:
             raise AdapterError(
                 f"{self._describe()} already sits in a tree (at {self.address!r}) without wrapping its target; "
@@ -151,7 +150,6 @@ class Adapter(Chain):
             if node is self:
                 raise AdapterError(f"{self._describe()}: an adapter cannot wrap a node inside itself")
             node = parent_of(node)
-        return holder
 
     def eject(self) -> None:
         """Put the node this adapter wraps back in its place; the adapter leaves the tree.
@@ -166,18 +164,7 @@ class Adapter(Chain):
         """
         if not self.injected:
             raise AdapterError(f"{self._describe()} is not injected; there is nothing to eject")
-        holder = self.parent
-        wrapped = self.target
-        position = list(self._modules).index(SLOT)
-        self._splice(position, 1, [], internal=True)
-        if holder is not None:
-            try:
-                holder.replace(self, wrapped)
-            except TreeError:  # refused by the holder (a tree changed by hand): leave it as it was
-                self._splice(position, 0, [(SLOT, wrapped)], internal=True)
-                raise
-        self.__dict__.pop(STAND_IN, None)
-        self.__dict__[_DETACHED_TARGET] = wrapped
+        self.__dict__[_DETACHED_TARGET] = self.step_aside()
 
     def forward(self, *args: Any) -> Any:
         """Run the children in sequence, the target among them (see the class docstring).
@@ -189,8 +176,8 @@ class Adapter(Chain):
         >>> model(torch.tensor(0.5))
         tensor(0.5000)
         """
-        self._require_injected()
-        return self._call_children(args)
+        self._injected_target()
+        return super().forward(*args)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The shape rule of a sequence, as ``forward`` runs one (see ``Chain.output_shape``).
@@ -202,35 +189,31 @@ class Adapter(Chain):
         >>> shapes.infer(model, ("B", 4)).output
         (B, 2)
         """
-        self._require_injected()
+        self._injected_target()
         return super().output_shape(*inputs)
 
     def extra_repr(self) -> str:
         return "" if self.injected else f"target={type(self.target).__name__}, not injected"
 
-    def _require_injected(self) -> None:
-        if SLOT not in self._modules:
+    def _injected_target(self) -> torch.nn.Module:
+        """The target, which only an injected adapter runs."""
+        target = self.standing_in_for
+        if target is None:
             raise AdapterError(f"{self._describe()} is not injected, so it has no target to run")
+        return target
 
     def _describe(self) -> str:
         address = f" at {self.address!r}" if self.parent is not None else ""
-        target = self._modules.get(SLOT)
+        target = self.standing_in_for
         if target is None:
             target = self.__dict__.get(_DETACHED_TARGET)
         return f"{type(self).__name__} on {type(target).__name__ if target is not None else 'nothing'}{address}"
 
-    def _restore(self, holder: Chain, target: torch.nn.Module) -> None:
-        if SLOT in self._modules:
-            self._splice(list(self._modules).index(SLOT), 1, [], internal=True)
-        if parent_of(self) is holder:
-            holder.replace(self, target)
-        self.__dict__.pop(STAND_IN, None)
-        self.__dict__[_DETACHED_TARGET] = target
-
     def check_surgery(
         self, removed: list[tuple[str, torch.nn.Module]], added: list[tuple[str | None, torch.nn.Module]]
     ) -> None:
-        """Refuse taking out or renaming the target; check a new target with :meth:`check_target`.
+        """Refuse taking out or renaming the target, or filling its slot by hand (``inject()`` does);
+        check a new target with :meth:`check_target`.
 
         Replacing the target under its name is surgery like any other (``adapter.target = layer``);
         every adapter wrapping this one's target through stacked adapters checks the new layer too.
@@ -243,6 +226,8 @@ class Adapter(Chain):
         'Linear.target'
         """
         replacements = {name: module for name, module in added if name is not None}
+        if SLOT in replacements and all(name != SLOT for name, _ in removed):
+            raise AdapterStructureError(f"{self._describe()}: the child name {SLOT!r} is reserved; inject() fills it")
         for name, _ in removed:
             if name != SLOT:
                 continue
@@ -268,17 +253,6 @@ class Adapter(Chain):
         >>> import fluxion.layers as fl
         >>> Adapter(fl.Linear(2, 2)).check_target(fl.ReLU())
         """
-
-    def _check_name(self, name: str, kept_explicit: set[str]) -> None:
-        # ``target`` is both the property and the slot's name. Only inject (and copies of an
-        # injected adapter) fill the slot: both clear the detached target first.
-        if name == SLOT and SLOT not in kept_explicit:
-            if self.__dict__.get(_DETACHED_TARGET) is not None:
-                raise AdapterStructureError(
-                    f"{self._describe()}: the child name {SLOT!r} is reserved; inject() fills it"
-                )
-            return
-        super()._check_name(name, kept_explicit)
 
 
 def wrapped_layer(node: torch.nn.Module) -> torch.nn.Module:

@@ -28,7 +28,7 @@ from torch import Tensor
 
 import fluxion.layers as fl
 from fluxion import dims
-from fluxion.adapters.adapter import SLOT, Adapter
+from fluxion.adapters.adapter import Adapter
 from fluxion.dims import ShapeValue
 from fluxion.errors import AdapterError, AdapterStructureError
 
@@ -51,12 +51,13 @@ class Lora(Adapter, metaclass=ABCMeta):
     (4.0, 'style')
     """
 
-    _tag = "LORA"
+    repr_tag = "LORA"
     layer_description: ClassVar[str]
     """The layers this kind of LoRA adapts, in words (for error messages)."""
     scale: Tensor
     name: str
     down: torch.nn.Module
+    dropout: torch.nn.Module
     up: torch.nn.Module
 
     def __init__(
@@ -142,7 +143,7 @@ dropout, up); it can be replaced under its name, not removed or renamed
         super().check_surgery(removed, added)
         taken_out = {name for name, _ in removed}
         put_in = {name: module for name, module in added if name is not None}
-        parts = ", ".join(self._modules)
+        parts = ", ".join(name for name, _ in self.named_children())
         for name, old in removed:
             new = put_in.get(name)
             if new is None:
@@ -272,10 +273,8 @@ apply), or make a new LoRA for the new layer
         >>> torch.equal(model(torch.ones(1, 2)), adapter.target(torch.ones(1, 2)))
         True
         """
-        self._require_injected()
-        modules = self._modules
-        base = modules[SLOT](x)  # pyright: ignore[reportOptionalCall] (first: a bad input is blamed on the layer)
-        return base + modules["up"](modules["down"](modules["dropout"](x))) * self.scale  # pyright: ignore[reportOptionalCall]
+        base = self._injected_target()(x)  # first: a bad input is blamed on the layer
+        return base + self.up(self.down(self.dropout(x))) * self.scale
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The target's output shape (the low-rank branch must give the same).
@@ -287,12 +286,10 @@ apply), or make a new LoRA for the new layer
         >>> shapes.infer(model, ("B", 8))["Linear.up"].output
         (B, 4)
         """
-        self._require_injected()
-        modules = self._modules
-        base = dims.run(cast(torch.nn.Module, modules[SLOT]), *inputs)
-        branch: ShapeValue = dims.run(cast(torch.nn.Module, modules["dropout"]), *inputs)
-        for name in ("down", "up"):
-            branch = dims.run(cast(torch.nn.Module, modules[name]), branch)
+        base = dims.run(self._injected_target(), *inputs)
+        branch: ShapeValue = dims.run(self.dropout, *inputs)
+        for layer in (self.down, self.up):
+            branch = dims.run(layer, branch)
         if not isinstance(base, dims.Shape) or not isinstance(branch, dims.Shape):
             raise dims.ShapeError(f"{type(self).__name__} adds tensors, got {base!r} and {branch!r}")
         return dims.broadcast([base, branch], type(self).__name__)

@@ -209,7 +209,7 @@ class Tokens2d(Chain):
     torch.Size([2, 8, 4, 5])
     """
 
-    _tag = "TOKENS"
+    repr_tag = "TOKENS"
 
     def forward(self, *args: Any) -> Any:
         image = args[0]

@@ -28,8 +28,8 @@ from fluxion.layers.lazy import Materializable
 from fluxion.shapes.assumptions import Assumptions
 from fluxion.shapes.multiples import Multiples, unwind, unwind_value
 from fluxion.shapes.report import Call, Constraint, NodeShapes, ShapeReport, format_value, node_addresses
-from fluxion.tree.chain import Chain, ReturnSignal, too_deep_error
-from fluxion.tree.module import parent_of
+from fluxion.tree.chain import ReturnSignal, too_deep_error
+from fluxion.tree.context import context_of
 
 ShapeLike = Sequence[DimLike] | torch.Size
 """An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""
@@ -225,9 +225,8 @@ class _Inference:
         names = self.child_names.get(id(parent))
         if names is None:
             names = dict[int, str]()
-            for name, child in parent._modules.items():  # pyright: ignore[reportPrivateUsage]  # duplicates too
-                if child is not None:
-                    names.setdefault(id(child), name)
+            for name, child in parent.named_children():
+                names.setdefault(id(child), name)
             self.child_names[id(parent)] = names
         name = names.get(id(node))
         if name is None:
@@ -299,7 +298,7 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             f"{type(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "
             "cannot be inferred: give its class an output_shape method (see docs/shapes.md)"
         )
-    store = _context_store(node)
+    store = context_of(node)
     saved = {key: dict(values) for key, values in store.items()}
     with _meta_state(node), torch.no_grad():
         try:
@@ -310,13 +309,6 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             store.clear()
             store.update(saved)
     return _shape_of(output)
-
-
-def _context_store(node: torch.nn.Module) -> dict[str, dict[str, Any]]:
-    if isinstance(node, Chain):
-        return node._context_store()  # pyright: ignore[reportPrivateUsage]
-    parent = parent_of(node)
-    return {} if parent is None else parent._context_store()  # pyright: ignore[reportPrivateUsage]
 
 
 def _named_modules(node: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:

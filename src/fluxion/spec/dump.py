@@ -109,7 +109,7 @@ def _own_node(
         node.update(_arguments(module, where))
     if isinstance(module, fl.Chain) and not isinstance(module, fl.Graph) and _has_children_in_spec(module):
         chain = module
-        explicit = cast(set[str], chain.__dict__.get("_explicit", set[str]()))
+        explicit = chain.explicit_names
         children = [
             (child_name, child, child_name if child_name in explicit else None, False)
             for child_name, child in chain.named_children()

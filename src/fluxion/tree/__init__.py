@@ -27,7 +27,7 @@ from fluxion.tree.combinators import (
     Return,
     Sum,
 )
-from fluxion.tree.context import SetContext, UseContext
+from fluxion.tree.context import SetContext, UseContext, context_of
 from fluxion.tree.graph import Graph
 from fluxion.tree.module import Module, WeightedModule, address_of, parent_of
 from fluxion.tree.tree_repr import draw_tree
@@ -55,6 +55,7 @@ __all__ = [
     "UseContext",
     "WeightedModule",
     "address_of",
+    "context_of",
     "draw_tree",
     "parent_of",
 ]

@@ -19,7 +19,8 @@ import operator
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, NoReturn, Self, TypeVar, cast, overload
+from collections.abc import Set as AbstractSet
+from typing import Any, ClassVar, NoReturn, Self, TypeVar, cast, overload
 
 import torch
 
@@ -28,7 +29,7 @@ from fluxion.dims import ShapeValue
 from fluxion.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.tree.failure import describe_failure
 from fluxion.tree.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
-from fluxion.tree.naming import auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
+from fluxion.tree.naming import STAND_IN, auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
 from fluxion.tree.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
@@ -73,17 +74,24 @@ class Chain(Module):
     torch.Size([3, 2])
     """
 
-    _tag = "CHAIN"
-    _explicit: set[str]
+    repr_tag: ClassVar[str] = "CHAIN"
+    """The tag before the class name in the Chain's line of ``repr`` (``(CHAIN) Chain()``): a subclass
+    sets its own (``"RES"``, ``"LORA"``...) to show its kind of data flow."""
+    child_properties: ClassVar[frozenset[str]] = frozenset()
+    """Attributes of the class that give a child of the same name (an adapter's ``target``
+    property gives its child ``target``): a child may take such a name, although a child name
+    may not hide any other attribute of the class."""
+    _explicit: frozenset[str]
     _group_sizes: dict[str, int]
     _claimed: frozenset[str]  # class names held by a single member, which look suffixed (``Block_2``)
     _child_names: dict[int, str]
     _context: dict[str, dict[str, Any]]
+    _stand_in_slot: str | None = None  # the child holding the node this Chain stands in for
 
     def __init__(self, *children: torch.nn.Module | Iterable[torch.nn.Module], **named: torch.nn.Module) -> None:
         super().__init__()
         state = self.__dict__
-        state["_explicit"] = set[str]()
+        state["_explicit"] = frozenset[str]()
         state["_group_sizes"] = dict[str, int]()
         state["_claimed"] = frozenset[str]()
         state["_child_names"] = dict[int, str]()
@@ -270,6 +278,33 @@ class Chain(Module):
                 raise ChildNotFoundError(f"{self._label()}: {type(child).__name__} is not a child of this Chain")
         return name
 
+    @property
+    def explicit_names(self) -> frozenset[str]:
+        """The names given explicitly (a keyword argument, ``append(m, name=...)``, a spec id): they never
+        change, while automatic names follow the classes of the children.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU(), out=fl.Linear(2, 2))
+        >>> model.explicit_names, [name for name, _ in model.named_children()]
+        (frozenset({'out'}), ['ReLU', 'out'])
+        """
+        return self._explicit
+
+    def child_note(self, name: str) -> str | None:
+        """What ``repr`` writes after the line of the child ``name``: nothing for a Chain; a subclass
+        with a data flow of its own says where the child's inputs come from (a Graph does).
+
+        >>> import fluxion.layers as fl
+        >>> class Swap(fl.Chain):
+        ...     def child_note(self, name):
+        ...         return "← the other's input"
+        >>> print(Swap(fl.ReLU(), fl.Tanh()))
+        (CHAIN) Swap()
+            ├── ReLU()  ← the other's input
+            └── Tanh()  ← the other's input
+        """
+        return None
+
     def walk(
         self, predicate: Predicate | None = None, recurse: bool = False
     ) -> Iterator[tuple[torch.nn.Module, Chain]]:
@@ -443,13 +478,7 @@ class Chain(Module):
         if not isinstance(given, torch.nn.Module):
             raise TreeError(f"{self._label()}: replace puts a torch module in place of a node, got {_shown(given)}")
         parent, key = self._locate(old)
-        explicit = key in parent._explicit
-        name = key if name is None and explicit else name
-        same_name = name == key if explicit else name is None and class_name(new) == parent._group_of(key)
-        if same_name:
-            parent._swap(key, new)
-        else:
-            parent._splice(list(parent._modules).index(key), 1, [(name, new)])
+        parent._put_in_place(key, new, name)
 
     def insert_before_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
         """Insert ``module`` just before the first direct child of type ``module_type``.
@@ -483,6 +512,119 @@ class Chain(Module):
         (False, True)
         """
         return self._copy_with(self._modules.items())
+
+    # -- standing in for a node: how an adapter takes a node's place and gives it back ---------
+
+    def stand_in_for(self, target: torch.nn.Module, *, name: str, position: int = 0) -> None:
+        """Take ``target``'s place in its parent Chain, and hold ``target`` as the child ``name``.
+
+        This Chain (which has no parent) takes the target's name in the target's parent, explicit
+        or automatic, so no other address changes and the siblings keep their names; later surgery
+        on the siblings counts it in the target's name group, as it counted the target. The
+        target becomes this Chain's child ``name`` (an explicit name) at ``position`` among its
+        children. The target's parent is asked (:meth:`check_surgery`: a replacement under the
+        same name); this Chain is not, as it asked for the change itself. :meth:`step_aside` gives
+        the place back. Adapters are built on this pair; a wrapper of your own can be too.
+
+        A refused change raises a :class:`TreeError` and changes nothing: a target in no Chain, a
+        Chain that has a parent or stands in already, a target in this Chain's own subtree, a name
+        or a position this Chain cannot take, or a parent that refuses.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.Linear(2, 2))
+        >>> doubled = fl.Chain(fl.Lambda(lambda x: 2 * x))
+        >>> doubled.stand_in_for(model.Linear_1, name="inner")
+        >>> [name for name, _ in model.named_children()], model.Linear_1 is doubled
+        (['Linear_1', 'ReLU', 'Linear_2'], True)
+        >>> doubled.standing_in_for.address
+        'Linear_1.inner'
+        """
+        given = cast(object, target)
+        if not isinstance(given, torch.nn.Module):
+            raise TreeError(f"{self._label()}: stand_in_for takes a module of a tree, got {_shown(given)}")
+        if self._stand_in_slot is not None:
+            raise TreeError(f"{self._label()} stands in for a node already; step_aside() first")
+        if self._parent is not None:
+            raise TreeError(f"{self._label()} already has a parent; only a Chain out of any tree can stand in")
+        holder = parent_of(target)
+        if holder is None:
+            raise TreeError(
+                f"{self._label()}: {type(target).__name__} is in no Chain (a root, or a module inside a plain "
+                "torch container), so it has no place to take"
+            )
+        size = len(self._modules)
+        if type(position) is not int:
+            position = self._int_index(position, "stand_in_for")
+        if not 0 <= position <= size:
+            raise ChildIndexError(f"{self._label()}: position {position} is outside 0..{size}")
+        self._check_name(name, self._explicit)
+        key = holder.name_of(target)
+        state = self.__dict__
+        state[STAND_IN] = class_name(target) if key in holder._explicit else holder._group_of(key)
+        state["_stand_in_slot"] = name
+        try:
+            holder._swap(key, self)
+        except BaseException:
+            del state[STAND_IN], state["_stand_in_slot"]
+            raise
+        try:
+            self._splice(position, 0, [(name, target)], internal=True)
+        except BaseException:  # nothing checked above lets this fail; if it does, leave all as it was
+            holder._swap(key, target)
+            del state[STAND_IN], state["_stand_in_slot"]
+            raise
+
+    def step_aside(self) -> torch.nn.Module:
+        """Give the place this Chain took with :meth:`stand_in_for` back to the node it holds; return that node.
+
+        The node (the child named as ``stand_in_for`` named it, replaced since or not) goes back
+        under this Chain's name in its parent (whose :meth:`check_surgery` is asked), and this
+        Chain leaves the tree. A Chain that was taken out of its tree meanwhile just lets the node go.
+        A refused change raises a :class:`TreeError` and changes nothing.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Linear(2, 2), fl.ReLU())
+        >>> linear = model.Linear
+        >>> wrapper = fl.Chain(fl.Tanh())
+        >>> wrapper.stand_in_for(linear, name="inner")
+        >>> wrapper.step_aside() is linear, model.Linear is linear, wrapper.parent, wrapper.standing_in_for
+        (True, True, None, None)
+        """
+        slot = self._stand_in_slot
+        if slot is None:
+            raise TreeError(f"{self._label()} stands in for no node; there is no place to give back")
+        modules = cast(dict[str, torch.nn.Module], self._modules)
+        held = modules.get(slot)
+        if held is None:
+            raise TreeError(f"{self._label()} lost the node it stands in for (its child {slot!r} was taken out)")
+        holder = self._parent
+        position = list(modules).index(slot)
+        self._splice(position, 1, [], internal=True)
+        if holder is not None:
+            try:
+                holder._put_in_place(holder.name_of(self), held, None)
+            except BaseException:
+                self._splice(position, 0, [(slot, held)], internal=True)
+                raise
+        del self.__dict__[STAND_IN], self.__dict__["_stand_in_slot"]
+        return held
+
+    @property
+    def standing_in_for(self) -> torch.nn.Module | None:
+        """The node this Chain stands in for (see :meth:`stand_in_for`), or None.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.ReLU())
+        >>> wrapper = fl.Chain()
+        >>> wrapper.standing_in_for is None
+        True
+        >>> wrapper.stand_in_for(model.ReLU, name="inner")
+        >>> type(wrapper.standing_in_for).__name__, wrapper.name_of(wrapper.standing_in_for)
+        ('ReLU', 'inner')
+        """
+        slot = self._stand_in_slot
+        return None if slot is None else self._modules.get(slot)
 
     # -- representation ------------------------------------------------------------------------
 
@@ -845,6 +987,17 @@ class Chain(Module):
             raise ChildNotFoundError(f"{self._label()}: {type(target).__name__} is not in this tree")
         return parent, parent.name_of(target)
 
+    def _put_in_place(self, key: str, new: torch.nn.Module, name: str | None) -> None:
+        """Put ``new`` in place of the child ``key``: under the same name when nothing says otherwise
+        (an explicit name stays; an automatic one when ``new`` joins the same name group)."""
+        explicit = key in self._explicit
+        name = key if name is None and explicit else name
+        same_name = name == key if explicit else name is None and class_name(new) == self._group_of(key)
+        if same_name:
+            self._swap(key, new)
+        else:
+            self._splice(list(self._modules).index(key), 1, [(name, new)])
+
     def _swap(self, key: str, new: torch.nn.Module) -> None:
         """Put ``new`` in place of the child named ``key``, under the same name: no renaming."""
         modules = cast(dict[str, torch.nn.Module], self._modules)
@@ -913,7 +1066,7 @@ class Chain(Module):
         clone = clone_shell(self)
         state = clone.__dict__
         state["_modules"] = {}
-        state["_explicit"] = set[str]()
+        state["_explicit"] = frozenset[str]()
         state["_group_sizes"] = {}
         state["_claimed"] = frozenset[str]()
         state["_child_names"] = {}
@@ -1043,9 +1196,10 @@ class Chain(Module):
         self,
         entries: list[tuple[str | None, torch.nn.Module]],
         removed: list[torch.nn.Module],
-        kept_explicit: set[str],
+        kept_explicit: AbstractSet[str],
     ) -> None:
         seen: set[int] = set()
+        taken: set[str] | None = None  # the explicit names once the entries so far are in
         for name, module in entries:
             given = cast(object, module)
             if not isinstance(given, torch.nn.Module):
@@ -1066,10 +1220,12 @@ class Chain(Module):
                     raise TreeError(f"{self._label()}: cannot insert a Chain into itself or its own subtree")
                 node = node._parent
             if name is not None:
-                self._check_name(name, kept_explicit)
-                kept_explicit.add(name)
+                if taken is None:
+                    taken = set(kept_explicit)
+                self._check_name(name, taken)
+                taken.add(name)
 
-    def _check_name(self, name: str, kept_explicit: set[str]) -> None:
+    def _check_name(self, name: str, kept_explicit: AbstractSet[str]) -> None:
         given = cast(object, name)
         if not isinstance(given, str) or not name:
             raise TreeError(f"{self._label()}: child names must be non-empty strings, got {name!r}")
@@ -1079,7 +1235,7 @@ class Chain(Module):
             )
         if name in kept_explicit:
             raise TreeError(f"{self._label()}: duplicate child name {name!r}")
-        if hasattr(type(self), name) or (name in self.__dict__):
+        if (hasattr(type(self), name) and name not in type(self).child_properties) or (name in self.__dict__):
             raise TreeError(f"{self._label()}: child name {name!r} would hide the Chain attribute of that name")
         if name in self._parameters or name in self._buffers:
             raise TreeError(f"{self._label()}: child name {name!r} is the name of a tensor this Chain holds")

@@ -33,7 +33,7 @@ class Passthrough(Chain):
     [1.0, 1.0]
     """
 
-    _tag = "PASS"
+    repr_tag = "PASS"
 
     def forward(self, *args: Any) -> Any:
         self._call_children(args)
@@ -60,7 +60,7 @@ class Residual(Chain):
     [3.0, 3.0]
     """
 
-    _tag = "RES"
+    repr_tag = "RES"
 
     def forward(self, *args: Any) -> Any:
         return args[0] + self._call_children(args)
@@ -86,7 +86,7 @@ class Sum(Chain):
     [3.0, 3.0]
     """
 
-    _tag = "SUM"
+    repr_tag = "SUM"
 
     def forward(self, *args: Any) -> Any:
         total: Any = None
@@ -117,7 +117,7 @@ class Parallel(Chain):
     (1.0, -1.0)
     """
 
-    _tag = "PAR"
+    repr_tag = "PAR"
 
     def forward(self, *args: Any) -> tuple[Any, ...]:
         return tuple(child(*args) for child in self._modules.values())  # pyright: ignore[reportOptionalCall]
@@ -143,7 +143,7 @@ class Distribute(Chain):
     (1.0, -1.0)
     """
 
-    _tag = "DISTR"
+    repr_tag = "DISTR"
 
     def forward(self, *args: Any) -> tuple[Any, ...]:
         if len(args) != len(self._modules):
@@ -176,7 +176,7 @@ class Concatenate(Chain):
     torch.Size([2, 6])
     """
 
-    _tag = "CAT"
+    repr_tag = "CAT"
 
     def __init__(self, *children: torch.nn.Module | Iterable[torch.nn.Module], dim: int = 0) -> None:
         super().__init__(*children)
@@ -209,7 +209,7 @@ class Matmul(Chain):
     torch.Size([1, 2, 2])
     """
 
-    _tag = "MATMUL"
+    repr_tag = "MATMUL"
 
     def __init__(self, input: torch.nn.Module, other: torch.nn.Module) -> None:
         super().__init__(input, other)

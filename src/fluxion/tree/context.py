@@ -20,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+import torch
+
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ContextError, ShapeError, TreeError
-from fluxion.tree.module import Module
+from fluxion.tree.chain import Chain
+from fluxion.tree.module import Module, parent_of
 
 
 class SetContext(Module):
@@ -125,8 +128,25 @@ class UseContext(Module):
         return f"context={self.context!r}, key={self.key!r}"
 
 
+def context_of(node: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    """The context values of the tree ``node`` is in (held by its root), by context name then key.
+
+    The dict is the tree's own: what is written into it is what the next forward call sees, and
+    what a forward call stores is found in it until the root's call returns. A module in no Chain
+    gets a new empty dict.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(fl.Chain(fl.UseContext("run", "step")))
+    >>> model.set_context("run", {"step": 3})
+    >>> context_of(model.Chain.UseContext)
+    {'run': {'step': 3}}
+    """
+    chain = node if isinstance(node, Chain) else parent_of(node)
+    return {} if chain is None else chain._context_store()  # pyright: ignore[reportPrivateUsage]
+
+
 def _store(layer: Module) -> dict[str, dict[str, Any]]:
     parent = layer.parent
     if parent is None:
         raise TreeError(f"{type(layer).__name__}: context layers work inside a Chain, and this one has no parent")
-    return parent._context_store()  # pyright: ignore[reportPrivateUsage]
+    return context_of(parent)

@@ -75,7 +75,7 @@ class Graph(Chain):
     removing or renaming children would break the edges, so it raises a :class:`GraphError`.
     """
 
-    _tag = "GRAPH"
+    repr_tag = "GRAPH"
     _inputs: tuple[str, ...]
     _outputs: tuple[str, ...]
     _edges: tuple[str, ...]
@@ -212,8 +212,13 @@ class Graph(Chain):
     def extra_repr(self) -> str:
         return f"inputs={list(self._inputs)}, outputs={list(self._outputs)}"
 
-    def _child_note(self, name: str) -> str | None:
-        """What ``draw_tree`` adds to a node's line: where its arguments come from."""
+    def child_note(self, name: str) -> str | None:
+        """Where the arguments of the node ``name`` come from, as ``repr`` shows them after its line.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"]).child_note("add")
+        '← a, input'
+        """
         sources = self._sources.get(name)
         return "← " + ", ".join(sources) if sources else None
 

@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 import torch
 
@@ -48,7 +49,7 @@ def node_label(module: torch.nn.Module) -> str:
     """
     arguments = module.extra_repr().replace("\n", ", ")
     text = f"{type(module).__name__}({arguments})"
-    tag: Any = getattr(module, "_tag", None)
+    tag: Any = getattr(type(module), "repr_tag", None)
     return f"({tag}) {text}" if isinstance(tag, str) and _is_chain(module) else text
 
 
@@ -105,15 +106,14 @@ def _start(
         head += FAILED_MARK
     if not children or depth == 0:
         return _Node(head, [], depth)
-    explicit: set[str] = getattr(module, "_explicit", set())
-    # A Chain with a data flow of its own (a Graph) says where each child's inputs come from.
-    child_note = cast(Callable[[Any, str], str | None] | None, getattr(type(module), "_child_note", None))
+    chain: Any = module  # a Chain (tree_repr cannot import the class: Chain uses this module)
+    explicit: AbstractSet[str] = chain.explicit_names
+    child_note: Callable[[str], str | None] = chain.child_note
     shown: list[tuple[str, torch.nn.Module, str | None]] = []
     for child_name, child in children:
         # Automatic names follow from the class and are left out, except for a stand-in's.
         named = child_name in explicit or class_name(child) != type(child).__name__
-        flow = child_note(module, child_name) if child_note is not None else None
-        shown.append((child_name if named else "", child, flow))
+        shown.append((child_name if named else "", child, child_note(child_name)))
     return _Node(head, shown, depth)
 
 
