@@ -42,8 +42,6 @@ class _Convolution(Inferable):
     """The spatial output size that the layer was built to produce, or None."""
 
     def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, in_channels, *spatial)
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -328,8 +326,6 @@ class ConvTranspose2d(Inferable, torch.nn.ConvTranspose2d, WeightedModule):
     def forward(
         self, input: Float[Tensor, "*batch in_channels height width"], output_size: list[int] | None = None
     ) -> Float[Tensor, "*batch out_channels h w"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(input, output_size)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:

@@ -7,6 +7,10 @@ buffers yet, and they refuse to run. ``fluxion.shapes.materialize(model, *input_
 missing sizes and creates the parameters, after which the layer is the one that giving the size
 would have built. Layers get this by mixing in ``Inferable`` (listed first, before the torch layer).
 
+Every lazy layer refuses to run through one guard, ``refuse_calls``: a forward pre-hook (torch's own
+lazy modules wait for their sizes the same way) that ``allow_calls`` removes once the sizes are in,
+so a complete layer pays nothing for it and a layer's ``forward`` need not check.
+
 >>> import fluxion.layers as fl
 >>> from fluxion import dims
 >>> head = fl.Linear(out_features=10)
@@ -128,11 +132,11 @@ class Materializable(Protocol):
 class Inferable(torch.nn.Module):
     """Mixin for a torch layer whose input-side size may be left out (``None``) at construction.
 
-    The layer's ``__init__`` calls ``construct`` instead of torch's constructor; its ``forward``
-    starts with ``if self.deferred is not None: raise self.not_materialized()``, its rule takes
-    the missing size from the input, and ``inferred_arguments`` says what that size is.
-    ``fluxion.shapes.materialize`` then builds a complete twin (``materialized``) of each lazy
-    layer before changing anything, and the layer ``adopt``s it.
+    The layer's ``__init__`` calls ``construct`` instead of torch's constructor, which leaves a
+    lazy layer refusing to be called (``refuse_calls``); its rule takes the missing size from the
+    input, and ``inferred_arguments`` says what that size is. ``fluxion.shapes.materialize`` then
+    builds a complete twin (``materialized``) of each lazy layer before changing anything, and the
+    layer ``adopt``s it, which lets it run.
 
     >>> import fluxion.layers as fl
     >>> norm = fl.LayerNorm()
@@ -202,7 +206,8 @@ class Inferable(torch.nn.Module):
         gets for each while it is missing (``None`` in ``arguments``). Then the layer is built on
         ``meta`` with the stand-ins, so that torch checks and stores every other argument; the
         missing arguments become ``None``, every parameter and buffer ``None``, and ``deferred``
-        records the rest. What torch's constructor raises for bad arguments becomes a LayerError.
+        records the rest, and the layer refuses to be called until it adopts its twin. What torch's
+        constructor raises for bad arguments becomes a LayerError.
 
         >>> import torch
         >>> import fluxion.layers as fl
@@ -228,6 +233,7 @@ class Inferable(torch.nn.Module):
         probe = torch.empty(0, device=device, dtype=dtype)  # where torch would have put them (device context too)
         given = {key: value for key, value in arguments.items() if key not in missing}
         self.deferred = Deferred(missing, given, frozenset(tensors), probe.device, probe.dtype, layout)
+        refuse_calls(self)
 
     def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
         """The values that the missing arguments take for inputs of these shapes (a layer's own rule).
@@ -240,19 +246,14 @@ class Inferable(torch.nn.Module):
         raise NotImplementedError(f"{type(self).__name__} does not say how to infer its arguments")
 
     def not_materialized(self) -> LayerError:
-        """The error a lazy layer raises when it is called.
+        """The error a lazy layer raises when it is called (see ``not_materialized``).
 
         >>> import fluxion.layers as fl
         >>> print(fl.LayerNorm().not_materialized())
         LayerNorm(?, eps=1e-05, elementwise_affine=True, bias=True) has no normalized_shape yet: \
 call fluxion.shapes.materialize(model, *input_shapes) to infer it from the input shapes and create the parameters
         """
-        missing = ", ".join(self.deferred.missing) if self.deferred is not None else "argument"
-        return LayerError(
-            f"{type(self).__name__}({self.extra_repr()}) has no {missing} yet: call "
-            "fluxion.shapes.materialize(model, *input_shapes) to infer it from the input shapes "
-            "and create the parameters"
-        )
+        return not_materialized(self)
 
     def materialized(self, **arguments: int) -> Self:
         """A detached twin of this lazy layer with ``arguments`` filled in and its parameters created.
@@ -287,6 +288,7 @@ call fluxion.shapes.materialize(model, *input_shapes) to infer it from the input
             buffers[key] = None if value is None else _empty(value, deferred.device)
         twin._non_persistent_buffers_set.update(layout._non_persistent_buffers_set)
         del twin.__dict__["deferred"]
+        allow_calls(twin)
         reset: Callable[[], None] | None = getattr(twin, "reset_parameters", None)
         if reset is not None:
             reset()
@@ -313,6 +315,7 @@ call fluxion.shapes.materialize(model, *input_shapes) to infer it from the input
         self._buffers.update(twin._buffers)
         self._non_persistent_buffers_set.update(twin._non_persistent_buffers_set)
         del self.__dict__["deferred"]
+        allow_calls(self)
 
     def extra_repr(self) -> str:
         deferred = self.deferred
@@ -332,6 +335,64 @@ call fluxion.shapes.materialize(model, *input_shapes) to infer it from the input
             moved = fn(torch.empty(0, device=deferred.device, dtype=deferred.dtype))
             self.deferred = dataclasses.replace(deferred, device=moved.device, dtype=moved.dtype)
         return super()._apply(fn, recurse)  # pyright: ignore[reportUnknownMemberType]  # torch leaves fn untyped
+
+
+def refuse_calls(layer: torch.nn.Module) -> None:
+    """Make ``layer`` refuse to be called, with ``not_materialized``, until ``allow_calls``.
+
+    The guard of every lazy layer: a forward pre-hook, run before any other, so the layer's
+    ``forward`` need not check and costs nothing more once the layer is complete.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> pool = fl.MaxPool2d(2)
+    >>> refuse_calls(pool)
+    >>> pool(torch.zeros(1, 1, 2, 2))
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.LayerError: MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False) \
+is not complete yet: call fluxion.shapes.materialize(model, *input_shapes) to infer its arguments from the input shapes
+    >>> allow_calls(pool)
+    >>> pool(torch.zeros(1, 1, 2, 2)).shape
+    torch.Size([1, 1, 1, 1])
+    """
+    layer.register_forward_pre_hook(_refuse, prepend=True)
+
+
+def allow_calls(layer: torch.nn.Module) -> None:
+    """Undo ``refuse_calls``: ``layer`` runs again (nothing happens for a layer that was not refused).
+
+    >>> import fluxion.layers as fl
+    >>> head = fl.Linear(out_features=2)
+    >>> allow_calls(head)
+    >>> len(head._forward_pre_hooks)
+    0
+    """
+    hooks = cast(dict[int, object], layer._forward_pre_hooks)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
+    for key in [key for key, hook in hooks.items() if hook is _refuse]:
+        del hooks[key]
+
+
+def not_materialized(layer: torch.nn.Module) -> LayerError:
+    """The error a lazy layer raises when it is called: what it lacks, and how to get it.
+
+    >>> import fluxion.layers as fl
+    >>> print(not_materialized(fl.MaxPool2d(3, output_size=7)))
+    MaxPool2d(kernel_size=3, stride=?, padding=?, dilation=1, ceil_mode=False, output_size=(7, 7)) has no \
+stride, padding yet: call fluxion.shapes.materialize(model, *input_shapes) to infer them from the input shapes
+    """
+    missing: tuple[str, ...] = layer.missing if isinstance(layer, Materializable) else ()
+    creates = isinstance(layer, Inferable) and layer.deferred is not None and layer.deferred.tensors
+    lacks = f"has no {', '.join(missing)} yet" if missing else "is not complete yet"
+    what = "its arguments" if not missing else "them" if len(missing) > 1 else "it"
+    return LayerError(
+        f"{type(layer).__name__}({layer.extra_repr()}) {lacks}: call fluxion.shapes.materialize(model, *input_shapes) "
+        f"to infer {what} from the input shapes{' and create the parameters' if creates else ''}"
+    )
+
+
+def _refuse(layer: torch.nn.Module, inputs: tuple[Any, ...]) -> None:
+    raise not_materialized(layer)
 
 
 def required(value: T | None, layer: str, name: str, example: str) -> T:

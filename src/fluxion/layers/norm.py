@@ -54,8 +54,6 @@ class LayerNorm(Inferable, torch.nn.LayerNorm, WeightedModule):
         self.construct(torch.nn.LayerNorm, arguments, {"normalized_shape": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -115,8 +113,6 @@ class GroupNorm(Inferable, torch.nn.GroupNorm, WeightedModule):
         self.construct(torch.nn.GroupNorm, arguments, {"num_channels": num_groups}, device, dtype)
 
     def forward(self, input: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *spatial"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -185,8 +181,6 @@ class RMSNorm(Inferable, torch.nn.RMSNorm, WeightedModule):
         self.construct(torch.nn.RMSNorm, arguments, {"normalized_shape": 1}, device, dtype)
 
     def forward(self, x: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(x)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -248,8 +242,6 @@ class BatchNorm1d(Inferable, torch.nn.BatchNorm1d, WeightedModule):
         self.construct(torch.nn.BatchNorm1d, arguments, {"num_features": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "batch channels *length"]) -> Float[Tensor, "batch channels *length"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -316,8 +308,6 @@ class BatchNorm2d(Inferable, torch.nn.BatchNorm2d, WeightedModule):
         self.construct(torch.nn.BatchNorm2d, arguments, {"num_features": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:

@@ -17,6 +17,7 @@ from fluxion import dims
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
+from fluxion.layers.lazy import allow_calls, refuse_calls
 from fluxion.tree.module import Module, clone_shell
 
 _Size = int | tuple[int, ...]
@@ -27,7 +28,7 @@ class _OutputDriven(torch.nn.Module):
     """What MaxPool2d and AvgPool2d share beyond torch: stride and padding derived from the output
     they must produce. ``downsample=r`` derives them at construction; ``output_size=O`` needs the
     input size, so until ``fluxion.shapes.materialize`` the pool is lazy (stride and padding None)
-    and refuses to run."""
+    and refuses to run (``lazy.refuse_calls``)."""
 
     downsample: tuple[int, ...] | None = None
     """The ratio per spatial dim that the pool was built to downsample by, or None."""
@@ -89,6 +90,7 @@ class _OutputDriven(torch.nn.Module):
         twin = clone_shell(self)
         pool = cast(_Pool, twin)
         pool.stride, pool.padding = arguments["stride"], arguments["padding"]
+        allow_calls(twin)
         return twin
 
     def adopt(self, twin: Self) -> None:
@@ -105,6 +107,7 @@ class _OutputDriven(torch.nn.Module):
             raise LayerError(f"{type(self).__name__}.adopt expects a materialized twin of a lazy pool")
         pool, done = cast(_Pool, self), cast(_Pool, twin)
         pool.stride, pool.padding = done.stride, done.padding
+        allow_calls(self)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
@@ -169,8 +172,6 @@ class MaxPool2d(_OutputDriven, torch.nn.MaxPool2d, Module):
         Float[Tensor, "*batch channels oh ow"]
         | tuple[Float[Tensor, "*batch channels oh ow"], Int[Tensor, "*batch channels oh ow"]]
     ):
-        if self.stride is None:  # lazy
-            raise _not_materialized(self)
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -232,8 +233,6 @@ class AvgPool2d(_OutputDriven, torch.nn.AvgPool2d, Module):
         _aim(self, ratios, outputs)
 
     def forward(self, input: Float[Tensor, "*batch channels h w"]) -> Float[Tensor, "*batch channels oh ow"]:
-        if self.stride is None:  # lazy
-            raise _not_materialized(self)
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
@@ -365,13 +364,7 @@ def _aim(layer: _Pool, ratios: tuple[int, ...] | None, outputs: tuple[int, ...] 
         layer.downsample, layer.output_size = ratios, outputs
     if outputs is not None:
         layer.stride = layer.padding = None
-
-
-def _not_materialized(layer: _Pool) -> LayerError:
-    return LayerError(
-        f"{type(layer).__name__}({layer.extra_repr()}) has no stride, padding yet: call "
-        "fluxion.shapes.materialize(model, *input_shapes) to infer them from the input shapes"
-    )
+        refuse_calls(layer)
 
 
 def _derived(layer: _Pool, axis: int, size: Dim) -> tuple[int, int]:

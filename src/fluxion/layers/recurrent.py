@@ -50,8 +50,6 @@ class _Recurrent(Inferable):
             _refresh_weights(self)  # torch's list still holds the stand-ins built while waiting for input_size
 
     def forward(self, input: Float[Tensor, "..."] | PackedSequence, hx: Any = None) -> Any:  # output[, states]
-        if self.deferred is not None:
-            raise self.not_materialized()
         output, state = cast(tuple[Tensor, Any], super().forward(input, hx))  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
         return (output, state) if self.return_state else output
 

@@ -93,8 +93,6 @@ class ClassToken(Inferable, _TokenLayout, WeightedModule):
         self.construct(_TokenLayout, {"dim": dim}, {"dim": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "*batch sequence dim"]) -> Float[Tensor, "*batch sequence_1 dim"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         token = self.weight[0].expand(*input.shape[:-2], 1, -1)
         return torch.cat((token, input), dim=-2)
 
@@ -157,8 +155,6 @@ class PositionEmbedding(Inferable, _PositionLayout, WeightedModule):
         self.construct(_PositionLayout, arguments, {"num_positions": 1, "dim": 1}, device, dtype)
 
     def forward(self, input: Float[Tensor, "*batch positions dim"]) -> Float[Tensor, "*batch positions dim"]:
-        if self.deferred is not None:
-            raise self.not_materialized()
         if input.shape[-2] != self.num_positions:
             raise LayerError(
                 f"{type(self).__name__} expects {self.num_positions} positions at dim -2, got {input.shape[-2]}"
