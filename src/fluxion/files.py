@@ -77,9 +77,12 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], objec
     try:
         # Created by us with 0o666: the kernel applies the umask, as for any new file.
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        if mode is not None:
-            os.chmod(temporary, mode)
+        if mode is None:
+            mode = stat.S_IMODE(os.stat(temporary).st_mode)
         write(temporary)
+        # The mode is set once the content is in: a writer may replace the file it was given with
+        # one of its own (safetensors does, with 0600), and a read-only mode would stop the write.
+        os.chmod(temporary, mode)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, destination)

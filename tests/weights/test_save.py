@@ -2,6 +2,7 @@
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 import fluxion
 import fluxion.layers as fl
@@ -127,3 +129,22 @@ def test_a_dict_that_is_not_of_named_tensors_is_refused(tmp_path: Path, bad: obj
     with pytest.raises(WeightsError, match=r"save writes a module or a dict of tensors|must map strings to tensors"):
         save(bad, tmp_path / "bad.safetensors")  # type: ignore[arg-type]
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_views_of_one_memory_are_saved_as_tensors_of_their_own(tmp_path: Path) -> None:
+    fused = torch.arange(12.0).reshape(4, 3)
+    path = tmp_path / "views.safetensors"
+    save({"first": fused[:3], "last": fused[1:], "all": fused}, path)  # overlapping, and the whole
+    loaded = load_file(path)
+    assert torch.equal(loaded["first"], fused[:3])
+    assert torch.equal(loaded["last"], fused[1:])
+    assert torch.equal(loaded["all"], fused)
+
+
+def test_a_read_only_file_is_replaced_and_stays_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save({"a": torch.zeros(2)}, path)
+    path.chmod(0o444)
+    save({"a": torch.ones(2)}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert torch.equal(load_file(path)["a"], torch.ones(2))

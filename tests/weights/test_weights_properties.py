@@ -96,7 +96,9 @@ def broken(tensor: torch.Tensor, failure: str) -> torch.Tensor:
 
 @SETTINGS
 @given(tree=trees(), data=st.data())
-def test_a_load_failing_at_any_tensor_for_any_reason_is_all_or_nothing(tree: fl.Chain, data: st.DataObject) -> None:
+def test_a_load_failing_at_any_tensor_is_all_or_nothing_unless_a_copy_itself_fails(
+    tree: fl.Chain, data: st.DataObject
+) -> None:
     """Whatever the checks can find changes nothing; Ctrl-C lands before the commit (nothing
     changes) or after it (everything loaded); an error raised by an in-place copy itself leaves
     each tensor as it was or loaded."""

@@ -167,11 +167,7 @@ def _stage(
                 if _same_view(tensor, current):
                     bar.advance(current.nbytes)
                     continue  # the model's own tensor: it already holds these values
-                if tensor.dtype != current.dtype:
-                    # Converted while staging, so the commit's copy is a plain transfer that needs no
-                    # scratch memory on the model's device.
-                    tensor = tensor.to(current.dtype)
-                elif _storage(tensor) in model_memory:
+                if _storage(tensor) in model_memory:
                     # The model's memory: another copy of this load could overwrite it before it is read.
                     tensor = tensor.clone()
                 copies.append((key, current, tensor))
@@ -201,9 +197,10 @@ def _commit(copies: list[_Copy], replacements: list[_Replacement], name: str, ba
     """Put every staged tensor in the model, with Ctrl-C held until the end.
 
     Replacing tensors is plain assignment, undone on failure. The in-place copies come last: each
-    writes values of the same shape and dtype into a tensor checked writable, which nothing
-    foreseeable makes fail. Backing each one up would hold the model twice in memory, so a failure
-    nobody foresaw there is reported with the tensors it had already written."""
+    writes values of the same shape (converted by ``copy_``, one tensor at a time) into a tensor
+    checked writable, which nothing foreseeable makes fail. Backing each one up would hold the
+    model twice in memory, so a failure nobody foresaw there is reported with the tensors it had
+    already written."""
     replaced: list[tuple[Slot, torch.Tensor]] = []
     written: list[str] = []
     key = ""

@@ -203,7 +203,7 @@ cannot be written in place; give it memory of its own first (.clone())"
     if tensor.is_inference() and not torch.is_inference_mode_enabled():
         return (
             "the model's tensor was created under torch.inference_mode() and cannot be written outside it; "
-            "load inside torch.inference_mode(), or build the model outside it"
+            "do this inside torch.inference_mode(), or build the model outside it"
         )
     if tensor.layout != torch.strided or tensor.is_quantized:
         return "the model's tensor is not a dense tensor (sparse or quantized); values are loaded into dense tensors"

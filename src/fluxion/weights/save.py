@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import cast
@@ -70,11 +69,8 @@ def save(
 
 
 def _write_file(tensors: dict[str, torch.Tensor], header: dict[str, str], temporary: Path) -> None:
-    mode = stat.S_IMODE(os.stat(temporary).st_mode)
     save_file = cast("Callable[..., None]", safetensors_torch.save_file)  # pyright: ignore[reportUnknownMemberType]
     save_file(tensors, os.fspath(temporary), metadata=header)
-    # safetensors writes a file of its own (mode 0600) and renames it over the one prepared for it.
-    os.chmod(temporary, mode)
 
 
 def _checked_tensors(tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
@@ -91,6 +87,7 @@ def _tensors_to_save(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[dict[st
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     kept_by_storage: dict[tuple[object, ...], str] = {}
+    storages: set[int] = set()
     for key, tensor in named:
         tensor = tensor.detach()
         if tensor.is_meta:
@@ -103,12 +100,18 @@ def _tensors_to_save(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[dict[st
                 f"cannot save {key!r}: safetensors has no dtype for {tensor.dtype} "
                 f"(it holds {', '.join(sorted({str(dtype).removeprefix('torch.') for dtype in SAVABLE_DTYPES}))})"
             )
-        identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape, tensor.stride())
+        storage = tensor.untyped_storage().data_ptr()
+        identity = (storage, tensor.storage_offset(), tensor.shape, tensor.stride())
         if tensor.numel() and identity in kept_by_storage:
             aliases[key] = kept_by_storage[identity]
             continue
         kept_by_storage[identity] = key
-        tensors[key] = tensor.to("cpu").contiguous()
+        # safetensors refuses two tensors in one memory: another view of a storage already kept
+        # (a slice of a fused weight, say) is written as a copy of its own.
+        shares = tensor.numel() and storage in storages
+        storages.add(storage)
+        on_cpu = tensor.to("cpu")
+        tensors[key] = on_cpu.clone(memory_format=torch.contiguous_format) if shares else on_cpu.contiguous()
     return tensors, aliases
 
 
