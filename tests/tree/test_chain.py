@@ -423,3 +423,213 @@ def test_context_is_shared_with_nested_chains_and_lives_for_one_call() -> None:
 def test_context_layers_need_a_chain() -> None:
     with pytest.raises(fl.TreeError, match="inside a Chain"):
         fl.SetContext("net", "x")(torch.ones(1))
+
+
+# -- public hooks for extensions: standing in, explicit names, repr ----------------------------
+
+
+def wrapper_model() -> fl.Chain:
+    return fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.Linear(2, 2), out=fl.Linear(2, 2))
+
+
+def test_a_stand_in_takes_the_targets_name_and_gives_it_back() -> None:
+    model = wrapper_model()
+    before, explicit = snapshot(model), model.explicit_names
+    target = model.Linear_2
+    wrapper = fl.Chain(fl.Tanh())
+    wrapper.stand_in_for(target, name="inner", position=1)
+    assert names(model) == ["Linear_1", "ReLU", "Linear_2", "out"]
+    assert model.Linear_2 is wrapper
+    assert wrapper.standing_in_for is target
+    assert names(wrapper) == ["Tanh", "inner"]
+    assert target.address == "Linear_2.inner"
+    assert wrapper.explicit_names == {"inner"}
+    check_tree(model)
+    assert wrapper.step_aside() is target
+    assert snapshot(model) == before
+    assert model.explicit_names == explicit
+    assert wrapper.parent is None
+    assert wrapper.standing_in_for is None
+    assert names(wrapper) == ["Tanh"]
+    check_tree(model)
+
+
+def test_a_stand_in_under_an_explicit_name_keeps_it() -> None:
+    model = wrapper_model()
+    wrapper = fl.Chain()
+    wrapper.stand_in_for(model.out, name="inner")
+    assert model.out is wrapper
+    assert "out" in model.explicit_names
+    wrapper.step_aside()
+    assert type(model.out).__name__ == "Linear"
+    assert "out" in model.explicit_names
+    check_tree(model)
+
+
+def test_siblings_count_a_stand_in_in_its_targets_name_group() -> None:
+    model = wrapper_model()
+    wrapper = fl.Chain()
+    wrapper.stand_in_for(model.Linear_1, name="inner")
+    model.insert(0, fl.Linear(2, 2))
+    assert names(model) == ["Linear_1", "Linear_2", "ReLU", "Linear_3", "out"]
+    assert model.Linear_2 is wrapper
+    twin = model.structural_copy()  # the copy's stand-in stays in the group too
+    twin.pop(0)
+    assert names(twin) == ["Linear_1", "ReLU", "Linear_2", "out"]
+    assert twin.Linear_1.standing_in_for is not None
+    check_tree(twin)
+    wrapper.step_aside()
+    assert names(model) == ["Linear_1", "Linear_2", "ReLU", "Linear_3", "out"]
+    check_tree(model)
+
+
+def test_stepping_aside_gives_the_place_to_the_node_held_now() -> None:
+    model = wrapper_model()
+    wrapper = fl.Chain()
+    wrapper.stand_in_for(model.Linear_1, name="inner")
+    wrapper.inner = fl.SiLU()  # replaced under its name: another class
+    silu = wrapper.step_aside()
+    assert type(silu).__name__ == "SiLU"
+    assert model.SiLU is silu
+    assert names(model) == ["SiLU", "ReLU", "Linear", "out"]  # SiLU named as a SiLU: the Linears renamed
+    check_tree(model)
+
+
+def test_a_stand_in_taken_out_of_its_tree_lets_the_node_go() -> None:
+    model = wrapper_model()
+    target = model.ReLU
+    wrapper = fl.Chain()
+    wrapper.stand_in_for(target, name="inner")
+    model.remove(wrapper)
+    assert wrapper.step_aside() is target
+    assert target.parent is None
+    assert len(wrapper) == 0
+    check_tree(model)
+
+
+class Refusing(fl.Chain):
+    """A Chain that refuses every change of its children, and records what it was asked."""
+
+    def check_surgery(self, removed: Any, added: Any) -> None:
+        self.__dict__.setdefault("asked", []).append((removed, added))
+        raise fl.TreeError("no change here")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "target has no parent",
+        "wrapper has a parent",
+        "wrapper stands in already",
+        "name with a dot",
+        "name of an attribute",
+        "position out of range",
+        "wrapper above the target",
+        "parent refuses",
+    ],
+)
+def test_a_refused_stand_in_changes_nothing(case: str) -> None:
+    holder = Refusing(fl.Linear(2, 2)) if case == "parent refuses" else fl.Chain(fl.Linear(2, 2))
+    model = fl.Chain(holder, fl.ReLU())
+    wrapper, target, name, position = fl.Chain(fl.Tanh()), holder.Linear, "inner", 0
+    if case == "target has no parent":
+        target = fl.Linear(2, 2)
+    elif case == "wrapper has a parent":
+        fl.Chain(wrapper)
+    elif case == "wrapper stands in already":
+        wrapper.stand_in_for(model.ReLU, name="inner")
+    elif case == "name with a dot":
+        name = "in.ner"
+    elif case == "name of an attribute":
+        name = "walk"
+    elif case == "position out of range":
+        position = 2
+    elif case == "wrapper above the target":
+        wrapper = model
+    before, inside = snapshot(model), snapshot(wrapper)
+    with pytest.raises(fl.TreeError):
+        wrapper.stand_in_for(target, name=name, position=position)
+    assert snapshot(model) == before
+    assert snapshot(wrapper) == inside
+    check_tree(model)
+    if case == "parent refuses":
+        (removed, added) = holder.__dict__["asked"][0]
+        assert removed == [("Linear", target)]
+        assert added == [(None, wrapper)]
+        assert wrapper.standing_in_for is None
+        assert wrapper.parent is None
+
+
+def test_a_refused_step_aside_changes_nothing() -> None:
+    holder = fl.Chain(fl.Linear(2, 2))
+    model = fl.Chain(holder)
+    wrapper = fl.Chain()
+    wrapper.stand_in_for(holder.Linear, name="inner")
+    holder.__class__ = Refusing  # the parent refuses from now on
+    before = snapshot(model)
+    with pytest.raises(fl.TreeError, match="no change here"):
+        wrapper.step_aside()
+    assert snapshot(model) == before
+    assert wrapper.standing_in_for is not None
+    with pytest.raises(fl.TreeError, match="stands in for no node"):
+        fl.Chain().step_aside()
+
+
+def test_a_stand_in_is_not_asked_about_taking_the_target() -> None:
+    model = wrapper_model()
+    wrapper = Refusing()
+    wrapper.stand_in_for(model.ReLU, name="inner")
+    assert "asked" not in wrapper.__dict__
+    assert wrapper.step_aside() is model.ReLU
+
+
+def test_child_properties_may_name_children() -> None:
+    class Holder(fl.Chain):
+        child_properties = frozenset({"inner"})
+
+        @property
+        def inner(self) -> torch.nn.Module:
+            return self["inner"]
+
+    holder = Holder()
+    holder.append(fl.ReLU(), name="inner")
+    assert type(holder.inner).__name__ == "ReLU"
+    with pytest.raises(fl.TreeError, match="would hide the Chain attribute"):
+        holder.append(fl.ReLU(), name="walk")
+    with pytest.raises(fl.TreeError, match="would hide the Chain attribute"):
+        fl.Chain().append(fl.ReLU(), name="standing_in_for")
+
+
+def test_explicit_names_follow_surgery() -> None:
+    model = wrapper_model()
+    assert model.explicit_names == {"out"}
+    model.append(fl.ReLU(), name="act")
+    model.pop(0)
+    assert model.explicit_names == {"out", "act"}
+    del model.out
+    assert model.explicit_names == {"act"}
+    assert model.structural_copy().explicit_names == {"act"}
+
+
+def test_repr_shows_a_subclass_tag_and_child_notes() -> None:
+    class Tagged(fl.Chain):
+        repr_tag = "MINE"
+
+        def child_note(self, name: str) -> str | None:
+            return f"<- {name}" if name == "ReLU" else None
+
+    assert str(Tagged(fl.ReLU(), fl.Tanh())).splitlines() == [
+        "(MINE) Tagged()",
+        "    ├── ReLU()  <- ReLU",
+        "    └── Tanh()",
+    ]
+
+
+def test_context_of_is_the_trees_own_store() -> None:
+    from fluxion.tree import context_of
+
+    model = fl.Chain(fl.Chain(fl.UseContext("run", "value")))
+    context_of(model.Chain.UseContext)["run"] = {"value": torch.tensor(2.0)}
+    assert model().item() == 2.0
+    assert context_of(model) == {}  # cleared when the root's call returns
+    assert context_of(fl.ReLU()) == {}
