@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import fluxion.layers as fl
 from fluxion import spec
 from fluxion.errors import SpecError
 from fluxion.spec import limits as bounds
+from fluxion.spec.build import Builder
 from fluxion.spec.limits import Limits
 from fluxion.spec.sandbox import Job, JsonnetError
 from fluxion.spec.source import MAX_NESTING, read
@@ -290,3 +292,34 @@ def test_json_from_the_child_too_deep_for_python_is_a_spec_error(monkeypatch: py
     monkeypatch.setattr(bounds, "evaluate", lambda job, limits: "[" * 5000 + "]" * 5000)
     with pytest.raises(SpecError, match="too deeply"):
         read("{a: 1}")
+
+
+def fan_out(folder: Path, levels: int, width: int) -> Path:
+    """Spec files that each name the next ``width`` times: tiny files, ``width ** levels`` leaves."""
+    for level in range(levels + 1):
+        node = (
+            {"type": "Linear", "in_features": 2, "out_features": 2}
+            if level == levels
+            else {"type": "Chain", "children": [{"spec": f"level{level + 1}.json"}] * width}
+        )
+        (folder / f"level{level}.json").write_text(json.dumps(node))
+    return folder / "level0.json"
+
+
+def test_spec_files_naming_each_other_many_times_stop_at_the_nodes_limit(tmp_path: Path) -> None:
+    root = fan_out(tmp_path, levels=4, width=10)  # 11,111 nodes from five files of a few bytes
+    with pytest.raises(SpecError, match=r"builds more than 500 nodes \(the nodes limit"):
+        spec.load(root, limits=Limits(nodes=500))
+    assert len(list(spec.load(fan_out(tmp_path, levels=2, width=3), limits=Limits(nodes=500)).modules())) == 1 + 3 + 9
+
+
+def test_the_files_a_spec_names_share_one_time_limit(tmp_path: Path) -> None:
+    (tmp_path / "part.jsonnet").write_text('{type: "ReLU"}')
+    builder = Builder(limits=Limits(time=1))
+    builder.evaluating = 1.5  # as if the files named before had taken that long
+    with pytest.raises(SpecError, match=r"longer than the time limit \(1 s, for all of them together\)") as caught:
+        builder.build(read({"type": "Chain", "children": [{"spec": "part.jsonnet"}]}, search_paths=[tmp_path]))
+    assert caught.value.path == "children[0].spec"
+    assert isinstance(
+        Builder(limits=Limits(time=1)).build(read({"spec": "part.jsonnet"}, search_paths=[tmp_path])), fl.ReLU
+    )

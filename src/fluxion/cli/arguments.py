@@ -102,7 +102,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
         metavar="SECONDS",
         type=seconds,
         default=DEFAULT_LIMITS.time,
-        help=f"how long evaluating one jsonnet file may take (default {DEFAULT_LIMITS.time:g})",
+        help=f"time for the spec's jsonnet, and again for the files it names (default {DEFAULT_LIMITS.time:g})",
     )
     limits.add_argument(
         "--memory-limit",
@@ -117,6 +117,13 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
         type=positive_count,
         default=DEFAULT_LIMITS.stack,
         help=f"how deeply jsonnet calls may nest (default {DEFAULT_LIMITS.stack})",
+    )
+    limits.add_argument(
+        "--node-limit",
+        metavar="N",
+        type=positive_count,
+        default=DEFAULT_LIMITS.nodes,
+        help=f"how many nodes one build may make, a file counted each time named (default {DEFAULT_LIMITS.nodes})",
     )
     limits.add_argument(
         "--no-limits",
@@ -151,6 +158,7 @@ def _limits(args: argparse.Namespace) -> Limits:
         time=getattr(args, "time_limit", DEFAULT_LIMITS.time),
         memory=getattr(args, "memory_limit", DEFAULT_LIMITS.memory),
         stack=getattr(args, "stack_limit", DEFAULT_LIMITS.stack),
+        nodes=getattr(args, "node_limit", DEFAULT_LIMITS.nodes),
     )
 
 

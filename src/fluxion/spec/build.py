@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ class Builder:
     paths: dict[int, tuple[str, str | None]] = field(default_factory=dict[int, tuple[str, str | None]])
     """``id(module) -> (JSON path, file)`` for every node built, to say where a problem found later is."""
     limits: Limits | None = DEFAULT_LIMITS
+    built: int = 0
+    """Nodes built so far (``limits.nodes`` bounds it)."""
+    evaluating: float = 0.0
+    """Seconds spent evaluating the files ``"spec"`` nodes name (``limits.time`` bounds it)."""
 
     def build(self, document: Document) -> torch.nn.Module:
         """The module a document's root node describes.
@@ -143,6 +148,14 @@ class Builder:
         ('squash', Tanh())
         """
         where = json_path(path)
+        self.built += 1
+        if self.limits is not None and self.limits.nodes is not None and self.built > self.limits.nodes:
+            raise SpecError(
+                f"the spec builds more than {self.limits.nodes} nodes (the nodes limit: spec files that name "
+                "each other many times multiply); if the spec is trusted, raise it (Limits(nodes=...) in "
+                "Python, --node-limit on the command line) or turn limits off (limits=None, --no-limits)",
+                path=where,
+            )
         if not isinstance(data, Mapping):
             raise SpecError(f'a node is an object with a "type", got {_kind(data)}', path=where)
         node = cast(Mapping[str, Any], data)
@@ -288,13 +301,15 @@ class Builder:
         if file in self.files:
             cycle = " -> ".join(str(step.name) for step in [*self.files[self.files.index(file) :], file])
             raise SpecError(f"spec files refer to each other in a cycle: {cycle}", path=json_path([*path, "spec"]))
+        started = time.monotonic()
         included = read(
             file,
             tla=cast(Mapping[str, Any], arguments),
             ext_vars=cast(Mapping[str, Any], variables),
             search_paths=document.roots,  # the main spec's folder tree, not only the included file's
-            limits=self.limits,
+            limits=self._time_left(json_path([*path, "spec"])),
         )
+        self.evaluating += time.monotonic() - started
         module = self.build(Document(included.data, included.file, document.root, document.search_paths))
         identifier = node.get("id")
         data = cast(object, included.data)
@@ -303,6 +318,21 @@ class Builder:
         if "share" in node:
             self.shares.append(Share(module, _share_source(node["share"], path), where, _file(document)))
         return cast(str | None, identifier), module
+
+    def _time_left(self, where: str) -> Limits | None:
+        """The limits for evaluating one more named file: the time the earlier ones left."""
+        if self.limits is None or self.limits.time is None:
+            return self.limits
+        left = self.limits.time - self.evaluating
+        if left <= 0:
+            raise SpecError(
+                f"evaluating the spec files the spec names takes longer than the time limit "
+                f"({self.limits.time:g} s, for all of them together); if the spec is trusted, raise it "
+                "(Limits(time=...) in Python, --time-limit on the command line) or turn limits off "
+                "(limits=None, --no-limits)",
+                path=where,
+            )
+        return dataclasses.replace(self.limits, time=left)
 
 
 def input_names(value: Any, path: NodePath) -> list[str]:

@@ -35,17 +35,19 @@ _TRUSTED = "if the spec is trusted"
 
 @dataclass(frozen=True)
 class Limits:
-    """How much evaluating one jsonnet spec may take before it is stopped with a ``SpecError``.
+    """How much reading and building a spec may take before it is stopped with a ``SpecError``.
 
     ``time`` is seconds of wall-clock time (and of CPU time), ``memory`` bytes of address space of
     the evaluating process, ``stack`` jsonnet's bound on nested calls (its ``max_stack``); ``None``
-    leaves time or memory unbounded. Each jsonnet file a spec builds (its own, and each file a
-    ``"spec"`` node names) is evaluated under these limits; ``import``ed files count towards the
-    evaluation that imports them. Pass ``limits=None`` to evaluate in this process, unbounded, as
+    leaves time or memory unbounded. The spec's own jsonnet is evaluated within ``time``, and so
+    are all the files its ``"spec"`` nodes name, together (``import``ed files count towards the
+    evaluation that imports them). ``nodes`` bounds the nodes one build makes, counting a file
+    each time a node names it, so a few small files that name each other many times cannot make
+    the build grow without end. Pass ``limits=None`` to evaluate in this process, unbounded, as
     fast as possible (for files you trust): the child adds about 25 ms per evaluation.
 
-    >>> Limits().time, Limits().memory == 2**30, Limits().stack
-    (10.0, True, 500)
+    >>> Limits().time, Limits().memory == 2**30, Limits().stack, Limits().nodes
+    (10.0, True, 500, 20000)
     >>> Limits(time=0)
     Traceback (most recent call last):
     fluxion.errors.SpecError: Limits(time=0): time is a number of seconds above 0 (at most 1e6), or None
@@ -54,12 +56,14 @@ class Limits:
     time: float | None = 10.0
     memory: int | None = 2**30
     stack: int = sandbox.DEFAULT_MAX_STACK
+    nodes: int | None = 20_000
 
     def __post_init__(self) -> None:
         checks = (
             ("time", self.time, float, _LONGEST, "a number of seconds above 0 (at most 1e6), or None"),
             ("memory", self.memory, int, 2**63 - 1, "a number of bytes above 0, or None"),
             ("stack", self.stack, int, 2**31 - 1, "a number of nested calls above 0 (below 2**31)"),
+            ("nodes", self.nodes, int, 2**63 - 1, "a number of nodes above 0, or None"),
         )
         for name, value, kind, largest, what in checks:
             if value is None and name != "stack":
@@ -147,7 +151,10 @@ def _answer(name: str, code: int, out: bytes, err: bytes, limits: Limits) -> str
             "(std.parseJson of deeply nested text does this)",
             file=name,
         )
-    if "memory" in stderr.lower() or code == -signal.SIGKILL:  # "memory allocation error", MemoryError, the OOM killer
+    lowered = stderr.lower()
+    # "memory allocation error", MemoryError, a library that cannot be mapped in (a limit too small
+    # to start at all), the OOM killer
+    if "memory" in lowered or "failed to map segment" in lowered or code == -signal.SIGKILL:
         raise _limit_error(name, "memory", limits)
     how = (
         f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() else f"exit code {code}"
