@@ -6,6 +6,7 @@
 torch.Size([1, 8, 16, 16])
 """
 
+from collections.abc import Mapping
 from typing import Any, Literal, Self, cast
 
 import torch
@@ -27,8 +28,9 @@ Size3 = int | tuple[int, int, int]
 
 
 class _Convolution(Inferable):
-    """What Conv1d, Conv2d and Conv3d share beyond their typed constructors: the refusal to run while
-    lazy, the shape rule, the inference of ``in_channels`` and the output they must produce.
+    """Conv1d, Conv2d and Conv3d over any number of spatial dims: construction, the shape rule, the
+    inference of ``in_channels`` and the output they must produce. Each class adds only its typed
+    constructor (the size types of its dims) and torch's layer for that many dims.
 
     ``downsample=r`` derives the stride (``r``) and padding at construction, so that every size that
     ``r`` divides becomes ``size / r``; ``output_size=O`` needs the input size, so stride and padding
@@ -40,6 +42,12 @@ class _Convolution(Inferable):
 
     output_size: tuple[int, ...] | None = None
     """The spatial output size that the layer was built to produce, or None."""
+
+    def _build(self, layout: type[torch.nn.Module], given: Mapping[str, Any]) -> None:
+        """Construct as torch's ``layout`` (``torch.nn.Conv2d``...) from the arguments of a typed
+        constructor, ``given`` as its ``locals()``: the constructors differ only in the types of their sizes."""
+        arguments = {name: given[name] for name in _TORCH_ARGUMENTS}
+        _construct(self, layout, arguments, given["device"], given["dtype"], given["downsample"], given["output_size"])
 
     def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, in_channels, *spatial)
         return super().forward(input)
@@ -161,18 +169,7 @@ class Conv1d(_Convolution, torch.nn.Conv1d, WeightedModule):
         downsample: Size1 | None = None,
         output_size: Size1 | None = None,
     ) -> None:
-        arguments = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "kernel_size": kernel_size,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-            "groups": groups,
-            "bias": bias,
-            "padding_mode": padding_mode,
-        }
-        _construct(self, torch.nn.Conv1d, arguments, device, dtype, downsample, output_size)
+        self._build(torch.nn.Conv1d, locals())
 
 
 class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
@@ -219,18 +216,7 @@ class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
         downsample: Size2 | None = None,
         output_size: Size2 | None = None,
     ) -> None:
-        arguments = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "kernel_size": kernel_size,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-            "groups": groups,
-            "bias": bias,
-            "padding_mode": padding_mode,
-        }
-        _construct(self, torch.nn.Conv2d, arguments, device, dtype, downsample, output_size)
+        self._build(torch.nn.Conv2d, locals())
 
 
 class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
@@ -266,18 +252,7 @@ class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
         downsample: Size3 | None = None,
         output_size: Size3 | None = None,
     ) -> None:
-        arguments = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "kernel_size": kernel_size,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-            "groups": groups,
-            "bias": bias,
-            "padding_mode": padding_mode,
-        }
-        _construct(self, torch.nn.Conv3d, arguments, device, dtype, downsample, output_size)
+        self._build(torch.nn.Conv3d, locals())
 
 
 class ConvTranspose2d(Inferable, torch.nn.ConvTranspose2d, WeightedModule):
@@ -414,6 +389,19 @@ def _construct(
 
 
 _AXES: dict[type[torch.nn.Module], int] = {torch.nn.Conv1d: 1, torch.nn.Conv2d: 2, torch.nn.Conv3d: 3}
+
+_TORCH_ARGUMENTS = (
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "bias",
+    "padding_mode",
+)
+"""The arguments of torch's ConvNd constructors (besides device and dtype), in torch's order."""
 
 _LEAST = {"kernel_size": 1, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1}
 """The smallest value of each geometry argument (per spatial dim) that torch's forward takes."""
