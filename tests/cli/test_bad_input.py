@@ -25,8 +25,9 @@ def mlp(tmp_path: Path) -> Path:
     return path
 
 
-def fails(result: Result, code: int, *words: str) -> None:
-    """The command failed with ``code`` and one line on stderr that says ``words``."""
+def fails(result: Result, code: int, *words: str, internal: bool = False) -> None:
+    """The command failed with ``code`` and one line on stderr that says ``words``: a message of
+    its own, or (``internal``) the catch-all line for errors nobody foresaw."""
     assert result.code == code, result
     assert "Traceback" not in result.err
     # a jsonnet error names its callers on lines of their own: part of the one message
@@ -34,6 +35,7 @@ def fails(result: Result, code: int, *words: str) -> None:
     if code == 2:  # argparse prints its usage line first
         lines = [line for line in lines if not line.startswith(("usage:", " "))]
     assert len(lines) == 1, result.err
+    assert ("internal error" in lines[0]) == internal, result.err
     for word in words:
         assert word in lines[0], result.err
 
@@ -269,4 +271,4 @@ def test_an_unforeseen_error_is_one_line(
 
     monkeypatch.setattr(validate, "load_spec", broken)
     monkeypatch.delenv("FLUXION_TRACEBACK", raising=False)
-    fails(run(capsys, "validate", str(mlp)), 1, "internal error", "KeyError")
+    fails(run(capsys, "validate", str(mlp)), 1, "internal error", "KeyError", internal=True)
