@@ -5,6 +5,8 @@
 ['bias', 'weight']
 """
 
+from typing import ClassVar, cast
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -19,7 +21,35 @@ from fluxion.tree.module import WeightedModule
 NormalizedShape = int | list[int] | tuple[int, ...] | torch.Size
 
 
-class LayerNorm(Inferable, torch.nn.LayerNorm, WeightedModule):
+class _LastDimsNorm(Inferable):
+    """What LayerNorm and RMSNorm share: the rule over the input's last dims (``normalized_shape``)
+    and, while lazy, the inference of ``normalized_shape`` from the last dim."""
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The input's shape, whose last dims must be ``normalized_shape`` (a lazy layer takes any last dim).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.LayerNorm(8).output_shape(dims.Shape(["B", "T", 8]))
+        (B, T, 8)
+        >>> fl.RMSNorm((4, 8)).output_shape(dims.Shape(["B", 4, 8]))
+        (B, 4, 8)
+        """
+        return _normalized_shape(type(self).__name__, inputs, cast(LayerNorm | RMSNorm, self).normalized_shape)
+
+    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
+        """``normalized_shape``: the input's last dim.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.LayerNorm().inferred_arguments(dims.Shape(["B", "T", 8]))
+        {'normalized_shape': 8}
+        """
+        name = type(self).__name__
+        return {"normalized_shape": dims.single(inputs, name).at(-1, name)}
+
+
+class LayerNorm(_LastDimsNorm, torch.nn.LayerNorm, WeightedModule):
     """``torch.nn.LayerNorm`` as a tree leaf.
 
     ``normalized_shape`` may be left out (``LayerNorm()``): the layer is lazy until
@@ -55,27 +85,6 @@ class LayerNorm(Inferable, torch.nn.LayerNorm, WeightedModule):
 
     def forward(self, input: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
         return super().forward(input)
-
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The input's shape, whose last dims must be ``normalized_shape`` (a lazy LayerNorm takes any last dim).
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.LayerNorm(8).output_shape(dims.Shape(["B", "T", 8]))
-        (B, T, 8)
-        """
-        return _normalized_shape(type(self).__name__, inputs, self.normalized_shape)
-
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``normalized_shape``: the input's last dim.
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.LayerNorm().inferred_arguments(dims.Shape(["B", "T", 8]))
-        {'normalized_shape': 8}
-        """
-        name = type(self).__name__
-        return {"normalized_shape": dims.single(inputs, name).at(-1, name)}
 
 
 class GroupNorm(Inferable, torch.nn.GroupNorm, WeightedModule):
@@ -154,7 +163,7 @@ class GroupNorm(Inferable, torch.nn.GroupNorm, WeightedModule):
         return {"num_channels": _channels(type(self).__name__, inputs, minimum_rank=2)}
 
 
-class RMSNorm(Inferable, torch.nn.RMSNorm, WeightedModule):
+class RMSNorm(_LastDimsNorm, torch.nn.RMSNorm, WeightedModule):
     """``torch.nn.RMSNorm`` as a tree leaf.
 
     ``normalized_shape`` may be left out (``RMSNorm()``): the layer is lazy until
@@ -183,40 +192,16 @@ class RMSNorm(Inferable, torch.nn.RMSNorm, WeightedModule):
     def forward(self, x: Float[Tensor, "*batch features"]) -> Float[Tensor, "*batch features"]:
         return super().forward(x)
 
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The input's shape, whose last dims must be ``normalized_shape``.
 
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.RMSNorm((4, 8)).output_shape(dims.Shape(["B", 4, 8]))
-        (B, 4, 8)
-        """
-        return _normalized_shape(type(self).__name__, inputs, self.normalized_shape)
+class _BatchNorm(Inferable):
+    """BatchNorm1d and BatchNorm2d: one constructor, one rule, one inference of ``num_features``;
+    each class names torch's layer and the input ranks it takes."""
 
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``normalized_shape``: the input's last dim.
+    _torch_layer: ClassVar[type[torch.nn.Module]]
+    """torch's layer, which checks the arguments and lays out the parameters and buffers."""
 
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.RMSNorm().inferred_arguments(dims.Shape(["B", 16]))
-        {'normalized_shape': 16}
-        """
-        name = type(self).__name__
-        return {"normalized_shape": dims.single(inputs, name).at(-1, name)}
-
-
-class BatchNorm1d(Inferable, torch.nn.BatchNorm1d, WeightedModule):
-    """``torch.nn.BatchNorm1d`` as a tree leaf.
-
-    ``num_features`` may be left out (``BatchNorm1d()``): the layer is lazy until
-    ``fluxion.shapes.materialize`` takes it from the input shapes.
-
-    >>> import fluxion.layers as fl
-    >>> sorted(fl.BatchNorm1d(3).state_dict())
-    ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
-    """
-
-    num_features: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+    _ranks: ClassVar[tuple[int, ...]]
+    """The ranks of the inputs the layer takes: ``(N, C, *spatial)``."""
 
     def __init__(
         self,
@@ -238,14 +223,14 @@ class BatchNorm1d(Inferable, torch.nn.BatchNorm1d, WeightedModule):
             "track_running_stats": track_running_stats,
             **_bias(bias),
         }
-        checks.at_least("BatchNorm1d", "num_features", num_features, 1)
-        self.construct(torch.nn.BatchNorm1d, arguments, {"num_features": 1}, device, dtype)
+        checks.at_least(type(self).__name__, "num_features", num_features, 1)
+        self.construct(self._torch_layer, arguments, {"num_features": 1}, device, dtype)
 
-    def forward(self, input: Float[Tensor, "batch channels *length"]) -> Float[Tensor, "batch channels *length"]:
+    def forward(self, input: Float[Tensor, "batch channels *spatial"]) -> Float[Tensor, "batch channels *spatial"]:
         return super().forward(input)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The input's shape, ``(N, C)`` or ``(N, C, L)`` with ``C = num_features``.
+        """The input's shape, ``(N, C, *spatial)`` with ``C = num_features`` and one of the ranks its class takes.
 
         Without ``affine`` weights or running statistics torch does not check ``C``. When it uses batch
         statistics (training, or no running statistics), a shape of one value per channel is refused.
@@ -254,22 +239,40 @@ class BatchNorm1d(Inferable, torch.nn.BatchNorm1d, WeightedModule):
         >>> from fluxion import dims
         >>> fl.BatchNorm1d(3).output_shape(dims.Shape(["B", 3, "L"]))
         (B, 3, L)
+        >>> fl.BatchNorm2d(3).output_shape(dims.Shape(["B", 3, "H", "W"]))
+        (B, 3, H, W)
         """
-        return _batch_norm_shape(self, inputs, (2, 3))
+        return _batch_norm_shape(cast(BatchNorm1d | BatchNorm2d, self), inputs, self._ranks)
 
     def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
         """``num_features``: the input's dim 1.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
-        >>> fl.BatchNorm1d().inferred_arguments(dims.Shape(["B", 5, "L"]))
-        {'num_features': 5}
+        >>> fl.BatchNorm2d().inferred_arguments(dims.Shape(["B", 16, "H", "W"]))
+        {'num_features': 16}
         """
-        return {"num_features": _channels(type(self).__name__, inputs, minimum_rank=2)}
+        return {"num_features": _channels(type(self).__name__, inputs, minimum_rank=min(self._ranks))}
 
 
-class BatchNorm2d(Inferable, torch.nn.BatchNorm2d, WeightedModule):
-    """``torch.nn.BatchNorm2d`` as a tree leaf.
+class BatchNorm1d(_BatchNorm, torch.nn.BatchNorm1d, WeightedModule):
+    """``torch.nn.BatchNorm1d`` as a tree leaf: inputs ``(N, C)`` or ``(N, C, L)``.
+
+    ``num_features`` may be left out (``BatchNorm1d()``): the layer is lazy until
+    ``fluxion.shapes.materialize`` takes it from the input shapes.
+
+    >>> import fluxion.layers as fl
+    >>> sorted(fl.BatchNorm1d(3).state_dict())
+    ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
+    """
+
+    _torch_layer = torch.nn.BatchNorm1d
+    _ranks = (2, 3)
+    num_features: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
+
+
+class BatchNorm2d(_BatchNorm, torch.nn.BatchNorm2d, WeightedModule):
+    """``torch.nn.BatchNorm2d`` as a tree leaf: inputs ``(N, C, H, W)``.
 
     ``num_features`` may be left out (``BatchNorm2d()``): the layer is lazy until
     ``fluxion.shapes.materialize`` takes it from the input shapes.
@@ -282,53 +285,9 @@ class BatchNorm2d(Inferable, torch.nn.BatchNorm2d, WeightedModule):
     BatchNorm2d(?, eps=1e-05, momentum=0.01, affine=True, bias=True, track_running_stats=True)
     """
 
+    _torch_layer = torch.nn.BatchNorm2d
+    _ranks = (4,)
     num_features: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
-
-    def __init__(
-        self,
-        num_features: int | None = None,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        *,
-        bias: bool = True,
-    ) -> None:
-        arguments = {
-            "num_features": num_features,
-            "eps": eps,
-            "momentum": momentum,
-            "affine": affine,
-            "track_running_stats": track_running_stats,
-            **_bias(bias),
-        }
-        checks.at_least("BatchNorm2d", "num_features", num_features, 1)
-        self.construct(torch.nn.BatchNorm2d, arguments, {"num_features": 1}, device, dtype)
-
-    def forward(self, input: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
-        return super().forward(input)
-
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The input's shape, ``(N, C, H, W)`` with ``C = num_features`` (checked as ``BatchNorm1d`` does).
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.BatchNorm2d(3).output_shape(dims.Shape(["B", 3, "H", "W"]))
-        (B, 3, H, W)
-        """
-        return _batch_norm_shape(self, inputs, (4,))
-
-    def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Dim]:
-        """``num_features``: the input's dim 1.
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.BatchNorm2d().inferred_arguments(dims.Shape(["B", 16, "H", "W"]))
-        {'num_features': 16}
-        """
-        return {"num_features": _channels(type(self).__name__, inputs, minimum_rank=4)}
 
 
 # -- shared by several norms ------------------------------------------------------------------------
