@@ -1,7 +1,8 @@
-"""fl.LSTM, fl.GRU and fl.RNN: torch's layers, torch's keys and outputs, an exact shape rule, lazy input_size."""
+"""fl.LSTM, fl.GRU and fl.RNN: torch's layers (arguments, keys, outputs), an exact shape rule, lazy input_size."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import fluxion.layers as fl
-from fluxion import dims, shapes
+from fluxion import dims, shapes, spec
 from fluxion.errors import ShapeError
 from fluxion.layers import LayerError
 from tests.shapes.helpers import evaluate
@@ -157,3 +158,37 @@ def test_packed_sequences_pass_through() -> None:
     packed = nn.utils.rnn.pack_sequence([torch.randn(5, 3), torch.randn(2, 3)])
     output = layer(packed)
     assert isinstance(output, nn.utils.rnn.PackedSequence)
+
+
+@pytest.mark.parametrize(
+    ("fluxion_class", "torch_class", "arguments"),
+    [
+        pytest.param(fl.LSTM, nn.LSTM, (4, 8, 2, False, True, 0.5, True, 3), id="LSTM"),
+        pytest.param(fl.GRU, nn.GRU, (4, 8, 2, False, True, 0.5, True), id="GRU"),
+        pytest.param(fl.RNN, nn.RNN, (4, 8, 2, "relu", False, True, 0.5, True), id="RNN"),
+    ],
+)
+def test_each_constructor_takes_torchs_arguments_in_torchs_order(
+    fluxion_class: type[Any], torch_class: type[nn.RNNBase], arguments: tuple[Any, ...]
+) -> None:
+    ours, theirs = fluxion_class(*arguments), torch_class(*arguments)
+    assert repr(ours) == repr(theirs)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in theirs.state_dict().items()
+    ]
+    parameters = inspect.signature(fluxion_class).parameters
+    assert parameters["return_state"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(parameters)[-3:] == ["device", "dtype", "return_state"]
+
+
+@pytest.mark.parametrize(("fluxion_class", "torch_class"), KINDS)
+def test_a_lazy_layer_loads_back_from_its_spec(fluxion_class: type[Any], torch_class: type[nn.RNNBase]) -> None:
+    model = fl.Chain(fluxion_class(hidden_size=6, num_layers=2, batch_first=True, return_state=False))
+    shapes.materialize(model, ("B", "T", 5))
+    written = spec.dump(model)
+    assert written["children"][0]["input_size"] == 5
+    loaded = spec.loads(written)
+    assert repr(loaded) == repr(model)
+    loaded.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 5)
+    torch.testing.assert_close(loaded(x), model(x))

@@ -11,6 +11,7 @@ layer of a Chain usually wants. ``input_size`` may be left out, to be inferred f
 torch.Size([3, 5, 2])
 """
 
+from collections.abc import Mapping
 from typing import Any, Literal, Self, cast
 
 import torch
@@ -28,24 +29,22 @@ Nonlinearity = Literal["tanh", "relu"]
 
 
 class _Recurrent(Inferable):
-    """What LSTM, GRU and RNN share beyond their typed constructors: the refusal to run while lazy,
-    ``return_state``, the shape rule and the inference of ``input_size``."""
+    """What LSTM, GRU and RNN share beyond their typed constructors: construction, ``return_state``,
+    the shape rule and the inference of ``input_size``."""
 
     return_state: bool = True
     """Whether ``forward`` returns the final states with the output sequence, as torch does."""
 
-    def _setup(
-        self,
-        layout: type[torch.nn.RNNBase],
-        arguments: dict[str, Any],
-        return_state: bool,
-        device: torch.device | str | None,
-        dtype: torch.dtype | None,
-    ) -> None:
+    def _setup(self, layout: type[torch.nn.RNNBase], given: Mapping[str, Any]) -> None:
+        """Construct as torch's ``layout`` from the arguments of a typed constructor, ``given`` as its
+        ``locals()``: all of them are torch's but ``device``, ``dtype`` and ``return_state``."""
         name = type(self).__name__
+        arguments = {
+            key: value for key, value in given.items() if key not in ("self", "device", "dtype", "return_state")
+        }
         arguments["hidden_size"] = required(arguments["hidden_size"], name, "hidden_size", f"{name}(hidden_size=64)")
-        self.construct(layout, arguments, {"input_size": 1}, device, dtype)
-        self.return_state = return_state
+        self.construct(layout, arguments, {"input_size": 1}, given["device"], given["dtype"])
+        self.return_state = given["return_state"]
         if self.deferred is not None:
             _refresh_weights(self)  # torch's list still holds the stand-ins built while waiting for input_size
 
@@ -200,17 +199,7 @@ class LSTM(_Recurrent, torch.nn.LSTM, WeightedModule):
         *,
         return_state: bool = True,
     ) -> None:
-        arguments = {
-            "input_size": input_size,
-            "hidden_size": hidden_size,
-            "num_layers": num_layers,
-            "bias": bias,
-            "batch_first": batch_first,
-            "dropout": dropout,
-            "bidirectional": bidirectional,
-            "proj_size": proj_size,
-        }
-        self._setup(torch.nn.LSTM, arguments, return_state, device, dtype)
+        self._setup(torch.nn.LSTM, locals())
 
 
 class GRU(_Recurrent, torch.nn.GRU, WeightedModule):
@@ -240,16 +229,7 @@ class GRU(_Recurrent, torch.nn.GRU, WeightedModule):
         *,
         return_state: bool = True,
     ) -> None:
-        arguments = {
-            "input_size": input_size,
-            "hidden_size": hidden_size,
-            "num_layers": num_layers,
-            "bias": bias,
-            "batch_first": batch_first,
-            "dropout": dropout,
-            "bidirectional": bidirectional,
-        }
-        self._setup(torch.nn.GRU, arguments, return_state, device, dtype)
+        self._setup(torch.nn.GRU, locals())
 
 
 class RNN(_Recurrent, torch.nn.RNN, WeightedModule):
@@ -279,14 +259,4 @@ class RNN(_Recurrent, torch.nn.RNN, WeightedModule):
         *,
         return_state: bool = True,
     ) -> None:
-        arguments = {
-            "input_size": input_size,
-            "hidden_size": hidden_size,
-            "num_layers": num_layers,
-            "nonlinearity": nonlinearity,
-            "bias": bias,
-            "batch_first": batch_first,
-            "dropout": dropout,
-            "bidirectional": bidirectional,
-        }
-        self._setup(torch.nn.RNN, arguments, return_state, device, dtype)
+        self._setup(torch.nn.RNN, locals())
