@@ -19,8 +19,8 @@ from fluxion.errors import (
 from fluxion.layers.activations import Dropout, GeLU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
 from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
-from fluxion.layers.embedding import OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
-from fluxion.layers.linear import Embedding, Linear
+from fluxion.layers.embedding import Embedding, OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
+from fluxion.layers.linear import Linear
 from fluxion.layers.masks import PaddingMask
 from fluxion.layers.merging import Add, Cat, Multiply
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm

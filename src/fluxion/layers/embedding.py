@@ -1,9 +1,9 @@
-"""Embeddings added to a sequence of vectors: learned positions and token types, as transformers use them.
+"""Embeddings as transformers use them: token ids to vectors, then learned positions and token types.
 
-``Embedding`` (in ``fluxion.layers.linear``) turns token ids into vectors; the layers here add to
-those vectors, each holding one ``weight`` table, so a checkpoint's ``...position_embeddings.weight``
-loads by name. ``OptionalInputs`` lets a model take trailing inputs that may be left out (BERT's
-``token_type_ids``).
+``Embedding`` (torch's) turns token ids into vectors; ``SequencePositionEmbedding`` and
+``TokenTypeEmbedding`` add to those vectors, each holding one ``weight`` table, so a checkpoint's
+``...position_embeddings.weight`` loads by name. ``OptionalInputs`` lets a model take trailing inputs
+that may be left out (BERT's ``token_type_ids``).
 
 >>> import torch
 >>> import fluxion.layers as fl
@@ -12,6 +12,7 @@ loads by name. ``OptionalInputs`` lets a model take trailing inputs that may be 
 torch.Size([1, 3, 8])
 """
 
+import math
 from typing import Any
 
 import torch
@@ -22,7 +23,85 @@ from torch.nn import functional
 from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import LayerError, ShapeError
+from fluxion.layers import checks
 from fluxion.tree.module import Module, WeightedModule
+
+
+class Embedding(torch.nn.Embedding, WeightedModule):
+    """``torch.nn.Embedding`` as a tree leaf.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Embedding(10, 4)(torch.tensor([[1, 2]])).shape
+    torch.Size([1, 2, 4])
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        checks.at_least("Embedding", "num_embeddings", num_embeddings, 0)
+        checks.at_least("Embedding", "embedding_dim", embedding_dim, 0)
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise LayerError(
+                f"Embedding: padding_idx must index one of the {num_embeddings} embeddings, got {padding_idx}"
+            )
+        if max_norm is not None and embedding_dim == 0 and (norm_type < 0 or math.isinf(norm_type)):
+            raise LayerError(
+                f"Embedding: with max_norm, embeddings of 0 values (embedding_dim=0) have no {norm_type}-norm "
+                "to renormalise by; use a norm_type of at least 0"
+            )
+        torch.nn.Embedding.__init__(  # pyright: ignore[reportUnknownMemberType]  # torch leaves device untyped
+            self,
+            num_embeddings,
+            embedding_dim,
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            device=device,
+            dtype=dtype,
+        )
+
+    def reset_parameters(self) -> None:
+        """Draw the weights from N(0, 1) (zeros at ``padding_idx``); nothing to draw on ``meta``.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> fl.Embedding(4, 2, padding_idx=0).weight[0].tolist()
+        [0.0, 0.0]
+        """
+        # On the meta device there are no values to draw, and torch's normal_ for meta tensors
+        # imports torch._dynamo (about a second and 70 MiB, once per process): skip it.
+        if not self.weight.is_meta:
+            super().reset_parameters()
+
+    def forward(self, input: Int[Tensor, "*batch"]) -> Float[Tensor, "*batch embedding_dim"]:
+        return super().forward(input)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """Indices of any shape to ``(*shape, embedding_dim)``.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Embedding(100, 16).output_shape(dims.Shape(["B", "T"]))
+        (B, T, 16)
+
+        Without embeddings (``num_embeddings=0``) no index is valid: only an empty input passes.
+        """
+        shape = dims.single(inputs, "Embedding")
+        if self.num_embeddings == 0 and 0 not in shape:  # symbolic sizes are positive
+            raise ShapeError(f"Embedding has no embeddings (num_embeddings=0) to look up for indices {shape!r}")
+        return dims.Shape([*shape, self.embedding_dim])
 
 
 class SequencePositionEmbedding(WeightedModule):
