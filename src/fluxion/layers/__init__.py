@@ -24,6 +24,7 @@ from fluxion.layers.linear import Linear
 from fluxion.layers.masks import PaddingMask
 from fluxion.layers.merging import Add, Cat, Multiply
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from fluxion.layers.padding import Pad
 from fluxion.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from fluxion.layers.recurrent import GRU, LSTM, RNN
 from fluxion.layers.sampling import Interpolate, PixelShuffle, Upsample
@@ -39,7 +40,7 @@ from fluxion.layers.shaping import (
     Unflatten,
     Unsqueeze,
 )
-from fluxion.layers.vision import ClassToken, Pad, PositionEmbedding, SinusoidalEmbedding, Tokens2d
+from fluxion.layers.vision import ClassToken, PositionEmbedding, SinusoidalEmbedding, Tokens2d
 from fluxion.tree.chain import Chain
 from fluxion.tree.combinators import (
     Concatenate,

@@ -18,6 +18,7 @@ from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
 from fluxion.layers import checks, geometry
 from fluxion.layers.lazy import Inferable, required
+from fluxion.layers.padding import padded_shape
 from fluxion.layers.shaping import exact_divide
 from fluxion.tree.module import WeightedModule
 
@@ -479,7 +480,7 @@ def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
     """torch's rule: the input is padded (both sides, or as ``"same"`` needs), then windows are counted;
     with ``downsample`` each size must be a multiple of the ratio, with ``output_size`` the output is it.
 
-    A ``padding_mode`` other than zeros pads with ``F.pad`` first (``geometry.padded_shape``). Zeros
+    A ``padding_mode`` other than zeros pads with ``F.pad`` first (``fluxion.layers.padding.padded_shape``). Zeros
     are padded by the convolution itself, which refuses an empty spatial dim unless the batch or the
     channels are empty too. An input without channels gives an output without channels, as torch's does.
     """
@@ -512,7 +513,7 @@ def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
         padded = [dims.normal(size + left + right) for size, (left, right) in zip(shape[-spatial:], sides, strict=True)]
     else:
         pads = [side for left, right in reversed(sides) for side in (left, right)]
-        padded = list(geometry.padded_shape(f"{name} padding", shape, pads, layer.padding_mode)[-spatial:])
+        padded = list(padded_shape(f"{name} padding", shape, pads, layer.padding_mode)[-spatial:])
     sizes: list[Dim] = []
     for axis, size in enumerate(padded):
         kernel, dilation, where = layer.kernel_size[axis], layer.dilation[axis], axis - spatial

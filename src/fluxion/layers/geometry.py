@@ -16,7 +16,7 @@ take their stride and padding from here.
 from collections.abc import Sequence
 
 from fluxion import dims
-from fluxion.dims import Dim, Shape
+from fluxion.dims import Dim
 from fluxion.errors import LayerError, ShapeError
 
 
@@ -218,68 +218,3 @@ a number, or use downsample= for a size relative to the input
             f"{f', dilation {dilation}' if dilation != 1 else ''} (no integer stride/padding gives it)"
         )
     return found
-
-
-def padded_shape(layer: str, shape: Shape, pad: Sequence[int], mode: str) -> Shape:
-    """The shape ``torch.nn.functional.pad(x, pad, mode)`` gives for ``x`` of ``shape``, or a ShapeError
-    where torch refuses it (``layer`` names who pads: ``Pad``, or a convolution's ``padding_mode``).
-
-    ``pad`` is (before, after) for the last dim, then for the one before it... In ``"constant"`` mode
-    any number of dims may be padded, and negative paddings crop (not beyond the size). The other
-    modes pad 1 to 3 dims of an input with one or two dims more (channels, and a batch), by paddings
-    of at least 0: ``"reflect"`` less than the size, ``"circular"`` at most the size, and
-    ``"reflect"`` and ``"replicate"`` need a size and channels above 0. Where the symbols do not
-    decide a comparison, it is left to the forward call.
-
-    >>> from fluxion import dims
-    >>> from fluxion.layers import geometry
-    >>> geometry.padded_shape("Pad", dims.Shape(["B", 3, "H", "W"]), (1, 1, 0, 2), "reflect")
-    (B, 3, H + 2, W + 2)
-    >>> geometry.padded_shape("Pad", dims.Shape([2, 3, 2]), (2, 2), "reflect")
-    Traceback (most recent call last):
-    ...
-    fluxion.errors.ShapeError: Pad in mode 'reflect' expects a size above its padding (2, 2) at dim -1, got 2
-    """
-    padded = len(pad) // 2
-    if mode == "constant":
-        if padded > len(shape):
-            raise ShapeError(f"{layer} pads {padded} dims, got an input of rank {len(shape)}: {shape!r}")
-    else:
-        if any(size < 0 for size in pad):
-            raise ShapeError(f"{layer} in mode {mode!r} expects paddings of at least 0, got {tuple(pad)}")
-        if not 1 <= padded <= 3 or len(shape) not in (padded + 1, padded + 2):
-            raise ShapeError(
-                f"{layer} in mode {mode!r} pads the last {padded} dim{'s' if padded > 1 else ''} of a {padded + 1}D "
-                f"or {padded + 2}D input "
-                f"(at most 3 dims), got {shape!r}"
-            )
-        if mode in ("reflect", "replicate") and shape[-padded - 1] == 0:
-            raise ShapeError(f"{layer} in mode {mode!r} expects channels (dim {-padded - 1}) above 0, got {shape!r}")
-    sizes = list(shape)
-    for index in range(padded):
-        axis = len(sizes) - 1 - index
-        before, after = pad[2 * index], pad[2 * index + 1]
-        _check_padding(layer, sizes[axis], before, after, mode, axis - len(sizes))
-        sizes[axis] = dims.normal(sizes[axis] + before + after)
-    return Shape(sizes)
-
-
-def _check_padding(layer: str, size: Dim, before: int, after: int, mode: str, where: int) -> None:
-    """torch's conditions on one padded dim; each is checked unless the symbols leave it open."""
-    most = max(before, after)
-    if mode == "constant":
-        needed = [
-            (size + min(before, 0) + min(after, 0), "a size its negative paddings can crop"),
-            (size + before + after, "a size that its paddings leave at least 0"),
-        ]
-    elif mode == "reflect":
-        needed = [(size - most - 1, "a size above its padding")]
-    elif mode == "replicate":
-        needed = [(size - 1, "a size above 0")]
-    else:
-        needed = [(size - most, "a size of at least its padding")]
-    for difference, what in needed:
-        if dims.nonnegative(dims.normal(difference)) is False:
-            raise ShapeError(
-                f"{layer} in mode {mode!r} expects {what} ({before}, {after}) at dim {where}, got {dims.show(size)}"
-            )

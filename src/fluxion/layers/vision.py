@@ -1,5 +1,5 @@
 """Layers that vision architectures need: a class token, learned positions for a fixed grid of
-patches, an image's pixels as tokens, padding, and the sinusoidal embedding of a diffusion timestep.
+patches, an image's pixels as tokens, and the sinusoidal embedding of a diffusion timestep.
 
 >>> import torch
 >>> import fluxion.layers as fl
@@ -9,17 +9,17 @@ torch.Size([2, 5, 8])
 """
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from jaxtyping import Float, Shaped
+from jaxtyping import Float
 from torch import Tensor
 from torch.nn import functional
 
 from fluxion import dims
 from fluxion.dims import Dim, ShapeValue
 from fluxion.errors import LayerError, ShapeError
-from fluxion.layers import checks, geometry
+from fluxion.layers import checks
 from fluxion.layers.lazy import Inferable
 from fluxion.tree.chain import Chain
 from fluxion.tree.module import Module, WeightedModule
@@ -241,64 +241,6 @@ class Tokens2d(Chain):
             dims.require_equal(size, output[position], f"{name} expects its children to keep dim {position}")
         dims.require_equal(pixels, output[-2], f"{name} expects its children to keep one token per pixel")
         return dims.Shape([*batch, output[-1], height, width])
-
-
-class Pad(Module):
-    """Pads the last dims of a tensor as ``torch.nn.functional.pad`` does: ``pad`` is (before, after)
-    for the last dim, then for the one before it... ``(0, 1, 0, 1)`` adds a row below and a column on
-    the right of an image, as diffusers pads before a convolution with ``downsample_padding=0``.
-
-    >>> import torch
-    >>> import fluxion.layers as fl
-    >>> fl.Pad((0, 1, 0, 1))(torch.ones(1, 1, 2, 2))[0, 0].tolist()
-    [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
-    """
-
-    def __init__(
-        self,
-        pad: tuple[int, ...],
-        mode: Literal["constant", "reflect", "replicate", "circular"] = "constant",
-        value: float = 0.0,
-    ) -> None:
-        super().__init__()
-        if not pad or len(pad) % 2:
-            raise LayerError(f"Pad expects an even number of paddings (before, after) per dim, got {pad!r}")
-        checks.one_of("Pad", "mode", mode, ("constant", "reflect", "replicate", "circular"))
-        if mode != "constant":
-            checks.at_least("Pad", f"pad in mode {mode!r}", pad, 0)
-            if len(pad) > 6:
-                raise LayerError(f"Pad in mode {mode!r} pads at most 3 dims (6 paddings), got {pad!r}")
-        self.pad = tuple(pad)
-        self.mode = mode
-        self.value = value
-
-    def forward(self, input: Shaped[Tensor, "..."]) -> Shaped[Tensor, "..."]:
-        if self.mode == "constant":
-            return functional.pad(input, self.pad, mode="constant", value=self.value)
-        return functional.pad(input, self.pad, mode=self.mode)
-
-    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The input's shape with each padded dim grown by its paddings (shrunk by negative ones).
-
-        In modes other than ``"constant"`` torch pads 1 to 3 dims of an input with one or two dims
-        more, by less than the size (``"reflect"``) or at most the size (``"circular"``): see
-        ``geometry.padded_shape``.
-
-        >>> import fluxion.layers as fl
-        >>> from fluxion import dims
-        >>> fl.Pad((0, 1, 0, 1)).output_shape(dims.Shape(["B", 3, "H", "W"]))
-        (B, 3, H + 1, W + 1)
-        >>> fl.Pad((1, 1), mode="reflect").output_shape(dims.Shape(["B", 3, 1]))
-        Traceback (most recent call last):
-        ...
-        fluxion.errors.ShapeError: Pad in mode 'reflect' expects a size above its padding (1, 1) at dim -1, got 1
-        """
-        name = type(self).__name__
-        return geometry.padded_shape(name, dims.single(inputs, name), self.pad, self.mode)
-
-    def extra_repr(self) -> str:
-        value = f", value={self.value}" if self.mode == "constant" and self.value else ""
-        return f"pad={self.pad}, mode={self.mode!r}{value}"
 
 
 class SinusoidalEmbedding(Module):
