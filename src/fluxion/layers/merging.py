@@ -1,6 +1,10 @@
 """Leaves that merge several tensors into one: the joins of a :class:`~fluxion.layers.Graph`.
 
-Each takes two inputs or more (fewer is almost always a missing edge, so it is refused).
+Each takes two inputs or more (fewer is almost always a missing edge, so it is refused). They are
+leaves: their inputs come from outside, and they hold nothing. The containers ``Sum`` and
+``Concatenate`` are the other way round: they run their children (the branches) on one input and
+merge the outputs, so the branches and their weights live inside them. A Graph joins its edges with
+these leaves; a Chain that splits and merges again uses the containers.
 
 >>> import torch
 >>> import fluxion.layers as fl
@@ -20,7 +24,10 @@ from fluxion.tree.module import Module
 
 
 class Add(Module):
-    """The sum of its inputs, with torch's broadcasting.
+    """The sum of its inputs, with torch's broadcasting: ``Add()(x, y) == x + y``.
+
+    A leaf, for values that arrive on their own (a Graph's join); to run branches on one input and
+    sum their outputs, use the container :class:`~fluxion.layers.Sum`.
 
     With ``inplace=True`` the sum is written into the first input (which must have the result's
     shape), as a residual ``x += shortcut`` does: no new tensor, as with ``ReLU(inplace=True)``.
@@ -110,8 +117,9 @@ class Multiply(Module):
 class Cat(Module):
     """Its inputs concatenated along ``dim`` (``torch.cat``).
 
-    Named ``Cat`` because :class:`~fluxion.layers.Concatenate` is the combinator that runs its
-    children on one input and concatenates their outputs.
+    A leaf, for values that arrive on their own (a Graph's join); to run branches on one input and
+    concatenate their outputs, use the container :class:`~fluxion.layers.Concatenate` (which is why
+    this one is named ``Cat``).
 
     >>> import torch
     >>> import fluxion.layers as fl

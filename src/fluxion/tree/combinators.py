@@ -78,7 +78,9 @@ class Residual(Chain):
 
 
 class Sum(Chain):
-    """Gives its input to every child and sums their outputs.
+    """Gives its input to every child and sums their outputs: a container whose children are the
+    branches, ``Sum(a, b)(x) == a(x) + b(x)``. To add values that arrive on their own (the join of
+    a ``Graph``, where each comes along an edge), use the leaf ``fluxion.layers.Add``.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -168,7 +170,9 @@ class Distribute(Chain):
 
 
 class Concatenate(Chain):
-    """Gives its input to every child and concatenates their outputs along ``dim``.
+    """Gives its input to every child and concatenates their outputs along ``dim``: a container
+    whose children are the branches. To concatenate values that arrive on their own (the join of a
+    ``Graph``), use the leaf ``fluxion.layers.Cat``.
 
     >>> import torch
     >>> import fluxion.layers as fl
