@@ -1,6 +1,7 @@
 """Graph: data flow against hand-written Chains, validation, shapes, repr, surgery, copies, adapters, compile."""
 
 import copy
+import functools
 import pickle
 from typing import Any
 
@@ -447,38 +448,215 @@ def test_the_shape_report_draws_the_flow_with_the_shapes() -> None:
 # -- surgery -------------------------------------------------------------------------------------
 
 
-STRUCTURAL_CHANGES: list[Any] = [
-    pytest.param(lambda g: g.append(fl.ReLU()), id="append"),
-    pytest.param(lambda g: g.append(fl.ReLU(), name="extra"), id="append-named"),
-    pytest.param(lambda g: g.insert(0, fl.ReLU()), id="insert"),
-    pytest.param(lambda g: g.pop(), id="pop"),
-    pytest.param(lambda g: g.remove("act"), id="remove"),
-    pytest.param(lambda g: g.remove(g.act), id="remove-module"),
-    pytest.param(lambda g: g.__delitem__("act"), id="del-item"),
-    pytest.param(lambda g: delattr(g, "act"), id="del-attribute"),
-    pytest.param(lambda g: setattr(g, "extra", fl.ReLU()), id="new-attribute"),
-    pytest.param(lambda g: g.insert_after_type(fl.ReLU, fl.Tanh()), id="insert-after-type"),
-    pytest.param(lambda g: g.insert_before_type(fl.ReLU, fl.Tanh()), id="insert-before-type"),
-    pytest.param(lambda g: g.replace("act", fl.Tanh(), name="squash"), id="rename"),
-    pytest.param(lambda g: g[1:], id="slice"),
+def relu(x: Tensor) -> Tensor:
+    return torch.relu(x)
+
+
+REWIRING_CHANGES: list[Any] = [
+    pytest.param(
+        lambda g: g.append(fl.ReLU()),
+        ("input -> fc1 -> act -> fc2 -> add -> ReLU", "input -> add"),
+        "fc1 act fc2 add ReLU",
+        lambda g, x: relu(x + g.fc2(relu(g.fc1(x)))),
+        id="append",
+    ),
+    pytest.param(
+        lambda g: setattr(g, "extra", fl.ReLU()),
+        ("input -> fc1 -> act -> fc2 -> add -> extra", "input -> add"),
+        "fc1 act fc2 add extra",
+        lambda g, x: relu(x + g.fc2(relu(g.fc1(x)))),
+        id="new-attribute",
+    ),
+    pytest.param(
+        lambda g: g.insert(0, fl.Tanh(), name="squash"),
+        ("input -> squash -> fc1 -> act -> fc2 -> add", "input -> add"),
+        "squash fc1 act fc2 add",
+        lambda g, x: x + g.fc2(relu(g.fc1(torch.tanh(x)))),
+        id="insert",
+    ),
+    pytest.param(
+        lambda g: g.insert_before_type(fl.ReLU, fl.Tanh()),
+        ("input -> fc1 -> Tanh -> act -> fc2 -> add", "input -> add"),
+        "fc1 Tanh act fc2 add",
+        lambda g, x: x + g.fc2(relu(torch.tanh(g.fc1(x)))),
+        id="insert-before-type",
+    ),
+    pytest.param(
+        lambda g: g.insert_after_type(fl.ReLU, fl.Tanh()),
+        ("input -> fc1 -> act -> Tanh -> fc2 -> add", "input -> add"),
+        "fc1 act Tanh fc2 add",
+        lambda g, x: x + g.fc2(torch.tanh(relu(g.fc1(x)))),
+        id="insert-after-type",
+    ),
+    pytest.param(
+        lambda g: g.insert_on_edge("input", "add", fl.Tanh()),
+        ("input -> fc1 -> act -> fc2 -> add", "input -> Tanh -> add"),
+        "fc1 act fc2 Tanh add",
+        lambda g, x: torch.tanh(x) + g.fc2(relu(g.fc1(x))),
+        id="insert-on-edge",
+    ),
+    pytest.param(
+        lambda g: g.remove("act"),
+        ("input -> fc1 -> fc2 -> add", "input -> add"),
+        "fc1 fc2 add",
+        lambda g, x: x + g.fc2(g.fc1(x)),
+        id="remove",
+    ),
+    pytest.param(
+        lambda g: g.remove(g.act),
+        ("input -> fc1 -> fc2 -> add", "input -> add"),
+        "fc1 fc2 add",
+        None,
+        id="remove-module",
+    ),
+    pytest.param(
+        lambda g: g.__delitem__("act"),
+        ("input -> fc1 -> fc2 -> add", "input -> add"),
+        "fc1 fc2 add",
+        None,
+        id="del-item",
+    ),
+    pytest.param(
+        lambda g: delattr(g, "act"), ("input -> fc1 -> fc2 -> add", "input -> add"), "fc1 fc2 add", None, id="del-attr"
+    ),
+    pytest.param(
+        lambda g: g.pop(0),
+        ("input -> act -> fc2 -> add", "input -> add"),
+        "act fc2 add",
+        lambda g, x: x + g.fc2(relu(x)),
+        id="pop-first",
+    ),
+    pytest.param(
+        lambda g: g.replace("act", fl.Tanh(), name="squash"),
+        ("input -> fc1 -> squash -> fc2 -> add", "input -> add"),
+        "fc1 squash fc2 add",
+        lambda g, x: x + g.fc2(torch.tanh(g.fc1(x))),
+        id="rename",
+    ),
+]
+"""Chain's changes on ``residual_graph()``: the edges and nodes after, and what the graph computes then.
+A new node stands before the node it feeds (after the one it reads, when appended)."""
+
+
+@pytest.mark.parametrize(("change", "edges", "nodes", "expected"), REWIRING_CHANGES)
+def test_chain_surgery_on_a_graph_rewires_its_edges(
+    change: Any, edges: tuple[str, ...], nodes: str, expected: Any
+) -> None:
+    graph = residual_graph()
+    x = randn(2, 8)
+    change(graph)
+    assert graph.edges == edges
+    assert list(dict(graph.named_children())) == nodes.split()
+    if expected is not None:
+        torch.testing.assert_close(graph(x), expected(graph, x))
+    check_tree(graph)
+    assert graph.explicit_names == set(nodes.split())  # node ids never change by themselves
+
+
+REFUSED_CHANGES: list[Any] = [
+    pytest.param(lambda g: g.pop(), "node 'add' takes 2 inputs", id="pop-a-node-of-two-inputs"),
+    pytest.param(lambda g: g.insert(3, fl.ReLU()), "say which with insert_on_edge", id="insert-before-two-inputs"),
+    pytest.param(lambda g: g.insert_on_edge("fc1", "add", fl.ReLU()), "there is no edge fc1 -> add", id="no-edge"),
+    pytest.param(lambda g: g.insert(0, fl.ReLU(), name="act"), "the id 'act' is taken", id="taken-id"),
+    pytest.param(lambda g: g.append(fl.ReLU(), name="input"), "the id 'input' is taken", id="an-input's-id"),
+    pytest.param(lambda g: g.append(fl.ReLU(), name="a b"), "must be a non-empty string without spaces", id="bad-id"),
+    pytest.param(lambda g: g.replace("act", fl.ReLU(), name="fc1"), "the id 'fc1' is taken", id="rename-to-a-taken-id"),
+    pytest.param(lambda g: g.append(g.fc1), "already has a parent", id="a-node-already-in-the-graph"),
+    pytest.param(lambda g: g[1:], "a slice of a Graph's nodes has no edges", id="slice"),
 ]
 
 
-@pytest.mark.parametrize("change", STRUCTURAL_CHANGES)
-def test_structural_changes_are_refused_and_leave_the_graph_as_it_was(change: Any) -> None:
+@pytest.mark.parametrize(("change", "message"), REFUSED_CHANGES)
+def test_a_change_the_wiring_cannot_say_is_refused_and_changes_nothing(change: Any, message: str) -> None:
     graph = residual_graph()
-    before = snapshot(graph)
-    with pytest.raises(fl.GraphError, match="a Graph's children are its nodes, wired by its edges"):
+    before, edges = snapshot(graph), graph.edges
+    with pytest.raises(fl.TreeError, match=message):
         change(graph)
     assert snapshot(graph) == before
+    assert graph.edges == edges
     check_tree(graph)
-    graph(randn(2, 8))
+    x = randn(2, 8)
+    torch.testing.assert_close(graph(x), x + graph.fc2(relu(graph.fc1(x))))
 
 
-def test_removing_a_graph_node_from_the_root_is_refused_too() -> None:
+def test_removing_a_node_whose_reader_takes_its_input_too_is_refused() -> None:
+    graph = fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"])
+    with pytest.raises(fl.GraphError, match="'add' reads both 'a' and 'input'"):
+        graph.remove("a")
+    two = fl.Graph({"a": fl.ReLU()}, edges=["input -> a"], outputs=("a", "input"))
+    with pytest.raises(fl.GraphError, match="outputs 'a' and 'input' would both be 'input'"):
+        two.pop()
+    with pytest.raises(fl.GraphError, match="returns several values"):
+        two.append(fl.ReLU())
+    assert two.edges == ("input -> a",)
+
+
+def test_removing_a_graph_node_from_the_root_rewires_the_graph() -> None:
     model = fl.Chain(block=residual_graph())
+    model.remove("block.act")
+    assert model.block.edges == ("input -> fc1 -> fc2 -> add", "input -> add")
     with pytest.raises(fl.GraphError):
-        model.remove("block.act")
+        model.remove("block.add")
+    check_tree(model)
+
+
+def test_the_output_moves_with_the_node_removed_or_appended() -> None:
+    graph = fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input -> a -> b"])
+    graph.pop()
+    assert (graph.edges, graph.outputs) == (("input -> a",), ("a",))
+    graph.pop()
+    assert (graph.edges, graph.outputs, len(graph)) == ((), ("input",), 0)
+    x = randn(3)
+    torch.testing.assert_close(graph(x), x)
+    graph.append(fl.Tanh())
+    assert (graph.edges, graph.outputs) == (("input -> Tanh",), ("Tanh",))
+    torch.testing.assert_close(graph(x), torch.tanh(x))
+
+
+def test_a_context_node_removed_or_put_on_an_edge_is_checked_like_a_new_graph() -> None:
+    graph = fl.Graph({"mask": fl.UseContext("c", "m"), "add": fl.Add()}, edges=["input -> add", "mask -> add"])
+    with pytest.raises(fl.GraphError, match="node 'mask' takes no inputs"):
+        graph.remove("mask")
+    graph.insert_on_edge("mask", "add", fl.Lambda(torch.neg), name="negate")
+    graph.set_context("c", {"m": torch.ones(2)})
+    torch.testing.assert_close(graph(torch.ones(2)), torch.zeros(2))
+
+
+def _step(layer: torch.nn.Module) -> tuple[str, float]:
+    """What a ``Lambda`` of a partial arithmetic function does: its operation and operand."""
+    function = layer.func  # type: ignore[union-attr]
+    return function.func.__name__, function.keywords["other"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["insert", "append", "pop", "remove", "after"]), st.integers(0, 6)), max_size=8)
+)
+def test_on_a_path_a_graphs_surgery_is_the_chains(steps: list[tuple[str, int]]) -> None:
+    """A Chain is a Graph whose edges make one path: the same changes give the same layers and outputs."""
+    layers = [fl.Lambda(functools.partial(torch.add, other=float(n))) for n in range(3)]
+    chain = fl.Chain(*[leaf_copy(layer) for layer in layers])
+    graph = fl.Graph({f"n{n}": layer for n, layer in enumerate(layers)}, edges=["input -> n0 -> n1 -> n2"])
+    made = 3
+    for kind, number in steps:
+        size = len(chain)
+        for tree in (chain, graph):
+            new = fl.Lambda(functools.partial(torch.mul, other=float(made + 2)))
+            if kind == "insert":
+                tree.insert(number % (size + 1), new)
+            elif kind == "append":
+                tree.append(new)
+            elif kind == "pop" and size:
+                tree.pop(number % size)
+            elif kind == "remove" and size:
+                tree.remove(tree[number % size])
+            elif kind == "after" and size:
+                tree.insert_after_type(fl.Lambda, new)
+        made += 1
+        assert [_step(child) for child in chain] == [_step(child) for child in graph]
+        x = randn(4)
+        torch.testing.assert_close(graph(x), chain(x))
+        check_tree(graph)
 
 
 def test_replacing_a_node_under_its_id_keeps_the_graph_working() -> None:
@@ -517,8 +695,10 @@ def test_structural_copy_shares_weights_and_copies_the_edges() -> None:
     torch.testing.assert_close(twin(x, y=y), graph(x, y=y))
     twin["mul"] = fl.Add()
     assert isinstance(graph.mul, fl.Multiply)
-    with pytest.raises(fl.GraphError):
-        twin.pop()
+    twin.pop()
+    assert twin.outputs == ("mul",)
+    assert graph.outputs == ("out",)
+    assert graph.edges == ("x -> query -> mul -> out", "y -> key -> mul")
     check_tree(twin)
 
 

@@ -461,7 +461,7 @@ class Chain(Module):
         ['SiLU']
         """
         parent, key = self._locate(module)
-        parent._splice(list(parent._modules).index(key), 1, [])
+        parent.pop(list(parent._modules).index(key))  # (pop: a Graph rewires its edges)
 
     def replace(self, old: torch.nn.Module | str, new: torch.nn.Module, name: str | None = None) -> None:
         """Put ``new`` where ``old`` (a module, name or address in this tree) was; ``old`` is detached.

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import pairwise
-from typing import Any, NamedTuple, cast
+from itertools import count, pairwise
+from typing import Any, NamedTuple, Self, cast
 
 import torch
 
 from fluxion import dims
 from fluxion.dims import ShapeValue
-from fluxion.errors import ChildNotFoundError, FluxionError, GraphError, ShapeError
+from fluxion.errors import ChildIndexError, ChildNotFoundError, FluxionError, GraphError, ShapeError
 from fluxion.tree.chain import Chain, ReturnSignal
 from fluxion.tree.context import SetContext, UseContext
+from fluxion.tree.naming import class_name
 
 _ARROW = "->"
 
@@ -71,8 +72,20 @@ class Graph(Chain):
         ├── act: Sigmoid()  ← gate
         └── mul: Multiply()  ← proj, act
 
-    Replacing a node under its id keeps the graph working (``gate["act"] = fl.Tanh()``); adding,
-    removing or renaming children would break the edges, so it raises a :class:`GraphError`.
+    Surgery rewires the edges. A Graph is a Chain, and a Chain is the Graph whose edges make one
+    path: each of Chain's changes means here what it means on that path. ``insert(i, node)`` puts
+    ``node`` on the incoming edge of the node at ``i``, ``append`` runs it on the output (which it
+    becomes), ``pop``/``remove``/``del`` give a node's one input to whatever read it, a replacement
+    under a new id renames the node in the edges, and :meth:`insert_on_edge` picks any edge.
+    Replacing a node under its id changes no edge (``gate["act"] = fl.Tanh()``). A change the
+    wiring gives no meaning to (inserting before a node of several inputs, removing one, appending
+    to a graph of several outputs, slicing some of the nodes) raises a :class:`GraphError`, as does
+    one whose result would not be a valid graph; either leaves the graph as it was.
+
+    Why not a separate class beside Chain: every part of fluxion that walks, addresses, adapts,
+    saves or draws a tree treats a Chain as the container it is, and a Graph is one (named
+    children, parent pointers, addresses, lookup, replacement). Giving Chain's changes their graph
+    meaning keeps that true without a second container type every consumer would have to know.
     """
 
     repr_tag = "GRAPH"
@@ -223,6 +236,223 @@ class Graph(Chain):
         return "← " + ", ".join(sources) if sources else None
 
     # -- surgery -------------------------------------------------------------------------------
+    #
+    # A Chain is the Graph whose edges make one path: each of Chain's changes has the meaning here
+    # that reduces to the Chain's on such a path. Inserting puts a node on an edge, removing gives
+    # a node's consumers its one input instead, appending runs a node on the output, renaming
+    # renames the node in the edges. Each works out the new wiring and checks it as a new Graph
+    # would be checked before anything changes.
+
+    def insert(self, index: int, module: torch.nn.Module, name: str | None = None) -> None:
+        """Insert ``module`` on the incoming edge of the node at ``index`` (``len(graph)``: after the
+        output, as :meth:`append`), under the id ``name`` or an automatic one.
+
+        The node at ``index`` must take one input; ``module`` takes it instead and feeds the node.
+        For a node with several inputs, say which edge with :meth:`insert_on_edge`.
+
+        >>> import torch
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"fc": fl.Linear(2, 2), "add": fl.Add()}, edges=["input -> fc -> add", "input -> add"])
+        >>> graph.insert(0, fl.LayerNorm(2), name="norm")
+        >>> graph.edges
+        ('input -> norm -> fc -> add', 'input -> add')
+        """
+        size = len(self._modules)
+        if type(index) is not int:
+            index = self._int_index(index, "insert")
+        if not -size <= index <= size:
+            raise ChildIndexError(f"{self._label()}: cannot insert at index {index} among {size} nodes")
+        position = index + size if index < 0 else index
+        if position == size:
+            self.append(module, name)
+            return
+        node = self._node_ids[position]
+        sources = self._sources[node]
+        if len(set(sources)) != 1:
+            raise GraphError(
+                f"{self._label()}: node {node!r} takes {len(set(sources)) or 'no'} inputs"
+                f"{' (' + ', '.join(sources) + ')' if sources else ''}, so 'before it' names no single edge; "
+                "say which with insert_on_edge(source, target, module)"
+            )
+        self.insert_on_edge(sources[0], node, module, name)
+
+    def insert_on_edge(self, source: str, target: str, module: torch.nn.Module, name: str | None = None) -> None:
+        """Put ``module`` on the edge ``source -> target``: it takes ``source``'s value, and ``target``
+        takes its output in the argument place ``source`` had.
+
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"])
+        >>> graph.insert_on_edge("input", "add", fl.Tanh())
+        >>> graph.edges, graph.sources("add")
+        (('input -> a -> add', 'input -> Tanh -> add'), ('a', 'Tanh'))
+        """
+        if target not in self._sources or source not in self._sources[target]:
+            raise GraphError(f"{self._label()}: there is no edge {source} {_ARROW} {target}; its edges: {self._edges}")
+        node = self._new_id(module, name)
+        paths = [_spliced_pairs(path, source, target, node) for path in self._paths()]
+        self._rewire(self._node_ids.index(target), [(node, module)], 0, paths, self._outputs)
+
+    def append(self, module: torch.nn.Module, name: str | None = None) -> None:
+        """Run ``module`` on the graph's output: it takes the output's value and becomes the output
+        (in a Chain, the last child's output is the output).
+
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"fc": fl.Linear(2, 2)}, edges=["input -> fc"])
+        >>> graph.append(fl.ReLU(), name="act")
+        >>> graph.edges, graph.outputs
+        (('input -> fc -> act',), ('act',))
+        """
+        if len(self._outputs) != 1:
+            raise GraphError(
+                f"{self._label()} returns several values ({', '.join(self._outputs)}), so 'after the output' names "
+                "no single one; put the node on an edge (insert_on_edge) or build a new Graph"
+            )
+        self._insert_after(self._outputs[0], len(self._modules), module, name)
+
+    def insert_before_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
+        """Insert ``module`` on the incoming edge of the first node of type ``module_type`` (see :meth:`insert`).
+
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"fc": fl.Linear(2, 2), "act": fl.ReLU()}, edges=["input -> fc -> act"])
+        >>> graph.insert_before_type(fl.ReLU, fl.Dropout(0.1))
+        >>> graph.edges
+        ('input -> fc -> Dropout -> act',)
+        """
+        self.insert(self._type_position(module_type, "insert_before_type"), module)
+
+    def insert_after_type(self, module_type: type[torch.nn.Module], module: torch.nn.Module) -> None:
+        """Run ``module`` on the output of the first node of type ``module_type``: it takes that node's
+        value, and every node (and output) that read the value reads ``module``'s instead.
+
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"fc": fl.Linear(2, 2), "act": fl.ReLU()}, edges=["input -> fc -> act"])
+        >>> graph.insert_after_type(fl.Linear, fl.Dropout(0.1))
+        >>> graph.edges
+        ('input -> fc -> Dropout -> act',)
+        """
+        position = self._type_position(module_type, "insert_after_type")
+        self._insert_after(self._node_ids[position], position + 1, module, None)
+
+    def pop(self, index: int = -1) -> torch.nn.Module:
+        """Remove the node at ``index`` (the last by default) and return it: the nodes (and outputs)
+        that read its value read its one input instead.
+
+        A node with several inputs, or none, cannot be taken out that way: replace it instead.
+
+        >>> import fluxion.layers as fl
+        >>> graph = fl.Graph({"fc": fl.Linear(2, 2), "act": fl.ReLU()}, edges=["input -> fc -> act"])
+        >>> type(graph.pop()).__name__, graph.edges, graph.outputs
+        ('ReLU', ('input -> fc',), ('fc',))
+        """
+        if type(index) is not int:
+            index = self._int_index(index, "pop")
+        position = self._checked_index(index, len(self._modules))
+        node = self._node_ids[position]
+        sources = self._sources[node]
+        if len(set(sources)) != 1:
+            raise GraphError(
+                f"{self._label()}: node {node!r} takes {len(set(sources)) or 'no'} inputs"
+                f"{' (' + ', '.join(sources) + ')' if sources else ''}, so no single value can take its place; "
+                f"replace it instead (graph.replace({node!r}, module))"
+            )
+        source = sources[0]
+        for reader, read in self._sources.items():
+            if node in read and source in read:
+                raise GraphError(
+                    f"{self._label()}: node {reader!r} reads both {node!r} and {source!r}; without {node!r} it "
+                    f"would take {source!r} once instead of twice; replace {node!r} instead"
+                )
+        if node in self._outputs and source in self._outputs:
+            raise GraphError(
+                f"{self._label()}: outputs {node!r} and {source!r} would both be {source!r}; replace {node!r} instead"
+            )
+        removed = self._modules[node]
+        paths = [_merged([source if name == node else name for name in path]) for path in self._paths()]
+        outputs = tuple(source if name == node else name for name in self._outputs)
+        self._rewire(position, [], 1, [path for path in paths if len(path) > 1], outputs)
+        return cast(torch.nn.Module, removed)
+
+    def _put_in_place(self, key: str, new: torch.nn.Module, name: str | None) -> None:
+        # Chain.replace (and a stand-in giving its place back): a new id renames the node in the edges.
+        if name is None or name == key:
+            self._swap(key, new)
+            return
+        position = self._node_ids.index(key)
+        paths = [[name if part == key else part for part in path] for path in self._paths()]
+        outputs = tuple(name if part == key else part for part in self._outputs)
+        self._rewire(position, [(name, new)], 1, paths, outputs)
+
+    def _insert_after(self, value: str, position: int, module: torch.nn.Module, name: str | None) -> None:
+        """Put ``module`` on the value ``value`` (a node id or input): whatever read it reads ``module``."""
+        node = self._new_id(module, name)
+        paths: list[list[str]] = []
+        fed = False
+        for path in self._paths():
+            spliced = [path[0]]
+            for before, after in pairwise(path):
+                if before == value:
+                    spliced.append(node)
+                    fed = True
+                spliced.append(after)
+            paths.append(spliced)
+        if not fed:  # the value ends paths (an output): the first of them goes on to the new node
+            ending = next((path for path in paths if path[-1] == value), None)
+            if ending is None:
+                paths.append([value, node])
+            else:
+                ending.append(node)
+        outputs = tuple(node if part == value else part for part in self._outputs)
+        self._rewire(position, [(node, module)], 0, paths, outputs)
+
+    def _rewire(
+        self,
+        position: int,
+        entries: list[tuple[str, torch.nn.Module]],
+        remove: int,
+        paths: list[list[str]],
+        outputs: tuple[str, ...],
+    ) -> None:
+        """Replace ``remove`` nodes at ``position`` by ``entries``, with new edges and outputs:
+        checked as a new Graph's would be, and through the Chain's checks, before anything changes."""
+        modules = cast(dict[str, torch.nn.Module], self._modules)
+        ids = list(self._node_ids)
+        ids[position : position + remove] = [node for node, _ in entries]
+        for node, _ in entries:
+            if ids.count(node) > 1 or node in self._inputs:
+                known = _known(self._inputs, self._node_ids)
+                raise GraphError(f"{self._label()}: the id {node!r} is taken; the graph's {known}")
+        nodes = {node: modules[node] for node in ids if node in modules}
+        nodes.update(entries)
+        edges = [f" {_ARROW} ".join(path) for path in paths]
+        flow = _analyse(self._label(), _Nodes.of({node: nodes[node] for node in ids}), edges, self._inputs, outputs)
+        before = self._node_ids
+        self._node_ids = tuple(ids)
+        try:
+            super()._splice(position, remove, list[tuple[str | None, torch.nn.Module]](entries))
+        except BaseException:
+            self._node_ids = before
+            raise
+        self._outputs, self._edges, self._sources = flow.outputs, flow.edges, flow.sources
+        self._steps, self._output_slots = flow.steps, flow.output_slots
+
+    def _new_id(self, module: torch.nn.Module, name: str | None) -> str:
+        """``name``, or the first free automatic name of ``module`` (its class name, then suffixed)."""
+        if name is not None:
+            return name
+        taken = {*self._inputs, *self._node_ids}
+        base = class_name(module)
+        return base if base not in taken else next(f"{base}_{n}" for n in count(1) if f"{base}_{n}" not in taken)
+
+    def _paths(self) -> list[list[str]]:
+        return [path.split(f" {_ARROW} ") for path in self._edges]
+
+    def _slice_copy(self, key: slice) -> Self:
+        if range(len(self._modules))[key] != range(len(self._modules)):
+            raise GraphError(
+                f"{self._label()}: a slice of a Graph's nodes has no edges to the graph's inputs and outputs; "
+                "copy the whole graph (graph[:] or structural_copy()), or build a Graph of the nodes you want"
+            )
+        return super()._slice_copy(key)
 
     def _splice(
         self,
@@ -232,16 +462,16 @@ class Graph(Chain):
         *,
         internal: bool = False,
     ) -> list[torch.nn.Module]:
-        # Every change of the children goes through here; only those that keep the node ids as
-        # they are (building, copying, replacing a node under its id) leave the edges meaningful.
+        # Every change of the children comes through here; the Graph's own surgery sets the new node
+        # ids first. Anything else changing them (a Graph asked to stand in for a node) would leave
+        # edges naming nodes that are not there.
         if remove or entries:
             keys = list(self._modules)
             after = (*keys[:index], *(name for name, _ in entries), *keys[index + remove :])
             if after != self._node_ids:
                 raise GraphError(
-                    f"{self._label()}: a Graph's children are its nodes, wired by its edges; inserting, "
-                    "appending, removing, renaming or slicing them would break the graph. Replace a node "
-                    "under its id (graph[node_id] = module), or build a new Graph"
+                    f"{self._label()}: a Graph's children are its nodes, wired by its edges; they change only "
+                    "through its surgery (insert, insert_on_edge, append, pop, remove, replace), which rewires them"
                 )
         return super()._splice(index, remove, entries, internal=internal)
 
@@ -256,6 +486,21 @@ class Graph(Chain):
             self._steps, self._output_slots = flow.steps, flow.output_slots  # the order may change
             return
         super()._swap(key, new)
+
+
+def _spliced_pairs(path: list[str], source: str, target: str, node: str) -> list[str]:
+    """``path`` with ``node`` put between each ``source`` directly followed by ``target``."""
+    spliced = [path[0]]
+    for before, after in pairwise(path):
+        if (before, after) == (source, target):
+            spliced.append(node)
+        spliced.append(after)
+    return spliced
+
+
+def _merged(path: list[str]) -> list[str]:
+    """``path`` with each run of one name written once (``a -> a -> b`` is ``a -> b``)."""
+    return [name for position, name in enumerate(path) if position == 0 or path[position - 1] != name]
 
 
 class _Nodes(NamedTuple):
