@@ -105,6 +105,50 @@ def test_wrong_name_or_address_lists_the_valid_names() -> None:
         model["ReLU.weight"]
 
 
+@pytest.mark.parametrize(
+    "key",
+    [slice(0, 2, 0), slice("a", "b"), slice(0.5, 1), slice(None, None, 1.0)],
+    ids=["step 0", "str bounds", "float start", "float step"],
+)
+def test_a_bad_slice_is_a_child_index_error_saying_what_a_slice_takes(key: slice) -> None:
+    model = fl.Chain(fl.ReLU(), fl.Tanh(), fl.SiLU())
+    graph = fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input -> a -> b"])
+    for chain in (model, graph):
+        with pytest.raises(fl.ChildIndexError, match=r"takes int \(or None\) start, stop and step, the step not 0"):
+            chain[key]
+    assert kinds(model[::-1]) == ["SiLU", "Tanh", "ReLU"]  # a negative step is a slice like any other
+
+
+@pytest.mark.parametrize(
+    ("change", "instead"),
+    [
+        (lambda m: m.__setitem__(slice(0, 1), fl.GeLU()), r"cannot be assigned to .* use replace\(old, new\)"),
+        (lambda m: m.__setitem__(slice(0, 1), [fl.GeLU()]), r"cannot be assigned to .* insert\(index, module\)"),
+        (lambda m: m.__delitem__(slice(0, 2)), r"cannot be deleted .* use pop\(index\) or remove\(child\)"),
+        (lambda m: m.__delitem__(slice(None)), r"cannot be deleted"),
+    ],
+    ids=["assign module", "assign list", "delete", "delete all"],
+)
+def test_slice_assignment_and_deletion_are_refused_naming_what_to_use(change: Any, instead: str) -> None:
+    model = fl.Chain(fl.ReLU(), fl.Tanh(), fl.SiLU())
+    before = snapshot(model)
+    with pytest.raises(fl.TreeError, match=instead) as caught:
+        change(model)
+    assert "not in this tree" not in str(caught.value)
+    assert snapshot(model) == before
+
+
+@pytest.mark.parametrize("key", [1.0, (0,), None, [0]], ids=["float", "tuple", "None", "list"])
+def test_set_and_del_with_a_key_of_another_kind_say_what_they_take(key: Any) -> None:
+    model = fl.Chain(fl.ReLU(), fl.Tanh())
+    before = snapshot(model)
+    with pytest.raises(fl.ChildNotFoundError, match="replaced by an int index or a str name or address; got"):
+        model[key] = fl.GeLU()
+    with pytest.raises(fl.ChildNotFoundError, match="removed by an int index or a str name or address; got"):
+        del model[key]
+    assert snapshot(model) == before
+
+
 def test_walk_layers_find_and_find_parent() -> None:
     inner = fl.Chain(fl.Linear(2, 2), fl.ReLU())
     model = fl.Chain(fl.Linear(2, 2), inner, fl.Residual(fl.Linear(2, 2)))

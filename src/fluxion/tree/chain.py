@@ -226,20 +226,11 @@ class Chain(Module):
         ('Linear', 'Linear', 1)
         """
         if isinstance(key, slice):
-            return self._slice_copy(key)
-        if isinstance(key, str):
-            return self._resolve(key)
-        try:
-            position = operator.index(key)
-        except TypeError:
-            raise ChildNotFoundError(
-                f"{self._label()}: a child is reached by an int index, a str name or address, or a slice; "
-                f"got {_shown(key)}"
-            ) from None
-        return self.children_list()[self._checked_index(position, len(self._modules))]
+            return self._slice_copy(self._checked_slice(key))
+        return self._child_at(key, "a child is reached by an int index, a str name or address, or a slice")
 
     def __setitem__(self, key: int | str, module: torch.nn.Module) -> None:
-        """Replace the child at an index, name or address.
+        """Replace the child at an index, name or address (one child: a slice is refused).
 
         >>> import fluxion.layers as fl
         >>> model = fl.Chain(fl.ReLU())
@@ -247,10 +238,11 @@ class Chain(Module):
         >>> type(model[0]).__name__
         'Tanh'
         """
-        self.replace(self[key], module)
+        self._refuse_slice(key, "assigned to", "replace(old, new) for each child, or insert(index, module)")
+        self.replace(self._child_at(key, "a child is replaced by an int index or a str name or address"), module)
 
     def __delitem__(self, key: int | str) -> None:
-        """Remove the child at an index, name or address.
+        """Remove the child at an index, name or address (one child: a slice is refused).
 
         >>> import fluxion.layers as fl
         >>> model = fl.Chain(fl.ReLU(), fl.Tanh())
@@ -258,7 +250,39 @@ class Chain(Module):
         >>> len(model)
         1
         """
-        self.remove(self[key])
+        self._refuse_slice(key, "deleted", "pop(index) or remove(child) for each child")
+        self.remove(self._child_at(key, "a child is removed by an int index or a str name or address"))
+
+    def _child_at(self, key: object, accepted: str) -> torch.nn.Module:
+        """The child at an int index, or the node at a str name or address; ``accepted`` says what is
+        accepted when ``key`` is neither."""
+        if isinstance(key, str):
+            return self._resolve(key)
+        try:
+            position = operator.index(cast(Any, key))
+        except TypeError:
+            raise ChildNotFoundError(f"{self._label()}: {accepted}; got {_shown(key)}") from None
+        return self.children_list()[self._checked_index(position, len(self._modules))]
+
+    def _checked_slice(self, key: slice) -> slice:
+        """``key`` with int (or None) bounds and a step other than 0; a ChildIndexError otherwise."""
+        try:
+            bounds = [None if part is None else operator.index(part) for part in (key.start, key.stop, key.step)]
+        except TypeError:
+            bounds = None
+        if bounds is None or bounds[2] == 0:
+            raise ChildIndexError(
+                f"{self._label()}: a slice of a Chain takes int (or None) start, stop and step, "
+                f"the step not 0; got {key!r}"
+            )
+        return slice(*bounds)
+
+    def _refuse_slice(self, key: object, done: str, instead: str) -> None:
+        if isinstance(key, slice):
+            raise TreeError(
+                f"{self._label()}: a slice of a Chain cannot be {done} (model[a:b] is a copy, not a view "
+                f"of the children); use {instead}"
+            )
 
     def name_of(self, child: torch.nn.Module) -> str:
         """The name under which ``child`` sits in this Chain.
