@@ -66,3 +66,15 @@ def test_embedding_padding_row_gets_no_gradient() -> None:
     assert reference.weight.grad is not None
     torch.testing.assert_close(ours.weight.grad, reference.weight.grad)
     assert ours.weight.grad[2].abs().sum().item() == 0
+
+
+def test_from_pretrained_keeps_torch_s_meaning_and_dumps_as_the_architecture() -> None:
+    weights = torch.randn(5, 3)
+    embedding = fl.Embedding.from_pretrained(weights, freeze=True, padding_idx=1)
+    assert isinstance(embedding, fl.Embedding)
+    assert torch.equal(embedding.weight, weights)
+    assert not embedding.weight.requires_grad
+    assert embedding.padding_idx == 1
+    assert spec.dump(fl.Chain(embedding))["children"] == [
+        {"type": "Embedding", "num_embeddings": 5, "embedding_dim": 3, "padding_idx": 1}
+    ]

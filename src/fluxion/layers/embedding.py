@@ -45,6 +45,8 @@ class Embedding(torch.nn.Embedding, WeightedModule):
         norm_type: float = 2.0,
         scale_grad_by_freq: bool = False,
         sparse: bool = False,
+        _weight: torch.Tensor | None = None,  # torch's own, for Embedding.from_pretrained
+        _freeze: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -68,6 +70,8 @@ class Embedding(torch.nn.Embedding, WeightedModule):
             norm_type,
             scale_grad_by_freq,
             sparse,
+            _weight,
+            _freeze,
             device=device,
             dtype=dtype,
         )

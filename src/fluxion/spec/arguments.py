@@ -134,6 +134,8 @@ def arguments_out(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -
             parameter.default is not inspect.Parameter.empty and _same(value, parameter.default)
         ):
             continue
+        if name.startswith("_"):  # a private way in (Embedding.from_pretrained's weights): data, not architecture
+            continue
         written[name] = to_json(value, f"{cls.__name__}.{name}")
     return written
 
