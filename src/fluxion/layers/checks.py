@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from fluxion.errors import LayerError
 
@@ -35,8 +35,12 @@ def at_least(layer: str, name: str, value: int | Sequence[int] | None, minimum: 
     """
     if value is None:
         return
-    values = (value,) if isinstance(value, int) else tuple(value)
-    if any(item < minimum for item in values):
+    given: object = value
+    items = cast("tuple[object, ...]", tuple(given)) if isinstance(given, list | tuple) else (given,)  # pyright: ignore[reportUnknownArgumentType]
+    numbers = [item for item in items if _is_int(item)]
+    if not items or len(numbers) != len(items):
+        raise LayerError(f"{layer}: {name} must be an int or a tuple of ints, got {value!r}")
+    if any(cast(int, item) < minimum for item in numbers):
         raise LayerError(f"{layer}: {name} must be at least {minimum}, got {value!r}")
 
 
@@ -50,7 +54,7 @@ def probability(layer: str, name: str, value: float) -> None:
     ...
     fluxion.errors.LayerError: Dropout: p must be a probability from 0 to 1, got nan
     """
-    if not 0 <= value <= 1:
+    if not _is_number(value) or not 0 <= value <= 1:
         raise LayerError(f"{layer}: {name} must be a probability from 0 to 1, got {value!r}")
 
 
@@ -64,7 +68,7 @@ def positive_number(layer: str, name: str, value: float) -> None:
     ...
     fluxion.errors.LayerError: Upsample: scale_factor must be a finite number above 0, got inf
     """
-    if not (math.isfinite(value) and value > 0):
+    if not (_is_number(value) and math.isfinite(value) and value > 0):
         raise LayerError(f"{layer}: {name} must be a finite number above 0, got {value!r}")
 
 
@@ -85,8 +89,9 @@ def one_of(layer: str, name: str, value: object, options: Collection[object]) ->
 def torch_built(layer: str, build: Callable[[], T]) -> T:
     """``build()``, torch's own constructor; what it raises for bad arguments becomes a LayerError.
 
-    torch's constructors check some arguments themselves, with a ``ValueError``, a ``RuntimeError``
-    (a negative size), a ``ZeroDivisionError`` (``GroupNorm(0, 4)``) or an ``AssertionError``.
+    torch's constructors check some arguments themselves, with a ``ValueError``, a ``TypeError`` (a
+    size that is no number), a ``RuntimeError`` (a negative size), a ``ZeroDivisionError``
+    (``GroupNorm(0, 4)``) or an ``AssertionError``.
 
     >>> import torch
     >>> from fluxion.layers import checks
@@ -99,6 +104,21 @@ def torch_built(layer: str, build: Callable[[], T]) -> T:
         return build()
     except LayerError:
         raise
-    except (ValueError, RuntimeError, ZeroDivisionError, AssertionError) as error:
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError, AssertionError) as error:
         message = str(error).split("\n")[0] or type(error).__name__
         raise LayerError(f"{layer} refused its arguments: {message}") from error
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A real number a float can hold: ints and floats (bool is not; nor is an int beyond float's range)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True

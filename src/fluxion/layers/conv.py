@@ -418,9 +418,12 @@ def _check_arguments(name: str, axes: int, arguments: dict[str, Any]) -> None:
     checks.at_least(name, "groups", arguments["groups"], 1)
     for key, least in _LEAST.items():
         value = arguments.get(key)
-        if value is None or isinstance(value, str):
+        if value is None or (key == "padding" and isinstance(value, str)):  # "same", "valid"
             continue
-        if not isinstance(value, int) and len(value) != axes:
+        given = cast(object, value)
+        if not isinstance(given, int) and (
+            not isinstance(given, list | tuple) or len(cast(tuple[object, ...], given)) != axes
+        ):
             raise LayerError(f"{name}: {key} must be an int or a tuple of {axes}, got {value!r}")
         checks.at_least(name, key, value, least)
 

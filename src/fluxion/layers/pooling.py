@@ -349,7 +349,10 @@ def _check_window(name: str, kernel_size: Size2, stride: _Size | None, padding: 
     ):
         if value is None or (key == "stride" and value == ()):
             continue
-        if not isinstance(value, int) and len(value) not in (1, 2):
+        given = cast(object, value)
+        if not isinstance(given, int) and (
+            not isinstance(given, list | tuple) or len(cast(tuple[object, ...], given)) not in (1, 2)
+        ):
             raise LayerError(f"{name}: {key} must be an int or a tuple of 1 or 2, got {value!r}")
         checks.at_least(name, key, value, least)
     if padding is not None:
