@@ -8,13 +8,15 @@ before it merges any, and undoes itself if something nobody foresaw fails part-w
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
+import numpy
 import pytest
 import torch
 from torch import Tensor
 
 import fluxion.layers as fl
-from fluxion.adapters import AdapterError, LinearLora, Lora, lora
+from fluxion.adapters import AdapterError, Conv2dLora, LinearLora, Lora, lora
 from tests.weights.helpers import Exact, Exploding, Interrupting, assert_exactly_as_before, exact_snapshot
 
 Snapshot = tuple[list[tuple[str, torch.nn.Module]], Exact, str]
@@ -84,6 +86,28 @@ def vector_scale(model: fl.Chain) -> None:
     last(model).register_buffer("scale", torch.ones(2, 4))
 
 
+class ShiftedLinear(torch.nn.Linear):
+    """A Linear subclass that computes something else: a merge could not fold its shift in."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return super().forward(input) + 1.0
+
+
+def put_part(name: str, part: torch.nn.Module) -> Callable[[fl.Chain], None]:
+    """Put ``part`` in the head LoRA's ``_modules`` by hand, past the surgery checks (as a tree built
+    another way could hold it)."""
+
+    def damage(model: fl.Chain) -> None:
+        torch.nn.init.normal_(part.weight)
+        last(model)._modules[name] = part
+
+    return damage
+
+
+def no_up(model: fl.Chain) -> None:
+    del last(model)._modules["up"]
+
+
 def inference_weight(model: fl.Chain) -> None:
     with torch.inference_mode():
         weight = torch.nn.Parameter(torch.zeros(2, 4))
@@ -97,6 +121,19 @@ BREAKS: dict[str, tuple[Callable[[fl.Chain], None], str]] = {
     "up of another rank": (other_rank, r"up.weight \(2, 3\) does not follow down.weight \(2, 4\) \(rank 2\)"),
     "nan scale": (nan_scale, "its scale is nan, not a finite number"),
     "inference weight": (inference_weight, r"created under torch.inference_mode\(\)"),
+    "up with a bias": (
+        put_part("up", fl.Linear(2, 2, bias=True)),
+        r"its 'up' \(Linear\) cannot be merged: it has a bias",
+    ),
+    "down of a subclass": (
+        put_part("down", ShiftedLinear(4, 2, bias=False)),
+        r"its 'down' \(ShiftedLinear\) cannot be merged: it is a ShiftedLinear, not a Linear",
+    ),
+    "dropout that computes": (
+        put_part("dropout", fl.Linear(4, 4)),
+        r"its 'dropout' \(Linear\) cannot be merged: it is a Linear, not a dropout or an identity",
+    ),
+    "no up": (no_up, "it has no 'up'"),
 }
 
 
@@ -226,6 +263,7 @@ def lora_file() -> dict[str, Tensor]:
         ("head.down.weight", torch.empty(2, 4, device="meta"), "'head.down.weight' is on the meta device"),
         ("head.up.weight", torch.ones(2, 2).to_sparse(), "'head.up.weight' is a sparse tensor"),
         ("head.scale", torch.tensor(float("inf")), "'head' has a scale of inf in the file"),
+        ("head.scale", torch.tensor(1e300, dtype=torch.float64), "'head' has a scale of 1e[+]300 .* float32 holds"),
         ("head.up.weight", torch.ones(3, 2), r"head.up.weight: model has shape \(2, 2\)"),
     ],
 )
@@ -290,6 +328,33 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[], object], str]] = [
     ("layer set_scale text", lambda: LinearLora(fl.Linear(2, 2), 1).set_scale("1"), "the scale is a finite number"),
     ("set_scale inf", lambda: lora.set_scale(with_lora(), float("inf")), "a LoRA scale is a finite number, got inf"),
     ("load scale nan", lambda: lora.load(build(), lora_file(), scale=NAN), "a LoRA scale is a finite number, got nan"),
+    (
+        "set_scale huge int",
+        lambda: lora.set_scale(with_lora(), 10**400),
+        "a LoRA scale is a finite number, got int 1000",
+    ),
+    ("inject alpha huge int", lambda: lora.inject(build(), rank=1, alpha=10**400), "alpha is a finite number, got int"),
+    (
+        "inject scale huge int",
+        lambda: lora.inject(build(), rank=1, scale=-(10**400)),
+        "scale is a finite number, got int",
+    ),
+    ("inject dropout huge int", lambda: lora.inject(build(), rank=1, dropout=10**400), "dropout is a finite number"),
+    ("layer set_scale huge int", lambda: LinearLora(fl.Linear(2, 2), 1).set_scale(10**400), "the scale is a finite"),
+    ("layer alpha huge int", lambda: LinearLora(fl.Linear(2, 2), 1, alpha=10**400), "LinearLora: alpha is a finite"),
+    ("set_scale past float32", lambda: lora.set_scale(with_lora(), -1e39), "more than a float32 scale holds"),
+    ("inject scale past float32", lambda: lora.inject(build(), rank=1, scale=1e39), "scale is 1e[+]39, more than"),
+    ("inject alpha past float32", lambda: lora.inject(build(), rank=1, alpha=1e300), "alpha / rank is 1e[+]300"),
+    ("load scale past float32", lambda: lora.load(build(), lora_file(), scale=1e39), "more than a float32 scale"),
+    (
+        "inject rank huge",
+        lambda: lora.inject(build(), rank=10**20),
+        r"rank 100000000000000000000 is more than the Linear at 'first', with a 4×4 weight, can use",
+    ),
+    ("inject rank past the layer", lambda: lora.inject(build(), rank=5), "give a rank of at most 4"),
+    ("layer rank huge", lambda: LinearLora(fl.Linear(2, 3), 10**20), r"\(its update has rank at most 2\)"),
+    ("layer rank huge conv", lambda: Conv2dLora(fl.Conv2d(2, 3, 3), 10**20), "a 3×18 weight"),
+    ("inject rank numpy float", lambda: lora.inject(build(), rank=numpy.float64(2)), "rank must be a positive integer"),
     ("model not a module", lambda: lora.inject("model", rank=1), r"act on a torch module \(a model\), got str"),  # pyright: ignore[reportArgumentType]
     ("adapters of a list", lambda: lora.adapters([]), "act on a torch module"),  # pyright: ignore[reportArgumentType]
     ("merge name number", lambda: lora.merge(with_lora(), name=5), "a LoRA name is a non-empty string, got 5"),  # pyright: ignore[reportArgumentType]
@@ -303,9 +368,32 @@ def test_bad_arguments_are_adapter_errors(case: str, call: Callable[[], object],
         call()
 
 
-def test_a_refused_inject_injects_nothing() -> None:
-    model = build()
+@pytest.mark.parametrize(
+    "options",
+    [{"rank": 1, "alpha": NAN}, {"rank": 1, "alpha": 10**400}, {"rank": 10**20}, {"rank": 3}],
+    ids=["alpha nan", "alpha huge int", "rank huge", "rank past the last layer"],
+)
+def test_a_refused_inject_injects_nothing(options: dict[str, Any]) -> None:
+    model = fl.Chain(first=fl.Linear(4, 4), head=fl.Linear(2, 2))  # rank 3 fits first, not head
     before = snapshot(model)
     with pytest.raises(AdapterError):
-        lora.inject(model, rank=1, alpha=NAN)
+        lora.inject(model, **options)
     assert_unchanged(model, before)
+
+
+def test_a_huge_scale_leaves_every_scale_as_it_was() -> None:
+    model = adapted()
+    before = snapshot(model)
+    for scale in (10**400, 1e39):
+        with pytest.raises(AdapterError, match="a LoRA scale is"):
+            lora.set_scale(model, scale)
+    assert_unchanged(model, before)
+
+
+def test_a_numpy_integer_rank_is_an_int_rank() -> None:
+    model = build()
+    injected = lora.inject(model, rank=numpy.int64(2))  # pyright: ignore[reportArgumentType]
+    assert [adapter.rank for adapter in injected] == [2, 2, 2]
+    adapter = LinearLora(fl.Linear(4, 4), numpy.int32(3))  # pyright: ignore[reportArgumentType]
+    assert adapter.rank == 3
+    assert "rank=3" in repr(adapter)

@@ -8,7 +8,8 @@ from torch import Tensor
 from torch.nn import functional
 
 import fluxion.layers as fl
-from fluxion.adapters import Adapter, AdapterError, Conv2dLora, LinearLora
+from fluxion.adapters import Adapter, AdapterError, Conv2dLora, LinearLora, lora
+from fluxion.errors import AdapterStructureError
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -38,7 +39,7 @@ def fill_randomly(down: Tensor, up: Tensor) -> None:
 def test_scale_is_given_directly_or_as_alpha_over_rank(
     rank: int, scale: float | None, alpha: float | None, expected: float
 ) -> None:
-    linear = LinearLora(fl.Linear(8, 8), rank, scale=scale, alpha=alpha)
+    linear = LinearLora(fl.Linear(16, 16), rank, scale=scale, alpha=alpha)
     assert (linear.rank, linear.scale.item()) == (rank, pytest.approx(expected))
     conv = Conv2dLora(fl.Conv2d(3, 8, 3), rank, scale=scale, alpha=alpha)
     assert (conv.rank, conv.scale.item()) == (rank, pytest.approx(expected))
@@ -426,3 +427,102 @@ def test_a_loras_layers_may_be_replaced_by_layers_of_the_same_shape() -> None:
     torch.nn.init.zeros_(adapter.up.weight)
     model.eval()
     torch.testing.assert_close(adapter(x), adapter.target(x))
+
+
+class ShiftedLinear(torch.nn.Linear):
+    """A Linear subclass that computes something else: a merge could not fold its shift in."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return super().forward(input) + 1.0
+
+
+def with_buffer(layer: torch.nn.Module) -> torch.nn.Module:
+    layer.register_buffer("offset", torch.ones(1))
+    return layer
+
+
+def random_weights(layer: torch.nn.Module) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    return layer
+
+
+# (which part, a replacement of the same weight shape, why it is refused or None when it is fine)
+LINEAR_PARTS: list[tuple[str, Callable[[], torch.nn.Module], str | None]] = [
+    ("up", lambda: fl.Linear(2, 4, bias=True), "it has a bias"),
+    ("down", lambda: torch.nn.Linear(8, 2, bias=True), "it has a bias"),
+    ("up", lambda: ShiftedLinear(2, 4, bias=False), "it is a ShiftedLinear, not a Linear"),
+    ("up", lambda: with_buffer(fl.Linear(2, 4, bias=False)), r"holds tensors besides its weight \(offset\)"),
+    ("up", lambda: torch.nn.LazyLinear(4, bias=False), r"a weight of no shape yet \(lazy\)"),
+    ("dropout", lambda: fl.Linear(8, 8), "it is a Linear, not a dropout or an identity"),
+    ("dropout", lambda: fl.LayerNorm(8), "not a dropout or an identity"),
+    ("dropout", lambda: with_buffer(fl.Dropout(0.1)), r"it holds tensors \(offset\)"),
+    ("up", lambda: fl.Linear(2, 4, bias=False), None),
+    ("down", lambda: torch.nn.Linear(8, 2, bias=False), None),
+    ("dropout", lambda: fl.Identity(), None),
+    ("dropout", lambda: torch.nn.Dropout(0.3), None),
+]
+
+
+@pytest.mark.parametrize(("part", "make", "refusal"), LINEAR_PARTS)
+def test_a_replaced_part_is_refused_unless_a_merge_keeps_the_outputs(
+    part: str, make: Callable[[], torch.nn.Module], refusal: str | None
+) -> None:
+    model, adapter, x, _ = injected_lora()
+    new = make()
+    if not is_lazy_layer(new):
+        random_weights(new)
+    if refusal is None:
+        setattr(adapter, part, new)
+        assert getattr(adapter, part) is new
+    else:
+        with pytest.raises(AdapterStructureError, match=f"cannot be its '{part}': {refusal}|{refusal}"):
+            setattr(adapter, part, new)
+        assert getattr(adapter, part) is not new
+    model.eval()
+    adapted = model(x)
+    lora.merge(model)
+    assert isinstance(model.Linear, fl.Linear)
+    torch.testing.assert_close(model(x), adapted)
+
+
+def is_lazy_layer(layer: torch.nn.Module) -> bool:
+    return any(torch.nn.parameter.is_lazy(parameter) for parameter in layer.parameters())
+
+
+# (which part, a replacement of the same weight shape, why it is refused or None when it is fine)
+CONV_PARTS: list[tuple[str, Callable[[], torch.nn.Module], str | None]] = [
+    ("down", lambda: fl.Conv2d(3, 2, 3, stride=2, padding=1, bias=False), r"its layer's geometry .* stride=\(2, 2\)"),
+    ("down", lambda: fl.Conv2d(3, 2, 3, padding=1, dilation=2, bias=False), r"dilation=\(2, 2\)"),
+    ("down", lambda: fl.Conv2d(3, 2, 3, padding=1, padding_mode="reflect", bias=False), "padding_mode='reflect'"),
+    ("up", lambda: fl.Conv2d(2, 8, 1, padding=1, bias=False), r"a plain 1×1 convolution .* padding=\(1, 1\)"),
+    ("up", lambda: fl.Conv2d(2, 8, 1, stride=2, bias=False), r"stride=\(2, 2\)"),
+    ("up", lambda: fl.Conv2d(2, 8, 1, bias=True), "it has a bias"),
+    ("up", lambda: fl.Linear(2, 8, bias=False), r"must have a weight of shape \(8, 2, 1, 1\)"),
+    ("dropout", lambda: fl.Conv2d(3, 3, 1), "not a dropout or an identity"),
+    ("down", lambda: torch.nn.Conv2d(3, 2, 3, padding=1, bias=False), None),
+    ("up", lambda: fl.Conv2d(2, 8, 1, padding="same", bias=False), None),
+    ("dropout", lambda: torch.nn.Dropout2d(0.2), None),
+]
+
+
+@pytest.mark.parametrize(("part", "make", "refusal"), CONV_PARTS)
+def test_a_replaced_conv2d_part_is_refused_unless_a_merge_keeps_the_outputs(
+    part: str, make: Callable[[], torch.nn.Module], refusal: str | None
+) -> None:
+    model = fl.Chain(fl.Conv2d(3, 8, kernel_size=3, padding=1))
+    adapter = Conv2dLora(model.Conv2d, rank=2, init=fill_randomly).inject()
+    x = randn(2, 3, 6, 6)
+    new = random_weights(make())
+    if refusal is None:
+        setattr(adapter, part, new)
+    else:
+        with pytest.raises(AdapterStructureError, match=refusal):
+            setattr(adapter, part, new)
+    model.eval()
+    adapted = model(x)
+    lora.merge(model)
+    assert isinstance(model.Conv2d, fl.Conv2d)
+    torch.testing.assert_close(model(x), adapted)

@@ -42,7 +42,16 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from fluxion.adapters.adapter import SLOT, Adapter
-from fluxion.adapters.lora_layers import Conv2dLora, Init, LinearLora, Lora, check_options, checked_number
+from fluxion.adapters.lora_layers import (
+    FLOAT32_MAX,
+    OWN_LAYERS,
+    Conv2dLora,
+    Init,
+    LinearLora,
+    Lora,
+    check_options,
+    checked_scale,
+)
 from fluxion.adapters.targets import Targets, base_address, base_nodes, nearby, select
 from fluxion.errors import AdapterError
 from fluxion.interrupts import interrupts_held
@@ -82,7 +91,7 @@ def inject(
     """
     _check_model(model)
     _check_name(name)
-    check_options("lora.inject", rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init)
+    rank, _ = check_options("lora.inject", rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init)
     chosen = select(model, targets, _adaptable, what="LoRA (a Linear, or a Conv2d with groups=1)")
     for address, node in chosen:
         _refuse_the_root(model, node)
@@ -371,7 +380,8 @@ def load(
             raise AdapterError(f"{where} has no scale in the file; pass scale= (alpha / rank)")
         elif _not_finite(parts["scale"]):
             raise AdapterError(
-                f"{where} has a scale of {parts['scale'].item()} in the file; a LoRA scale is a finite number"
+                f"{where} has a scale of {parts['scale'].item()} in the file; a LoRA scale is a finite number "
+                "that float32 holds"
             )
         node = nodes[address]
         present = next((adapter for adapter in _loras_on(node) if adapter.name == name), None)
@@ -484,11 +494,15 @@ def _check_name(name: object) -> None:
 
 
 def _checked_scale(scale: object) -> float:
-    return checked_number(scale, "a LoRA scale")
+    return checked_scale(scale, "a LoRA scale")
 
 
 def _not_finite(scale: Tensor) -> bool:
-    return scale.numel() == 1 and scale.is_floating_point() and not math.isfinite(scale.item())
+    """Whether a one-number scale is not finite, or would not be once in a float32 ``scale`` buffer."""
+    if scale.numel() != 1 or not scale.is_floating_point():
+        return False
+    value = scale.item()
+    return not math.isfinite(value) or abs(value) > FLOAT32_MAX
 
 
 def _check_model(model: object) -> None:
@@ -536,22 +550,38 @@ def _mergeable_weight(adapter: Lora, owners: dict[int, list[str]]) -> Tensor:
     if parametrize.is_parametrized(layer):
         raise AdapterError(f"{where}: its layer's weight is computed by a parametrization, so it cannot be changed")
     weight = cast(Tensor, layer.weight)
-    down, up, scale = adapter.down_weight, adapter.up_weight, adapter.scale
-    if any(tensor.is_meta for tensor in (weight, down, up, scale)):
-        raise AdapterError(f"{where}: it or its layer is on the meta device")
     keys = owners.get(id(weight), [])
     if len(keys) > 1:
         raise AdapterError(
             f"{where}: its layer's weight is tied to {', '.join(keys[1:])}; merging would change those too"
         )
-    problem = _merge_problem(weight, down, up, scale)
+    problem = _merge_problem(adapter, weight)
     if problem is not None:
         raise AdapterError(f"{where}: {problem}")
     return weight
 
 
-def _merge_problem(weight: Tensor, down: Tensor, up: Tensor, scale: Tensor) -> str | None:
-    """What would make ``weight += scale * up @ down`` fail or be wrong, or None."""
+def _merge_problem(adapter: Lora, weight: Tensor) -> str | None:
+    """What would make ``weight += scale * up @ down`` fail, or differ from what the LoRA computes, or None.
+
+    The LoRA's parts are checked as its surgery checks them, so a LoRA put together any other way
+    (its ``_modules`` changed by hand, a copy, a pickle) is refused too.
+    """
+    parts = dict(adapter.named_children())
+    for name in OWN_LAYERS:
+        part = parts.get(name)
+        if part is None:
+            return f"it has no {name!r} (removed by hand?)"
+        problem = adapter.part_problem(name, part)
+        if problem is not None:
+            return f"its {name!r} ({type(part).__name__}) cannot be merged: {problem}"
+    if not isinstance(getattr(adapter.down, "weight", None), Tensor) or not isinstance(
+        getattr(adapter.up, "weight", None), Tensor
+    ):
+        return "its down or up layer has no weight"
+    down, up, scale = adapter.down_weight, adapter.up_weight, adapter.scale
+    if any(tensor.is_meta for tensor in (weight, down, up, scale)):
+        return "it or its layer is on the meta device"
     named = {"its layer's weight": weight, "down.weight": down, "up.weight": up, "scale": scale}
     odd = [f"{label} is {tensor.dtype}" for label, tensor in named.items() if not tensor.is_floating_point()]
     if odd:

@@ -17,6 +17,7 @@ LoRA's weights and can change at any time without recompiling a compiled model.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from abc import ABCMeta, abstractmethod
@@ -25,6 +26,8 @@ from typing import Any, ClassVar, Literal, Self, TypeAlias, cast
 
 import torch
 from torch import Tensor
+from torch.nn.parameter import is_lazy
+from torch.nn.utils import parametrize
 
 import fluxion.layers as fl
 from fluxion import dims
@@ -54,6 +57,8 @@ class Lora(Adapter, metaclass=ABCMeta):
     repr_tag = "LORA"
     layer_description: ClassVar[str]
     """The layers this kind of LoRA adapts, in words (for error messages)."""
+    projection_types: ClassVar[tuple[type[torch.nn.Module], ...]]
+    """The classes ``down`` and ``up`` may have, exactly (a subclass may compute something else)."""
     scale: Tensor
     name: str
     down: torch.nn.Module
@@ -72,7 +77,7 @@ class Lora(Adapter, metaclass=ABCMeta):
         name: str = "lora",
     ) -> None:
         owner = type(self).__name__
-        initial_scale = check_options(owner, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init)
+        rank, initial_scale = check_options(owner, rank=rank, scale=scale, alpha=alpha, dropout=dropout, init=init)
         node = target.base if isinstance(target, Lora) else target
         if not self.adapts(node):
             raise AdapterError(
@@ -82,6 +87,15 @@ class Lora(Adapter, metaclass=ABCMeta):
             raise AdapterError(
                 f"{owner}: the target {type(node).__name__} is lazy (its input size is not known yet); "
                 "call fluxion.shapes.materialize(model, *input_shapes) first"
+            )
+        outputs, inputs = _weight_of(node).flatten(1).shape
+        if rank > max(outputs, inputs):
+            address = fl.address_of(node)
+            at = f" at {address!r}" if address else ""
+            raise AdapterError(
+                f"{owner}: rank {rank} is more than the {type(node).__name__}{at}, with a {outputs}×{inputs} "
+                f"weight, can use (its update has rank at most {min(outputs, inputs)}); give a rank of at most "
+                f"{max(outputs, inputs)}"
             )
         down, up = self._projections(node, rank)
         super().__init__(target, down=down, dropout=fl.Dropout(dropout), up=up)
@@ -128,7 +142,8 @@ class Lora(Adapter, metaclass=ABCMeta):
         """A LoRA's children are fixed: each may be replaced under its name, never removed or added.
 
         A new target must fit (see :meth:`check_target`); a new ``down`` or ``up`` must have a
-        weight of the same shape.
+        weight of the same shape; and every new part must be one a merge folds into the weight
+        (see :meth:`part_problem`).
 
         >>> import fluxion.layers as fl
         >>> model = fl.Chain(fl.Linear(4, 4))
@@ -153,12 +168,23 @@ dropout, up); it can be replaced under its name, not removed or renamed
                 )
             if name in ("down", "up"):
                 before, after = _weight_of(old).shape, getattr(new, "weight", None)
-                if not isinstance(after, Tensor) or after.shape != before:
-                    got = f"a weight of shape {tuple(after.shape)}" if isinstance(after, Tensor) else "no weight"
+                got = None
+                if not isinstance(after, Tensor):
+                    got = "no weight"
+                elif is_lazy(after):
+                    got = "a weight of no shape yet (lazy)"
+                elif after.shape != before:
+                    got = f"a weight of shape {tuple(after.shape)}"
+                if got is not None:
                     raise AdapterStructureError(
                         f"{self._describe()}: a new {name!r} must have a weight of shape {tuple(before)} "
                         f"(rank {self.rank}), got {type(new).__name__} with {got}"
                     )
+            problem = self.part_problem(name, new) if name in OWN_LAYERS else None
+            if problem is not None:
+                raise AdapterStructureError(
+                    f"{self._describe()}: {type(new).__name__} cannot be its {name!r}: {problem}"
+                )
         for name, new in added:
             if name is None or name not in taken_out:
                 raise AdapterStructureError(
@@ -186,6 +212,50 @@ apply), or make a new LoRA for the new layer
                 f"{self._describe()}: cannot wrap {layer!r}: {problem}; eject the LoRA (its update would "
                 "not apply), or make a new LoRA for the new layer"
             )
+
+    def part_problem(self, name: str, part: torch.nn.Module) -> str | None:
+        """Why ``part`` cannot be this LoRA's ``name`` (``"down"``, ``"dropout"`` or ``"up"``), or None.
+
+        ``forward`` must compute what a merge folds into the layer's weight: ``down`` and ``up``
+        are bias-free layers of the classes the LoRA builds (``projection_types``), holding no
+        tensor but their weight, with the geometry the LoRA gives them; ``dropout`` is a dropout
+        or an identity, holding no tensor. Shapes are checked elsewhere (they change with the rank).
+
+        >>> import fluxion.layers as fl
+        >>> adapter = LinearLora(fl.Linear(4, 4), rank=2)
+        >>> adapter.part_problem("up", fl.Linear(2, 4, bias=True))
+        'it has a bias; the update a merge folds into the weight is scale × up × down alone, so use bias=False'
+        >>> adapter.part_problem("dropout", fl.Identity()) is None
+        True
+        """
+        if name == "dropout":
+            if not isinstance(part, DROPOUTS):
+                return (
+                    f"it is a {type(part).__name__}, not a dropout or an identity (a merge leaves it out, "
+                    "so it must change nothing outside training)"
+                )
+            held = _tensor_names(part)
+            return f"it holds tensors ({', '.join(held)}); a dropout holds none" if held else None
+        kind = parametrize.type_before_parametrizations(part)
+        if kind not in self.projection_types:
+            wanted = self.projection_types[0].__name__
+            return (
+                f"it is a {kind.__name__}, not a {wanted} (torch's or fluxion's; a subclass may compute another thing)"
+            )
+        if getattr(part, "bias", None) is not None:
+            return (
+                "it has a bias; the update a merge folds into the weight is scale × up × down alone, so use bias=False"
+            )
+        held = [
+            key for key in _tensor_names(part) if key != "weight" and not key.startswith("parametrizations.weight.")
+        ]
+        if held:
+            return f"it holds tensors besides its weight ({', '.join(held)}), which a merge would leave out"
+        return self._geometry_problem(name, part)
+
+    def _geometry_problem(self, name: str, part: Any) -> str | None:
+        """Why ``part`` (of a projection class) does not compute the LoRA's ``down`` or ``up``, or None."""
+        return None
 
     @property
     def base(self) -> torch.nn.Module:
@@ -259,7 +329,7 @@ apply), or make a new LoRA for the new layer
         >>> adapter.scale.item()
         0.5
         """
-        value = checked_number(scale, f"{type(self).__name__}: the scale")
+        value = checked_scale(scale, f"{type(self).__name__}: the scale")
         with torch.no_grad():
             self.scale.fill_(value)
 
@@ -317,6 +387,7 @@ class LinearLora(Lora):
     """
 
     layer_description = "a Linear"
+    projection_types = (torch.nn.Linear, fl.Linear)
 
     @classmethod
     def adapts(cls, layer: torch.nn.Module) -> bool:
@@ -355,6 +426,7 @@ class Conv2dLora(Lora):
     """
 
     layer_description = "a Conv2d with groups=1 (a grouped convolution's update could not be merged into it)"
+    projection_types = (torch.nn.Conv2d, fl.Conv2d)
 
     @classmethod
     def adapts(cls, layer: torch.nn.Module) -> bool:
@@ -376,6 +448,24 @@ class Conv2dLora(Lora):
         wrong = [f"{key}={value!r}" for key, value in fits.items() if getattr(layer, key) != value]
         return f"its down and up layers fit {', '.join(wrong)}" if wrong else None
 
+    def _geometry_problem(self, name: str, part: torch.nn.Conv2d) -> str | None:
+        """``down`` has the layer's geometry; ``up`` is a plain 1×1 convolution."""
+        if name == "down":
+            layer = self.base
+            if not isinstance(layer, torch.nn.Conv2d):
+                return None  # a target it does not fit is refused on its own (check_target)
+            keys = ("stride", "padding", "dilation", "padding_mode")
+            wanted: dict[str, object] = {"groups": 1, **{key: getattr(layer, key) for key in keys}}
+            where = "its layer's geometry"
+        else:
+            # 1×1 with no padding: "same" and "valid" pad nothing either
+            padding = part.padding if part.padding in ("valid", "same") else (0, 0)
+            wanted = {"stride": (1, 1), "padding": padding, "groups": 1}
+            where = "the geometry of a plain 1×1 convolution"
+        wrong = [f"{key}={getattr(part, key)!r}" for key, value in wanted.items() if getattr(part, key) != value]
+        expected = ", ".join(f"{key}={value!r}" for key, value in wanted.items())
+        return f"it does not have {where} ({expected}): it has {', '.join(wrong)}" if wrong else None
+
     def _projections(self, layer: torch.nn.Conv2d, rank: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         device, dtype = layer.weight.device, layer.weight.dtype
         down = fl.Conv2d(
@@ -394,6 +484,25 @@ class Conv2dLora(Lora):
         return down, up
 
 
+OWN_LAYERS = ("down", "dropout", "up")
+"""A LoRA's own children, beside its target."""
+
+DROPOUTS: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Dropout,
+    torch.nn.Dropout1d,
+    torch.nn.Dropout2d,
+    torch.nn.Dropout3d,
+    torch.nn.AlphaDropout,
+    torch.nn.FeatureAlphaDropout,
+    torch.nn.Identity,
+)
+"""What a LoRA's ``dropout`` may be: a layer that changes nothing outside training."""
+
+
+def _tensor_names(module: torch.nn.Module) -> list[str]:
+    return [name for name, _ in (*module.named_parameters(), *module.named_buffers())]
+
+
 def _weight_of(layer: torch.nn.Module) -> Tensor:
     weight = layer.weight
     if not isinstance(weight, Tensor):
@@ -405,6 +514,7 @@ def checked_number(value: object, what: str) -> float:
     """``value`` as a float when it is a finite real number (not a bool), else an ``AdapterError``.
 
     Every numeric LoRA argument (scale, alpha, dropout), wherever it is given, is checked here.
+    An int too large for a float is not finite either.
 
     >>> checked_number(2, "a LoRA scale")
     2.0
@@ -412,10 +522,61 @@ def checked_number(value: object, what: str) -> float:
     Traceback (most recent call last):
     ...
     fluxion.errors.AdapterError: a LoRA scale is a finite number, got nan
+    >>> checked_number(10**400, "a LoRA scale")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.AdapterError: a LoRA scale is a finite number, got int 100000000000000000000000000000...
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise AdapterError(f"{what} is a finite number, got {value!r}")
-    return float(value)
+    number = math.nan
+    if not isinstance(value, bool) and isinstance(value, numbers.Real):
+        with contextlib.suppress(OverflowError):  # an int too large for a float
+            number = float(value)
+    if not math.isfinite(number):
+        raise AdapterError(f"{what} is a finite number, got {_shown(value)}")
+    return number
+
+
+FLOAT32_MAX = torch.finfo(torch.float32).max
+"""The largest scale a LoRA's float32 ``scale`` buffer holds."""
+
+
+def checked_scale(value: object, what: str) -> float:
+    """``value`` as a float when it is a finite number a float32 ``scale`` buffer holds, else an ``AdapterError``.
+
+    >>> checked_scale(0.5, "a LoRA scale")
+    0.5
+    >>> checked_scale(1e300, "a LoRA scale")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.AdapterError: a LoRA scale is 1e+300, more than a float32 scale holds (at most 3.403e+38)
+    """
+    number = checked_number(value, what)
+    if abs(number) > FLOAT32_MAX:
+        raise AdapterError(f"{what} is {number:g}, more than a float32 scale holds (at most {FLOAT32_MAX:.4g})")
+    return number
+
+
+def checked_rank(value: object, what: str) -> int:
+    """``value`` as an int when it is a positive integer (an ``int``, a numpy integer, not a bool), else an
+    ``AdapterError``. How large a rank a layer takes is checked where the layer is known.
+
+    >>> import numpy
+    >>> checked_rank(numpy.int64(4), "rank")
+    4
+    >>> checked_rank(2.0, "lora.inject: rank")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.AdapterError: lora.inject: rank must be a positive integer, got 2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise AdapterError(f"{what} must be a positive integer, got {_shown(value)}")
+    return int(value)
+
+
+def _shown(value: object) -> str:
+    """A value as an error message shows it: its repr, or the start of a long one, with its type."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{type(value).__name__} {text[:30]}..."
 
 
 def check_options(
@@ -426,30 +587,30 @@ def check_options(
     alpha: object = None,
     dropout: object = 0.0,
     init: object = "kaiming",
-) -> float:
-    """Check a LoRA's options (``owner`` names the caller in errors); return its starting scale.
+) -> tuple[int, float]:
+    """Check a LoRA's options (``owner`` names the caller in errors); return its rank and starting scale.
 
     >>> check_options("LinearLora", rank=4, alpha=2.0)
-    0.5
+    (4, 0.5)
     >>> check_options("lora.inject", rank=4, dropout=1.5)
     Traceback (most recent call last):
     ...
     fluxion.errors.AdapterError: lora.inject: dropout is a probability between 0 and 1, got 1.5
     """
-    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or int(rank) < 1:
-        raise AdapterError(f"{owner}: rank must be a positive integer, got {rank!r}")
+    rank = checked_rank(rank, f"{owner}: rank")
     probability = checked_number(dropout, f"{owner}: dropout")
     if not 0.0 <= probability <= 1.0:
-        raise AdapterError(f"{owner}: dropout is a probability between 0 and 1, got {dropout!r}")
+        raise AdapterError(f"{owner}: dropout is a probability between 0 and 1, got {_shown(dropout)}")
     if init not in ("kaiming", "gaussian") and not callable(init):
         raise AdapterError(f"{owner}: init must be 'kaiming', 'gaussian' or a function of (down, up); got {init!r}")
     if scale is not None and alpha is not None:
         raise AdapterError(
-            f"give the LoRA scale either as scale={scale} or as alpha={alpha} (scale = alpha / rank), not both"
+            f"give the LoRA scale either as scale={_shown(scale)} or as alpha={_shown(alpha)} (scale = alpha / rank), "
+            "not both"
         )
     if alpha is not None:
-        return checked_number(alpha, f"{owner}: alpha") / int(rank)
-    return 1.0 if scale is None else checked_number(scale, f"{owner}: scale")
+        return rank, checked_scale(checked_number(alpha, f"{owner}: alpha") / rank, f"{owner}: alpha / rank")
+    return rank, 1.0 if scale is None else checked_scale(scale, f"{owner}: scale")
 
 
 def _initialise(down: Tensor, up: Tensor, rank: int, init: Init) -> None:
