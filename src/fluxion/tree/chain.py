@@ -128,14 +128,8 @@ class Chain(Module):
                 return forward(self, *args, **kwargs)
             except ReturnSignal as signal:
                 return signal.value
-            except ChainError:
-                raise
-            except RecursionError as error:
-                if self._parent is not None:
-                    raise  # no room to say more this deep: the root does
-                self._raise_too_deep(error)
             except Exception as error:
-                raise describe_failure(self, error) from error
+                self._report(error)
             finally:
                 if self._parent is None and self._context:
                     self._context.clear()
@@ -155,17 +149,21 @@ class Chain(Module):
         """
         try:
             return self._call_children(args)
-        except ChainError:
-            raise
-        except RecursionError as error:
-            if self._parent is not None:
-                raise  # no room to say more this deep: the root does
-            self._raise_too_deep(error)
         except Exception as error:
-            raise describe_failure(self, error) from error
+            self._report(error)
         finally:
             if self._parent is None and self._context:
                 self._context.clear()
+
+    def _report(self, error: Exception) -> NoReturn:
+        """Raise what a failed forward call says: a child's report as it is, this node's otherwise."""
+        if isinstance(error, ChainError):
+            raise error
+        if isinstance(error, RecursionError):
+            if self._parent is not None:
+                raise error  # no room to say more this deep: the root does
+            self._raise_too_deep(error)
+        raise describe_failure(self, error) from error
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The shape rule of a sequence: each child's output shape is the next child's input.
