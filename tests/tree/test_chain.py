@@ -677,3 +677,33 @@ def test_context_of_is_the_trees_own_store() -> None:
     assert model().item() == 2.0
     assert context_of(model) == {}  # cleared when the root's call returns
     assert context_of(fl.ReLU()) == {}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda wrapper: wrapper.replace("inner", fl.SiLU(), name="renamed"),
+        lambda wrapper: wrapper.remove("inner"),
+        lambda wrapper: wrapper.pop(1),
+        lambda wrapper: delattr(wrapper, "inner"),
+    ],
+)
+def test_the_node_a_stand_in_holds_is_replaced_under_its_name_only(change: Any) -> None:
+    model = fl.Chain(fl.ReLU(), fl.Tanh())
+    relu = model.ReLU
+    wrapper = fl.Chain(fl.Sigmoid())
+    wrapper.stand_in_for(relu, name="inner", position=1)
+    with pytest.raises(fl.TreeError, match="'inner' is the node it stands in for; it can be replaced under that name"):
+        change(wrapper)
+    assert wrapper.standing_in_for is relu
+    wrapper.replace("inner", fl.GeLU())  # under its name: allowed, and given back in its place
+    assert isinstance(wrapper.step_aside(), fl.GeLU)
+    assert [type(child).__name__ for child in model] == ["GeLU", "Tanh"]
+
+
+@pytest.mark.parametrize("call", [lambda chain: chain.insert(True, fl.ReLU()), lambda chain: chain.pop(False)])
+def test_a_bool_is_no_position(call: Any) -> None:
+    chain = fl.Chain(fl.ReLU(), fl.Tanh())
+    with pytest.raises(fl.ChildIndexError, match="takes an int index, got bool"):
+        call(chain)
+    assert len(chain) == 2

@@ -245,16 +245,6 @@ class Inferable(torch.nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} does not say how to infer its arguments")
 
-    def not_materialized(self) -> LayerError:
-        """The error a lazy layer raises when it is called (see ``not_materialized``).
-
-        >>> import fluxion.layers as fl
-        >>> print(fl.LayerNorm().not_materialized())
-        LayerNorm(?, eps=1e-05, elementwise_affine=True, bias=True) has no normalized_shape yet: \
-call fluxion.shapes.materialize(model, *input_shapes) to infer it from the input shapes and create the parameters
-        """
-        return not_materialized(self)
-
     def materialized(self, **arguments: int) -> Self:
         """A detached twin of this lazy layer with ``arguments`` filled in and its parameters created.
 

@@ -968,6 +968,8 @@ class Chain(Module):
     def _int_index(self, index: object, method: str) -> int:
         """``index`` as an int (anything with ``__index__``); a ChildIndexError saying what was given otherwise."""
         try:
+            if isinstance(index, bool):
+                raise TypeError  # True is no position, though Python reads it as 1
             return operator.index(cast(Any, index))
         except TypeError:
             raise ChildIndexError(f"{self._label()}: {method} takes an int index, got {_shown(index)}") from None
@@ -1118,6 +1120,13 @@ class Chain(Module):
         self._check_entries(entries, removed, explicit - set(removed_keys))
         if not internal and type(self).check_surgery is not Chain.check_surgery:  # (skip building lists)
             self.check_surgery(list(zip(removed_keys, removed, strict=True)), list(entries))
+        # after check_surgery, so that a container's own refusal (an adapter's) speaks first
+        slot = self._stand_in_slot
+        if slot is not None and not internal and slot in removed_keys and all(name != slot for name, _ in entries):
+            raise TreeError(
+                f"{self._label()}: its child {slot!r} is the node it stands in for; it can be replaced under "
+                "that name, not removed or renamed (step_aside() gives the place back first)"
+            )
 
         new_explicit = {name for name, _ in entries if name is not None}
         gone_explicit = {key for key in removed_keys if key in explicit}
