@@ -98,15 +98,17 @@ class Sum(Chain):
         return total
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """The broadcast of its children's output shapes.
+        """The broadcast of its children's output shapes (a single child's output as it is, as in ``forward``).
 
         >>> import fluxion.layers as fl
         >>> from fluxion import shapes
         >>> shapes.infer(fl.Chain(fl.Sum(fl.Linear(4, 2), fl.Linear(4, 2))), ("B", 4)).output
         (B, 2)
         """
-        outputs = [_tensor(dims.run(child, *inputs), self) for child in self.children_list()]
-        return dims.broadcast(outputs, "Sum") if outputs else None
+        results = [dims.run(child, *inputs) for child in self.children_list()]
+        if len(results) < 2:  # forward adds nothing: no child gives None, one child its output as it is
+            return results[0] if results else None
+        return dims.broadcast([_tensor(result, self) for result in results], "Sum")
 
 
 class Parallel(Chain):
@@ -231,13 +233,21 @@ class Matmul(Chain):
         (B, 5, 5)
         """
         left, right = (_tensor(dims.run(child, *inputs), self) for child in self.children_list())
-        if len(left) < 2 or len(right) < 2:
-            raise ShapeError(f"Matmul needs two inputs of rank 2 or more, got {left!r} and {right!r}")
+        if not left or not right:
+            raise ShapeError(f"Matmul needs two inputs of rank 1 or more, got {left!r} and {right!r}")
+        # as torch.matmul: a vector on the left is a row (1, n), on the right a column (n, 1),
+        # and the 1 it gained is dropped from the result
+        matrix_left = left if len(left) > 1 else dims.Shape([1, *left])
+        matrix_right = right if len(right) > 1 else dims.Shape([*right, 1])
         dims.require_equal(
-            left[-1], right[-2], f"Matmul needs the left's last dim to match the right's dim -2 ({dims.show(left[-1])})"
+            matrix_left[-1],
+            matrix_right[-2],
+            f"Matmul needs the left's last dim to match the right's dim -2 ({dims.show(matrix_left[-1])})",
         )
-        batch = dims.broadcast([dims.Shape(left[:-2]), dims.Shape(right[:-2])], "Matmul")
-        return dims.Shape([*batch, left[-2], right[-1]])
+        batch = dims.broadcast([dims.Shape(matrix_left[:-2]), dims.Shape(matrix_right[:-2])], "Matmul")
+        rows = [matrix_left[-2]] if len(left) > 1 else []
+        columns = [matrix_right[-1]] if len(right) > 1 else []
+        return dims.Shape([*batch, *rows, *columns])
 
 
 class Lambda(Module):
