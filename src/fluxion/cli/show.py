@@ -38,8 +38,6 @@ from fluxion.cli.arguments import (
 )
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text
 from fluxion.cli.values import shape_json
-from fluxion.errors import CliError
-from fluxion.files import special_kind
 from fluxion.inspect.checkpoint import WeightsCheck, check_weights
 from fluxion.inspect.counting import Totals, human_bytes, human_count, parameter_count, tensor_totals
 from fluxion.layers import draw_tree
@@ -87,10 +85,6 @@ def run(args: argparse.Namespace) -> int:
     >>> main(["show", "no/such/spec.json"])
     1
     """
-    for option, path in (("--weights", args.weights), ("--mapping", args.mapping)):
-        kind = None if path is None else special_kind(path)
-        if kind is not None:  # reading one could block for ever (a FIFO) or never end (/dev/zero)
-            raise CliError(f"{option} {path}: is {kind}, not a file")
     loaded = load_spec(spec_options(args))
     check = None if args.weights is None else check_weights(loaded.model, args.weights, args.mapping)
     if args.format == "json":
