@@ -8,6 +8,7 @@ import torch
 
 import fluxion.layers as fl
 from fluxion import dims, shapes, spec
+from fluxion.errors import ChainError, ShapeError
 
 
 def test_class_token_and_positions_take_their_sizes_from_the_input() -> None:
@@ -45,3 +46,15 @@ def test_sinusoidal_embedding_of_an_odd_dim_ends_with_a_zero() -> None:
     assert out.shape == (2, 5)
     assert out[:, -1].tolist() == [0.0, 0.0]
     assert dims.run(embedding, dims.Shape(["B"])) == dims.Shape(["B", 5])
+
+
+def test_tokens2d_refuses_children_that_move_the_batch_dim() -> None:
+    # a Conv2d reads (B, H*W, C) tokens as one unbatched image: its output can't be folded back
+    model = fl.Tokens2d(fl.Conv2d(2, 3, kernel_size=1))
+    with pytest.raises(
+        ChainError,
+        match=r"ShapeError: Tokens2d .* keep \(2, 4\) before the channels, got \(3, 4, 2\)",
+    ):
+        model(torch.randn(2, 2, 2, 2))
+    with pytest.raises(ShapeError, match="keep dim 0"):
+        shapes.infer(fl.Chain(fl.Tokens2d(fl.Conv2d(2, 3, kernel_size=1))), (2, 2, 2, 2))

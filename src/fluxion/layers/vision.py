@@ -9,7 +9,7 @@ torch.Size([2, 5, 8])
 """
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from jaxtyping import Float
@@ -211,8 +211,16 @@ class Tokens2d(Chain):
         image = args[0]
         height, width = image.shape[-2:]
         tokens = image.flatten(-2).transpose(-1, -2)
-        output = super().forward(tokens, *args[1:])
-        return output.transpose(-1, -2).unflatten(-1, (height, width))
+        output: Any = super().forward(tokens, *args[1:])
+        if not isinstance(output, torch.Tensor) or output.shape[:-1] != tokens.shape[:-1]:
+            # folding back tokens whose leading dims moved would give an image of the wrong pixels
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ShapeError(
+                f"Tokens2d expects its children to keep {tuple(tokens.shape[:-1])} before the channels, got {got}"
+            )
+        return cast(
+            torch.Tensor, output.transpose(-1, -2).unflatten(-1, (height, width))
+        )  # torch types unflatten loosely
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """``(*batch, C, H, W)`` to ``(*batch, C', H, W)``, where the children take ``(*batch, H*W, C)``

@@ -179,17 +179,8 @@ class _Inference:
 
     @contextmanager
     def active(self) -> Generator[None]:
-        tokens = (
-            dims._runner.set(self.run),  # pyright: ignore[reportPrivateUsage]
-            dims._constraints.set(self.constrain),  # pyright: ignore[reportPrivateUsage]
-            dims._context.set(self.context),  # pyright: ignore[reportPrivateUsage]
-        )
-        try:
+        with dims.running(self.run, self.constrain, self.context):
             yield
-        finally:
-            dims._runner.reset(tokens[0])  # pyright: ignore[reportPrivateUsage]
-            dims._constraints.reset(tokens[1])  # pyright: ignore[reportPrivateUsage]
-            dims._context.reset(tokens[2])  # pyright: ignore[reportPrivateUsage]
 
     def run_root(self, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue]) -> None:
         self.run(self.model, inputs, named)

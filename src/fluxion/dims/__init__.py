@@ -1,0 +1,66 @@
+"""Symbolic dimensions: the small vocabulary that shape rules are written in.
+
+A dimension is an ``int`` or a sympy expression in named integer symbols (``B``, ``H``...). Layers
+describe their shape rule with these helpers (a method ``output_shape`` on the layer class), and
+``fluxion.shapes`` runs the rules over a tree. This package sits below both (``layers`` may not
+import ``shapes``): ``symbols`` holds dimensions and shapes, ``rules`` the helpers a rule is
+written with, ``engine`` the hooks an inference sets while it runs.
+
+>>> from fluxion import dims
+>>> height = dims.dim("H")
+>>> dims.show(dims.conv_output(height, kernel=3, stride=2, padding=1))
+'floor((H - 1)/2) + 1'
+"""
+
+from fluxion.dims.engine import Recorder, Runner, constrain, context_values, run, running
+from fluxion.dims.rules import broadcast, concatenate, require_equal, several, single
+from fluxion.dims.symbols import (
+    Dim,
+    DimLike,
+    Shape,
+    ShapeValue,
+    conv_output,
+    dim,
+    equal,
+    floordiv,
+    known,
+    nonnegative,
+    normal,
+    product,
+    show,
+    substitute,
+    substitute_shape,
+    sympy_module,
+)
+from fluxion.errors import ShapeError
+
+__all__ = [
+    "Dim",
+    "DimLike",
+    "Recorder",
+    "Runner",
+    "Shape",
+    "ShapeError",
+    "ShapeValue",
+    "broadcast",
+    "concatenate",
+    "constrain",
+    "context_values",
+    "conv_output",
+    "dim",
+    "equal",
+    "floordiv",
+    "known",
+    "nonnegative",
+    "normal",
+    "product",
+    "require_equal",
+    "run",
+    "running",
+    "several",
+    "show",
+    "single",
+    "substitute",
+    "substitute_shape",
+    "sympy_module",
+]

@@ -1,0 +1,104 @@
+"""The hooks shape inference sets while it runs: how a composite runs a child's rule, where
+constraints go, and the context values of the current inference.
+
+Outside ``fluxion.shapes.infer`` a child's rule is called directly, constraints are dropped and
+the context is empty; ``fluxion.shapes`` installs its own for one inference with ``running``.
+
+>>> import fluxion.layers as fl
+>>> from fluxion import dims
+>>> seen = []
+>>> with dims.running(lambda child, inputs: seen.append(type(child).__name__)):
+...     _ = dims.run(fl.ReLU(), dims.Shape([2]))
+>>> seen
+['ReLU']
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from typing import Any, TypeAlias, cast
+
+import torch
+
+from fluxion.dims.symbols import Dim, ShapeValue
+from fluxion.errors import ShapeError
+
+Runner: TypeAlias = Callable[[torch.nn.Module, tuple[ShapeValue, ...]], ShapeValue]
+"""How a composite's rule gets a child's output shape: ``runner(child, inputs)``."""
+
+Recorder: TypeAlias = Callable[[Dim, Dim, str], None]
+"""Where a constraint goes: ``recorder(first, second, reason)`` for ``first == second``."""
+
+_runner: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("fluxion_shape_runner", default=None)
+_constraints: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "fluxion_shape_constraints", default=None
+)
+_context: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
+    "fluxion_shape_context", default=None
+)
+
+
+def run(child: torch.nn.Module, *inputs: ShapeValue) -> ShapeValue:
+    """The output shape of ``child`` for ``inputs``: what a Chain's rule calls for each child.
+
+    Inside ``fluxion.shapes.infer`` this records the child's shapes under its address.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import dims
+    >>> dims.run(fl.Linear(4, 2), dims.Shape(["B", 4]))
+    (B, 2)
+    """
+    runner = _runner.get()
+    if runner is not None:
+        return runner(child, inputs)
+    rule = getattr(child, "output_shape", None)
+    if rule is None:
+        raise ShapeError(f"{type(child).__name__} has no shape rule (outside fluxion.shapes.infer)")
+    return cast(ShapeValue, rule(*inputs))
+
+
+def context_values() -> dict[str, dict[str, Any]]:
+    """The context values of the current inference (shapes that ``SetContext`` stored).
+
+    >>> from fluxion import dims
+    >>> dims.context_values()
+    {}
+    """
+    store = _context.get()
+    return {} if store is None else store
+
+
+def constrain(first: Dim, second: Dim, reason: str) -> None:
+    """Record that the model only works when ``first == second`` (inside ``fluxion.shapes.infer``).
+
+    >>> from fluxion import dims
+    >>> dims.constrain(dims.dim("H"), 2 * dims.floordiv(dims.dim("H"), 2), "skip connection")
+    """
+    recorder = _constraints.get()
+    if recorder is not None:
+        recorder(first, second, reason)
+
+
+@contextmanager
+def running(
+    runner: Runner | None = None, recorder: Recorder | None = None, context: dict[str, dict[str, Any]] | None = None
+) -> Generator[None]:
+    """Within the block, ``run`` calls ``runner``, ``constrain`` calls ``recorder`` and
+    ``context_values`` is ``context``: how an inference engine sees every rule a tree runs.
+
+    >>> from fluxion import dims
+    >>> found = []
+    >>> with dims.running(recorder=lambda first, second, reason: found.append(reason)):
+    ...     dims.require_equal(dims.dim("H"), 2 * dims.floordiv(dims.dim("H"), 2), "even height")
+    >>> found
+    ['even height']
+    """
+    tokens = (_runner.set(runner), _constraints.set(recorder), _context.set(context))
+    try:
+        yield
+    finally:
+        _runner.reset(tokens[0])
+        _constraints.reset(tokens[1])
+        _context.reset(tokens[2])
