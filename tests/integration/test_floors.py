@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SOURCE = Path(__file__).resolve().parents[1] / "src" / "fluxion"
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "fluxion"
 
 FLOORS = {
     "errors": 0,
