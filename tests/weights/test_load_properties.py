@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion.weights import WeightsError, load, save
-from tests.tree.test_tree_properties import trees
+from tests.tree.test_chain_properties import trees
 from tests.weights.helpers import (
     Exploding,
     Interrupting,
