@@ -21,7 +21,7 @@ from torch import nn
 import fluxion.layers as fl
 from fluxion import dims, shapes, spec
 from fluxion.spec.arguments import arguments_in
-from tests.layers.test_torch_parity import build_pair, randn
+from tests.layers.helpers import build_pair, randn
 
 CONVOLUTIONS: list[Any] = [
     pytest.param(fl.Conv1d, nn.Conv1d, 1, id="Conv1d"),

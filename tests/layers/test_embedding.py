@@ -13,7 +13,7 @@ import fluxion.layers as fl
 from fluxion import dims, shapes, spec
 from fluxion.layers import embedding
 from fluxion.spec.registry import lookup
-from tests.layers.test_torch_parity import build_pair
+from tests.layers.helpers import build_pair
 
 
 def test_embedding_lives_with_the_other_embeddings_under_its_name() -> None:

@@ -8,7 +8,7 @@ from torch import nn
 
 import fluxion.layers as fl
 from fluxion import dims, shapes, spec
-from tests.layers.test_torch_parity import build_pair, randn
+from tests.layers.helpers import build_pair, randn
 
 
 def test_keys_and_outputs_are_torchs() -> None:

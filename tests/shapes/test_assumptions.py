@@ -48,7 +48,7 @@ def test_divisibility_is_found_on_either_side_and_only_for_that_form() -> None:
 
 
 def test_a_unet_reads_h_and_w_with_one_constraint_each() -> None:
-    from tests.shapes.test_models import IMAGE, unet
+    from tests.shapes.test_infer_models import IMAGE, unet
 
     report = shapes.infer(unet(), IMAGE)
     assert report.output == dims.Shape(["B", 2, "H", "W"])

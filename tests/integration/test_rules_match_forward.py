@@ -12,7 +12,7 @@ small tables of per-layer strategies where that is not enough (``ALWAYS``, ``ARG
 ``ARGUMENT_SETS``), and inputs from a per-layer table of plausible shapes (``INPUTS``); Chains get
 simple children. Each run draws both training and eval mode. The default run is quick; for a long one set
 ``FLUXION_RULE_EXAMPLES`` (examples per layer), e.g.
-``FLUXION_RULE_EXAMPLES=300 .venv/bin/pytest -q tests/shapes/test_rules_match_forward.py``.
+``FLUXION_RULE_EXAMPLES=300 .venv/bin/pytest -q tests/integration/test_rules_match_forward.py``.
 """
 
 from __future__ import annotations

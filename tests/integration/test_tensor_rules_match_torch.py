@@ -121,7 +121,7 @@ def run_infer(case: Case, sizes: Callable[[Spec], Dim]) -> shapes.ShapeReport | 
 
 def constructible(case: Case) -> bool:
     """Whether the layer can be built: arguments no forward could take are refused at construction
-    (tests/shapes/test_rules_match_forward.py checks those)."""
+    (tests/integration/test_rules_match_forward.py checks those)."""
     try:
         case.layer()
     except fl.LayerError:

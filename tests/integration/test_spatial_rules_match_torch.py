@@ -82,7 +82,7 @@ def check(
     try:
         build()
     except fl.LayerError:
-        event("refused at construction")  # tests/shapes/test_rules_match_forward.py checks those
+        event("refused at construction")  # tests/integration/test_rules_match_forward.py checks those
         return
     expected = forward_shape(build(), shape, *extra)
     if empty_refused and expected is not None and 0 in expected[len(expected) - 2 :]:
