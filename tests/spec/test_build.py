@@ -516,3 +516,17 @@ def test_a_share_in_an_included_file_names_addresses_in_that_file(tmp_path: Path
     assert model.first.b.weight is model.first.a.weight
     assert model.second.b.weight is model.second.a.weight
     assert model.second.a.weight is not model.first.a.weight
+
+
+def test_shares_of_shares_end_at_the_first_tensor() -> None:
+    model = spec.loads(
+        {
+            "type": "Chain",
+            "children": [
+                {"type": "Linear", "id": "a", "in_features": 3, "out_features": 3},
+                {"type": "Linear", "id": "b", "in_features": 3, "out_features": 3, "share": "a"},
+                {"type": "Linear", "id": "c", "in_features": 3, "out_features": 3, "share": {"weight": "b.weight"}},
+            ],
+        }
+    )
+    assert model.c.weight is model.b.weight is model.a.weight

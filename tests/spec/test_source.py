@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from fluxion import FluxionError
 from fluxion.errors import SpecError
-from fluxion.spec.messages import json_path
 from fluxion.spec.source import TEXT_NAME, Document, read, resolve
 
 
@@ -56,13 +55,6 @@ def test_spec_error_leaves_out_what_is_unknown() -> None:
 def test_spec_error_survives_pickling() -> None:
     error = pickle.loads(pickle.dumps(SpecError("bad", file="m.json", line=2, column=4, path="a[0]")))
     assert str(error) == "m.json:2:4: a[0]: bad"
-
-
-def test_json_path() -> None:
-    assert json_path(["blocks", 3, "blocks", 1, "kernel_size"]) == "blocks[3].blocks[1].kernel_size"
-    assert json_path([0, "id"]) == "[0].id"
-    assert json_path(["args", "a-b", "1x"]) == 'args["a-b"]["1x"]'
-    assert json_path([]) == ""
 
 
 # --- JSON
