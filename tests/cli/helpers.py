@@ -1,8 +1,11 @@
-"""What the CLI tests share: running a command in-process, and the repository's examples."""
+"""What the CLI tests share: running a command in-process, checking how it failed, a small spec,
+and the repository's examples."""
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,29 @@ def _is_spec(path: Path) -> bool:
 EXAMPLES = sorted(path for path in [*ROOT.glob("examples/*.jsonnet"), *ROOT.glob("examples/*.json")] if _is_spec(path))
 """Every spec in examples/."""
 
+MLP = {
+    "type": "Chain",
+    "inputs": {"x": ["B", 8]},
+    "children": [
+        {"type": "Linear", "id": "fc", "out_features": 16},
+        {"type": "ReLU"},
+        {"type": "Linear", "id": "head", "out_features": 2},
+    ],
+}
+"""A small spec with input shapes: 178 parameters, output (B, 2)."""
+
+
+def write_spec(path: Path, document: Any) -> Path:
+    """``document`` written to ``path`` as JSON; the path."""
+    path.write_text(json.dumps(document))
+    return path
+
+
+def write(path: Path, text: str) -> str:
+    """``text`` written to ``path``; the path as a string, as a command line takes it."""
+    path.write_text(text)
+    return str(path)
+
 
 @dataclass(frozen=True)
 class Result:
@@ -33,3 +59,23 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
     code = main(list(argv))
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
+
+
+def fails(result: Result, code: int, *words: str, internal: bool = False) -> None:
+    """The command failed with ``code`` and one line on stderr that says ``words``: a message of
+    its own, or (``internal``) the catch-all line for errors nobody foresaw."""
+    assert result.code == code, result
+    assert "Traceback" not in result.err
+    # a jsonnet error names its callers on lines of their own: part of the one message
+    lines = [line for line in result.err.strip().splitlines() if not line.startswith("  called from ")]
+    if code == 2:  # argparse prints its usage line first
+        lines = [line for line in lines if not line.startswith(("usage:", " "))]
+    assert len(lines) == 1, result.err
+    assert ("internal error" in lines[0]) == internal, result.err
+    for word in words:
+        assert word in lines[0], result.err
+
+
+def partial_files(folder: Path) -> list[str]:
+    """The files a write left aside in ``folder`` (``.partial``): none after a write ends, however it ends."""
+    return [name for name in os.listdir(folder) if name.endswith(".partial")]

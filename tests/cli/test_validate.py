@@ -1,0 +1,128 @@
+"""``fluxion validate``: the report of a valid spec (text and JSON), and errors that say where."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import EXAMPLES, run, write
+
+
+def test_validate_reports_shapes_and_parameters(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
+    result = run(capsys, "validate", str(mlp))
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        f"{mlp}: valid",
+        "  input:  x (B, 8)",
+        "  output: (B, 2)",
+        "  parameters: 178",
+    ]
+    assert result.err == ""
+
+
+def test_validate_json(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
+    result = run(capsys, "validate", str(mlp), "--input", "x=N,8", "--format", "json")
+    assert result.code == 0
+    assert json.loads(result.out) == {
+        "valid": True,
+        "file": str(mlp),
+        "shapes_checked": True,
+        "inputs": {"x": ["N", 8]},
+        "output": ["N", 2],
+        "constraints": [],
+        "parameters": 178,
+    }
+
+
+def test_validate_reads_jsonnet_variables(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "net.jsonnet",
+        """function(widths, act='ReLU') {
+          type: 'Chain',
+          inputs: {x: ['B', std.parseInt(std.extVar('features'))]},
+          children: [{type: 'Linear', out_features: w} for w in widths] + [{type: act}]
+                    + [{type: 'Linear', out_features: std.extVar('classes')}],
+        }""",
+    )
+    argv = ["validate", path, "--tla", "widths=[8,4]", "--tla", "act=Tanh", "--ext-var", "features=3"]
+    result = run(capsys, *argv, "--ext-code", "classes=2", "--format", "json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["inputs"] == {"x": ["B", 3]}
+    assert report["output"] == ["B", 2]
+    assert report["parameters"] == (3 * 8 + 8) + (8 * 4 + 4) + (4 * 2 + 2)
+
+
+def test_validate_without_input_shapes_says_shapes_were_not_checked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "m.json", '{"type": "Chain", "children": [{"type": "Linear", "in_features": 2, "out_features": 2}]}'
+    )
+    result = run(capsys, "validate", path)
+    assert result.code == 0
+    assert "valid (shapes not checked: the spec gives no input shapes; pass --input NAME=DIMS)" in result.out
+
+
+BROKEN = {
+    "unknown type": (
+        '{"type": "Chain", "children": [{"type": "Linnear", "out_features": 2}]}',
+        "children[0].type: unknown type 'Linnear' (closest registered: Linear)",
+    ),
+    "bad argument": (
+        '{"type": "Chain", "children": [{"type": "Conv2d", "out_channels": 8, "kernel_size": "3"}]}',
+        'children[0].kernel_size: expected an int, a list of 2 ints or null, got "3"',
+    ),
+    "shape mismatch": (
+        json.dumps(
+            {
+                "type": "Chain",
+                "inputs": {"x": ["B", 8]},
+                "children": [
+                    {"type": "Linear", "out_features": 16},
+                    {"type": "Linear", "in_features": 200, "out_features": 2},
+                ],
+            }
+        ),
+        "children[1]: shapes do not fit: Linear at 'Linear_2' got (B, 16): Linear expects last dim 200, got 16",
+    ),
+    "not JSON": ('{"type": "Chain",', "m.json:1:18: Expecting property name enclosed in double quotes"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_validate_names_the_problem(capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str) -> None:
+    text, expected = BROKEN[case]
+    path = write(tmp_path / "m.json", text)
+    result = run(capsys, "validate", path)
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.startswith(f"fluxion validate: error: {path}")
+    assert expected in result.err
+    assert "Traceback" not in result.err
+
+
+def test_validate_json_error_says_where(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path / "m.json", BROKEN["shape mismatch"][0])
+    result = run(capsys, "validate", path, "--format", "json")
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert report["valid"] is False
+    assert report["error"]["type"] == "SpecError"
+    assert report["error"]["file"] == path
+    assert report["error"]["path"] == "children[1]"
+    assert report["error"]["address"] == "Linear_2"
+
+
+def test_jsonnet_errors_have_line_and_column(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path / "m.jsonnet", "{type: 'Chain', children: [{type: 'ReLU'}]\n")
+    result = run(capsys, "validate", path)
+    assert result.code == 1
+    assert f"{path}:2:1: expected a comma before next field" in result.err
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_every_example_validates(capsys: pytest.CaptureFixture[str], example: Path) -> None:
+    result = run(capsys, "validate", str(example), "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)
