@@ -1200,10 +1200,10 @@ class Chain(Module):
             modules.update(zip(named, added, strict=True))
         else:
             # Rebuild from ``index`` on: dicts keep insertion order and cannot insert in the middle.
-            tail = keys[index + remove :]
-            tail_values = list(modules.values())[index + remove :]
-            for key in keys[index:]:
+            for key in removed_keys:
                 del modules[key]
+            tail = keys[index + remove :]
+            tail_values = list(map(modules.pop, tail))  # the tail leaves in one pass, in C
             if renames:
                 if head_renamed:
                     head_items = list(modules.items())
