@@ -7,7 +7,6 @@ names collide with automatic names (``Block``, ``Block_1``, ``Block_2``...).
 """
 
 import copy
-import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -17,23 +16,12 @@ import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from torch.nn.utils import parametrize
 
 import fluxion.layers as fl
-from fluxion import shapes, spec, weights
-from fluxion.errors import SpecError
-from tests.tree.tree_checks import check_tree, snapshot, tree_nodes
-
-
-def _leaf_class(name: str) -> type[fl.Module]:
-    def forward(self: fl.Module, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    return type(name, (fl.Module,), {"forward": forward})
-
+from tests.tree.tree_checks import check_tree, leaf_class, snapshot, tree_nodes
 
 # Leaf classes named like automatic names, and Chain classes sharing those names.
-Block, Block_1, Block_2, Block_3 = (_leaf_class(name) for name in ("Block", "Block_1", "Block_2", "Block_3"))
+Block, Block_1, Block_2, Block_3 = (leaf_class(name) for name in ("Block", "Block_1", "Block_2", "Block_3"))
 BlockChain = type("Block", (fl.Chain,), {})
 Block2Chain = type("Block_2", (fl.Chain,), {})
 
@@ -294,64 +282,8 @@ TreeSurgery.TestCase.settings = settings(
 test_tree_surgery_keeps_the_invariants = TreeSurgery.TestCase
 
 
-# -- automatic names never equal another child's name -------------------------------------------
-
-
 def names(chain: fl.Chain) -> list[str]:
     return [name for name, _ in chain.named_children()]
-
-
-def test_a_class_named_like_a_suffix_keeps_its_name_and_the_repeated_class_skips_it() -> None:
-    shared = Block()
-    model = fl.Chain(Block(), shared, Block_2())
-    assert names(model) == ["Block_1", "Block_3", "Block_2"]
-    assert len(model) == 3
-    assert shared.parent is model
-    assert model.Block_3 is shared
-    check_tree(model)
-
-
-def test_appending_a_repeat_keeps_a_class_named_like_its_suffix() -> None:
-    model = fl.Chain(Block(), Block_2())
-    model.append(Block())
-    assert names(model) == ["Block_1", "Block_2", "Block_3"]
-    assert [type(child).__name__ for child in model] == ["Block", "Block_2", "Block"]
-    model.pop(0)
-    assert names(model) == ["Block_2", "Block"]  # Block has one member again: its plain name
-    check_tree(model)
-
-
-def test_a_suffix_is_freed_when_the_class_holding_it_repeats() -> None:
-    model = fl.Chain(Block(), Block(), Block_2())
-    model.append(Block_2())  # Block_2 now repeats: Block_2_1, Block_2_2, and Block_2 is free again
-    assert names(model) == ["Block_1", "Block_2", "Block_2_1", "Block_2_2"]
-    check_tree(model)
-
-
-def test_explicit_names_never_change_and_automatic_names_skip_them() -> None:
-    model = fl.Chain(Block(), Block(), Block_3=Block_1())
-    assert names(model) == ["Block_1", "Block_2", "Block_3"]
-    model.insert(0, Block())
-    assert names(model) == ["Block_1", "Block_2", "Block_4", "Block_3"]
-    check_tree(model)
-
-
-def test_models_without_colliding_classes_keep_their_usual_names() -> None:
-    model = fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.Linear(2, 2), out=fl.Linear(2, 2))
-    assert names(model) == ["Linear_1", "ReLU", "Linear_2", "out"]
-
-
-def test_a_child_whose_class_changes_after_naming_stays_in_its_group() -> None:
-    class Double(torch.nn.Module):
-        def forward(self, weight: torch.Tensor) -> torch.Tensor:
-            return 2 * weight
-
-    model = fl.Chain(fl.Linear(2, 2), fl.ReLU(), fl.Linear(2, 2))
-    parametrize.register_parametrization(model.Linear_1, "weight", Double())  # swaps in a subclass
-    model.pop(0)
-    assert names(model) == ["ReLU", "Linear"]
-    model.append(fl.Linear(2, 2))
-    assert names(model) == ["ReLU", "Linear_1", "Linear_2"]
 
 
 # -- plain attribute use ----------------------------------------------------------------------------
@@ -469,116 +401,6 @@ def test_indexes_with_index_still_work() -> None:
     assert names(model) == ["SiLU", "ReLU", "Tanh"]
 
 
-# -- deep trees -------------------------------------------------------------------------------------
-
-DEEP = 1200  # deeper than Python's default recursion limit (1000): only walks without recursion pass
-
-
-def deep_tree(depth: int) -> fl.Chain:
-    node: torch.nn.Module = fl.Linear(2, 2)
-    for _ in range(depth):
-        node = fl.Chain(node)
-    assert isinstance(node, fl.Chain)
-    return node
-
-
-@pytest.fixture(scope="module")
-def deep() -> fl.Chain:
-    return deep_tree(DEEP)
-
-
-def deepest_address(depth: int) -> str:
-    return ".".join(["Chain"] * (depth - 1) + ["Linear"])
-
-
-def test_default_recursion_limit() -> None:
-    assert sys.getrecursionlimit() <= DEEP  # what the tests below rely on
-
-
-def test_repr_of_a_deep_tree(deep: fl.Chain) -> None:
-    lines = repr(deep).splitlines()
-    assert len(lines) == DEEP + 1
-    assert lines[-1].endswith("└── Linear(in_features=2, out_features=2, bias=True)")
-
-
-def test_named_modules_parameters_and_state_dict_of_a_deep_tree(deep: fl.Chain) -> None:
-    assert len(list(deep.named_modules())) == DEEP + 1
-    assert len(list(deep.parameters())) == 2
-    assert list(deep.state_dict()) == [f"{deepest_address(DEEP)}.weight", f"{deepest_address(DEEP)}.bias"]
-
-
-def test_structural_copy_train_and_to_on_a_deep_tree(deep: fl.Chain) -> None:
-    twin = deep.structural_copy()
-    assert list(twin.state_dict()) == list(deep.state_dict())
-    key = f"{deepest_address(DEEP)}.weight"
-    assert twin.state_dict(keep_vars=True)[key] is deep.state_dict(keep_vars=True)[key]
-    tree = deep_tree(DEEP)  # not the copy: it shares the parameters, which ``to`` would convert
-    tree.eval()
-    assert not any(module.training for module in tree.modules())
-    tree.to(torch.float64)
-    assert all(parameter.dtype == torch.float64 for parameter in tree.parameters())
-
-
-def test_weights_save_and_load_of_a_deep_tree(deep: fl.Chain, tmp_path: Any) -> None:
-    path = tmp_path / "deep.safetensors"
-    weights.save(deep, path)
-    twin = deep_tree(DEEP)
-    weights.load(twin, path)
-    torch.testing.assert_close(twin.state_dict(), deep.state_dict())
-
-
-def test_spec_dump_of_a_tree_as_deep_as_a_spec_may_nest_loads_back() -> None:
-    tree = deep_tree(90)  # two levels of JSON (a node, its children) a level of the tree
-    document = spec.dump(tree)
-    for _ in range(90):
-        (document,) = document["children"]
-    assert document == {"type": "Linear", "in_features": 2, "out_features": 2}
-    assert list(spec.loads(spec.dump(tree)).state_dict()) == list(tree.state_dict())
-
-
-def test_spec_dump_and_save_of_a_deeper_tree_are_one_spec_error(deep: fl.Chain, tmp_path: Any) -> None:
-    for write in (lambda: spec.dump(deep), lambda: spec.save(deep, tmp_path / "deep.json")):
-        with pytest.raises(SpecError, match="cannot dump this tree: its spec would nest more than 200 levels"):
-            write()
-    assert not list(tmp_path.iterdir())
-
-
-def test_a_forward_call_too_deep_for_the_recursion_limit_is_one_tree_error(deep: fl.Chain) -> None:
-    with pytest.raises(fl.TreeError, match=rf"forward call ran out of .* tree {DEEP} levels deep") as raised:
-        deep(torch.zeros(1, 2))
-    assert "sys.setrecursionlimit(" in str(raised.value)
-    assert raised.value.__cause__ is None
-    assert raised.value.__suppress_context__
-
-
-def test_shape_inference_too_deep_for_the_recursion_limit_is_one_tree_error(deep: fl.Chain) -> None:
-    with pytest.raises(fl.TreeError, match=rf"shape inference ran out of .* tree {DEEP} levels deep"):
-        shapes.infer(deep, ("B", 2))
-
-
-def test_the_suggested_recursion_limit_is_enough() -> None:
-    tree = deep_tree(400)
-    with pytest.raises(fl.TreeError) as raised:
-        tree(torch.zeros(1, 2))
-    suggested = int(str(raised.value).split("sys.setrecursionlimit(")[1].split(")")[0])
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(suggested)
-    try:
-        assert tree(torch.zeros(1, 2)).shape == (1, 2)
-        assert shapes.infer(tree, ("B", 2)).output == shapes.infer(fl.Linear(2, 2), ("B", 2)).output
-    finally:
-        sys.setrecursionlimit(limit)
-
-
-def test_a_recursion_error_of_a_shallow_tree_is_described_as_a_failure() -> None:
-    def forever(x: torch.Tensor) -> torch.Tensor:
-        return forever(x)
-
-    model = fl.Chain(fl.Chain(fl.Lambda(forever)))
-    with pytest.raises(fl.ChainError, match=r"Lambda at 'Chain\.Lambda' failed: RecursionError"):
-        model(torch.zeros(1))
-
-
 # -- state_dict walks without recursion, and does what torch's does --------------------------------
 
 
@@ -678,19 +500,3 @@ def test_subclasses_overriding_the_walks_are_called_once_each_and_may_call_the_c
     model.to(torch.float64)
     assert inner.Linear.weight.dtype == torch.float64
     assert inner.calls == ["named_modules", "state_dict", "train", "_apply"]
-
-
-def test_a_graphs_nodes_take_the_same_checks() -> None:
-    graph = fl.Graph(
-        {"fc": fl.Linear(2, 2), "act": fl.ReLU(), "add": fl.Add()}, edges=["input -> fc -> act -> add", "input -> add"]
-    )
-    before = snapshot(graph)
-    for value in (None, 3, torch.zeros(1)):
-        with pytest.raises(fl.TreeError, match="'act'"):
-            graph.act = value
-    with pytest.raises(fl.GraphError, match="node 'add' takes 2 inputs"):
-        del graph.add
-    assert snapshot(graph) == before
-    graph.act = fl.Tanh()
-    assert graph(torch.zeros(1, 2)).shape == (1, 2)
-    check_tree(graph)

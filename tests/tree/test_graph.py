@@ -681,6 +681,22 @@ def test_surgery_inside_a_node_is_ordinary_chain_surgery() -> None:
     torch.testing.assert_close(graph(x), x + graph.mlp.Linear(x).relu())
 
 
+def test_a_graphs_nodes_take_the_same_checks() -> None:
+    graph = fl.Graph(
+        {"fc": fl.Linear(2, 2), "act": fl.ReLU(), "add": fl.Add()}, edges=["input -> fc -> act -> add", "input -> add"]
+    )
+    before = snapshot(graph)
+    for value in (None, 3, torch.zeros(1)):
+        with pytest.raises(fl.TreeError, match="'act'"):
+            graph.act = value
+    with pytest.raises(fl.GraphError, match="node 'add' takes 2 inputs"):
+        del graph.add
+    assert snapshot(graph) == before
+    graph.act = fl.Tanh()
+    assert graph(torch.zeros(1, 2)).shape == (1, 2)
+    check_tree(graph)
+
+
 # -- copies -------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,15 @@ import fluxion.layers as fl
 from fluxion.tree.naming import base_of, class_name
 
 
+def leaf_class(name: str) -> type[fl.Module]:
+    """A new leaf class called ``name`` (``Block_2``: a class named like an automatic name) that returns its input."""
+
+    def forward(self: fl.Module, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    return type(name, (fl.Module,), {"forward": forward})
+
+
 def tree_nodes(root: fl.Chain) -> list[tuple[str, torch.nn.Module, fl.Chain | None]]:
     """(address, node, parent) for the root and every node reachable through Chains."""
     found: list[tuple[str, torch.nn.Module, fl.Chain | None]] = [("", root, None)]
