@@ -1,9 +1,13 @@
 """The command line's values (``NAME=VALUE``, input shapes, limits): what is accepted, and what is a usage error."""
 
+import argparse
+import json
 from pathlib import Path
 
 import pytest
 
+from fluxion.cli.options import assignment, by_name, byte_size, input_shape, positive_count, seconds, tla_value
+from fluxion.errors import UsageError
 from tests.cli.helpers import fails, run
 
 
@@ -35,3 +39,159 @@ def test_bad_values_are_usage_errors(
     capsys: pytest.CaptureFixture[str], mlp: Path, arguments: list[str], words: list[str]
 ) -> None:
     fails(run(capsys, "validate", str(mlp), *arguments), 2, *words)
+
+
+# -- the parsers themselves
+
+
+def test_assignment_splits_at_the_first_equals_and_strips_the_name_only() -> None:
+    assert assignment(" depth =50") == ("depth", "50")
+    assert assignment("expr=a=b") == ("expr", "a=b")
+    assert assignment("empty=") == ("empty", "")
+    assert assignment("padded= 1 ") == ("padded", " 1 ")
+
+
+@pytest.mark.parametrize("text", ["depth", "=1", "1x=2", "a-b=3", "a.b=4", " =5"])
+def test_assignment_needs_an_identifier_and_an_equals_sign(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        assignment(text)
+    assert str(raised.value) == f"expected NAME=VALUE with NAME an identifier, got {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("depth=50", 50),
+        ("scale=-0.25", -0.25),
+        ("bias=true", True),
+        ("bias=false", False),
+        ("nothing=null", None),
+        ("widths=[64, 32]", [64, 32]),
+        ('config={"a": [1, {"b": null}]}', {"a": [1, {"b": None}]}),
+        ('id="50"', "50"),
+        ("act=gelu", "gelu"),
+        ("text=", ""),
+        ("broken=[1, 2", "[1, 2"),
+        ("python=True", "True"),
+    ],
+)
+def test_a_tla_is_json_when_it_is_json_else_text(text: str, value: object) -> None:
+    name, read = tla_value(text)
+    assert name == text.partition("=")[0]
+    assert read == value
+    assert type(read) is type(value)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+def test_nan_and_infinity_are_not_json_so_a_tla_keeps_them_as_text(constant: str) -> None:
+    assert tla_value(f"x={constant}") == ("x", constant)
+
+
+def test_a_tla_nan_or_infinity_reaches_the_spec_as_text(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "model.jsonnet"
+    path.write_text(
+        "function(word) {type: 'Chain', inputs: {x: ['B', 2]}, "
+        "children: [{type: 'Linear', out_features: std.length(word)}]}"
+    )
+    for word in ("NaN", "-Infinity"):
+        result = run(capsys, "validate", str(path), "--tla", f"word={word}", "--format", "json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["output"] == ["B", len(word)]
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ("image=B,3,224,224", ("B", 3, 224, 224)),
+        ("x=(B, T, 512)", ("B", "T", 512)),
+        ("x=[ B , 8 ]", ("B", 8)),
+        ("x= 0 ", (0,)),
+        ("scalar=", ()),
+        ("scalar=()", ()),
+        ("scalar=[ ]", ()),
+        (f"x={2**63 - 1}", (2**63 - 1,)),
+        ("x=_private,H_2", ("_private", "H_2")),
+    ],
+)
+def test_input_shapes_accepted(text: str, shape: tuple[int | str, ...]) -> None:
+    assert input_shape(text) == (text.partition("=")[0], shape)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x=B,3.5", "--input x: a size is a number or a symbol name such as B, got '3.5' (as in x=B,3,224,224)"),
+        ("x=B,,3", "--input x: a size is a number or a symbol name such as B, got ''"),
+        ("x=B,-3", "--input x: a size is a number or a symbol name such as B, got '-3'"),
+        ("x=B,3x", "--input x: a size is a number or a symbol name such as B, got '3x'"),
+        ("x=B,٣", "--input x: a size is a number or a symbol name such as B, got '٣'"),
+        ("x=[B,3", "--input x: a size is a number or a symbol name such as B, got '[B'"),
+        (f"x={2**63}", f"--input x: a size is at most 2**63 - 1, got {2**63}"),
+        ("x=" + "9" * 40, "--input x: a size is at most 2**63 - 1, got " + "9" * 30),
+        ("3d=B", "expected NAME=VALUE with NAME an identifier, got '3d=B'"),
+    ],
+)
+def test_input_shapes_refused(text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        input_shape(text)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize(("text", "value"), [("10", 10.0), ("0.001", 0.001), ("1e6", 1e6), (" 3 ", 3.0)])
+def test_seconds_accepted(text: str, value: float) -> None:
+    assert seconds(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1e6.1", "1000001", "inf", "nan", "ten", ""])
+def test_seconds_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        seconds(text)
+    assert str(raised.value) == f"expected a number of seconds above 0 (at most 1e6), got {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("2048", 2048),
+        ("512M", 512 * 2**20),
+        ("512m", 512 * 2**20),
+        ("2G", 2 * 2**30),
+        ("1.5GiB", 3 * 2**29),
+        ("64KB", 64 * 2**10),
+        ("1 T", 2**40),
+        (" 1G ", 2**30),
+        ("0.5K", 512),
+        ("8388607T", 8388607 * 2**40),
+    ],
+)
+def test_byte_sizes_accepted(text: str, size: int) -> None:
+    assert byte_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "0.1", "lots", "1X", "-1G", "1e9", "G", "8388608T", ""])
+def test_byte_sizes_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        byte_size(text)
+    assert str(raised.value) == f"expected a size such as 512M or 2G, got {text!r}"
+
+
+@pytest.mark.parametrize(("text", "count"), [("1", 1), ("500", 500), ("0002", 2), (str(2**31 - 1), 2**31 - 1)])
+def test_positive_counts_accepted(text: str, count: int) -> None:
+    assert positive_count(text) == count
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "+5", "1.0", "٣", str(2**31), "0" * 11 + "1", ""])
+def test_positive_counts_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        positive_count(text)
+    assert str(raised.value) == f"expected a whole number from 1 to 2147483647, got {text!r}"
+
+
+def test_by_name_keeps_the_order_given_and_refuses_a_name_twice() -> None:
+    assert list(by_name([("b", 1), ("a", 2), ("c", 3)], "--tla")) == ["b", "a", "c"]
+    assert by_name(None, "--tla") == {}
+    assert by_name([], "--input") == {}
+    with pytest.raises(UsageError) as raised:
+        by_name([("x", (1,)), ("y", (2,)), ("x", (1,))], "--input")
+    assert str(raised.value) == "--input x is given twice"
+    assert raised.value.exit_code == 2

@@ -55,11 +55,16 @@ def tla_value(text: str) -> tuple[str, Any]:
     """
     name, value = assignment(text)
     try:
-        return name, json.loads(value)
+        return name, json.loads(value, parse_constant=_not_json)
     except ValueError:  # not JSON (NaN and Infinity are refused too): the text itself
         return name, value
     except RecursionError:
         raise argparse.ArgumentTypeError(f"--tla {name}: the value nests too deeply") from None
+
+
+def _not_json(constant: str) -> Any:
+    """Python's ``json`` reads ``NaN`` and ``Infinity``; JSON (and jsonnet) has no such values."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def input_shape(text: str) -> tuple[str, Shape]:
