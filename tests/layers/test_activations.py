@@ -4,10 +4,14 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.nn import functional
 
 import fluxion.layers as fl
+from fluxion import dims, shapes
+from fluxion.errors import LayerError, ShapeError
 from tests.layers.helpers import randn
 
 
@@ -46,3 +50,106 @@ def test_dropout_in_training_matches_torch_with_the_same_seed(p: float) -> None:
     out = layer(x)
     torch.manual_seed(123)
     torch.testing.assert_close(out, functional.dropout(x, p, training=True), rtol=0, atol=0)
+
+
+# -- shape rules ----------------------------------------------------------------------------------
+
+ELEMENTWISE = [
+    fl.Identity,
+    lambda: fl.Dropout(0.3),
+    fl.ReLU,
+    fl.GeLU,
+    fl.SiLU,
+    fl.Sigmoid,
+    fl.Tanh,
+    fl.Softmax,
+    fl.LeakyReLU,
+]
+
+
+@pytest.mark.parametrize("make_layer", ELEMENTWISE)
+@settings(max_examples=20, deadline=None)
+@given(sizes=st.lists(st.integers(0, 4), max_size=4))
+def test_an_elementwise_rule_gives_the_shape_forward_gives(
+    make_layer: Callable[[], nn.Module], sizes: list[int]
+) -> None:
+    layer = make_layer()
+    assert layer(torch.randn(sizes)).shape == tuple(sizes)
+    assert shapes.infer(layer, sizes).output == dims.Shape(sizes)
+
+
+@pytest.mark.parametrize("make_layer", ELEMENTWISE)
+def test_an_elementwise_rule_keeps_symbols_and_takes_exactly_one_tensor(make_layer: Callable[[], nn.Module]) -> None:
+    layer = make_layer()
+    name = type(layer).__name__
+    assert shapes.infer(fl.Chain(layer), ("B", "T", 8)).output == dims.Shape(["B", "T", 8])
+    with pytest.raises(ShapeError, match=f"{name} takes one tensor, got nothing"):
+        layer.output_shape()
+    with pytest.raises(ShapeError, match=rf"{name} takes one tensor, got \(2,\), \(3,\)"):
+        layer.output_shape(dims.Shape([2]), dims.Shape([3]))
+
+
+@pytest.mark.parametrize(("dim", "rank"), [(0, 0), (-1, 0), (1, 2), (-2, 2), (2, 3), (-3, 3)])
+def test_softmax_takes_every_dim_the_input_has(dim: int, rank: int) -> None:
+    x = torch.randn((2,) * rank)
+    out = fl.Softmax(dim=dim)(x)
+    assert shapes.infer(fl.Softmax(dim=dim), tuple(x.shape)).output == dims.Shape(out.shape)
+    totals = out.sum(dim=dim)  # a probability distribution along dim
+    torch.testing.assert_close(totals, torch.ones(totals.shape))
+
+
+@pytest.mark.parametrize(("dim", "rank"), [(1, 0), (-2, 0), (2, 2), (-3, 2)])
+def test_softmax_over_a_dim_the_input_lacks_is_refused_by_forward_and_rule(dim: int, rank: int) -> None:
+    x = torch.randn((2,) * rank)
+    with pytest.raises(IndexError):
+        fl.Softmax(dim=dim)(x)
+    with pytest.raises(ShapeError, match=rf"at 'Softmax'.*Softmax expects an input with a dim {dim}, got rank {rank}"):
+        shapes.infer(fl.Chain(fl.Softmax(dim=dim)), tuple(x.shape))
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), float("inf")])
+def test_dropout_refuses_a_p_that_is_no_probability(p: float) -> None:
+    with pytest.raises(LayerError, match=r"Dropout: p must be a probability from 0 to 1, got"):
+        fl.Dropout(p)
+
+
+def test_dropout_keeps_everything_in_eval_and_drops_everything_at_p_1() -> None:
+    x = randn(4, 8) + 5  # no zeros of its own
+    assert torch.equal(fl.Dropout(1.0).eval()(x), x)
+    assert torch.equal(fl.Dropout(1.0)(x), torch.zeros_like(x))
+    kept = fl.Dropout(0.5)(x)
+    survivors = kept != 0
+    assert 0 < survivors.sum() < x.numel()
+    torch.testing.assert_close(kept[survivors], 2 * x[survivors])  # survivors scaled by 1 / (1 - p)
+
+
+def test_gelu_refuses_an_approximation_torch_does_not_have() -> None:
+    with pytest.raises(LayerError, match="GeLU: approximate must be one of 'none', 'tanh', got 'fast'"):
+        fl.GeLU(approximate="fast")
+
+
+def test_inplace_layers_return_their_input_tensor_itself() -> None:
+    x = randn(3, 4)
+    assert fl.ReLU(inplace=True)(x) is x
+    assert (x >= 0).all()
+    y = randn(3, 4)
+    assert fl.ReLU()(y) is not y
+    assert (y < 0).any()  # left as it was
+
+
+def test_leaky_relu_keeps_torchs_default_slope() -> None:
+    assert fl.LeakyReLU().negative_slope == nn.LeakyReLU().negative_slope == 0.01
+    assert fl.LeakyReLU()(torch.tensor([-100.0, 3.0])).tolist() == [-1.0, 3.0]
+
+
+def test_activations_have_no_state_and_keep_gradients_flowing() -> None:
+    for make_layer in ELEMENTWISE:
+        layer = make_layer().eval()
+        assert not list(layer.state_dict())
+        x = randn(2, 5).requires_grad_()
+        layer(x).sum().backward()
+        assert x.grad is not None
+        assert x.grad.shape == x.shape
