@@ -206,7 +206,7 @@ def describe(hint: Any) -> str:
         return "one of " + ", ".join(json.dumps(option) for option in arguments)
     if origin in (tuple, list, Sequence) or hint in (tuple, list):
         if (len(arguments) == 2 and arguments[1] is Ellipsis) or origin is not tuple:
-            item = describe(arguments[0]) if arguments else "value"
+            item = describe(arguments[0]) if arguments else "a value"
             return f"a list of {_plural(item)}"
         if len(set(arguments)) == 1:
             return f"a list of {len(arguments)} {_plural(describe(arguments[0]))}"
