@@ -106,9 +106,10 @@ def lookup(name: object) -> type[torch.nn.Module]:
         raise SpecError(f"a node's type is a registered class name (a string), got {name!r}")
     found = classes.get(name)
     if found is None:
-        close = difflib.get_close_matches(name, classes, n=3, cutoff=0.5) or difflib.get_close_matches(
-            name.lower(), [key.lower() for key in classes], n=3, cutoff=0.5
-        )
+        lowered = {key.lower(): key for key in classes}  # suggestions are names as registered
+        close = difflib.get_close_matches(name, classes, n=3, cutoff=0.5) or [
+            lowered[found] for found in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+        ]
         hint = f"closest registered: {', '.join(close)}" if close else "see fluxion.spec.registered()"
         raise SpecError(f"unknown type {name!r} ({hint})")
     return found
