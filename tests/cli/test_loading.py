@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import fails, run
+from fluxion.cli.loading import SpecOptions, load_spec, spec_inputs_text
+from fluxion.errors import SpecError, UsageError
+from tests.cli.helpers import fails, run, write_spec
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
@@ -36,3 +38,140 @@ def test_bad_jsonnet_variables_are_one_line(capsys: pytest.CaptureFixture[str], 
     path.write_text("{type: 'ReLU', description: std.extVar('x')}")
     fails(run(capsys, "validate", str(path), "--ext-code", "x={a: }"), 1)
     fails(run(capsys, "validate", str(path), "--ext-code", "x=" + "[" * 3000 + "]" * 3000), 1)
+
+
+# -- the spec's inputs and --input
+
+
+def graph(inputs: object) -> dict[str, object]:
+    """A Graph of two inputs, x and y, its sizes all given (it builds without input shapes)."""
+    return {
+        "type": "Graph",
+        "inputs": inputs,
+        "nodes": [{"type": "Linear", "id": "fc", "in_features": 8, "out_features": 8}, {"type": "Add", "id": "add"}],
+        "edges": ["x -> fc -> add", "y -> add"],
+    }
+
+
+def test_the_spec_s_input_shapes_are_used_and_the_tree_is_on_meta(mlp: Path) -> None:
+    loaded = load_spec(SpecOptions(mlp))
+    assert loaded.file == str(mlp)
+    assert loaded.inputs == {"x": ("B", 8)}
+    assert loaded.report is not None
+    assert str(loaded.report.output) == "(B, 2)"
+    assert str(loaded.report["head"].output) == "(B, 2)"
+    assert loaded.missing == ()
+    assert {parameter.device.type for parameter in loaded.model.parameters()} == {"meta"}
+
+
+def test_an_input_given_replaces_the_spec_s_shape_for_that_input(mlp: Path, tmp_path: Path) -> None:
+    loaded = load_spec(SpecOptions(mlp, inputs={"x": ("N", 5)}))
+    assert loaded.inputs == {"x": ("N", 5)}
+    assert loaded.model.fc.in_features == 5  # inferred from the shape given, not the spec's
+    assert loaded.report is not None
+    assert str(loaded.report.output) == "(N, 2)"
+
+    two = write_spec(tmp_path / "graph.json", graph({"x": ["B", 8], "y": ["B", 8]}))
+    loaded = load_spec(SpecOptions(two, inputs={"y": ("T", 8)}))
+    assert loaded.inputs == {"x": ("B", 8), "y": ("T", 8)}  # the spec's order, x kept
+    assert loaded.report is not None
+    assert str(loaded.report["add"].inputs) == "((B, 8), (T, 8))"
+    assert [str(constraint.second) for constraint in loaded.report.constraints] == ["T"]  # T must be B
+
+
+def test_a_narchi_architecture_s_inputs_get_the_batch_dimension(tmp_path: Path) -> None:
+    path = write_spec(
+        tmp_path / "narchi.json",
+        {
+            "_id": "net",
+            "inputs": [{"_id": "features", "_shape": [20]}],
+            "outputs": [{"_id": "scores", "_shape": [4]}],
+            "blocks": [{"_class": "Linear", "_id": "head", "output_feats": 4}],
+            "graph": ["features -> head -> scores"],
+        },
+    )
+    loaded = load_spec(SpecOptions(path))
+    assert loaded.inputs == {"features": ("B", 20)}
+    assert loaded.report is not None
+    assert str(loaded.report.output) == "(B, 4)"
+    assert load_spec(SpecOptions(path, inputs={"features": ("N", 20)})).inputs == {"features": ("N", 20)}
+    with pytest.raises(UsageError, match=r"^--input x: the spec's inputs are features$"):
+        load_spec(SpecOptions(path, inputs={"x": ("N", 20)}))
+
+
+def test_an_input_the_spec_does_not_declare_is_a_usage_error(mlp: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as raised:
+        load_spec(SpecOptions(mlp, inputs={"image": ("B", 8)}))
+    assert str(raised.value) == "--input image: the spec's inputs are x"
+    names_only = write_spec(tmp_path / "none.json", {"type": "Chain", "inputs": [], "children": []})
+    with pytest.raises(UsageError, match=r"^--input x: the spec's inputs are none$"):
+        load_spec(SpecOptions(names_only, inputs={"x": (1,)}))
+
+
+def test_inputs_named_without_shapes_leave_the_shapes_unchecked(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "graph.json", graph(["x", "y"]))
+    loaded = load_spec(SpecOptions(path))
+    assert (loaded.inputs, loaded.report, loaded.missing) == (None, None, ("x", "y"))
+    assert loaded.model.fc.in_features == 8
+
+    loaded = load_spec(SpecOptions(path, inputs={"y": ("B", 8), "x": ("B", 8)}))
+    assert list(loaded.inputs or {}) == ["x", "y"]
+    assert loaded.report is not None
+    assert loaded.missing == ()
+
+    with pytest.raises(UsageError) as raised:
+        load_spec(SpecOptions(path, inputs={"x": ("B", 8)}))
+    assert str(raised.value) == "give a shape for every input: y has none (--input NAME=DIMS)"
+    assert raised.value.exit_code == 2
+
+
+def test_a_spec_without_inputs_takes_the_input_shapes_given_by_position(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "net.json", {"type": "Chain", "children": [{"type": "Linear", "out_features": 3}]})
+    loaded = load_spec(SpecOptions(path, inputs={"anything": ("B", 5)}))
+    assert loaded.inputs == {"anything": ("B", 5)}
+    assert loaded.model.Linear.in_features == 5
+    assert loaded.report is not None
+    assert str(loaded.report.output) == "(B, 3)"
+
+    linear = {"type": "Linear", "in_features": 4, "out_features": 3}
+    sized = write_spec(tmp_path / "sized.json", {"type": "Chain", "children": [linear]})
+    loaded = load_spec(SpecOptions(sized))
+    assert (loaded.inputs, loaded.report, loaded.missing) == (None, None, ())
+
+
+def test_a_bad_input_shape_in_the_spec_names_the_file_and_json_path(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "m.json", {"type": "Chain", "inputs": {"x": ["B", 2.5]}, "children": []})
+    with pytest.raises(SpecError) as raised:
+        load_spec(SpecOptions(path))
+    assert str(raised.value) == f'{path}: inputs.x: a size is a number or a symbol name such as "B", got 2.5'
+    assert raised.value.file == str(path)
+
+
+def test_jsonnet_is_read_with_the_variables_and_search_paths_given(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "head.libsonnet").write_text("function(classes) {type: 'Linear', id: 'head', out_features: classes}")
+    path = tmp_path / "model" / "net.jsonnet"
+    path.parent.mkdir()
+    path.write_text(
+        "local head = import 'head.libsonnet';\n"
+        "function(width) {type: 'Chain', inputs: {x: ['B', std.parseInt(std.extVar('features'))]},\n"
+        "  children: [{type: 'Linear', out_features: width}, head(std.extVar('classes'))]}"
+    )
+    options = SpecOptions(
+        path,
+        ext_vars={"features": "6"},
+        ext_code={"classes": "1 + 2"},
+        tla={"width": 4},
+        search_paths=[str(library)],
+    )
+    loaded = load_spec(options)
+    assert loaded.inputs == {"x": ("B", 6)}
+    assert (loaded.model.Linear.in_features, loaded.model.head.out_features) == (6, 3)
+    with pytest.raises(SpecError, match=r"head\.libsonnet"):
+        load_spec(SpecOptions(path, ext_vars={"features": "6"}, ext_code={"classes": "3"}, tla={"width": 4}))
+
+
+def test_input_shapes_as_one_line() -> None:
+    assert spec_inputs_text({}) == ""
+    assert spec_inputs_text({"image": ("B", 3, 224, 224), "scale": ()}) == "image (B, 3, 224, 224), scale ()"
