@@ -1,9 +1,13 @@
 """The options the commands share: ``--depth``, and the limits on evaluating jsonnet."""
 
+import argparse
 from pathlib import Path
 
 import pytest
 
+from fluxion.cli.arguments import add_depth_argument, add_format_argument, add_spec_arguments, depth, spec_options
+from fluxion.errors import UsageError
+from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from tests.cli.helpers import fails, run
 
 
@@ -25,3 +29,96 @@ def test_limits_can_be_turned_off(capsys: pytest.CaptureFixture[str], tmp_path: 
     fails(run(capsys, "validate", str(path)), 1, "stack limit is 500", "--stack-limit")
     assert run(capsys, "validate", str(path), "--stack-limit", "2000").code == 0
     assert run(capsys, "validate", str(path), "--no-limits", "--stack-limit", "10").code == 1  # jsonnet's own 500
+
+
+# -- the shared options, parsed
+
+
+def parser(*, several: bool = False) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_spec_arguments(parser, several=several)
+    add_depth_argument(parser)
+    add_format_argument(parser)
+    return parser
+
+
+def test_spec_options_gather_what_the_command_line_gives() -> None:
+    args = parser().parse_args(
+        [
+            "net.jsonnet",
+            "--ext-var",
+            "name=resnet",
+            "--ext-code",
+            "widths=[64,32]",
+            "--tla",
+            "depth=50",
+            "--tla",
+            "act=gelu",
+            "--input",
+            "image=B,3,H,W",
+            "-J",
+            "lib",
+            "--search-path",
+            "vendor",
+        ]
+    )
+    options = spec_options(args)
+    assert options.file == "net.jsonnet"
+    assert options.ext_vars == {"name": "resnet"}
+    assert options.ext_code == {"widths": "[64,32]"}
+    assert options.tla == {"depth": 50, "act": "gelu"}
+    assert options.inputs == {"image": ("B", 3, "H", "W")}
+    assert options.search_paths == ("lib", "vendor")
+    assert options.limits == DEFAULT_LIMITS
+    assert (args.depth, args.format) == (None, "text")
+
+
+def test_nothing_given_is_empty_and_the_default_limits() -> None:
+    options = spec_options(parser().parse_args(["m.json"]))
+    assert (options.ext_vars, options.ext_code, options.tla, options.inputs) == ({}, {}, {}, {})
+    assert options.search_paths == ()
+    assert options.limits == DEFAULT_LIMITS
+
+
+def test_limits_are_read_and_no_limits_turns_them_off() -> None:
+    given = ["m.jsonnet", "--time-limit", "2.5", "--memory-limit", "512M", "--stack-limit", "100", "--node-limit", "7"]
+    options = spec_options(parser().parse_args(given))
+    assert options.limits == Limits(time=2.5, memory=512 * 2**20, stack=100, nodes=7)
+    assert spec_options(parser().parse_args([*given, "--no-limits"])).limits is None
+
+
+def test_several_specs_share_the_options_each_read_for_its_own_file() -> None:
+    args = parser(several=True).parse_args(["a.json", "b.jsonnet", "--tla", "depth=18"])
+    assert args.spec == ["a.json", "b.jsonnet"]
+    options = [spec_options(args, file) for file in args.spec]
+    assert [option.file for option in options] == ["a.json", "b.jsonnet"]
+    assert all(option.tla == {"depth": 18} for option in options)
+    with pytest.raises(SystemExit):  # argparse's exit on a missing SPEC
+        parser(several=True).parse_args([])
+
+
+@pytest.mark.parametrize("option", ["--ext-var", "--ext-code", "--tla", "--input"])
+def test_a_name_given_twice_is_a_usage_error(option: str) -> None:
+    args = parser().parse_args(["m.json", option, "x=1", option, "x=2"])
+    with pytest.raises(UsageError) as raised:
+        spec_options(args)
+    assert str(raised.value) == f"{option} x is given twice"
+    assert spec_options(parser().parse_args(["m.json", option, "x=1", option, "y=2"]))  # two names are fine
+
+
+@pytest.mark.parametrize(("text", "levels"), [("0", 0), ("3", 3), ("007", 7)])
+def test_depth_accepted(text: str, levels: int) -> None:
+    assert depth(text) == levels
+
+
+@pytest.mark.parametrize("text", ["-1", "1.5", "", "one", "²", " 2"])
+def test_depth_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        depth(text)
+    assert str(raised.value) == f"--depth is a number of levels, 0 or more, got {text!r}"
+
+
+def test_format_is_text_or_json() -> None:
+    assert parser().parse_args(["m.json", "--format", "json"]).format == "json"
+    with pytest.raises(argparse.ArgumentError, match="invalid choice: 'yaml'"):
+        parser().parse_args(["m.json", "--format", "yaml"])
