@@ -175,7 +175,8 @@ leaf (see fluxion.spec.registered())
     where = json_path([*path, "_class"])
     if name in UNSUPPORTED:
         return SpecError(f"narchi's {name} has no fluxion equivalent yet; {read}", path=where)
-    names = [*SUPPORTED, *(known for known in registry.registered() if known not in SUPPORTED)]
+    leaves = (known for known in registry.registered() if not issubclass(registry.lookup(known), fl.Chain))
+    names = [*SUPPORTED, *(known for known in leaves if known not in SUPPORTED)]  # fluxion's containers: never read
     lowered = {known.lower(): known for known in reversed(names)}  # narchi's spelling first
     close = [lowered[found] for found in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)]
     hint = f" (closest: {', '.join(close)})" if close else ""
