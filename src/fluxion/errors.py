@@ -58,6 +58,20 @@ class ChildNotFoundError(TreeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ChildAttributeError(ChildNotFoundError, AttributeError):
+    """An attribute of a Chain that is neither a child nor anything else the Chain has; the message
+    lists the children. It is an ``AttributeError`` too, so ``hasattr`` and ``getattr(..., default)``
+    work as they do on any module.
+
+    >>> import fluxion.layers as fl
+    >>> try:
+    ...     fl.Chain(fl.Linear(2, 2), fl.ReLU()).Linaer
+    ... except fl.ChildNotFoundError as error:
+    ...     print(error)
+    Chain has no child or attribute 'Linaer'; its children are: Linear, ReLU (did you mean 'Linear'?)
+    """
+
+
 class ChildIndexError(TreeError, IndexError):
     """An integer index outside a Chain's children.
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion.adapters import Adapter, AdapterError, LinearLora, Lora, base_address, base_nodes, lora, select
-from tests.tree.test_tree_properties import LEAVES, NAMES, trees
+from tests.tree.test_chain_properties import LEAVES, NAMES, trees
 from tests.tree.tree_checks import check_tree, snapshot, tree_nodes
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

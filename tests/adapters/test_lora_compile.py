@@ -1,7 +1,7 @@
 """Models with LoRA adapters compile with ``torch.compile(fullgraph=True)``: no graph breaks, eager outputs.
 
 Graph breaks are counted with ``torch._dynamo.explain`` and dynamo's own counters; outputs are
-compared under the ``aot_eager`` backend (as in ``tests/tree/test_compile.py``). The scale is a
+compared under the ``aot_eager`` backend (as in ``tests/integration/test_compile.py``). The scale is a
 buffer, so ``lora.set_scale`` after compiling changes the compiled output without a recompile.
 """
 

@@ -707,3 +707,30 @@ def test_a_bool_is_no_position(call: Any) -> None:
     with pytest.raises(fl.ChildIndexError, match="takes an int index, got bool"):
         call(chain)
     assert len(chain) == 2
+
+
+def test_walk_takes_refiners_two_argument_predicates() -> None:
+    inner = fl.Chain(fl.Linear(2, 2), fl.ReLU())
+    model = fl.Chain(fl.Linear(2, 2), inner)
+    found = [(module.address, parent is inner) for module, parent in model.walk(lambda m, p: p is inner)]
+    assert found == [("Chain.Linear", True), ("Chain.ReLU", True)]
+    # one-argument functions, defaults and builtins keep being called with the module alone
+    assert [m.address for m, _ in model.walk(lambda m, flag=True: isinstance(m, fl.ReLU))] == ["Chain.ReLU"]
+    assert len(list(model.walk(callable, recurse=True))) == 4
+    with pytest.raises(fl.TreeError, match=r"called with \(module\) or \(module, parent\); .* needs 3 arguments"):
+        list(model.walk(lambda m, p, q: True))
+
+
+def test_a_mistyped_attribute_path_names_the_chain_and_its_children() -> None:
+    model = fl.Chain(layer2=fl.Chain(fl.Chain(fl.Linear(2, 2)), fl.Chain(fl.ReLU())))
+    with pytest.raises(fl.ChildAttributeError) as caught:
+        model.layer2.Chain_1.Chain  # noqa: B018 (the access is the test)
+    assert str(caught.value) == "Chain at 'layer2.Chain_1' has no child or attribute 'Chain'; its children are: Linear"
+    assert isinstance(caught.value, AttributeError)
+    assert isinstance(caught.value, fl.ChildNotFoundError)
+    with pytest.raises(AttributeError, match=r"did you mean 'layer2'\?"):
+        model.layer3  # noqa: B018
+    # torch's own probes and defaults behave as on any module
+    assert not hasattr(model, "_not_there")
+    assert getattr(model, "missing", None) is None
+    assert model.layer2.Chain_2.ReLU is model["layer2.Chain_2.ReLU"]

@@ -9,6 +9,7 @@ torch.Size([1, 2])
 
 from fluxion.errors import (
     ChainError,
+    ChildAttributeError,
     ChildIndexError,
     ChildNotFoundError,
     ContextError,
@@ -70,6 +71,7 @@ __all__ = [
     "Cat",
     "Chain",
     "ChainError",
+    "ChildAttributeError",
     "ChildIndexError",
     "ChildNotFoundError",
     "Chunk",

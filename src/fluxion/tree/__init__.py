@@ -14,7 +14,15 @@ on it through its public hooks.
 (torch.Size([4, 4]), 'head')
 """
 
-from fluxion.errors import ChainError, ChildIndexError, ChildNotFoundError, ContextError, GraphError, TreeError
+from fluxion.errors import (
+    ChainError,
+    ChildAttributeError,
+    ChildIndexError,
+    ChildNotFoundError,
+    ContextError,
+    GraphError,
+    TreeError,
+)
 from fluxion.tree.chain import Chain
 from fluxion.tree.combinators import (
     Concatenate,
@@ -35,6 +43,7 @@ from fluxion.tree.tree_repr import draw_tree
 __all__ = [
     "Chain",
     "ChainError",
+    "ChildAttributeError",
     "ChildIndexError",
     "ChildNotFoundError",
     "Concatenate",

@@ -14,7 +14,9 @@ torch.Size([2, 8])
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import operator
 import sys
 from collections import Counter, OrderedDict
@@ -26,14 +28,19 @@ import torch
 
 from fluxion import dims
 from fluxion.dims import ShapeValue
-from fluxion.errors import ChainError, ChildIndexError, ChildNotFoundError, TreeError
+from fluxion.errors import ChainError, ChildAttributeError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.tree.failure import describe_failure
 from fluxion.tree.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
 from fluxion.tree.naming import STAND_IN, auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
 from fluxion.tree.tree_repr import draw_tree
 
 T = TypeVar("T", bound=torch.nn.Module)
-Predicate = type[torch.nn.Module] | tuple[type[torch.nn.Module], ...] | Callable[[torch.nn.Module], bool]
+Predicate = (
+    type[torch.nn.Module]
+    | tuple[type[torch.nn.Module], ...]
+    | Callable[[torch.nn.Module], bool]
+    | Callable[[torch.nn.Module, "Chain"], bool]
+)
 
 
 class ReturnSignal(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -194,6 +201,37 @@ class Chain(Module):
 
     # -- reading -------------------------------------------------------------------------------
 
+    def __getattr__(self, name: str) -> Any:
+        """A child by its name (``model.Linear``), or what torch's modules offer: parameters and buffers.
+
+        A name that is none of these is a :class:`~fluxion.errors.ChildAttributeError` listing the
+        children (an ``AttributeError`` too), as ``model["name"]`` does.
+
+        >>> import fluxion.layers as fl
+        >>> model = fl.Chain(fl.Chain(fl.Linear(2, 2)))
+        >>> type(model.Chain.Linear).__name__
+        'Linear'
+        >>> hasattr(model.Chain, "Lienar")
+        False
+        """
+        modules = self.__dict__["_modules"]
+        if name in modules:
+            return modules[name]
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # private names are torch's and other libraries' probes (hasattr): their usual error
+            if name.startswith("_") or hasattr(type(self), name):
+                raise
+            raise ChildAttributeError(self._no_such_child(name)) from None
+
+    def _no_such_child(self, name: str) -> str:
+        children = list(self.__dict__["_modules"])
+        close = difflib.get_close_matches(name, children, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listed = ", ".join(children) or "none"
+        return f"{self._label()} has no child or attribute {name!r}; its children are: {listed}{hint}"
+
     def __len__(self) -> int:
         return len(self._modules)
 
@@ -332,24 +370,23 @@ class Chain(Module):
     ) -> Iterator[tuple[torch.nn.Module, Chain]]:
         """Yield ``(module, parent)`` for every descendant matching ``predicate``, depth first.
 
-        ``predicate`` is a type, a tuple of types, or a function of the module; None matches all.
-        The walk goes into non-matching Chains always, and into matching ones only when
-        ``recurse`` is true.
+        ``predicate`` is a type, a tuple of types, a function of the module, or a function of the
+        module and its parent (as Refiners' ``walk`` takes); None matches all. The walk goes into
+        non-matching Chains always, and into matching ones only when ``recurse`` is true.
 
         >>> import fluxion.layers as fl
         >>> model = fl.Chain(fl.Linear(2, 2), fl.Chain(fl.Linear(2, 2)))
         >>> [m.address for m, _ in model.walk(fl.Linear)]
         ['Linear', 'Chain.Linear']
+        >>> [m.address for m, _ in model.walk(lambda module, parent: parent is not model)]
+        ['Chain.Linear']
         """
-        match = _matcher(predicate)
-        if match is None:
-            raise TreeError(
-                f"{self._label()}: walk takes a type, a tuple of types, a function of the module or None; "
-                f"got {_shown(predicate)}"
-            )
+        match = _matcher(predicate, self._label())
         return self._walk(match, recurse)
 
-    def _walk(self, match: Callable[[torch.nn.Module], bool], recurse: bool) -> Iterator[tuple[torch.nn.Module, Chain]]:
+    def _walk(
+        self, match: Callable[[torch.nn.Module, Chain], bool], recurse: bool
+    ) -> Iterator[tuple[torch.nn.Module, Chain]]:
         stack: list[Iterator[torch.nn.Module]] = [iter(self.children_list())]
         parents: list[Chain] = [self]
         while stack:
@@ -358,7 +395,7 @@ class Chain(Module):
                 stack.pop()
                 parents.pop()
                 continue
-            matched = match(child)
+            matched = match(child, parents[-1])
             if matched:
                 yield child, parents[-1]
             if isinstance(child, Chain) and (recurse or not matched):
@@ -373,7 +410,7 @@ class Chain(Module):
         2
         """
         kinds = self._layer_types(layer_type, "layers")
-        return (cast(T, module) for module, _ in self._walk(lambda module: isinstance(module, kinds), recurse))
+        return (cast(T, module) for module, _ in self._walk(lambda module, _: isinstance(module, kinds), recurse))
 
     def find(self, layer_type: type[T]) -> T | None:
         """The first descendant of type ``layer_type``, or None.
@@ -383,7 +420,7 @@ class Chain(Module):
         True
         """
         kinds = self._layer_types(layer_type, "find")
-        found = (module for module, _ in self._walk(lambda module: isinstance(module, kinds), False))
+        found = (module for module, _ in self._walk(lambda module, _: isinstance(module, kinds), False))
         return cast(T | None, next(found, None))
 
     def ensure_find(self, layer_type: type[T]) -> T:
@@ -1353,17 +1390,38 @@ def _rank_before(keys: list[str], index: int, group: tuple[str, ...]) -> int:
     return 0
 
 
-def _matcher(predicate: Predicate | None) -> Callable[[torch.nn.Module], bool] | None:
-    """The test a walk applies to each module; None when ``predicate`` is none of the accepted kinds."""
+def _matcher(predicate: Predicate | None, owner: str) -> Callable[[torch.nn.Module, Chain], bool]:
+    """The test a walk applies to each module and its parent (a TreeError for anything else)."""
     given = cast(object, predicate)
     if given is None:
-        return lambda _: True
+        return lambda _, __: True
     if _is_types(given):
         kinds = cast(type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], given)
-        return lambda module: isinstance(module, kinds)
+        return lambda module, _: isinstance(module, kinds)
     if callable(given):
-        return cast(Callable[[torch.nn.Module], bool], given)
-    return None
+        if _required_arguments(given) == 2:
+            return cast(Callable[[torch.nn.Module, Chain], bool], given)
+        if _required_arguments(given) > 2:
+            raise TreeError(
+                f"{owner}: walk's predicate is called with (module) or (module, parent); "
+                f"{_shown(given)} needs {_required_arguments(given)} arguments"
+            )
+        function = cast(Callable[[torch.nn.Module], bool], given)
+        return lambda module, _: function(module)
+    raise TreeError(
+        f"{owner}: walk takes a type, a tuple of types, a function of the module or None (a function "
+        f"may also take the module and its parent); got {_shown(predicate)}"
+    )
+
+
+def _required_arguments(function: Callable[..., Any]) -> int:
+    """How many positional arguments ``function`` needs (1 when its signature cannot be read)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature
+        return 1
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for parameter in parameters if parameter.kind in positional and parameter.default is parameter.empty)
 
 
 def _is_types(value: object) -> bool:
