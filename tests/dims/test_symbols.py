@@ -1,0 +1,190 @@
+"""Dimensions and shapes (``fluxion.dims.symbols``): what a dimension may be, how it prints, and that
+symbolic arithmetic (floor division, convolution sizes, equality, signs, substitution) agrees with
+the numbers it stands for."""
+
+import pytest
+import sympy  # pyright: ignore[reportMissingTypeStubs]
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fluxion import dims
+
+H, W = dims.dim("H"), dims.dim("W")
+
+
+# -- dim ---------------------------------------------------------------------------------------------
+
+
+def test_dim_takes_ints_names_and_expressions() -> None:
+    assert dims.dim(3) == 3
+    assert dims.dim("H") is H  # one symbol per name: expressions built apart agree
+    assert H.is_integer
+    assert H.is_positive
+    three = dims.dim(sympy.Integer(3))
+    assert (three, type(three)) == (3, int)
+    assert dims.dim(H + H) == 2 * H
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "a dimension is an int, a symbol name or an expression, got True"),
+        (-1, "a dimension cannot be negative, got -1"),
+        ("x y", "a symbolic dimension is named by an identifier, got 'x y'"),
+        ("", "a symbolic dimension is named by an identifier, got ''"),
+        (2.5, "a dimension is an int, a symbol name or an expression, got float"),
+        (None, "a dimension is an int, a symbol name or an expression, got NoneType"),
+    ],
+)
+def test_dim_refuses_anything_else_with_a_shape_error(value: object, message: str) -> None:
+    with pytest.raises(dims.ShapeError) as caught:
+        dims.dim(value)  # pyright: ignore[reportArgumentType]
+    assert str(caught.value) == message
+
+
+def test_known_tells_numbers_from_expressions() -> None:
+    assert dims.known(0)
+    assert not dims.known(H)
+    assert dims.known(dims.normal(H - H + 4))
+
+
+# -- Shape ---------------------------------------------------------------------------------------------
+
+
+def test_a_shape_is_a_tuple_of_dims_printed_as_a_person_writes_it() -> None:
+    shape = dims.Shape(["B", 3, H + 1])
+    assert isinstance(shape, tuple)
+    assert shape == (dims.dim("B"), 3, H + 1)
+    assert repr(shape) == "(B, 3, H + 1)"
+    assert repr(dims.Shape(["B"])) == "(B,)"
+    assert repr(dims.Shape([])) == "()"
+    with pytest.raises(dims.ShapeError, match="cannot be negative"):
+        dims.Shape([2, -1])
+
+
+def test_shape_at_counts_from_either_end_and_says_what_needed_a_missing_dimension() -> None:
+    shape = dims.Shape(["B", 8])
+    assert (shape.at(0, "x"), shape.at(-1, "x"), shape.at(-2, "x")) == (dims.dim("B"), 8, dims.dim("B"))
+    for index in (2, -3):
+        with pytest.raises(dims.ShapeError) as caught:
+            shape.at(index, "Linear's input features")
+        assert str(caught.value) == f"Linear's input features needs dimension {index}, but the input has shape (B, 8)"
+
+
+# -- arithmetic ---------------------------------------------------------------------------------------------
+
+
+def test_show_writes_floors_over_one_fraction() -> None:
+    assert dims.show(7) == "7"
+    assert dims.show(dims.floordiv(H - 1, 2) + 1) == "floor((H - 1)/2) + 1"
+    assert dims.show(dims.floordiv(H + W, 3)) == "floor((H + W)/3)"
+    assert dims.show(dims.product([H, W, 2])) == "2*H*W"
+
+
+def test_floordiv_and_product_of_numbers_stay_ints() -> None:
+    assert dims.floordiv(7, 2) == 3
+    assert dims.product([]) == 1
+    assert dims.product([2, 3]) == 6
+    assert type(dims.product([H, 0])) is int
+
+
+def test_strided_layers_in_a_row_give_one_floor() -> None:
+    twice = dims.floordiv(dims.floordiv(H, 2) + 1, 2)
+    assert dims.show(twice) == "floor((H + 2)/4)"
+    assert str(twice).count("floor") == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(1, 300),
+    kernel=st.integers(1, 7),
+    stride=st.integers(1, 4),
+    padding=st.integers(0, 3),
+    dilation=st.integers(1, 3),
+)
+def test_conv_output_of_a_symbol_agrees_with_torchs_formula_once_substituted(
+    size: int, kernel: int, stride: int, padding: int, dilation: int
+) -> None:
+    expected = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    assert dims.conv_output(size, kernel, stride, padding, dilation) == expected
+    symbolic = dims.conv_output(H, kernel, stride, padding, dilation)
+    assert dims.substitute(symbolic, {"H": size}) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(size=st.integers(1, 500), divisors=st.lists(st.integers(1, 5), min_size=1, max_size=4), shift=st.integers(0, 3))
+def test_chained_floor_divisions_agree_with_integer_division(size: int, divisors: list[int], shift: int) -> None:
+    symbolic: dims.Dim = H
+    number = size
+    for divisor in divisors:
+        symbolic = dims.floordiv(symbolic + shift, divisor)
+        number = (number + shift) // divisor
+    assert dims.substitute(symbolic, {"H": size}) == number
+
+
+# -- equal and nonnegative: three answers, and never a wrong one ------------------------------------------
+
+EXPRESSIONS = [H, W, H + 1, 2 * H, H + W, H - W, H * W, dims.floordiv(H, 2), 2 * dims.floordiv(H, 2), H - 2, 3, 0, -1]
+
+
+def test_equal_answers_true_false_or_it_depends() -> None:
+    assert dims.equal(2 * H, H + H) is True
+    assert dims.equal(3, 3) is True
+    assert dims.equal(3, 4) is False
+    assert dims.equal(H + 1, H) is False
+    assert dims.equal(H + W, 0) is False  # symbols are positive
+    assert dims.equal(H, W) is None
+    assert dims.equal(2 * dims.floordiv(H, 2), H) is None  # only for even H
+
+
+def test_nonnegative_answers_true_false_or_it_depends() -> None:
+    assert dims.nonnegative(0) is True
+    assert dims.nonnegative(-1) is False
+    assert dims.nonnegative(H + W - 2) is True
+    assert dims.nonnegative(-H) is False
+    assert dims.nonnegative(H - 2) is None
+    assert dims.nonnegative(H - W) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.sampled_from(EXPRESSIONS),
+    second=st.sampled_from(EXPRESSIONS),
+    h=st.integers(1, 50),
+    w=st.integers(1, 50),
+)
+def test_a_definite_answer_holds_for_every_value_of_the_symbols(
+    first: dims.Dim, second: dims.Dim, h: int, w: int
+) -> None:
+    values = {"H": h, "W": w}
+    a, b = dims.substitute(first, values), dims.substitute(second, values)
+    same = dims.equal(first, second)
+    if same is True:
+        assert a == b
+    elif same is False:
+        assert a != b
+    sign = dims.nonnegative(dims.normal(first - second))
+    if sign is True:
+        assert a - b >= 0
+    elif sign is False:
+        assert a - b < 0
+
+
+# -- substitute --------------------------------------------------------------------------------------------
+
+
+def test_substitute_gives_an_int_once_every_symbol_is_given() -> None:
+    assert dims.substitute(dims.floordiv(H, 2) + 1, {"H": 9}) == 5
+    assert type(dims.substitute(H * W, {"H": 2, "W": 3})) is int
+    assert dims.substitute(H * W, {"H": 2}) == 2 * W
+    assert dims.substitute(H, {"W": 3, "Other": 1}) is H  # other names change nothing
+    assert dims.substitute(4, {"H": 1}) == 4
+
+
+def test_substitute_shape_goes_through_tuples_and_keeps_none() -> None:
+    value = (dims.Shape(["B", "T"]), (dims.Shape([H + 1]), None), None)
+    result = dims.substitute_shape(value, {"B": 2, "T": 7, "H": 3})
+    assert result == ((2, 7), ((4,), None), None)
+    assert isinstance(result, tuple)
+    assert isinstance(result[0], dims.Shape)
+    assert dims.substitute_shape(None, {}) is None
