@@ -36,6 +36,17 @@ def test_divisibility_needs_a_floor_times_its_divisor_and_nothing_more() -> None
 
 
 @pytest.mark.parametrize(
+    ("size", "k"), [(H + W, 2), (H + W, 8), (H / 2 + W, 3), (H * W + H, 4), (2 * H - 1, 3), (2 * H - 1, 4)]
+)
+def test_divisibility_of_a_sum_is_found_too(size: dims.Dim, k: int) -> None:
+    """Sums sympy keeps whole under the floor (it splits 3*H + W by 3 into H + floor(W/3), read as an equation)."""
+    assert divisibility(*divisible(size, k)) == (size, k)
+    assert divisibility(*reversed(divisible(size, k))) == (size, k)
+    assert symbol_divisor(size, k) is None  # a sum says nothing of any one symbol
+    assert Multiples().with_equation(*divisible(size, k)) == Multiples()
+
+
+@pytest.mark.parametrize(
     ("subject", "divisor", "expected"),
     [
         (H, 4, (H, 4)),

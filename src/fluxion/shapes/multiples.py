@@ -45,7 +45,9 @@ def _divisibility(first: Any, second: Any) -> tuple[Dim, int] | None:
     sp = dims.sympy_module()
     for left, right in ((first, second), (second, first)):
         for floor in left.atoms(sp.floor):
-            divisor = right / floor.args[0]  # sympy cancels X / (X/k) to k by itself
+            divisor = right / floor.args[0]  # sympy cancels X / (X/k) to k by itself when X is a product
+            if not divisor.is_Integer:  # a sum, (H + W) / (H/4 + W/4), needs cancel
+                divisor = sp.cancel(divisor)
             if divisor.is_Integer and divisor > 1 and sp.expand(left - divisor * floor) == 0:
                 return right, int(divisor)
     return None
