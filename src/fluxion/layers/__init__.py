@@ -56,6 +56,7 @@ from fluxion.tree.combinators import (
 )
 from fluxion.tree.context import SetContext, UseContext
 from fluxion.tree.graph import Graph
+from fluxion.tree.intermediates import Intermediates
 from fluxion.tree.module import Module, WeightedModule, address_of, parent_of
 from fluxion.tree.tree_repr import draw_tree
 
@@ -91,6 +92,7 @@ __all__ = [
     "GraphError",
     "GroupNorm",
     "Identity",
+    "Intermediates",
     "Interpolate",
     "Lambda",
     "LayerError",

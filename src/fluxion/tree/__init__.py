@@ -37,6 +37,7 @@ from fluxion.tree.combinators import (
 )
 from fluxion.tree.context import SetContext, UseContext, context_of
 from fluxion.tree.graph import Graph
+from fluxion.tree.intermediates import Intermediates
 from fluxion.tree.module import Module, WeightedModule, address_of, parent_of
 from fluxion.tree.tree_repr import draw_tree
 
@@ -51,6 +52,7 @@ __all__ = [
     "Distribute",
     "Graph",
     "GraphError",
+    "Intermediates",
     "Lambda",
     "Matmul",
     "Module",
