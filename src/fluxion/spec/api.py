@@ -105,7 +105,13 @@ def loads(
     """
     if isinstance(text, str) and not text.lstrip().startswith(("{", "[")) and "\n" not in text:
         text = f"{text}\n"  # text, even when it looks like a file name
-    document = read(text, limits=limits)
+    try:
+        document = read(text, limits=limits)
+    except SpecError as error:
+        if isinstance(text, str) and error.reason.startswith("no such spec file"):
+            # a bare word given to loads: what was meant is a file name, and loads reads no files
+            raise SpecError(f"{text.strip()!r} is not spec text; spec.load reads a spec file") from None
+        raise
     return build(document, inputs=inputs, device=device, weights=weights, mapping=mapping, strict=strict, limits=limits)
 
 
