@@ -31,7 +31,8 @@ from fluxion.errors import SpecError
 
 M = TypeVar("M", bound=type[torch.nn.Module])
 
-_NOT_IN_SPECS = {"Module", "WeightedModule", "Lambda"}  # bases, and a layer that holds a Python function
+_NOT_IN_SPECS = {"Module", "WeightedModule", "Lambda", "Intermediates"}
+"""Bases, a layer that holds a Python function, and a wrapper that hooks a model it is given: no spec builds them."""
 _classes: dict[str, type[torch.nn.Module]] = {}
 
 
