@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from fluxion.errors import CliError
@@ -57,18 +58,23 @@ def run_dot(source: str, path: Path) -> None:
 
     def render(partial: Path) -> None:
         command = [program, f"-T{kind}", "-o", os.fspath(partial)]
-        with Ticker(f"rendering {path.name} with dot") as ticker:
+        # dot reads the source from a file: communicate() retried after a timeout sends no more input, so a
+        # source larger than a pipe holds would hang when dot is slow to start reading it
+        with (
+            Ticker(f"rendering {path.name} with dot") as ticker,
+            tempfile.TemporaryFile("w+", encoding="utf-8") as given,
+        ):
+            given.write(source)
+            given.seek(0)
             process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                command, stdin=given, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
             )
             try:
-                given: str | None = source
                 while True:
                     try:
-                        _, errors = process.communicate(given, timeout=0.1)
+                        _, errors = process.communicate(timeout=0.1)
                         break
-                    except subprocess.TimeoutExpired:  # still running; the input is on its way, nothing is lost
-                        given = None  # communicate refuses input once it has started sending it
+                    except subprocess.TimeoutExpired:  # still running; nothing is lost
                         ticker.tick()
             finally:
                 if process.poll() is None:  # interrupted: dot must not go on writing
