@@ -1,11 +1,17 @@
 """The ``fluxion`` command line as a whole (``fluxion.cli.main``): usage errors exit with 2, help
 shows examples, and an error nobody foresaw is still one line."""
 
+import argparse
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import fails, run
+import fluxion
+from fluxion.cli import export, main, render, show, summary, validate
+from fluxion.cli.app import build_parser
+from fluxion.errors import CliError, SpecError, UsageError, WeightsError
+from tests.cli.helpers import Result, fails, run
 
 
 @pytest.mark.parametrize(
@@ -54,3 +60,95 @@ def test_an_unforeseen_error_is_one_line(
     monkeypatch.setattr(validate, "load_spec", broken)
     monkeypatch.delenv("FLUXION_TRACEBACK", raising=False)
     fails(run(capsys, "validate", str(mlp)), 1, "internal error", "KeyError", internal=True)
+
+
+# -- main: exit codes and the one line said
+
+
+def failing_with(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """``fluxion validate`` raises ``error`` whatever it is given."""
+
+    def run_command(args: argparse.Namespace) -> int:
+        raise error
+
+    monkeypatch.setattr(validate, "run", run_command)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (CliError("dot is not installed"), 1, "fluxion validate: error: dot is not installed"),
+        (UsageError("--input x is given twice"), 2, "fluxion validate: error: --input x is given twice"),
+        (
+            SpecError("expected an object", file="m.json", path="children[0]"),
+            1,
+            "fluxion validate: error: m.json: children[0]: expected an object",
+        ),
+        (WeightsError("m.safetensors: 1 missing key"), 1, "fluxion validate: error: m.safetensors: 1 missing key"),
+        (MemoryError(), 1, "fluxion validate: error: out of memory"),
+    ],
+)
+def test_an_error_is_one_line_and_its_exit_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, error: Exception, code: int, line: str
+) -> None:
+    failing_with(monkeypatch, error)
+    result = run(capsys, "validate", "m.json")
+    assert (result.code, result.out, result.err) == (code, "", line + "\n")
+
+
+def test_ctrl_c_exits_with_130_quietly(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    failing_with(monkeypatch, KeyboardInterrupt())
+    assert run(capsys, "validate", "m.json") == Result(130, "", "")
+
+
+def test_a_reader_that_went_away_ends_the_output_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    failing_with(monkeypatch, BrokenPipeError())
+    with (tmp_path / "stdout").open("w") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert main(["validate", "m.json"]) == 0
+        print("written after the pipe broke", flush=True)  # goes nowhere, raises nothing
+    assert (tmp_path / "stdout").read_text() == ""
+    assert capsys.readouterr().err == ""
+
+
+def test_an_unforeseen_error_says_its_first_line_and_the_traceback_on_demand(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_with(monkeypatch, ValueError("first line\nsecond line"))
+    monkeypatch.delenv("FLUXION_TRACEBACK", raising=False)
+    result = run(capsys, "validate", "m.json")
+    assert result.code == 1
+    assert result.err == (
+        "fluxion validate: internal error: ValueError: first line (a bug in fluxion: please report it; "
+        "FLUXION_TRACEBACK=1 shows the traceback)\n"
+    )
+    monkeypatch.setenv("FLUXION_TRACEBACK", "1")
+    result = run(capsys, "validate", "m.json")
+    assert result.code == 1
+    assert result.err.startswith("Traceback (most recent call last):")
+    assert "ValueError: first line\nsecond line\n" in result.err
+    assert result.err.splitlines()[-1].startswith("fluxion validate: internal error: ValueError: first line (")
+
+    failing_with(monkeypatch, RuntimeError())
+    monkeypatch.delenv("FLUXION_TRACEBACK")
+    assert "internal error: RuntimeError:  (a bug in fluxion" in run(capsys, "validate", "m.json").err
+
+
+def test_version_and_the_process_s_own_arguments(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(capsys, "--version") == Result(0, f"fluxion {fluxion.__version__}\n", "")
+    monkeypatch.setattr(sys, "argv", ["fluxion", "--version"])
+    assert main() == 0
+    assert capsys.readouterr().out == f"fluxion {fluxion.__version__}\n"
+
+
+def test_the_parser_has_one_subcommand_per_command() -> None:
+    parser = build_parser()
+    for module in (validate, show, render, summary, export):
+        command = module.__name__.rpartition(".")[2]
+        output = ["-o", "m.dot"] if module in (render, export) else []
+        args = parser.parse_args([command, "m.json", *output])
+        assert (args.command, args.run) == (command, module.run)
