@@ -126,3 +126,77 @@ def test_every_example_validates(capsys: pytest.CaptureFixture[str], example: Pa
     result = run(capsys, "validate", str(example), "--format", "json")
     assert result.code == 0, result.err
     assert json.loads(result.out)
+
+
+# -- several specs, counts and constraints
+
+GRAPH = {
+    "type": "Graph",
+    "inputs": {"x": ["B", 8], "y": ["T", 8]},
+    "nodes": [{"type": "Linear", "id": "fc", "in_features": 8, "out_features": 8}, {"type": "Add", "id": "add"}],
+    "edges": ["x -> fc -> add", "y -> add"],
+}
+"""Two inputs whose first sizes Add needs to be equal: a constraint, B = T."""
+
+
+def test_each_spec_is_checked_even_after_one_that_is_not_valid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = write(tmp_path / "bad.json", '{"type": "Chain", "children": [{"type": "Nope"}]}')
+    good = write(tmp_path / "good.json", json.dumps(GRAPH))
+    result = run(capsys, "validate", bad, good)
+    assert result.code == 1
+    assert result.out.splitlines()[0] == f"{good}: valid"
+    assert result.err.splitlines() == [
+        f"fluxion validate: error: {bad}: children[0].type: unknown type 'Nope' (see fluxion.spec.registered())"
+    ]
+
+    result = run(capsys, "validate", good, bad, good, "--format", "json")
+    assert result.code == 1
+    reports = [json.loads(line) for line in result.out.splitlines()]
+    assert [(report["file"], report["valid"]) for report in reports] == [(good, True), (bad, False), (good, True)]
+    assert reports[1]["error"]["path"] == "children[0].type"
+    assert run(capsys, "validate", good, good).code == 0
+
+
+def test_constraints_between_symbols_are_listed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path / "graph.json", json.dumps(GRAPH))
+    result = run(capsys, "validate", path)
+    assert result.out.splitlines() == [
+        f"{path}: valid",
+        "  input:  x (B, 8), y (T, 8)",
+        "  output: (B, 8)",
+        "  parameters: 72",
+        "  constraint: B = T (Add needs sizes that broadcast at dim -2 (have B), at 'add')",
+    ]
+    report = json.loads(run(capsys, "validate", path, "--format", "json").out)
+    assert report["constraints"] == ["B = T (Add needs sizes that broadcast at dim -2 (have B), at 'add')"]
+    assert report["inputs"] == {"x": ["B", 8], "y": ["T", 8]}
+
+
+def test_a_thousand_parameters_or_more_are_also_counted_short(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = {"type": "Chain", "inputs": {"x": ["B", 64]}, "children": [{"type": "Linear", "out_features": 64}]}
+    path = write(tmp_path / "wide.json", json.dumps(spec))
+    assert "  parameters: 4,160 (4.2K)" in run(capsys, "validate", path).out.splitlines()
+
+
+def test_inputs_named_without_shapes_are_said_and_not_checked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(tmp_path / "names.json", json.dumps(GRAPH | {"inputs": ["x", "y"]}))
+    result = run(capsys, "validate", path)
+    assert (result.code, result.out) == (
+        0,
+        f"{path}: valid (shapes not checked: no shape for input x, y; pass --input NAME=DIMS)\n",
+    )
+    report = json.loads(run(capsys, "validate", path, "--format", "json").out)
+    assert (report["shapes_checked"], report["inputs"], report["output"], report["parameters"]) == (
+        False,
+        None,
+        None,
+        72,
+    )
+    checked = json.loads(run(capsys, "validate", path, "--input", "x=B,8", "--input", "y=B,8", "--format", "json").out)
+    assert (checked["shapes_checked"], checked["output"], checked["constraints"]) == (True, ["B", 8], [])
