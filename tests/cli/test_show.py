@@ -109,3 +109,79 @@ def test_every_example_shows(capsys: pytest.CaptureFixture[str], example: Path) 
     result = run(capsys, "show", str(example), "--format", "json")
     assert result.code == 0, result.err
     assert json.loads(result.out)
+
+
+# -- buffers, depth 0, and specs without input shapes
+
+NORMED = {
+    "type": "Chain",
+    "inputs": {"x": ["B", 3, 8, 8]},
+    "children": [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "BatchNorm2d"}],
+}
+
+
+def test_buffers_are_totalled_by_dtype(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "normed.json"
+    path.write_text(json.dumps(NORMED))
+    lines = run(capsys, "show", str(path)).out.splitlines()
+    assert lines[lines.index("parameters: 120 in 4 tensors") :] == [
+        "parameters: 120 in 4 tensors",
+        "  float32: 120 (480 B)",
+        "buffers: 9 in 3 tensors",
+        "  float32: 8 (32 B)",
+        "  int64: 1 (8 B)",
+    ]
+    report = json.loads(run(capsys, "show", str(path), "--format", "json").out)
+    assert report["buffers"] == {
+        "elements": 9,
+        "tensors": 3,
+        "bytes": 40,
+        "by_dtype": {"float32": {"elements": 8, "bytes": 32}, "int64": {"elements": 1, "bytes": 8}},
+    }
+
+
+def test_depth_0_folds_the_root(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
+    lines = run(capsys, "show", str(mlp), "--depth", "0").out.splitlines()
+    assert lines[:2] == ["(CHAIN) Chain() … 3 children  → (B, 2)  178 params", ""]
+    nodes = json.loads(run(capsys, "show", str(mlp), "--depth", "0", "--format", "json").out)["nodes"]
+    assert nodes == [
+        {
+            "address": "",
+            "type": "Chain",
+            "level": 0,
+            "children": 3,
+            "folded": True,
+            "output": ["B", 2],
+            "parameters": 178,
+        }
+    ]
+
+
+def test_every_node_is_listed_without_depth(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
+    nodes = json.loads(run(capsys, "show", str(mlp), "--format", "json").out)["nodes"]
+    assert [(node["address"], node["level"], node["folded"], node["output"]) for node in nodes] == [
+        ("", 0, False, ["B", 2]),
+        ("fc", 1, False, ["B", 16]),
+        ("ReLU", 1, False, ["B", 16]),
+        ("head", 1, False, ["B", 2]),
+    ]
+
+
+def test_without_input_shapes_the_tree_and_counts_are_shown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "sized.json"
+    path.write_text('{"type": "Chain", "children": [{"type": "Linear", "in_features": 4, "out_features": 2}]}')
+    result = run(capsys, "show", str(path))
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        "(CHAIN) Chain()  10 params",
+        "    └── Linear(in_features=4, out_features=2, bias=True)  10 params",
+        "",
+        "parameters: 10 in 2 tensors",
+        "  float32: 10 (40 B)",
+    ]
+    report = json.loads(run(capsys, "show", str(path), "--format", "json").out)
+    assert (report["inputs"], report["output"], report["constraints"]) == (None, None, [])
+    assert [node["output"] for node in report["nodes"]] == [None, None]
+
+    with_input = json.loads(run(capsys, "show", str(path), "--input", "x=N,4", "--format", "json").out)
+    assert (with_input["inputs"], with_input["output"]) == ({"x": ["N", 4]}, ["N", 2])

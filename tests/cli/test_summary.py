@@ -53,3 +53,66 @@ def test_every_example_summarises(capsys: pytest.CaptureFixture[str], example: P
     result = run(capsys, "summary", str(example), "--format", "json")
     assert result.code == 0, result.err
     assert json.loads(result.out)
+
+
+# -- the values of symbols, --top, and specs without input shapes
+
+
+def test_each_symbol_gets_1_unless_given(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
+    default = json.loads(run(capsys, "summary", str(mlp), "--format", "json").out)["activations"]
+    assert default["symbols"] == {"B": 1}
+    assert [(a["address"], a["evaluated"], a["bytes"]) for a in default["largest"]] == [
+        ("fc", 16, 64),
+        ("ReLU", 16, 64),
+        ("head", 2, 8),
+    ]
+    given = json.loads(run(capsys, "summary", str(mlp), "--size", "B=64", "--format", "json").out)["activations"]
+    assert given["symbols"] == {"B": 64}
+    assert [(a["evaluated"], a["bytes"]) for a in given["largest"]] == [(1024, 4096), (1024, 4096), (128, 512)]
+
+
+def test_top_limits_the_list_and_0_lists_none(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
+    lines = run(capsys, "summary", str(mlp), "--top", "0").out.splitlines()
+    assert lines[-2:] == [
+        "largest activations (B=1; --size NAME=N changes it)",
+        "  address  type  shape  elements  at B=1  bytes",
+    ]
+    report = json.loads(run(capsys, "summary", str(mlp), "--top", "2", "--format", "json").out)
+    assert [a["address"] for a in report["activations"]["largest"]] == ["fc", "ReLU"]
+
+
+def test_without_input_shapes_the_activations_are_unknown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "sized.json"
+    path.write_text('{"type": "Chain", "children": [{"type": "Linear", "in_features": 4, "out_features": 2}]}')
+    result = run(capsys, "summary", str(path))
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        "layers by type",
+        "  type    count  parameters",
+        "  Linear      1          10",
+        "  total       1          10",
+        "",
+        "largest activations: unknown (no input shapes: give the spec inputs or pass --input NAME=DIMS)",
+    ]
+    report = json.loads(run(capsys, "summary", str(path), "--format", "json").out)
+    assert (report["parameters"], report["activations"]) == (10, None)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--size", "B=0"], "--size B: expected a positive whole number, got '0'"),
+        (["--size", "B=1.5"], "--size B: expected a positive whole number, got '1.5'"),
+        (["--size", "B"], "expected NAME=VALUE with NAME an identifier, got 'B'"),
+        (["--size", "B=2", "--size", "B=3"], "--size B is given twice"),
+        (["--top", "-1"], "--top is a count, 0 or more, got '-1'"),
+        (["--top", "many"], "--top is a count, 0 or more, got 'many'"),
+    ],
+)
+def test_bad_sizes_and_tops_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], mlp: Path, arguments: list[str], message: str
+) -> None:
+    result = run(capsys, "summary", str(mlp), *arguments)
+    assert result.code == 2
+    assert message in result.err
+    assert result.out == ""
