@@ -107,6 +107,44 @@ def test_show_writes_a_floor_over_one_fraction_that_reads_back_to_the_same_numbe
             assert read_back(text, {"H": h, "W": w}) == dims.substitute(value, {"H": h, "W": w}), text
 
 
+def test_show_prefers_the_shortest_equal_form() -> None:
+    stride_2 = dims.conv_output(H, kernel=3, stride=2, padding=1)
+    assert dims.show(stride_2) == "ceil(H/2)"
+    assert dims.show(dims.conv_output(dims.conv_output(stride_2, 3, 2, 1), 3, 2, 1)) == "ceil(H/8)"
+    assert dims.show(dims.conv_output(H, kernel=3, stride=2)) == "ceil(H/2) - 1"
+    assert dims.show(3 * stride_2) == "3*ceil(H/2)"
+    assert dims.show(dims.floordiv(H, 2)) == "floor(H/2)"  # a tie keeps the floor
+    assert dims.show(dims.floordiv(H, 3) + 1) == "floor(H/3) + 1"
+
+
+@st.composite
+def layer_sizes(draw: st.DrawFn) -> dims.Dim:
+    """A size as layers in a row make it: convolutions and pools (kernel, stride, padding, dilation),
+    floor divisions, shifts and scales, starting from H or H + W."""
+    size: dims.Dim = H if draw(st.booleans()) else H + W
+    for _ in range(draw(st.integers(1, 4))):
+        step = draw(st.sampled_from(["conv", "floordiv", "shift", "scale"]))
+        if step == "conv":
+            kernel, stride = draw(st.integers(1, 7)), draw(st.integers(1, 4))
+            size = dims.conv_output(size, kernel, stride, draw(st.integers(0, kernel // 2)), draw(st.integers(1, 2)))
+        elif step == "floordiv":
+            size = dims.floordiv(size, draw(st.integers(2, 8)))
+        elif step == "shift":
+            size = dims.normal(size + draw(st.integers(-3, 3)))
+        else:
+            size = dims.normal(size * draw(st.integers(2, 3)))
+    return size
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer_sizes())
+def test_printed_sizes_equal_the_exact_expression_for_every_size_from_1_to_64(size: dims.Dim) -> None:
+    text = dims.show(size)
+    for h in range(1, 65):
+        values = {"H": h, "W": 3}
+        assert read_back(text, values) == dims.substitute(size, values), (text, size, h)
+
+
 def test_floordiv_and_product_of_numbers_stay_ints() -> None:
     assert dims.floordiv(7, 2) == 3
     assert dims.product([]) == 1

@@ -203,3 +203,47 @@ def test_named_inputs_go_to_the_roots_rule() -> None:
         shapes.ShapeError, match="Chain \\(the root\\) got \\(B, 4\\): its shape rule failed: TypeError"
     ):
         shapes.infer(fl.Chain(fl.ReLU()), x=("B", 4))
+
+
+def test_assume_reads_strided_sizes_as_exact_divisions_and_is_printed() -> None:
+    backbone = fl.Chain(*[fl.Conv2d(3, 3, 3, stride=2, padding=1) for _ in range(3)])
+    plain = shapes.infer(backbone, ("B", 3, "H", "W"))
+    assert repr(plain.output) == "(B, 3, ceil(H/8), ceil(W/8))"
+    assumed = shapes.infer(backbone, ("B", 3, "H", "W"), assume={"H": 16})
+    assert repr(assumed.output) == "(B, 3, H/8, ceil(W/8))"
+    assert repr(assumed["Conv2d_1"].output) == "(B, 3, H/2, ceil(W/2))"
+    assert assumed.assumed == {"H": 16}
+    assert assumed.constraints == ()  # an assumption is what the caller knows, not what the model needs
+    assert str(assumed).splitlines()[-1] == "assuming: H % 16 == 0"
+    # the reading is exact: substituting a multiple of 16 gives torch's sizes
+    assert backbone(torch.zeros(1, 3, 48, 5)).shape[-2] == dims.substitute(assumed.output[2], {"H": 48})
+
+
+def test_assume_keeps_the_models_own_constraints() -> None:
+    skip = fl.Chain(fl.Sum(fl.Identity(), fl.Chain(fl.MaxPool2d(2), fl.Upsample(scale_factor=2))))
+    report = shapes.infer(skip, ("B", 3, "H", "W"), assume={"H": 8})
+    assert [str(c).split(" (")[0] for c in report.constraints] == [
+        "H must be divisible by 2",
+        "W must be divisible by 2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("assume", "message"),
+    [
+        ({"X": 2}, "assume names 'X', which no input shape has; the input sizes named are: B, H, W"),
+        ({"H": 1}, "H's divisor must be an int of 2 or more, got 1"),
+        ({"H": True}, "H's divisor must be an int of 2 or more, got True"),
+        ([("H", 2)], r"assume maps a size's name to its divisor \({'H': 32}\)"),
+    ],
+)
+def test_assume_refuses_what_it_cannot_use(assume: object, message: str) -> None:
+    model = fl.Chain(fl.Conv2d(3, 3, 3, stride=2))
+    with pytest.raises(shapes.ShapeError, match=message):
+        shapes.infer(model, ("B", 3, "H", "W"), assume=assume)  # type: ignore[arg-type]
+
+
+def test_assume_against_a_size_the_model_fixes_is_a_shape_error() -> None:
+    model = fl.Chain(fl.Flatten(), fl.Linear(15, 2))  # 3*H must be 15: H = 5
+    with pytest.raises(shapes.ShapeError, match=r"with what was assumed: H % 2 == 0"):
+        shapes.infer(model, ("B", 3, "H"), assume={"H": 2})

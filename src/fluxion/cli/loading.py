@@ -135,7 +135,7 @@ def _merged(
 
 def _infer(model: fl.Chain, named: Mapping[str, Shape]) -> shapes.ShapeReport:
     if isinstance(model, fl.Graph):
-        return shapes.infer(model, **named)
+        return shapes.infer(model, assume=None, **named)
     return shapes.infer(model, *named.values())
 
 

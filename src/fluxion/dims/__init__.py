@@ -9,7 +9,7 @@ written with, ``engine`` the hooks an inference sets while it runs.
 >>> from fluxion import dims
 >>> height = dims.dim("H")
 >>> dims.show(dims.conv_output(height, kernel=3, stride=2, padding=1))
-'floor((H - 1)/2) + 1'
+'ceil(H/2)'
 """
 
 from fluxion.dims.engine import Recorder, Runner, constrain, context_values, run, running

@@ -5,7 +5,7 @@ sympy is imported on first use, so ``import fluxion.layers`` stays fast.
 >>> from fluxion import dims
 >>> height = dims.dim("H")
 >>> dims.show(dims.conv_output(height, kernel=3, stride=2, padding=1))
-'floor((H - 1)/2) + 1'
+'ceil(H/2)'
 >>> dims.show(dims.conv_output(64, kernel=3, stride=2, padding=1))
 '32'
 """
@@ -105,17 +105,60 @@ def known(value: Dim) -> bool:
 
 
 def show(value: Dim) -> str:
-    """A dimension as a person writes it: ``floor((H - 1)/2) + 1`` rather than sympy's ``floor(H/2 - 1/2) + 1``.
+    """A dimension as a person writes it, in the shortest of its equal forms: ``ceil(H/2)`` rather
+    than ``floor((H - 1)/2) + 1``, ``floor((H - 1)/2)`` rather than sympy's ``floor(H/2 - 1/2)``.
+
+    The forms are equal for every integer value of the symbols (``floor(N/k) + c`` is
+    ``ceil((N - k + 1 + c*k)/k)``); only the text changes, the expression stays as it is.
 
     >>> from fluxion import dims
     >>> dims.show(dims.dim("T") + 1), dims.show(4)
     ('T + 1', '4')
+    >>> h = dims.dim("H")
+    >>> dims.show(dims.conv_output(h, kernel=3, stride=2, padding=1)), dims.show(dims.floordiv(h, 2))
+    ('ceil(H/2)', 'floor(H/2)')
     """
     if isinstance(value, int):
         return str(value)
+    return _shown(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown(value: Any) -> str:
     sp = sympy_module()
-    tidy = value.replace(sp.floor, lambda argument: sp.floor(sp.together(argument)))  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType, reportUnknownArgumentType]
-    return str(tidy)
+    if isinstance(value, sp.Min | sp.Max):  # each bound on its own (a pooling window in ceil_mode)
+        return f"{type(value).__name__}({', '.join(_shown(argument) for argument in value.args)})"
+    tidy = value.replace(sp.floor, lambda argument: sp.floor(sp.together(argument)))  # pyright: ignore[reportUnknownLambdaType]
+    return min((str(tidy), *_ceiling_forms(value)), key=len)  # the first of the shortest: floor on a tie
+
+
+def _ceiling_forms(value: Any) -> list[str]:
+    """``value`` rewritten around its one term ``m*floor(N/k)``: with the constant of ``N`` kept
+    below ``k`` and the rest moved out (``floor((T - 3)/2) + 1`` is ``floor((T - 1)/2)``), and as a
+    ``ceil`` (``floor(N/k)`` is ``ceil((N - k + 1)/k)``). Equal for integers: N has integer coefficients."""
+    sp = sympy_module()
+    ceil = sp.Function("ceil")
+    constant, rest = value.as_coeff_Add()
+    terms = sp.Add.make_args(rest)
+    floors = [position for position, term in enumerate(terms) if term.as_coeff_Mul()[1].func is sp.floor]
+    if not constant.is_Integer or len(floors) != 1:
+        return []
+    factor, floor = terms[floors[0]].as_coeff_Mul()
+    numerator, denominator = sp.fraction(sp.together(floor.args[0]))
+    shift, variable = sp.expand(numerator).as_coeff_Add()
+    parts = sp.Add.make_args(variable)
+    if not (factor.is_Integer and denominator.is_Integer and shift.is_Integer):
+        return []
+    if not all(part.as_coeff_Mul()[0].is_Integer for part in parts):
+        return []
+    divisor, others = int(denominator), [term for position, term in enumerate(terms) if position != floors[0]]
+    forms: list[str] = []
+    for function, start in ((sp.floor, int(shift)), (ceil, int(shift) - divisor + 1)):
+        for kept in {start % divisor, start % divisor - divisor}:  # the constant left inside, nearest zero
+            outside = int(factor) * ((start - kept) // divisor) + int(constant)
+            inside = function(sp.together((variable + kept) / divisor))
+            forms.append(str(sp.Add(factor * inside, outside, *others)))
+    return forms
 
 
 def normal(value: Any) -> Dim:
@@ -138,7 +181,7 @@ def floordiv(numerator: Dim, denominator: int) -> Dim:
     >>> dims.floordiv(7, 2), dims.show(dims.floordiv(dims.dim("H"), 2))
     (3, 'floor(H/2)')
     >>> dims.show(dims.floordiv(dims.floordiv(dims.dim("H"), 2) + 1, 2))
-    'floor((H + 2)/4)'
+    'ceil((H - 1)/4)'
     """
     if isinstance(numerator, int):
         return numerator // denominator

@@ -63,9 +63,9 @@ class _Convolution(Inferable):
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.Conv2d(3, 8, 3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 64]))
-        (B, 8, floor((H - 1)/2) + 1, 32)
+        (B, 8, ceil(H/2), 32)
         >>> fl.Conv1d(2, 4, kernel_size=3, stride=2).output_shape(dims.Shape(["B", 2, "T"]))
-        (B, 4, floor((T - 3)/2) + 1)
+        (B, 4, ceil(T/2) - 1)
         >>> fl.Conv2d(3, 8, 3, output_size=(16, 10)).output_shape(dims.Shape(["B", 3, 32, 20]))
         (B, 8, 16, 10)
         """

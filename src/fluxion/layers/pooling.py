@@ -241,7 +241,7 @@ class AvgPool2d(_OutputDriven, torch.nn.AvgPool2d, Module):
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.AvgPool2d(3, stride=2, padding=1).output_shape(dims.Shape(["B", 3, "H", 8]))
-        (B, 3, floor((H - 1)/2) + 1, 4)
+        (B, 3, ceil(H/2), 4)
         """
         return _pool_shape(self, inputs)
 

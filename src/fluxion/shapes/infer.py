@@ -27,7 +27,15 @@ from fluxion.errors import ShapeError
 from fluxion.layers.lazy import Materializable
 from fluxion.shapes.assumptions import Assumptions
 from fluxion.shapes.multiples import Multiples, unwind, unwind_value
-from fluxion.shapes.report import Call, Constraint, NodeShapes, ShapeReport, format_value, node_addresses
+from fluxion.shapes.report import (
+    Call,
+    Constraint,
+    NodeShapes,
+    ShapeReport,
+    assumptions_text,
+    format_value,
+    node_addresses,
+)
 from fluxion.tree.chain import ReturnSignal, too_deep_error
 from fluxion.tree.context import context_of
 
@@ -38,12 +46,27 @@ _TRAIL = 6  # how many steps before a failure its message shows
 _RULE_FRAMES = 4  # Python frames inference takes per level of the tree (dims.run, run, _apply, the rule)
 
 
-def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes: ShapeLike) -> ShapeReport:
+def infer(
+    model: torch.nn.Module,
+    *input_shapes: ShapeLike,
+    assume: Mapping[str, int] | None = None,
+    **named_input_shapes: ShapeLike,
+) -> ShapeReport:
     """Every node's input and output shapes for inputs of ``input_shapes`` (symbols allowed).
 
     Keyword shapes go to a model whose rule takes named inputs. A shape mismatch raises a
     ``ShapeError`` naming the node's address, what it needs, what it got and the shapes that
-    led there; the model is never modified.
+    led there; the model is never modified. ``assume`` states divisibility of input sizes
+    (``{"H": 32}``: H is a multiple of 32), under which the shapes read ``H/32`` rather than
+    ``ceil(H/32)``; the report prints it.
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> model = fl.Chain(*[fl.Conv2d(3, 3, 3, stride=2, padding=1) for _ in range(5)])
+    >>> shapes.infer(model, ("B", 3, "H", "W")).output
+    (B, 3, ceil(H/32), ceil(W/32))
+    >>> shapes.infer(model, ("B", 3, "H", "W"), assume={"H": 32}).output
+    (B, 3, H/32, ceil(W/32))
 
     >>> import fluxion.layers as fl
     >>> from fluxion import shapes
@@ -56,6 +79,7 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
     """
     inputs = tuple(_as_shape(shape, f"input {position}") for position, shape in enumerate(input_shapes))
     named = {name: _as_shape(shape, f"input {name!r}") for name, shape in named_input_shapes.items()}
+    assumed = _checked_assumptions(assume, [*inputs, *named.values()])
     fixed: list[Constraint] = []  # constraints that fix a symbol to a number, from earlier rounds
     while True:
         inference = _Inference(model)
@@ -73,7 +97,13 @@ def infer(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_shapes
         found = [_unwound_constraint(constraint) for constraint in inference.constraints]
         values = _fixed_values(found)
         if not values:
-            return _read_under_constraints(model, inference.nodes, [*fixed, *found])
+            return _read_under_constraints(model, inference.nodes, [*fixed, *found], assumed)
+        for name, value in values.items():
+            if name in assumed and value % assumed[name]:
+                raise ShapeError(
+                    f"the model fixes {name} = {value}, which is not a multiple of {assumed[name]} "
+                    f"(with what was assumed: {', '.join(assumptions_text(assumed))})"
+                )
         # Some symbols must be numbers: infer again with the numbers, so that every rule checks them.
         fixed.extend(c for c in found if _fixed_value(c) is not None)
         inputs = tuple(cast(Shape, dims.substitute_shape(shape, values)) for shape in inputs)
@@ -127,17 +157,42 @@ def _with_fixed_values(error: ShapeError, fixed: Sequence[Constraint]) -> ShapeE
     return ShapeError(f"{error}\n  with sizes the model fixes: {because}", address=error.address, path=error.path)
 
 
+def _checked_assumptions(assume: Mapping[str, int] | None, shapes: Sequence[Shape]) -> dict[str, int]:
+    """``assume`` when each name is a symbol of the input shapes and each divisor an int >= 2."""
+    if assume is None:
+        return {}
+    if not isinstance(cast(object, assume), Mapping):
+        raise ShapeError(f"assume maps a size's name to its divisor ({{'H': 32}}), got {assume!r}")
+    present = {
+        str(symbol) for shape in shapes for size in shape if not isinstance(size, int) for symbol in size.free_symbols
+    }
+    for name, divisor in assume.items():
+        if name not in present:
+            known = ", ".join(sorted(present)) or "none (the shapes are numbers)"
+            raise ShapeError(f"assume names {name!r}, which no input shape has; the input sizes named are: {known}")
+        if type(divisor) is not int or divisor < 2:
+            raise ShapeError(f"assume: {name}'s divisor must be an int of 2 or more, got {divisor!r}")
+    return dict(assume)
+
+
 def _read_under_constraints(
-    model: torch.nn.Module, nodes: dict[str, NodeShapes], constraints: list[Constraint]
+    model: torch.nn.Module, nodes: dict[str, NodeShapes], constraints: list[Constraint], assumed: Mapping[str, int]
 ) -> ShapeReport:
     """The report with every shape read under what the constraints say of single symbols
-    (``8*floor(H/8)`` is ``H`` when H must be divisible by 8), less the constraints these imply."""
+    (``8*floor(H/8)`` is ``H`` when H must be divisible by 8) and what the caller assumed, less
+    the constraints these imply."""
     nodes = {address: _unwound(shapes) for address, shapes in nodes.items()}
-    facts = Assumptions.of((constraint.first, constraint.second) for constraint in constraints)
-    if not facts:
-        return ShapeReport(model, nodes, tuple(constraints))
+    stated = [(divisor * dims.floordiv(dims.dim(name), divisor), dims.dim(name)) for name, divisor in assumed.items()]
+    pairs = [(constraint.first, constraint.second) for constraint in constraints]
     try:
-        essential = facts.essential([(c.first, c.second) for c in constraints])
+        facts = Assumptions.of([*pairs, *stated])
+    except ShapeError as error:
+        raise ShapeError(f"{error} (with what was assumed: {', '.join(assumptions_text(assumed))})") from None
+    if not facts:
+        return ShapeReport(model, nodes, tuple(constraints), assumed)
+    try:
+        # what the model needs, said once; the caller's assumptions read the shapes, not the needs
+        essential = Assumptions.of(pairs).essential(pairs)
     except ShapeError as error:
         raise ShapeError(f"{error}:\n" + "\n".join(f"  - {c}" for c in constraints)) from None
     kept: list[Constraint] = []
@@ -159,7 +214,7 @@ def _read_under_constraints(
         )
         for address, shapes in nodes.items()
     }
-    return ShapeReport(model, read, tuple(kept))
+    return ShapeReport(model, read, tuple(kept), assumed)
 
 
 class _Inference:

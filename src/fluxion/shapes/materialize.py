@@ -51,7 +51,7 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     ...
     fluxion.errors.ShapeError: Linear at 'Linear' needs its in_features as a number, got F: give F as a number
     """
-    report = infer(model, *input_shapes, **named_input_shapes)
+    report = infer(model, *input_shapes, assume=None, **named_input_shapes)
     twins: list[tuple[Materializable, Materializable]] = []
     problems: list[tuple[str, str]] = []
     for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
@@ -69,7 +69,7 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     for node, twin in twins:  # plain assignments: nothing can fail from here on
         node.adopt(twin)
     if any(isinstance(node, Chain) for node, _ in twins):  # new children: their shapes too
-        report = infer(model, *input_shapes, **named_input_shapes)
+        report = infer(model, *input_shapes, assume=None, **named_input_shapes)
     return report
 
 

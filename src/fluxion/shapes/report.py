@@ -107,11 +107,17 @@ class ShapeReport(Mapping[str, NodeShapes]):
     """
 
     def __init__(
-        self, model: torch.nn.Module, nodes: dict[str, NodeShapes], constraints: tuple[Constraint, ...]
+        self,
+        model: torch.nn.Module,
+        nodes: dict[str, NodeShapes],
+        constraints: tuple[Constraint, ...],
+        assumed: Mapping[str, int] | None = None,
     ) -> None:
         self.model = model
         self._nodes = nodes
         self.constraints = constraints
+        self.assumed = dict(assumed or {})
+        """What the caller stated of the input sizes (``{"H": 32}``: H divisible by 32), to read the shapes."""
 
     @property
     def output(self) -> ShapeValue:
@@ -154,6 +160,7 @@ class ShapeReport(Mapping[str, NodeShapes]):
             return f"→ {' then '.join(outputs)}{times}"
 
         lines = [draw_tree(self.model, max_depth=depth, annotate=annotate)]
+        lines.extend(f"assuming: {assumption}" for assumption in assumptions_text(self.assumed))
         lines.extend(f"constraint: {constraint}" for constraint in self.constraints)
         return "\n".join(lines)
 
@@ -162,6 +169,15 @@ class ShapeReport(Mapping[str, NodeShapes]):
 
     def __repr__(self) -> str:
         return f"ShapeReport({len(self)} nodes, output {format_value(self.output)})"
+
+
+def assumptions_text(assumed: Mapping[str, int]) -> list[str]:
+    """Each stated divisibility as a line: ``H % 32 == 0``.
+
+    >>> assumptions_text({"H": 32, "W": 32})
+    ['H % 32 == 0', 'W % 32 == 0']
+    """
+    return [f"{name} % {divisor} == 0" for name, divisor in assumed.items()]
 
 
 def format_value(value: ShapeValue) -> str:
