@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fluxion import spec
+from fluxion.cli.export import is_factory
 from tests.cli.helpers import ROOT, fails, run
 
 
@@ -74,3 +75,133 @@ def test_a_factory_that_fails(
     monkeypatch.syspath_prepend(str(tmp_path))
     fails(run(capsys, "export", "broken_factories:build", "-o", "-"), 1, "RuntimeError: no model today")
     fails(run(capsys, "export", "broken_module:build", "-o", "-"), 1, "ValueError: bad module")
+
+
+# -- what names a factory, and factories that give no model
+
+FACTORIES = """\
+import fluxion.layers as fl
+
+not_a_function = 3
+
+
+def returns_a_number():
+    return 42
+
+
+def plain_torch():
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(4, 2))
+
+
+def pair():
+    return fl.Graph(
+        nodes={"a": fl.Linear(out_features=3), "b": fl.Linear(out_features=3), "add": fl.Add()},
+        edges=["left -> a -> add", "right -> b -> add"],
+        inputs=["left", "right"],
+    )
+
+
+class Builders:
+    @staticmethod
+    def small():
+        return fl.Chain(fl.Linear(2, 2))
+"""
+
+
+@pytest.fixture
+def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module of factories, importable from the working folder: its name."""
+    (tmp_path / "cli_factories.py").write_text(FACTORIES)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cli_factories", raising=False)
+    return "cli_factories"
+
+
+@pytest.mark.parametrize(
+    ("text", "factory"),
+    [
+        ("models:build", True),
+        ("my_package.models:Builders.small", True),
+        ("_private:_make", True),
+        ("examples/mlp.jsonnet", False),
+        ("models:build.json", False),
+        ("models:build.jsonnet", False),
+        ("C:\\models\\net.json", False),
+        ("models:", False),
+        (":build", False),
+        ("models:1build", False),
+        ("my-package:build", False),
+    ],
+)
+def test_what_names_a_factory(text: str, factory: bool) -> None:
+    assert is_factory(text) is factory
+
+
+def test_a_file_that_looks_like_a_factory_is_read_as_a_spec(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models:build").write_text('{"type": "Chain", "children": [{"type": "ReLU"}]}')
+    assert not is_factory("models:build")
+    result = run(capsys, "export", "models:build", "-o", "-")
+    assert (result.code, json.loads(result.out)["children"]) == (0, [{"type": "ReLU"}])
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "not_a_function",
+            "cli_factories:not_a_function is not callable: a factory is a function that returns a model",
+        ),
+        ("returns_a_number", "cli_factories:returns_a_number() returned int, not a torch module"),
+        ("Builders.large", "'cli_factories' has no 'Builders.large'"),
+    ],
+)
+def test_a_factory_that_gives_no_model(
+    capsys: pytest.CaptureFixture[str], factories: str, name: str, message: str
+) -> None:
+    fails(run(capsys, "export", f"{factories}:{name}", "-o", "-"), 1, message)
+
+
+def test_a_missing_module_is_named(capsys: pytest.CaptureFixture[str], factories: str) -> None:
+    fails(run(capsys, "export", "cli_no_such_module:build", "-o", "-"), 1, "cannot import 'cli_no_such_module'")
+
+
+def test_a_factory_s_class_must_be_registered(capsys: pytest.CaptureFixture[str], factories: str) -> None:
+    fails(
+        run(capsys, "export", f"{factories}:plain_torch", "-o", "-"),
+        1,
+        "the root is a Sequential, which is not registered: call fluxion.spec.register(Sequential)",
+    )
+
+
+def test_a_nested_factory_and_a_graph_with_inputs_by_name(
+    capsys: pytest.CaptureFixture[str], factories: str, tmp_path: Path
+) -> None:
+    result = run(capsys, "export", f"{factories}:Builders.small", "-o", "small.json")
+    assert (result.code, result.out) == (0, "small.json: Chain spec written\n")
+    written = json.loads((tmp_path / "small.json").read_text())
+    assert written["children"] == [{"type": "Linear", "in_features": 2, "out_features": 2}]
+    assert "inputs" not in written
+
+    # given out of order: a Graph takes its inputs by name
+    result = run(capsys, "export", f"{factories}:pair", "--input", "right=B,5", "--input", "left=B,4", "-o", "-")
+    assert result.code == 0, result.err
+    written = json.loads(result.out)
+    assert written["inputs"] == {"right": ["B", 5], "left": ["B", 4]}
+    in_features = {node["id"]: node.get("in_features") for node in written["nodes"]}
+    assert (in_features["a"], in_features["b"]) == (4, 5)
+
+
+@pytest.mark.parametrize("option", ["--ext-var", "--ext-code", "--tla", "-J"])
+def test_a_factory_takes_no_spec_options(capsys: pytest.CaptureFixture[str], factories: str, option: str) -> None:
+    value = "lib" if option == "-J" else "a=1"
+    fails(
+        run(capsys, "export", f"{factories}:Builders.small", option, value, "-o", "-"),
+        2,
+        "--ext-var, --ext-code, --tla and -J read spec files; a factory takes no arguments",
+    )
