@@ -17,8 +17,13 @@ from fluxion.spec import SpecError
 
 # One spec node per registered built-in class, with an input shape it takes.
 LAYERS: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
+    "AdaptiveAvgPool1d": ({"output_size": 2}, ("B", 3, 8)),
     "AdaptiveAvgPool2d": ({"output_size": [2, 3]}, ("B", 3, 8, 8)),
+    "AdaptiveMaxPool1d": ({"output_size": [3]}, ("B", 3, 8)),
+    "AdaptiveMaxPool2d": ({"output_size": [None, 2], "return_indices": True}, ("B", 3, 8, 8)),
+    "AvgPool1d": ({"kernel_size": 3, "stride": 2, "padding": 1}, ("B", 3, 9)),
     "AvgPool2d": ({"kernel_size": 2}, ("B", 3, 8, 8)),
+    "AvgPool3d": ({"kernel_size": 2, "divisor_override": 3}, ("B", 3, 4, 4, 4)),
     "BatchNorm1d": ({}, ("B", 5)),
     "BatchNorm2d": ({"eps": 0.001}, ("B", 3, 4, 4)),
     "Chunk": ({"chunks": 2, "dim": -1}, ("B", 8)),
@@ -35,7 +40,11 @@ LAYERS: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
     "LayerNorm": ({"eps": 1e-6}, ("B", "T", 8)),
     "LeakyReLU": ({"negative_slope": 0.2}, ("B", 4)),
     "Linear": ({"out_features": 3}, ("B", 5)),
+    "LogSigmoid": ({}, ("B", 4)),
+    "LogSoftmax": ({"dim": 1}, ("B", 4)),
+    "MaxPool1d": ({"kernel_size": 2, "ceil_mode": True}, ("B", 3, 9)),
     "MaxPool2d": ({"kernel_size": 3, "stride": 2, "padding": 1}, ("B", 3, 9, 9)),
+    "MaxPool3d": ({"kernel_size": [1, 2, 2], "dilation": 1}, ("B", 3, 2, 4, 4)),
     "MultiHeadAttention": ({"num_heads": 2, "is_causal": True}, ("B", "T", 8)),
     "SelfAttention": ({"num_heads": 2}, ("B", "T", 8)),
     "PaddingMask": ({}, ("B", "T")),

@@ -17,7 +17,19 @@ from fluxion.errors import (
     LayerError,
     TreeError,
 )
-from fluxion.layers.activations import Dropout, GeLU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from fluxion.layers.activations import (
+    Dropout,
+    GeLU,
+    Identity,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
 from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
 from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from fluxion.layers.embedding import Embedding, OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
@@ -26,7 +38,18 @@ from fluxion.layers.masks import PaddingMask
 from fluxion.layers.merging import Add, Cat, Multiply
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from fluxion.layers.padding import Pad
-from fluxion.layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from fluxion.layers.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+)
 from fluxion.layers.recurrent import GRU, LSTM, RNN
 from fluxion.layers.sampling import Interpolate, PixelShuffle, Upsample
 from fluxion.layers.shaping import (
@@ -64,9 +87,14 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
     "Add",
+    "AvgPool1d",
     "AvgPool2d",
+    "AvgPool3d",
     "BatchNorm1d",
     "BatchNorm2d",
     "Cat",
@@ -99,8 +127,12 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LogSigmoid",
+    "LogSoftmax",
     "Matmul",
+    "MaxPool1d",
     "MaxPool2d",
+    "MaxPool3d",
     "Module",
     "MultiHeadAttention",
     "Multiply",

@@ -134,20 +134,10 @@ class Tanh(torch.nn.Tanh, Elementwise):
         return torch.tanh(input)
 
 
-class Softmax(torch.nn.Softmax, Elementwise):
-    """Softmax along ``dim`` (the last dimension by default).
+class _AlongDim(Elementwise):
+    """Softmax and LogSoftmax: element-wise in shape, normalized along ``dim``, which the input must have."""
 
-    >>> import torch
-    >>> import fluxion.layers as fl
-    >>> fl.Softmax()(torch.zeros(1, 2)).tolist()
-    [[0.5, 0.5]]
-    """
-
-    def __init__(self, dim: int = -1) -> None:
-        super().__init__(dim=dim)
-
-    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
-        return functional.softmax(input, self.dim)
+    dim: int | None
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The input's shape, which must have a dim ``dim`` (a scalar has dims 0 and -1).
@@ -156,16 +146,66 @@ class Softmax(torch.nn.Softmax, Elementwise):
         >>> from fluxion import dims
         >>> fl.Softmax(dim=1).output_shape(dims.Shape(["B", 10]))
         (B, 10)
-        >>> fl.Softmax(dim=2).output_shape(dims.Shape(["B", 10]))
+        >>> fl.LogSoftmax(dim=2).output_shape(dims.Shape(["B", 10]))
         Traceback (most recent call last):
         ...
-        fluxion.errors.ShapeError: Softmax expects an input with a dim 2, got rank 2
+        fluxion.errors.ShapeError: LogSoftmax expects an input with a dim 2, got rank 2
         """
-        shape = dims.single(inputs, "Softmax")
+        name = type(self).__name__
+        shape = dims.single(inputs, name)
         rank = max(len(shape), 1)
         if self.dim is not None and not -rank <= self.dim < rank:
-            raise ShapeError(f"Softmax expects an input with a dim {self.dim}, got rank {len(shape)}")
+            raise ShapeError(f"{name} expects an input with a dim {self.dim}, got rank {len(shape)}")
         return shape
+
+
+class Softmax(torch.nn.Softmax, _AlongDim):
+    """Softmax along ``dim`` (the last dimension by default).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Softmax()(torch.zeros(1, 2)).tolist()
+    [[0.5, 0.5]]
+    """
+
+    dim: int | None
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__(dim=dim)
+
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.softmax(input, self.dim)
+
+
+class LogSoftmax(torch.nn.LogSoftmax, _AlongDim):
+    """The logarithm of a softmax along ``dim`` (the last dimension by default), computed as one stable step.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> round(fl.LogSoftmax()(torch.zeros(1, 2))[0, 0].item(), 4)
+    -0.6931
+    """
+
+    dim: int | None
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__(dim=dim)
+
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.log_softmax(input, self.dim)
+
+
+class LogSigmoid(torch.nn.LogSigmoid, Elementwise):
+    """``log(sigmoid(x))``, computed stably.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> round(fl.LogSigmoid()(torch.tensor([0.0])).item(), 4)
+    -0.6931
+    """
+
+    def forward(self, input: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+        return functional.logsigmoid(input)
 
 
 class LeakyReLU(torch.nn.LeakyReLU, Elementwise):
