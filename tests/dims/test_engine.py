@@ -129,3 +129,24 @@ def test_rules_record_through_the_recorder_of_the_block() -> None:
         dims.broadcast([dims.Shape([H]), dims.Shape(["W"])], "Sum")
         dims.require_equal(4, H, "Linear expects last dim 4")
     assert found == ["Sum needs sizes that broadcast at dim -1 (have H)", "Linear expects last dim 4"]
+
+
+# -- the model's inputs ------------------------------------------------------------------------------
+
+
+def test_model_inputs_are_none_outside_and_what_the_block_gives_inside() -> None:
+    assert dims.model_inputs() == ()
+    image = dims.Shape(["B", 3, "H", "W"])
+    with dims.running(inputs=(image,)):
+        assert dims.model_inputs() == (image,)
+        with dims.running(inputs=()):  # a nested block replaces them too
+            assert dims.model_inputs() == ()
+        assert dims.model_inputs() == (image,)
+    assert dims.model_inputs() == ()
+
+
+def test_model_inputs_given_as_a_function_are_read_at_each_call() -> None:
+    sizes = [dims.Shape([1])]
+    with dims.running(inputs=lambda: tuple(sizes)):
+        sizes.append(dims.Shape([2]))
+        assert dims.model_inputs() == (dims.Shape([1]), dims.Shape([2]))

@@ -40,14 +40,17 @@ def test_each_constructor_keeps_its_signature_with_sizes_typed_by_its_dims(
         *inspect.signature(reference).parameters,  # torch's, in torch's order
         "downsample",
         "output_size",
+        "model_downsample",
     ]
     assert parameters["downsample"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert parameters["model_downsample"].kind is inspect.Parameter.KEYWORD_ONLY
     hints = typing.get_type_hints(layer.__init__)
     size = SIZE_TYPES[spatial]
     assert hints["kernel_size"] == size | None
     assert hints["dilation"] == size
     assert hints["padding"] == str | size | None
     assert hints["output_size"] == size | None
+    assert hints["model_downsample"] == size | None
     given = [3] * spatial
     assert arguments_in(layer, {"out_channels": 2, "kernel_size": given}, []) == {
         "out_channels": 2,

@@ -70,7 +70,9 @@ def test_stride_and_padding_give_the_output_or_none_do(size: int, output: int, k
 
 def test_targets_take_a_ratio_or_an_output_never_both_nor_with_stride() -> None:
     assert geometry.targets("Conv1d", 1, None, 4, given=()) == (None, (4,))
-    with pytest.raises(LayerError, match="downsample or output_size, not both"):
+    with pytest.raises(
+        LayerError, match="one of downsample, model_downsample and output_size, got downsample and output_size"
+    ):
         geometry.targets("Conv1d", 1, 2, 4, given=())
     with pytest.raises(LayerError, match="output_size or stride and padding"):
         geometry.targets("Conv1d", 1, None, 4, given=("padding",))

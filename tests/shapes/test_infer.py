@@ -247,3 +247,23 @@ def test_assume_against_a_size_the_model_fixes_is_a_shape_error() -> None:
     model = fl.Chain(fl.Flatten(), fl.Linear(15, 2))  # 3*H must be 15: H = 5
     with pytest.raises(shapes.ShapeError, match=r"with what was assumed: H % 2 == 0"):
         shapes.infer(model, ("B", 3, "H"), assume={"H": 2})
+
+
+class ReadsTheModelInput(fl.Module):
+    """A layer whose rule gives the model's first input as its output, whatever its own input."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return xs[0]
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        return dims.model_inputs()[0]
+
+
+def test_rules_see_the_models_inputs_in_the_symbols_of_their_own() -> None:
+    model = fl.Chain(fl.Conv2d(3, 3, 3, downsample=4), inner=fl.Chain(ReadsTheModelInput()))
+    report = shapes.infer(model, ("B", 3, "H", 8))
+    assert report["inner.ReadsTheModelInput"].output == Shape(["B", 3, dims.dim("H"), 8])
+    graph = fl.Graph({"echo": ReadsTheModelInput()}, edges=["y -> echo", "x -> echo"], inputs=("x", "y"))
+    named = shapes.infer(graph, y=(2, 5), x=(3, 4))
+    assert named.output == Shape([3, 4])  # the graph's first input, whatever order the shapes came in
+    assert dims.model_inputs() == ()

@@ -12,7 +12,7 @@ written with, ``engine`` the hooks an inference sets while it runs.
 'ceil(H/2)'
 """
 
-from fluxion.dims.engine import Recorder, Runner, constrain, context_values, run, running
+from fluxion.dims.engine import ModelInputs, Recorder, Runner, constrain, context_values, model_inputs, run, running
 from fluxion.dims.rules import broadcast, concatenate, require_equal, several, single
 from fluxion.dims.symbols import (
     Dim,
@@ -37,6 +37,7 @@ from fluxion.errors import ShapeError
 __all__ = [
     "Dim",
     "DimLike",
+    "ModelInputs",
     "Recorder",
     "Runner",
     "Shape",
@@ -51,6 +52,7 @@ __all__ = [
     "equal",
     "floordiv",
     "known",
+    "model_inputs",
     "nonnegative",
     "normal",
     "product",

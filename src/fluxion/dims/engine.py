@@ -1,8 +1,9 @@
 """The hooks shape inference sets while it runs: how a composite runs a child's rule, where
-constraints go, and the context values of the current inference.
+constraints go, the context values of the current inference and the shapes of the model's inputs.
 
-Outside ``fluxion.shapes.infer`` a child's rule is called directly, constraints are dropped and
-the context is empty; ``fluxion.shapes`` installs its own for one inference with ``running``.
+Outside ``fluxion.shapes.infer`` a child's rule is called directly, constraints are dropped, the
+context is empty and no model input is known; ``fluxion.shapes`` installs its own for one
+inference with ``running``.
 
 >>> import fluxion.layers as fl
 >>> from fluxion import dims
@@ -31,6 +32,9 @@ Runner: TypeAlias = Callable[[torch.nn.Module, tuple[ShapeValue, ...]], ShapeVal
 Recorder: TypeAlias = Callable[[Dim, Dim, str], None]
 """Where a constraint goes: ``recorder(first, second, reason)`` for ``first == second``."""
 
+ModelInputs: TypeAlias = tuple[ShapeValue, ...] | Callable[[], tuple[ShapeValue, ...]]
+"""The model's input shapes, or a function giving them as the sizes read at the moment of the call."""
+
 _runner: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("fluxion_shape_runner", default=None)
 _constraints: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
     "fluxion_shape_constraints", default=None
@@ -38,6 +42,7 @@ _constraints: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
 _context: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
     "fluxion_shape_context", default=None
 )
+_inputs: contextvars.ContextVar[ModelInputs] = contextvars.ContextVar("fluxion_model_inputs", default=())
 
 
 def run(child: torch.nn.Module, *inputs: ShapeValue) -> ShapeValue:
@@ -70,6 +75,26 @@ def context_values() -> dict[str, dict[str, Any]]:
     return {} if store is None else store
 
 
+def model_inputs() -> tuple[ShapeValue, ...]:
+    """The input shapes of the model that the current inference runs on (positional inputs first,
+    then named ones, in a Graph's order of inputs), or ``()`` outside one: what a layer sized
+    relative to the model's input reads.
+
+    Inside ``fluxion.shapes.infer`` they are written in the same symbols as the input of the rule
+    that asks (once H must be a multiple of 4, H reads ``4*h`` where the rule's input reads ``h``).
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import dims
+    >>> dims.model_inputs()
+    ()
+    >>> with dims.running(inputs=(dims.Shape(["B", 3, "H", "W"]),)):
+    ...     dims.model_inputs()
+    ((B, 3, H, W),)
+    """
+    inputs = _inputs.get()
+    return inputs() if callable(inputs) else inputs
+
+
 def constrain(first: Dim, second: Dim, reason: str) -> None:
     """Record that the model only works when ``first == second`` (inside ``fluxion.shapes.infer``).
 
@@ -83,10 +108,15 @@ def constrain(first: Dim, second: Dim, reason: str) -> None:
 
 @contextmanager
 def running(
-    runner: Runner | None = None, recorder: Recorder | None = None, context: dict[str, dict[str, Any]] | None = None
+    runner: Runner | None = None,
+    recorder: Recorder | None = None,
+    context: dict[str, dict[str, Any]] | None = None,
+    *,
+    inputs: ModelInputs = (),
 ) -> Generator[None]:
-    """Within the block, ``run`` calls ``runner``, ``constrain`` calls ``recorder`` and
-    ``context_values`` is ``context``: how an inference engine sees every rule a tree runs.
+    """Within the block, ``run`` calls ``runner``, ``constrain`` calls ``recorder``,
+    ``context_values`` is ``context`` and ``model_inputs`` is ``inputs``: how an inference engine
+    sees every rule a tree runs.
 
     >>> from fluxion import dims
     >>> found = []
@@ -96,9 +126,11 @@ def running(
     ['even height']
     """
     tokens = (_runner.set(runner), _constraints.set(recorder), _context.set(context))
+    given = _inputs.set(inputs)
     try:
         yield
     finally:
         _runner.reset(tokens[0])
         _constraints.reset(tokens[1])
         _context.reset(tokens[2])
+        _inputs.reset(given)

@@ -34,12 +34,17 @@ class _Convolution(Inferable):
     constructor (the size types of its dims) and torch's layer for that many dims.
 
     ``downsample=r`` derives the stride (``r``) and padding at construction, so that every size that
-    ``r`` divides becomes ``size / r``; ``output_size=O`` needs the input size, so stride and padding
-    stay missing (a lazy layer) until ``fluxion.shapes.materialize`` finds the first that give ``O``.
+    ``r`` divides becomes ``size / r``; ``output_size=O`` needs the input size, and
+    ``model_downsample=r`` (the output is ``1/r`` of the model's input, Neurlink's way) the sizes of
+    the layer's input and of the model's, so stride and padding stay missing (a lazy layer) until
+    ``fluxion.shapes.materialize`` finds them.
     """
 
     downsample: tuple[int, ...] | None = None
     """The ratio per spatial dim that the layer was built to downsample by, or None."""
+
+    model_downsample: tuple[int, ...] | None = None
+    """The ratio per spatial dim of the model's input to the layer's output it was built for, or None."""
 
     output_size: tuple[int, ...] | None = None
     """The spatial output size that the layer was built to produce, or None."""
@@ -48,7 +53,8 @@ class _Convolution(Inferable):
         """Construct as torch's ``layout`` (``torch.nn.Conv2d``...) from the arguments of a typed
         constructor, ``given`` as its ``locals()``: the constructors differ only in the types of their sizes."""
         arguments = {name: given[name] for name in _TORCH_ARGUMENTS}
-        _construct(self, layout, arguments, given["device"], given["dtype"], given["downsample"], given["output_size"])
+        aims = (given["downsample"], given["output_size"], given["model_downsample"])
+        _construct(self, layout, arguments, given["device"], given["dtype"], *aims)
 
     def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, in_channels, *spatial)
         return super().forward(input)
@@ -58,7 +64,9 @@ class _Convolution(Inferable):
         (floors for strides); padding may be ints, ``"same"`` or ``"valid"``, the batch dim optional.
 
         With ``downsample=r`` each spatial size must be a multiple of ``r`` (a constraint when it is
-        symbolic); with ``output_size`` the output is that size, from a concrete input size.
+        symbolic); with ``output_size`` the output is that size, from a concrete input size; with
+        ``model_downsample=r`` it is ``1/r`` of the model's input (inside ``fluxion.shapes.infer``),
+        and once materialized each size must be a multiple of the stride found.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
@@ -73,7 +81,8 @@ class _Convolution(Inferable):
 
     def inferred_arguments(self, *inputs: ShapeValue) -> dict[str, Any]:
         """What the layer left out, from its input: ``in_channels`` (the dim before the spatial ones),
-        and with ``output_size`` the ``stride`` and ``padding`` (one per spatial dim) that produce it.
+        and with ``output_size`` or ``model_downsample`` the ``stride`` and ``padding`` (one per
+        spatial dim) that produce it.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
@@ -134,6 +143,8 @@ class _Convolution(Inferable):
             return f"{text}, downsample={self.downsample}"
         if self.output_size is not None:
             return f"{text}, output_size={self.output_size}"
+        if self.model_downsample is not None:
+            return f"{text}, model_downsample={self.model_downsample}"
         return text
 
 
@@ -169,6 +180,7 @@ class Conv1d(_Convolution, torch.nn.Conv1d, WeightedModule):
         *,
         downsample: Size1 | None = None,
         output_size: Size1 | None = None,
+        model_downsample: Size1 | None = None,
     ) -> None:
         self._build(torch.nn.Conv1d, locals())
 
@@ -194,6 +206,17 @@ class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
     Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), downsample=(2, 2))
     >>> fl.Conv2d(3, 64, kernel_size=3, output_size=(16, 16)).missing
     ('stride', 'padding')
+
+    ``model_downsample=r`` states the output as ``1/r`` of the model's input (Neurlink's way): the
+    stride is the ratio of where the layer's input stands to ``r``, found by ``materialize``, and the
+    padding the symmetric one torchvision uses:
+
+    >>> from fluxion import shapes
+    >>> stem = fl.Chain(fl.Conv2d(3, 64, 7, model_downsample=2), fl.Conv2d(64, 64, 3, model_downsample=4))
+    >>> shapes.materialize(stem, ("B", 3, 224, 224)).output
+    (B, 64, 56, 56)
+    >>> stem.Conv2d_2
+    Conv2d(64, 64, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), model_downsample=(4, 4))
     """
 
     in_channels: int | None  # pyright: ignore[reportIncompatibleVariableOverride]  # None while lazy
@@ -216,6 +239,7 @@ class Conv2d(_Convolution, torch.nn.Conv2d, WeightedModule):
         *,
         downsample: Size2 | None = None,
         output_size: Size2 | None = None,
+        model_downsample: Size2 | None = None,
     ) -> None:
         self._build(torch.nn.Conv2d, locals())
 
@@ -252,6 +276,7 @@ class Conv3d(_Convolution, torch.nn.Conv3d, WeightedModule):
         *,
         downsample: Size3 | None = None,
         output_size: Size3 | None = None,
+        model_downsample: Size3 | None = None,
     ) -> None:
         self._build(torch.nn.Conv3d, locals())
 
@@ -364,10 +389,12 @@ def _construct(
     dtype: torch.dtype | None,
     downsample: int | tuple[int, ...] | None = None,
     output_size: int | tuple[int, ...] | None = None,
+    model_downsample: int | tuple[int, ...] | None = None,
 ) -> None:
-    """torch's constructor, or a lazy layer when ``in_channels`` is None or ``output_size`` leaves
-    stride and padding to the input (torch checks the rest with stand-ins: ``groups`` channels,
-    stride 1, padding 0). ``downsample`` sets stride and padding here; ``None`` means torch's default."""
+    """torch's constructor, or a lazy layer when ``in_channels`` is None or ``output_size`` or
+    ``model_downsample`` leaves stride and padding to the input (torch checks the rest with stand-ins:
+    ``groups`` channels, stride 1, padding 0). ``downsample`` sets stride and padding here; ``None``
+    means torch's default."""
     name = layout.__name__
     example = f"{name}(out_channels=64, kernel_size=3)"
     required(arguments["out_channels"], name, "out_channels", example)
@@ -375,18 +402,19 @@ def _construct(
     axes = _AXES.get(layout, 2)
     _check_arguments(name, axes, arguments)
     given = [key for key in ("stride", "padding") if arguments[key] is not None]
-    ratios, outputs = geometry.targets(name, axes, downsample, output_size, given)
+    ratios, outputs = geometry.targets(name, axes, downsample, output_size, given, model_downsample)
+    of_model = geometry.per_axis(model_downsample, axes, name, "model_downsample")
     if ratios is not None:
         kernels = cast(tuple[int, ...], geometry.per_axis(arguments["kernel_size"], axes, name, "kernel_size"))
         dilations = cast(tuple[int, ...], geometry.per_axis(arguments["dilation"], axes, name, "dilation"))
         arguments["stride"], arguments["padding"] = geometry.downsample_geometry(name, ratios, kernels, dilations)
-    elif outputs is None:
+    elif outputs is None and of_model is None:
         arguments["stride"] = 1 if arguments["stride"] is None else arguments["stride"]
         arguments["padding"] = 0 if arguments["padding"] is None else arguments["padding"]
     stand_ins = {"in_channels": arguments["groups"], "stride": 1, "padding": 0}
     layer.construct(layout, arguments, stand_ins, device, dtype)
-    if isinstance(layer, _Convolution) and (ratios is not None or outputs is not None):
-        layer.downsample, layer.output_size = ratios, outputs
+    if isinstance(layer, _Convolution) and (ratios is not None or outputs is not None or of_model is not None):
+        layer.downsample, layer.output_size, layer.model_downsample = ratios, outputs, of_model
 
 
 _AXES: dict[type[torch.nn.Module], int] = {torch.nn.Conv1d: 1, torch.nn.Conv2d: 2, torch.nn.Conv3d: 3}
@@ -437,11 +465,22 @@ def _repeat_padding(layer: _Conv) -> None:
 
 
 def _derived(layer: _Conv, axis: int, size: Dim) -> tuple[int, int]:
-    """The stride and padding with which a layer built with ``output_size`` meets it at ``axis``."""
+    """The stride and padding with which a layer built with ``output_size`` or ``model_downsample``
+    meets it at ``axis``."""
     spatial = len(layer.kernel_size)
     most = None
     if isinstance(size, int) and layer.padding_mode in ("reflect", "circular"):
         most = size - (layer.padding_mode == "reflect")  # torch's F.pad: reflect pads less than the size
+    if layer.model_downsample is not None:
+        return geometry.model_geometry(
+            type(layer).__name__,
+            layer.model_downsample[axis],
+            size,
+            layer.kernel_size[axis],
+            layer.dilation[axis],
+            axis - spatial,
+            most=most,
+        )
     return geometry.output_geometry(
         type(layer).__name__,
         size,
@@ -481,7 +520,9 @@ def _check_rank(shape: dims.Shape, name: str, spatial: int) -> None:
 
 def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
     """torch's rule: the input is padded (both sides, or as ``"same"`` needs), then windows are counted;
-    with ``downsample`` each size must be a multiple of the ratio, with ``output_size`` the output is it.
+    with ``downsample`` each size must be a multiple of the ratio, with ``output_size`` the output is it,
+    with ``model_downsample`` stride and padding come from the model's input until materialized, and
+    each size must be a multiple of the stride.
 
     A ``padding_mode`` other than zeros pads with ``F.pad`` first (``fluxion.layers.padding.padded_shape``). Zeros
     are padded by the convolution itself, which refuses an empty spatial dim unless the batch or the
@@ -505,6 +546,8 @@ def _conv_shape(layer: _Conv, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
         else:
             strides.append(layer.stride[axis])
             sides.append(_conv_padding(layer.padding, axis, layer.kernel_size[axis], layer.dilation[axis]))
+            if layer.model_downsample is not None:  # materialized: a downsampling by the stride found
+                geometry.require_divisible(size, strides[-1], name, axis - spatial)
     if layer.padding_mode == "zeros":
         empty = _zero(channels) or (len(shape) == spatial + 2 and _zero(shape[0]))
         if not empty and any(

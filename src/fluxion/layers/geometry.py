@@ -3,7 +3,8 @@
 Along one dim, a window of ``kernel`` taps ``dilation`` apart, moved by ``stride`` over a size
 padded by ``padding`` on both sides, fits ``floor((size + 2 * padding - dilation * (kernel - 1) - 1)
 / stride) + 1`` times (torch's formula; a pool in ``ceil_mode`` rounds up). Convolutions and pools
-built with ``downsample=r`` (every size that ``r`` divides becomes ``size / r``) or ``output_size=O``
+built with ``downsample=r`` (every size that ``r`` divides becomes ``size / r``), ``output_size=O``
+or ``model_downsample=r`` (the output is ``1/r`` of the model's input, as Neurlink declares layers)
 take their stride and padding from here.
 
 >>> from fluxion.layers import geometry
@@ -14,6 +15,7 @@ take their stride and padding from here.
 """
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 from fluxion import dims
 from fluxion.dims import Dim
@@ -106,9 +108,11 @@ def targets(
     downsample: int | Sequence[int] | None,
     output_size: int | Sequence[int] | None,
     given: Sequence[str],
+    model_downsample: int | Sequence[int] | None = None,
 ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
-    """``downsample`` and ``output_size`` checked and made per axis; a LayerError when both are given,
-    or either with one of the arguments they derive (``given`` names those the caller gave).
+    """``downsample`` and ``output_size`` checked and made per axis; a LayerError when more than one
+    of them and ``model_downsample`` (checked by ``per_axis`` on its own) is given, or one with an
+    argument they derive (``given`` names those the caller gave).
 
     >>> from fluxion.layers import geometry
     >>> geometry.targets("Conv2d", 2, 2, None, given=())
@@ -118,12 +122,21 @@ def targets(
     ...
     fluxion.errors.LayerError: Conv2d takes either downsample or stride and padding \
 (downsample derives them), got downsample and stride
+    >>> geometry.targets("Conv2d", 2, None, 7, given=(), model_downsample=4)
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.LayerError: Conv2d takes one of downsample, model_downsample and output_size, got \
+model_downsample and output_size
     """
     ratios = per_axis(downsample, axes, layer, "downsample")
     outputs = per_axis(output_size, axes, layer, "output_size")
-    if ratios is not None and outputs is not None:
-        raise LayerError(f"{layer} takes downsample or output_size, not both")
-    wanted = "downsample" if ratios is not None else "output_size" if outputs is not None else None
+    aims = {"downsample": downsample, "model_downsample": model_downsample, "output_size": output_size}
+    stated = [name for name, value in aims.items() if value is not None]
+    if len(stated) > 1:
+        raise LayerError(
+            f"{layer} takes one of downsample, model_downsample and output_size, got {' and '.join(stated)}"
+        )
+    wanted = stated[0] if stated else None
     if wanted is not None and given:
         raise LayerError(
             f"{layer} takes either {wanted} or stride and padding ({wanted} derives them), "
@@ -218,3 +231,133 @@ a number, or use downsample= for a size relative to the input
             f"{f', dilation {dilation}' if dilation != 1 else ''} (no integer stride/padding gives it)"
         )
     return found
+
+
+# -- sizes relative to the model's input (Neurlink's way) ----------------------------------------------
+
+
+def model_size(layer: str, ratio: int, where: int) -> Dim:
+    """The size at dim ``where`` of the model's first input, as the running inference gives it
+    (``dims.model_inputs``), or a ShapeError saying that only inference knows it.
+
+    >>> from fluxion import dims
+    >>> from fluxion.layers import geometry
+    >>> with dims.running(inputs=(dims.Shape(["B", 3, "H", 224]),)):
+    ...     geometry.model_size("Conv2d", 4, -2), geometry.model_size("Conv2d", 4, -1)
+    (H, 224)
+    """
+    inputs = dims.model_inputs()
+    what = f"{layer} is sized relative to the model's input (model_downsample={ratio})"
+    if not inputs:
+        raise ShapeError(
+            f"{what}, which only shape inference knows: call fluxion.shapes.materialize(model, *input_shapes)"
+        )
+    first = inputs[0]
+    if not isinstance(first, dims.Shape) or len(first) < -where:
+        raise ShapeError(f"{what}, whose first input {first!r} has no dim {where}")
+    return first[where]
+
+
+def model_stride(layer: str, ratio: int, base: Dim, size: Dim, where: int) -> int:
+    """The whole stride that turns ``size``, the layer's input at dim ``where``, into ``base / ratio``
+    (``base`` the model's input), or a ShapeError naming the sizes.
+
+    The layer's input must be a fixed part of the model's input (``H/2`` of ``H``; ``ceil(H/2)``
+    counts as ``H/2`` since ``base`` must be a multiple of ``ratio``).
+
+    >>> from fluxion import dims
+    >>> from fluxion.layers import geometry
+    >>> H = dims.dim("H")
+    >>> geometry.model_stride("Conv2d", 4, 224, 112, -1), geometry.model_stride("Conv2d", 8, H, H / 2, -1)
+    (2, 4)
+    >>> geometry.model_stride("Conv2d", 4, H, dims.conv_output(H, 3, stride=2, padding=1), -1)
+    2
+    >>> geometry.model_stride("Conv2d", 6, 48, 12, -1)
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.ShapeError: Conv2d cannot produce 1/6 of the model's input (8) at dim -1 from its input, \
+1/4 of it (12 of 48): that takes stride 3/2, and a stride is a whole number of at least 1
+    """
+    if isinstance(base, int) and base % ratio:
+        raise ShapeError(
+            f"{layer} cannot produce 1/{ratio} of the model's input at dim {where}: "
+            f"the model's input size {base} is not a multiple of {ratio}"
+        )
+    part = _part_of(base, size, ratio)
+    if part is None:
+        raise ShapeError(
+            f"{layer} cannot tell what part of the model's input ({dims.show(base)}) its input size "
+            f"{dims.show(size)} at dim {where} is, so no stride gives 1/{ratio} of it: give the input sizes "
+            "as numbers, or size the layers before it relative to the model's input too"
+        )
+    stride = ratio / part
+    if stride.denominator != 1 or stride < 1:
+        numbers = isinstance(base, int) and isinstance(size, int)
+        wanted = f" ({base // ratio})" if isinstance(base, int) else ""
+        share = "as large as it" if part == 1 else f"{1 / part} of it"
+        raise ShapeError(
+            f"{layer} cannot produce 1/{ratio} of the model's input{wanted} at dim {where} from its input, "
+            f"{share}{f' ({size} of {base})' if numbers else ''}: that takes stride {stride}, "
+            "and a stride is a whole number of at least 1"
+        )
+    return stride.numerator
+
+
+def model_geometry(
+    layer: str,
+    ratio: int,
+    size: Dim,
+    kernel: int,
+    dilation: int,
+    where: int,
+    *,
+    most: int | None = None,
+    ceil_mode: bool = False,
+) -> tuple[int, int]:
+    """The stride and padding with which ``layer`` turns ``size`` at dim ``where`` into ``1/ratio`` of
+    the model's input: the stride from the two sizes (``model_stride``), then the smallest symmetric
+    padding (up to ``most``) that divides every multiple of the stride (``downsample_padding``),
+    which is torchvision's wherever its layouts use one. Records that the model's input must be a
+    multiple of ``ratio``; a ShapeError when no stride or no symmetric padding does it.
+
+    >>> from fluxion import dims
+    >>> from fluxion.layers import geometry
+    >>> with dims.running(inputs=(dims.Shape(["B", 3, 224, 224]),)):
+    ...     geometry.model_geometry("Conv2d", 2, 224, kernel=7, dilation=1, where=-1)
+    ...     geometry.model_geometry("MaxPool2d", 4, 112, kernel=3, dilation=1, where=-1, most=1)
+    (2, 3)
+    (2, 1)
+    """
+    base = model_size(layer, ratio, where)
+    dims.require_equal(
+        dims.normal(ratio * dims.floordiv(base, ratio)),
+        base,
+        f"{layer} produces 1/{ratio} of the model's input and expects a model input size divisible by {ratio} "
+        f"at dim {where}",
+    )
+    stride = model_stride(layer, ratio, base, size, where)
+    padding = downsample_padding(stride, kernel, dilation, most=most, ceil_mode=ceil_mode)
+    if padding is None:
+        limit = "" if most is None else f" of at most {most}"
+        raise ShapeError(
+            f"{layer} takes stride {stride} at dim {where} to produce 1/{ratio} of the model's input, and no "
+            f"symmetric padding{limit} gives size/{stride} with kernel {kernel}"
+            f"{f', dilation {dilation}' if dilation != 1 else ''}: use an odd kernel, or pad on one side with "
+            "fl.Pad before it and give stride and padding"
+        )
+    return stride, padding
+
+
+def _part_of(base: Dim, size: Dim, ratio: int) -> Fraction | None:
+    """``base / size`` as a number when it is one, for a ``base`` that is a multiple of ``ratio``."""
+    if isinstance(base, int) and isinstance(size, int):
+        return Fraction(base, size) if size > 0 else None
+    sympy = dims.sympy_module()
+    quotient = sympy.sympify(base) / sympy.sympify(size)
+    if not quotient.is_Rational:
+        # ceil(H/2) is H/2 for every H that ratio divides, which the model's input must be
+        symbols = sympy.sympify(base).free_symbols
+        quotient = quotient.subs({symbol: ratio * symbol for symbol in symbols}, simultaneous=True)
+    if quotient.is_Rational and quotient > 0:
+        return Fraction(int(quotient.p), int(quotient.q))
+    return None

@@ -38,6 +38,7 @@ from fluxion.shapes.report import (
 )
 from fluxion.tree.chain import ReturnSignal, too_deep_error
 from fluxion.tree.context import context_of
+from fluxion.tree.graph import Graph
 
 ShapeLike = Sequence[DimLike] | torch.Size
 """An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""
@@ -83,7 +84,7 @@ def infer(
     fixed: list[Constraint] = []  # constraints that fix a symbol to a number, from earlier rounds
     while True:
         inference = _Inference(model)
-        with inference.active():
+        with inference.active((*inputs, *_in_input_order(model, named))):
             inference.trail.extend(("input", shape) for shape in inputs)
             try:
                 inference.run_root(inputs, named)
@@ -108,6 +109,14 @@ def infer(
         fixed.extend(c for c in found if _fixed_value(c) is not None)
         inputs = tuple(cast(Shape, dims.substitute_shape(shape, values)) for shape in inputs)
         named = {key: cast(Shape, dims.substitute_shape(shape, values)) for key, shape in named.items()}
+
+
+def _in_input_order(model: torch.nn.Module, named: Mapping[str, Shape]) -> list[Shape]:
+    """The shapes given by name, in the order of the graph's inputs when the model is a Graph."""
+    if not isinstance(model, Graph):
+        return list(named.values())
+    order = {name: position for position, name in enumerate(model.inputs)}
+    return [named[name] for name in sorted(named, key=lambda name: order.get(name, len(order)))]
 
 
 def _unwound(shapes: NodeShapes) -> NodeShapes:
@@ -233,8 +242,14 @@ class _Inference:
         self.overflow: RecursionError | None = None  # raised because the tree is too deep, on its way up
 
     @contextmanager
-    def active(self) -> Generator[None]:
-        with dims.running(self.run, self.constrain, self.context):
+    def active(self, inputs: tuple[ShapeValue, ...]) -> Generator[None]:
+        """Every rule run in the block goes through this inference, and sees ``inputs`` as the model's
+        (``dims.model_inputs``), read as the divisibility found so far reads the rules' inputs."""
+
+        def model_inputs() -> tuple[ShapeValue, ...]:
+            return tuple(self.facts.read_value(value) for value in inputs) if self.facts else inputs
+
+        with dims.running(self.run, self.constrain, self.context, inputs=model_inputs):
             yield
 
     def run_root(self, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue]) -> None:

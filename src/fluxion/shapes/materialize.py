@@ -54,11 +54,14 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     report = infer(model, *input_shapes, assume=None, **named_input_shapes)
     twins: list[tuple[Materializable, Materializable]] = []
     problems: list[tuple[str, str]] = []
-    for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
-        if isinstance(node, Materializable) and node.lazy:
-            twin = _twin(node, address, report, problems)
-            if twin is not None:
-                twins.append((node, twin))
+    root = report.get("")
+    # a layer sized relative to the model's input (model_downsample=) reads it here, as during inference
+    with dims.running(inputs=() if root is None else root.inputs):
+        for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
+            if isinstance(node, Materializable) and node.lazy:
+                twin = _twin(node, address, report, problems)
+                if twin is not None:
+                    twins.append((node, twin))
     if problems:
         if len(problems) == 1:
             message = problems[0][1]
