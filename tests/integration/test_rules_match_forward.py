@@ -301,6 +301,10 @@ ARGUMENTS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "Pad": {"pad": paddings(), "value": FLOATS},
     "Interpolate": {"mode": MODES},
     "AdaptiveAvgPool2d": {"output_size": st.one_of(COUNTS, st.lists(or_none(), min_size=2, max_size=2))},
+    "AdaptiveMaxPool2d": {"output_size": st.one_of(COUNTS, st.lists(or_none(), min_size=2, max_size=2))},
+    "AdaptiveAvgPool1d": {"output_size": st.one_of(COUNTS, st.lists(or_none(), min_size=1, max_size=2))},
+    "AdaptiveMaxPool1d": {"output_size": st.one_of(COUNTS, st.lists(or_none(), min_size=1, max_size=2))},
+    "LogSoftmax": {"dim": DIMS},
     "LSTM": {"num_layers": st.sampled_from([1, 2, 0]), "proj_size": mostly(st.sampled_from([0, 1, 2]), st.just(-1))},
     "GRU": {"num_layers": st.sampled_from([1, 2, 0])},
     "RNN": {"num_layers": st.sampled_from([1, 2, 0])},
@@ -324,12 +328,19 @@ for _name, _axes in (("Conv1d", 1), ("Conv2d", 2), ("Conv3d", 3), ("ConvTranspos
         "downsample": or_none(st.sampled_from([1, 2, 4])),
         "output_size": or_none(st.sampled_from([1, 2, 4])),
     }
-for _name in ("MaxPool2d", "AvgPool2d"):
+POOLS = {
+    **{f"{kind}Pool{n}d": n for kind in ("Max", "Avg") for n in (1, 2, 3)},
+    **{f"Adaptive{kind}Pool{n}d": n for kind in ("Avg", "Max") for n in (1, 2)},
+}
+"""The pools and how many spatial dims each takes."""
+
+
+for _name, _axes in [(name, axes) for name, axes in POOLS.items() if not name.startswith("Adaptive")]:
     ARGUMENTS[_name] = {
-        "kernel_size": axes_of(2),
-        "stride": or_none(mostly(axes_of(2), st.just([]))),
-        "padding": axes_of(2, mostly(st.sampled_from([0, 1]), st.sampled_from([-1, 2]))),
-        "dilation": axes_of(2, mostly(st.sampled_from([1, 2]), st.just(0))),
+        "kernel_size": axes_of(_axes),
+        "stride": or_none(mostly(axes_of(_axes), st.just([]))),
+        "padding": axes_of(_axes, mostly(st.sampled_from([0, 1]), st.sampled_from([-1, 2]))),
+        "dilation": axes_of(_axes, mostly(st.sampled_from([1, 2]), st.just(0))),
         "divisor_override": or_none(mostly(st.sampled_from([1, 2]), st.sampled_from([0, -1]))),
         "downsample": or_none(st.sampled_from([1, 2, 4])),
         "output_size": or_none(st.sampled_from([1, 2, 4])),
@@ -399,9 +410,13 @@ def normalized(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ..
     return one(spoiled(draw, sizes))
 
 
-def pool(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
-    rank = ranks(draw, [4, 3])
-    return one([draw(SIZES), draw(SIZES), *(draw(st.sampled_from([1, 2, 4, 5, 7, 8, 0])) for _ in range(2))][-rank:])
+def pool(axes: int) -> Callable[[st.DrawFn, Mapping[str, Any]], tuple[Input, ...]]:
+    def make(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
+        rank = ranks(draw, [axes + 2, axes + 1])
+        spatial = [draw(st.sampled_from([1, 2, 4, 5, 7, 8, 0])) for _ in range(axes)]
+        return one([draw(SIZES), draw(SIZES), *spatial][-rank:] if rank else [])
+
+    return make
 
 
 def resize(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
@@ -574,9 +589,7 @@ INPUTS: dict[str, Callable[[st.DrawFn, Mapping[str, Any]], tuple[Input, ...]]] =
     "GroupNorm": group_norm,
     "LayerNorm": normalized,
     "RMSNorm": normalized,
-    "MaxPool2d": pool,
-    "AvgPool2d": pool,
-    "AdaptiveAvgPool2d": pool,
+    **{name: pool(axes) for name, axes in POOLS.items()},
     "Upsample": resize,
     "Interpolate": interpolate,
     "PixelShuffle": pixel_shuffle,

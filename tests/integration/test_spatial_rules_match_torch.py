@@ -248,21 +248,26 @@ def test_conv_transpose_rule_matches_torch(case: tuple[Builder, list[int], list[
 
 @st.composite
 def pool_cases(draw: st.DrawFn) -> tuple[Builder, list[int], list[SizeSpec]]:
-    kind = draw(st.sampled_from(["max", "avg", "adaptive"]))
-    kernel = pair_or_int(st.integers(1, 4))
-    stride = st.none() | pair_or_int(st.integers(1, 5))
-    padding = mostly(pair_or_int(st.integers(0, 1)), pair_or_int(st.integers(0, 2)))
+    kind = draw(st.sampled_from(["max", "avg", "adaptive-avg", "adaptive-max"]))
+    spatial = draw(st.sampled_from([1, 2] if kind.startswith("adaptive") else [1, 2, 3]))
+
+    def per_axis(values: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+        return values | st.lists(values, min_size=spatial, max_size=spatial).map(tuple)
+
+    kernel = per_axis(st.integers(1, 4))
+    stride = st.none() | per_axis(st.integers(1, 5))
+    padding = mostly(per_axis(st.integers(0, 1)), per_axis(st.integers(0, 2)))
     build: Builder
     if kind == "max":
         options: dict[str, Any] = {
             "kernel_size": draw(kernel),
             "stride": draw(stride),
             "padding": draw(padding),
-            "dilation": draw(pair_or_int(st.integers(1, 3))),
+            "dilation": draw(per_axis(st.integers(1, 3))),
             "ceil_mode": draw(st.booleans()),
             "return_indices": draw(st.booleans()),
         }
-        build = Builder(fl.MaxPool2d, (), options)
+        build = Builder({1: fl.MaxPool1d, 2: fl.MaxPool2d, 3: fl.MaxPool3d}[spatial], (), options)
     elif kind == "avg":
         options = {
             "kernel_size": draw(kernel),
@@ -271,11 +276,16 @@ def pool_cases(draw: st.DrawFn) -> tuple[Builder, list[int], list[SizeSpec]]:
             "ceil_mode": draw(st.booleans()),
             "count_include_pad": draw(st.booleans()),
         }
-        build = Builder(fl.AvgPool2d, (), options)
+        build = Builder({1: fl.AvgPool1d, 2: fl.AvgPool2d, 3: fl.AvgPool3d}[spatial], (), options)
     else:
-        target = st.none() | sizes(4)
-        build = Builder(fl.AdaptiveAvgPool2d, (draw(st.integers(1, 4) | st.tuples(target, target)),))
-    shape = [*draw(BATCH), draw(sizes(3)), *draw(sizes(12, 2))]
+        target = (st.none() if spatial > 1 else st.nothing()) | sizes(4)
+        output_size = draw(st.integers(1, 4) | st.lists(target, min_size=spatial, max_size=spatial).map(tuple))
+        if kind == "adaptive-avg":
+            build = Builder({1: fl.AdaptiveAvgPool1d, 2: fl.AdaptiveAvgPool2d}[spatial], (output_size,))
+        else:
+            layer = {1: fl.AdaptiveMaxPool1d, 2: fl.AdaptiveMaxPool2d}[spatial]
+            build = Builder(layer, (output_size,), {"return_indices": draw(st.booleans())})
+    shape = [*draw(BATCH), draw(sizes(3)), *draw(sizes(12, spatial))]
     return build, shape, draw(specs_for(len(shape)))
 
 

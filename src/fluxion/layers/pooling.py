@@ -705,6 +705,11 @@ def _pool_shape(layer: _Pool, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
             pad = _per_axis(layer.padding, spatial, name, "padding")[axis]
         if pad > kernel // 2:
             raise ShapeError(f"{name} expects a padding of at most half its kernel size ({kernel // 2}), got {pad}")
+        if isinstance(layer, AvgPool3d) and dims.nonnegative(size - kernel) is False:
+            # torch's avg_pool3d alone wants each size, padding left out, to hold a whole window
+            raise ShapeError(
+                f"{name} expects an input size of at least its kernel size {kernel} at dim {where}, got {size}"
+            )
         out = _pool_output(size, kernel, step, pad, spread, ceil_mode=layer.ceil_mode)
         if isinstance(out, int) and out < 1:
             raise ShapeError(f"{name} expects an input size with an output at dim {where}, got {size} (output {out})")
