@@ -244,3 +244,56 @@ def test_the_spec_states_the_part_and_builds_the_same_strides_again() -> None:
     assert torch.equal(again(images), model(images))
     with pytest.raises(spec.SpecError, match="leaves sizes to be inferred"):
         spec.loads({key: value for key, value in written.items() if key != "inputs"})
+
+
+# -- pools ---------------------------------------------------------------------------------------------
+
+
+def test_a_pool_strides_to_its_part_of_the_model_input_as_torchvisions_stem_does() -> None:
+    model = fl.Chain(conv1=conv(8, 7, 2), maxpool=fl.MaxPool2d(3, model_downsample=4))
+    report = shapes.infer(model, ("B", 3, "H", "W"))
+    assert report.output == dims.Shape(["B", 8, H / 4, W / 4])
+    shapes.materialize(model, ("B", 3, 224, 224))
+    assert (model.maxpool.stride, model.maxpool.padding) == ((2, 2), (1, 1))  # torchvision's 3x3/2, padding 1
+    assert repr(model.maxpool).endswith("model_downsample=(4, 4))")
+    assert model(torch.randn(1, 3, 224, 224)).shape == (1, 8, 56, 56)
+
+
+@pytest.mark.parametrize(
+    ("pool", "shape", "expected"),
+    [
+        (lambda: fl.AvgPool1d(2, model_downsample=4), (1, 2, 16), ((4,), (0,))),
+        (lambda: fl.MaxPool3d(3, model_downsample=(1, 2, 2)), (1, 2, 4, 8, 8), ((1, 2, 2), (1, 1, 1))),
+        (lambda: fl.AvgPool2d(2, ceil_mode=True, model_downsample=2), (1, 2, 8, 8), ((2, 2), (0, 0))),
+    ],
+)
+def test_every_output_driven_pool_takes_a_part_of_the_model_input(
+    pool: Any, shape: tuple[int, ...], expected: tuple[tuple[int, ...], tuple[int, ...]]
+) -> None:
+    model = fl.Chain(pool())
+    shapes.materialize(model, shape)
+    layer = model[0]
+    assert (layer.stride, layer.padding) == expected
+    output = model(torch.randn(*shape))
+    ratios = layer.model_downsample
+    assert output.shape[2:] == tuple(size // ratio for size, ratio in zip(shape[2:], ratios, strict=True))
+
+
+def test_a_pool_refuses_what_its_padding_limit_or_the_stride_cannot_reach() -> None:
+    even = refusal(fl.Chain(fl.AvgPool2d(2, model_downsample=1)), "B", 3, 8, 8)
+    assert "AvgPool2d at 'AvgPool2d'" in even
+    assert "no symmetric padding of at most 1 gives size/1 with kernel 2" in even
+    odd = refusal(fl.Chain(conv(4, 3, 2), pool=fl.MaxPool2d(3, model_downsample=3)), "B", 3, 12, 12)
+    assert "MaxPool2d at 'pool'" in odd
+    assert "that takes stride 3/2" in odd
+    with pytest.raises(fl.LayerError, match="got downsample and model_downsample"):
+        fl.MaxPool2d(3, downsample=2, model_downsample=4)
+
+
+def test_a_pools_spec_states_its_part_and_builds_the_same_stride_again() -> None:
+    model = fl.Chain(conv(4, 7, 2), fl.MaxPool2d(3, model_downsample=4))
+    shapes.materialize(model, ("B", 3, 32, 32))
+    written = spec.dump(model, inputs={"x": ["B", 3, 32, 32]})
+    assert written["children"][1] == {"type": "MaxPool2d", "kernel_size": 3, "model_downsample": 4}
+    again = spec.loads(written)
+    assert repr(again) == repr(model)

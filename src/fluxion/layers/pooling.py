@@ -32,9 +32,10 @@ Size3 = int | tuple[int, int, int]
 class _OutputDriven(torch.nn.Module):
     """What the max and average pools share beyond torch, over any number of spatial dims: checked
     arguments, the shape rule, and stride and padding derived from the output they must produce.
-    ``downsample=r`` derives them at construction; ``output_size=O`` needs the input size, so until
-    ``fluxion.shapes.materialize`` the pool is lazy (stride and padding None) and refuses to run
-    (``lazy.refuse_calls``). Each class adds only its typed constructor and torch's layer."""
+    ``downsample=r`` derives them at construction; ``output_size=O`` needs the input size, and
+    ``model_downsample=r`` (``1/r`` of the model's input) the sizes of the pool's input and of the
+    model's, so until ``fluxion.shapes.materialize`` the pool is lazy (stride and padding None) and
+    refuses to run (``lazy.refuse_calls``). Each class adds only its typed constructor and torch's layer."""
 
     spatial: ClassVar[int]
     """How many spatial dims the pool slides over (the 1, 2 or 3 of its name)."""
@@ -44,6 +45,9 @@ class _OutputDriven(torch.nn.Module):
 
     output_size: tuple[int, ...] | None = None
     """The spatial output size that the pool was built to produce, or None."""
+
+    model_downsample: tuple[int, ...] | None = None
+    """The ratio per spatial dim of the model's input to the pool's output it was built for, or None."""
 
     @property
     def lazy(self) -> bool:
@@ -128,6 +132,8 @@ class _OutputDriven(torch.nn.Module):
             return f"{text}, downsample={self.downsample}"
         if self.output_size is not None:
             return f"{text}, output_size={self.output_size}"
+        if self.model_downsample is not None:
+            return f"{text}, model_downsample={self.model_downsample}"
         return text
 
 
@@ -139,7 +145,7 @@ class _MaxPooling(_OutputDriven):
     def _build(self, layout: type[torch.nn.Module], given: Mapping[str, Any]) -> None:
         """Construct as torch's ``layout`` from the arguments of a typed constructor, ``given`` as its ``locals()``."""
         name = type(self).__name__
-        ratios, outputs, stride, padding = _geometry(
+        ratios, outputs, of_model, stride, padding = _geometry(
             name,
             self.spatial,
             given["kernel_size"],
@@ -149,11 +155,12 @@ class _MaxPooling(_OutputDriven):
             given["ceil_mode"],
             given["downsample"],
             given["output_size"],
+            given["model_downsample"],
         )
         layout.__init__(
             self, given["kernel_size"], stride, padding, given["dilation"], given["return_indices"], given["ceil_mode"]
         )
-        _aim(cast(_Pool, self), ratios, outputs)
+        _aim(cast(_Pool, self), ratios, outputs, of_model)
 
     def forward(self, input: Float[Tensor, "..."]) -> Any:  # (*batch, channels, *spatial); with indices a pair
         return super().forward(input)
@@ -190,7 +197,7 @@ class _AvgPooling(_OutputDriven):
         divisor = given.get("divisor_override")
         if divisor == 0:
             raise LayerError(f"{name}: divisor_override must not be 0 (None divides by the window's size)")
-        ratios, outputs, stride, padding = _geometry(
+        ratios, outputs, of_model, stride, padding = _geometry(
             name,
             self.spatial,
             given["kernel_size"],
@@ -200,12 +207,13 @@ class _AvgPooling(_OutputDriven):
             given["ceil_mode"],
             given["downsample"],
             given["output_size"],
+            given["model_downsample"],
         )
         extra = (divisor,) if "divisor_override" in given else ()
         layout.__init__(
             self, given["kernel_size"], stride, padding, given["ceil_mode"], given["count_include_pad"], *extra
         )
-        _aim(cast(_Pool, self), ratios, outputs)
+        _aim(cast(_Pool, self), ratios, outputs, of_model)
 
     def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, channels, *spatial)
         return super().forward(input)
@@ -252,6 +260,7 @@ class MaxPool1d(_MaxPooling, torch.nn.MaxPool1d, Module):
         *,
         downsample: Size1 | None = None,
         output_size: Size1 | None = None,
+        model_downsample: Size1 | None = None,
     ) -> None:
         self._build(torch.nn.MaxPool1d, locals())
 
@@ -278,6 +287,9 @@ class MaxPool2d(_MaxPooling, torch.nn.MaxPool2d, Module):
     MaxPool2d(kernel_size=3, stride=(2, 2), padding=(1, 1), dilation=1, ceil_mode=False, downsample=(2, 2))
     >>> fl.MaxPool2d(3, output_size=7)
     MaxPool2d(kernel_size=3, stride=?, padding=?, dilation=1, ceil_mode=False, output_size=(7, 7))
+
+    ``model_downsample=r`` makes it ``1/r`` of the model's input, its stride found where it sits, as
+    for the convolutions (see ``fluxion.layers.Conv2d``).
     """
 
     spatial = 2
@@ -295,6 +307,7 @@ class MaxPool2d(_MaxPooling, torch.nn.MaxPool2d, Module):
         *,
         downsample: Size2 | None = None,
         output_size: Size2 | None = None,
+        model_downsample: Size2 | None = None,
     ) -> None:
         self._build(torch.nn.MaxPool2d, locals())
 
@@ -323,6 +336,7 @@ class MaxPool3d(_MaxPooling, torch.nn.MaxPool3d, Module):
         *,
         downsample: Size3 | None = None,
         output_size: Size3 | None = None,
+        model_downsample: Size3 | None = None,
     ) -> None:
         self._build(torch.nn.MaxPool3d, locals())
 
@@ -353,6 +367,7 @@ class AvgPool1d(_AvgPooling, torch.nn.AvgPool1d, Module):
         *,
         downsample: Size1 | None = None,
         output_size: Size1 | None = None,
+        model_downsample: Size1 | None = None,
     ) -> None:
         self._build(torch.nn.AvgPool1d, locals())
 
@@ -386,6 +401,7 @@ class AvgPool2d(_AvgPooling, torch.nn.AvgPool2d, Module):
         *,
         downsample: Size2 | None = None,
         output_size: Size2 | None = None,
+        model_downsample: Size2 | None = None,
     ) -> None:
         self._build(torch.nn.AvgPool2d, locals())
 
@@ -414,6 +430,7 @@ class AvgPool3d(_AvgPooling, torch.nn.AvgPool3d, Module):
         *,
         downsample: Size3 | None = None,
         output_size: Size3 | None = None,
+        model_downsample: Size3 | None = None,
     ) -> None:
         self._build(torch.nn.AvgPool3d, locals())
 
@@ -608,21 +625,23 @@ def _geometry(
     ceil_mode: bool,
     downsample: _Size | None,
     output_size: _Size | None,
-) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None, _Size | None, _Size]:
-    """``downsample`` and ``output_size`` per axis, then the stride and padding for torch's constructor:
-    derived from ``downsample``, else as given (``None``: torch's default, also while ``output_size``
-    waits for the input)."""
+    model_downsample: _Size | None,
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None, tuple[int, ...] | None, _Size | None, _Size]:
+    """``downsample``, ``output_size`` and ``model_downsample`` per axis, then the stride and padding for
+    torch's constructor: derived from ``downsample``, else as given (``None``: torch's default, also
+    while ``output_size`` or ``model_downsample`` waits for the input)."""
     _check_window(name, spatial, kernel_size, stride, padding, dilation)
     given = [key for key, value in (("stride", stride), ("padding", padding)) if value is not None]
-    ratios, outputs = geometry.targets(name, spatial, downsample, output_size, given)
+    ratios, outputs = geometry.targets(name, spatial, downsample, output_size, given, model_downsample)
+    of_model = geometry.per_axis(model_downsample, spatial, name, "model_downsample")
     if ratios is not None:
         kernels = _per_axis(kernel_size, spatial, name, "kernel_size")
         dilations = _per_axis(dilation, spatial, name, "dilation")
         strides, paddings = geometry.downsample_geometry(
             name, ratios, kernels, dilations, pool=True, ceil_mode=ceil_mode
         )
-        return ratios, outputs, strides, paddings
-    return ratios, outputs, stride, 0 if padding is None else padding
+        return ratios, outputs, of_model, strides, paddings
+    return ratios, outputs, of_model, stride, 0 if padding is None else padding
 
 
 def _check_window(
@@ -653,19 +672,29 @@ def _check_window(
             raise LayerError(f"{name}: padding must be at most half the kernel size {kernel_size!r}, got {padding!r}")
 
 
-def _aim(layer: _Pool, ratios: tuple[int, ...] | None, outputs: tuple[int, ...] | None) -> None:
-    """Record what the pool must produce; with ``output_size``, stride and padding wait for the input."""
-    if ratios is not None or outputs is not None:
-        layer.downsample, layer.output_size = ratios, outputs
-    if outputs is not None:
+def _aim(
+    layer: _Pool, ratios: tuple[int, ...] | None, outputs: tuple[int, ...] | None, of_model: tuple[int, ...] | None
+) -> None:
+    """Record what the pool must produce; with ``output_size`` or ``model_downsample``, stride and
+    padding wait for the input."""
+    if ratios is not None or outputs is not None or of_model is not None:
+        layer.downsample, layer.output_size, layer.model_downsample = ratios, outputs, of_model
+    if outputs is not None or of_model is not None:
         layer.stride = layer.padding = None
         refuse_calls(layer)
 
 
 def _derived(layer: _Pool, axis: int, size: Dim) -> tuple[int, int]:
-    """The stride and padding with which a pool built with ``output_size`` meets it at ``axis``."""
+    """The stride and padding with which a pool built with ``output_size`` or ``model_downsample``
+    meets it at ``axis``."""
     name, spatial = type(layer).__name__, layer.spatial
     kernel = _per_axis(layer.kernel_size, spatial, name, "kernel_size")[axis]
+    if layer.model_downsample is not None:
+        dilation = _per_axis(_dilation(layer), spatial, name, "dilation")[axis]
+        ratio, where = layer.model_downsample[axis], axis - spatial
+        return geometry.model_geometry(
+            name, ratio, size, kernel, dilation, where, most=kernel // 2, ceil_mode=layer.ceil_mode
+        )
     return geometry.output_geometry(
         name,
         size,
@@ -703,6 +732,8 @@ def _pool_shape(layer: _Pool, inputs: tuple[ShapeValue, ...]) -> dims.Shape:
             empty = not isinstance(stride, int) and len(stride) == 0
             step = kernel if empty else _per_axis(stride, spatial, name, "stride")[axis]
             pad = _per_axis(layer.padding, spatial, name, "padding")[axis]
+            if layer.model_downsample is not None:  # materialized: a downsampling by the stride found
+                geometry.require_divisible(size, step, name, where)
         if pad > kernel // 2:
             raise ShapeError(f"{name} expects a padding of at most half its kernel size ({kernel // 2}), got {pad}")
         if isinstance(layer, AvgPool3d) and dims.nonnegative(size - kernel) is False:
