@@ -8,6 +8,7 @@ from fluxion import shapes
 from fluxion.adapters import lora
 from fluxion.errors import ChildNotFoundError, TreeError
 from fluxion.inspect.flow import OUTPUT, Flow, data_flow, input_id
+from fluxion.tree.display import set_output_names
 
 X = input_id("input")
 
@@ -280,3 +281,12 @@ def test_a_plain_torch_module_is_one_leaf() -> None:
     flow = data_flow(torch.nn.Linear(2, 2))
     assert [(node.id, node.kind) for node in flow.nodes] == [(X, "input"), ("/root", "leaf"), (OUTPUT, "output")]
     assert flow.sources(OUTPUT) == ["/root"]
+
+
+def test_named_outputs_label_the_output_node() -> None:
+    model = fl.Chain(fl.Linear(4, 2))
+    assert data_flow(model).node(OUTPUT).title == "output"
+    set_output_names(model, ["logits"])
+    assert data_flow(model).node(OUTPUT).title == "logits"
+    set_output_names(model, ["category", "quality"])
+    assert data_flow(model).node(OUTPUT).title == "category, quality"

@@ -4,6 +4,7 @@ import torch
 
 import fluxion.layers as fl
 from fluxion.inspect.labels import key_arguments, title
+from fluxion.tree.display import set_display_name
 
 
 def test_title_shows_a_name_only_when_it_is_not_the_automatic_one() -> None:
@@ -33,3 +34,12 @@ def test_a_module_without_arguments_or_a_signature_gives_empty_text() -> None:
 
     assert key_arguments(fl.ReLU()) == ""
     assert key_arguments(Plain(1, a=2)) == ""
+
+
+def test_a_display_name_replaces_the_class_in_the_title() -> None:
+    block = fl.Chain(fl.ReLU())
+    set_display_name(block, "ResBlock")
+    assert title("0", block) == "0: ResBlock"
+    assert title("", block) == "ResBlock"
+    assert title("Chain_2", block) == "ResBlock"  # an automatic name says nothing more
+    assert title("ResBlock", block) == "ResBlock"

@@ -48,6 +48,7 @@ from fluxion.errors import ChildNotFoundError, TreeError
 from fluxion.inspect.labels import key_arguments, title
 from fluxion.shapes import ShapeReport
 from fluxion.shapes.report import format_value
+from fluxion.tree.display import output_names
 
 NodeKind = Literal["input", "output", "leaf", "folded", "merge"]
 """What a node stands for: a model input or output, a leaf, a folded Chain, or a merge of values."""
@@ -199,7 +200,7 @@ def data_flow(
         given = _root_input_shape(report, position) if shape is None else f"({', '.join(map(str, shape))})"
         builder.add(FlowNode(input_id(name), "input", name, shape=given))
     output = builder.visit(model, "", "", tuple(ports), 0)
-    builder.add(FlowNode(OUTPUT, "output", "output", shape=builder.shape("")))
+    builder.add(FlowNode(OUTPUT, "output", ", ".join(output_names(model)) or "output", shape=builder.shape("")))
     builder.edge(output, OUTPUT)
     return Flow(tuple(builder.nodes), tuple(builder.edges), tuple(builder.clusters))
 

@@ -20,6 +20,7 @@ import re
 
 import torch
 
+from fluxion.tree.display import display_name
 from fluxion.tree.naming import base_of
 
 _REPEATED = re.compile(r"\((-?[\w.]+)(?:, \1)+,?\)")
@@ -29,12 +30,19 @@ _TOP_LEVEL_COMMA = re.compile(r",\s*(?![^()\[\]{}]*[)\]}])")
 def title(name: str, module: torch.nn.Module) -> str:
     """``name: Class``, or just ``Class`` when the name is the automatic one (``Class`` or ``Class_2``).
 
+    A node given a display name by the file it was read from (narchi's ``_name``) shows it in place
+    of its class: ``0: ResBlock``.
+
     >>> import fluxion.layers as fl
-    >>> title("", fl.ReLU()), title("head", fl.Linear(2, 2))
-    ('ReLU', 'head: Linear')
+    >>> from fluxion.tree.display import set_display_name
+    >>> block = fl.Chain(fl.ReLU())
+    >>> set_display_name(block, "ResBlock")
+    >>> title("", fl.ReLU()), title("head", fl.Linear(2, 2)), title("0", block)
+    ('ReLU', 'head: Linear', '0: ResBlock')
     """
     kind = type(module).__name__
-    return kind if not name or base_of(name) == kind else f"{name}: {kind}"
+    shown = display_name(module) or kind
+    return shown if not name or name == shown or base_of(name) == kind else f"{name}: {shown}"
 
 
 def key_arguments(module: torch.nn.Module) -> str:
