@@ -23,6 +23,7 @@ torch.Size([3, 2])
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -168,9 +169,11 @@ def build(
     """
     file = None if document.file is None else str(document.file)
     data = document.data
+    translation = None
     if narchi.is_narchi(data):
-        data = narchi.translate(data, file=file)
-        document = Document(data, document.file, document.root, document.search_paths)
+        translation = narchi.translation(data, file=file)
+        data = translation.spec
+        document = dataclasses.replace(document, data=data)
     if not isinstance(data, Mapping):
         raise SpecError('a spec is an object: its root node (with a "type")', file=file)
     root = cast(Mapping[str, Any], data)
@@ -186,7 +189,7 @@ def build(
         raise SpecError(f"device={device!r} is not a device: {error}") from None
     with place:
         try:
-            model = builder.build(document)
+            model = builder.build(document, translation)
         except RecursionError:
             raise SpecError("the spec nests nodes too deeply to build", file=file) from None
         if not isinstance(model, fl.Chain):

@@ -36,6 +36,7 @@ from fluxion.spec.arguments import arguments_in, call
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import json_path, without_torch_trace
 from fluxion.spec.source import Document, read, resolve
+from fluxion.tree.display import set_display_name, set_output_names
 from fluxion.tree.module import constructor_call
 
 NodePath = list[str | int]
@@ -99,20 +100,20 @@ class Builder:
     """Nodes built so far (``limits.nodes`` bounds it)."""
     evaluating: float = 0.0
     """Seconds spent evaluating the files ``"spec"`` nodes name (``limits.time`` bounds it)."""
+    translations: list[narchi.Translation | None] = field(default_factory=list[narchi.Translation | None])
+    """For each document being built, innermost last: its narchi translation (None for fluxion's format)."""
 
-    def build(self, document: Document) -> torch.nn.Module:
-        """The module a document's root node describes.
+    def build(self, document: Document, translation: narchi.Translation | None = None) -> torch.nn.Module:
+        """The module a document's root node describes; a narchi file is translated first (or given
+        ``translation``, its translation made already), and errors then name narchi's JSON paths.
 
         >>> Builder().build(read({"type": "Linear", "in_features": 2, "out_features": 3}))
         Linear(in_features=2, out_features=3, bias=True)
         """
-        if narchi.is_narchi(document.data):
-            document = Document(
-                narchi.translate(document.data, file=_file(document)),
-                document.file,
-                document.root,
-                document.search_paths,
-            )
+        if translation is None and narchi.is_narchi(document.data):
+            translation = narchi.translation(document.data, file=_file(document))
+        if translation is not None:
+            document = dataclasses.replace(document, data=translation.spec)
         data = cast(object, document.data)
         if isinstance(data, Mapping) and "fluxion" in data:  # the format version dump writes
             root = dict(cast(Mapping[str, Any], data))
@@ -123,19 +124,24 @@ class Builder:
                     path="fluxion",
                     file=_file(document),
                 )
-            document = Document(root, document.file, document.root, document.search_paths)
+            document = dataclasses.replace(document, data=root)
         if document.file is not None:
             self.files.append(document.file)
         first_share = len(self.shares)
+        self.translations.append(translation)
         try:
             _, module = self.node(document.data, [], document)
         except SpecError as error:
-            if error.file is None and document.file is not None:
-                error.file = str(document.file)
+            if error.file is None:  # the error is this document's, not that of a file it names
+                error.path = self._place(error.path)
+                error.file = _file(document)
             raise
         finally:
+            self.translations.pop()
             if document.file is not None:
                 self.files.pop()
+        if translation is not None:
+            set_output_names(module, translation.outputs)
         for index in range(first_share, len(self.shares)):  # addresses in a file are relative to its own root
             if self.shares[index].base is None:
                 self.shares[index] = dataclasses.replace(self.shares[index], base=module)
@@ -186,10 +192,36 @@ class Builder:
             module = _construct(cls, arguments, (), where)
             if registry.name_of(cls) and constructor_call(module) is None:
                 _built_calls[module] = arguments
-        if "share" in node:
-            self.shares.append(Share(module, _share_source(node["share"], path), where, _file(document)))
-        self.paths[id(module)] = (where, _file(document))
+        self._record(module, node, path, document)
         return identifier, module
+
+    def _record(self, module: torch.nn.Module, node: Mapping[str, Any], path: NodePath, document: Document) -> None:
+        """Note where a built node comes from (its share to make, its place for later errors, its name)."""
+        translation = self._translation()
+        where = json_path(path)
+        if translation is not None:
+            origin = translation.origins.get(where)
+            if origin is not None and origin.name is not None:
+                set_display_name(module, origin.name)
+        if "share" in node:
+            # narchi's files say where a share is asked for: at the block's _id_share
+            place = where if translation is None else translation.narchi_path(json_path([*path, "share"]))
+            self.shares.append(Share(module, _share_source(node["share"], path), place or "", _file(document)))
+        self.paths[id(module)] = (self._place(where) or "", _file(document))
+
+    def _translation(self) -> narchi.Translation | None:
+        """The narchi translation of the document being built; None for fluxion's own format."""
+        return self.translations[-1] if self.translations else None
+
+    def _origin(self, path: NodePath) -> narchi.Origin | None:
+        """Where the node at ``path`` of the document being built comes from, when it is narchi's."""
+        translation = self._translation()
+        return None if translation is None else translation.origins.get(json_path(path))
+
+    def _place(self, where: str | None) -> str | None:
+        """A JSON path of the document being built, as its author wrote it: narchi's, for a narchi file."""
+        translation = self._translation()
+        return where if translation is None else translation.narchi_path(where)
 
     def _container(
         self,
@@ -301,22 +333,28 @@ class Builder:
         if file in self.files:
             cycle = " -> ".join(str(step.name) for step in [*self.files[self.files.index(file) :], file])
             raise SpecError(f"spec files refer to each other in a cycle: {cycle}", path=json_path([*path, "spec"]))
+        given = cast(Mapping[str, Any], variables)
+        code: Mapping[str, str] = {}
+        origin = self._origin(path)
+        if origin is not None and origin.module:  # narchi's: the file sees its parent's variables, updated
+            given = {**{k: v for k, v in document.ext_vars.items() if k not in given}, **given}
+            code = {name: value for name, value in document.ext_code.items() if name not in given}
         started = time.monotonic()
         included = read(
             file,
             tla=cast(Mapping[str, Any], arguments),
-            ext_vars=cast(Mapping[str, Any], variables),
+            ext_vars=given,
+            ext_code=code,
             search_paths=document.roots,  # the main spec's folder tree, not only the included file's
             limits=self._time_left(json_path([*path, "spec"])),
         )
         self.evaluating += time.monotonic() - started
-        module = self.build(Document(included.data, included.file, document.root, document.search_paths))
+        module = self.build(dataclasses.replace(included, root=document.root, search_paths=document.search_paths))
         identifier = node.get("id")
         data = cast(object, included.data)
         if identifier is None and isinstance(data, Mapping):
             identifier = cast(Mapping[str, Any], data).get("id")
-        if "share" in node:
-            self.shares.append(Share(module, _share_source(node["share"], path), where, _file(document)))
+        self._record(module, node, path, document)
         return cast(str | None, identifier), module
 
     def _time_left(self, where: str) -> Limits | None:

@@ -24,15 +24,16 @@ True
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import fluxion.layers as fl
 from fluxion.errors import SpecError
 from fluxion.spec import narchi_blocks
 from fluxion.spec.messages import json_path
-from fluxion.spec.narchi_blocks import METADATA, VARIABLE, NodePath
+from fluxion.spec.narchi_blocks import LEAVES, METADATA, VARIABLE, NodePath
 
 _ARCHITECTURE_KEYS = ("_id", "_description", "_shape", "blocks", "graph", "inputs", "outputs")
 _PORT_KEYS = ("_id", "_description", "_shape")
@@ -77,17 +78,101 @@ def translate(data: Any, *, file: str | None = None) -> dict[str, Any]:
     fluxion.errors.SpecError: model.jsonnet: blocks[0]._class: unknown narchi class 'Softmax2d' (closest: \
 Softmax...
     """
+    return translation(data, file=file).spec
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a node of the translation comes from in the narchi file, and what narchi says of it.
+
+    ``keys`` gives the narchi key behind each of the node's fluxion keys (``out_features`` ->
+    ``output_feats``); ``name`` is the block's ``_name``; ``module`` is true for a ``Module`` block,
+    whose file sees the external variables of the file naming it.
+
+    >>> Origin("blocks[2]", {"out_features": "output_feats"}).keys["out_features"]
+    'output_feats'
+    """
+
+    path: str
+    keys: Mapping[str, str] = field(default_factory=dict[str, str])
+    name: str | None = None
+    module: bool = False
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A narchi architecture as fluxion's spec, with the narchi origin of each node by its JSON path
+    in the spec, and the ids of the architecture's outputs.
+
+    >>> found = translation({"_class": "Sequential", "_name": "Stem", "blocks": [{"_class": "ReLU"}]})
+    >>> found.spec
+    {'type': 'Chain', 'children': [{'type': 'ReLU', 'id': '0'}]}
+    >>> found.origins["children[0]"].path, found.origins[""].name
+    ('blocks[0]', 'Stem')
+    """
+
+    spec: dict[str, Any]
+    origins: Mapping[str, Origin]
+    outputs: tuple[str, ...] = ()
+
+    def narchi_path(self, path: str | None) -> str | None:
+        """The narchi JSON path of a place in the spec: its node's origin, and the key within it
+        when narchi's block has that key (``children[1].out_features`` -> ``blocks[1].output_feats``).
+
+        >>> found = translation({"_class": "Sequential", "blocks": [{"_class": "Linear", "output_feats": 2}]})
+        >>> found.narchi_path("children[0].out_features"), found.narchi_path("children[0].children[1]")
+        ('blocks[0].output_feats', 'blocks[0]')
+        """
+        if path is None:
+            return None
+        node = max(
+            (
+                place
+                for place in self.origins
+                if not place or path == place or path.startswith((place + ".", place + "["))
+            ),
+            key=len,
+            default=None,
+        )
+        if node is None:
+            return path
+        origin = self.origins[node]
+        found = _KEY.match(path[len(node) :])
+        if found is None or found.group(1) not in origin.keys:
+            return origin.path
+        key = origin.keys[found.group(1)]
+        return f"{origin.path}.{key}{found.group(2)}" if origin.path else f"{key}{found.group(2)}"
+
+
+def translation(data: Any, *, file: str | None = None) -> Translation:
+    """``translate``, with where each node comes from: what errors found later and diagrams use.
+
+    >>> translation({"_class": "ReLU", "_id_share": 3}, file="model.jsonnet")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.SpecError: model.jsonnet: _id_share: _id_share is a label (a name), got 3
+    """
     try:
         if not is_narchi(data):
             raise SpecError("not a narchi architecture: expected an object with blocks, graph, inputs and outputs")
         given = cast(Mapping[str, Any], data)
+        context = _Context()
         if "_class" in given:
-            return _block(given, [], _Scope(""), None)
-        return _architecture(given)
+            spec, outputs = _block(given, [], _Scope(""), None, context), ()
+        else:
+            spec, outputs = _architecture(given, context)
+        context.tie_groups()
+        return Translation(spec, context.collect(spec), tuple(outputs))
     except SpecError as error:
         if error.file is None:
             error.file = file
         raise
+
+
+_KEY = re.compile(r"^\.?([A-Za-z_]\w*)(.*)$")
+_ORIGIN = "\x00narchi"
+"""The key an origin travels under in a node while the translation is being made (taken out after)."""
+_FLUXION_KEYS = {"type": "_class", "id": "_id", "description": "_description", "share": "_id_share"}
 
 
 @dataclass(frozen=True)
@@ -101,24 +186,63 @@ class _Scope:
     def inner(self, name: str | None, ids: Sequence[str]) -> _Scope:
         return _Scope(self.prefix if name is None else f"{self.prefix}{name}.", frozenset(ids), self)
 
-    def address(self, name: Any, path: NodePath) -> str:
-        where = json_path([*path, "_id_share"])
-        if not isinstance(name, str):
-            raise SpecError(f"_id_share is the _id of the block to share parameters with, got {name!r}", path=where)
+    def address(self, name: str) -> str | None:
+        """The address of the block whose ``_id`` is ``name``, nearest first; None when none is."""
         scope: _Scope | None = self
         while scope is not None:
             if name in scope.ids:
                 return scope.prefix + name
             scope = scope.parent
-        raise SpecError(
-            f"_id_share names {name!r}, which is not the _id of a block beside this one or around it", path=where
-        )
+        return None
+
+
+@dataclass
+class _Context:
+    """What a translation gathers on its way: each ``_id_share`` group's blocks (address and node),
+    in file order, and each node's origin."""
+
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = field(
+        default_factory=dict[str, list[tuple[str, dict[str, Any]]]]
+    )
+
+    def share(self, label: Any, node: dict[str, Any], address: str, scope: _Scope, path: NodePath) -> None:
+        """Tie ``node`` to the block whose ``_id`` is ``label`` when one is beside it or around it;
+        otherwise make it one of the group of blocks labelled so (the first one owns the weights)."""
+        if not isinstance(label, str) or not label:
+            raise SpecError(f"_id_share is a label (a name), got {label!r}", path=json_path([*path, "_id_share"]))
+        named = scope.address(label)
+        if named is not None:
+            node["share"] = named
+        else:
+            self.groups.setdefault(label, []).append((address, node))
+
+    def tie_groups(self) -> None:
+        for (owner, _), *others in self.groups.values():
+            for _, node in others:
+                node["share"] = owner
+
+    def collect(self, spec: dict[str, Any]) -> dict[str, Origin]:
+        """Each node's origin by its JSON path in ``spec``, taken out of the nodes."""
+        origins: dict[str, Origin] = {}
+        pending: list[tuple[NodePath, dict[str, Any]]] = [([], spec)]
+        while pending:
+            path, node = pending.pop()
+            origin = node.pop(_ORIGIN, None)
+            if isinstance(origin, Origin):
+                origins[json_path(path)] = origin
+            for key in ("children", "nodes"):
+                inner = node.get(key)
+                if isinstance(inner, list):
+                    for index, child in enumerate(cast(list[Any], inner)):
+                        if isinstance(child, dict):
+                            pending.append(([*path, key, index], cast(dict[str, Any], child)))
+        return origins
 
 
 # -- the architecture: inputs, blocks, graph, outputs ---------------------------------------------------
 
 
-def _architecture(data: Mapping[str, Any]) -> dict[str, Any]:
+def _architecture(data: Mapping[str, Any], context: _Context) -> tuple[dict[str, Any], list[str]]:
     for key in data:
         if key not in _ARCHITECTURE_KEYS:
             raise SpecError(
@@ -143,13 +267,14 @@ def _architecture(data: Mapping[str, Any]) -> dict[str, Any]:
     paths, returned = _outputs(_paths(data["graph"], ["graph"]), outputs)
     scope = _Scope("", frozenset(ids))
     nodes = [
-        (name, _block(block, ["blocks", index], scope, name))
+        (name, _block(block, ["blocks", index], scope, name, context))
         for index, (name, block) in enumerate(zip(ids, blocks, strict=True))
     ]
     node = _wire(nodes, paths, list(inputs), returned, ["graph"])
     batch = _batch_name(shapes)
     node["inputs"] = {name: [batch, *shape] for name, shape in shapes.items()}
-    return _described(node, data)
+    node[_ORIGIN] = Origin("", {"edges": "graph", "inputs": "inputs", "outputs": "outputs"})
+    return _described(node, data), outputs
 
 
 def _ports(value: Any, key: str) -> dict[str, list[Any]]:
@@ -239,7 +364,7 @@ def _outputs(paths: list[list[str]], outputs: list[str]) -> tuple[list[list[str]
 # -- blocks ------------------------------------------------------------------------------------------
 
 
-def _block(data: Any, path: NodePath, scope: _Scope, identifier: str | None) -> dict[str, Any]:
+def _block(data: Any, path: NodePath, scope: _Scope, identifier: str | None, context: _Context) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise SpecError(f'a narchi block is an object with a "_class", got {data!r}', path=json_path(path))
     block = cast(Mapping[str, Any], data)
@@ -256,9 +381,9 @@ def _block(data: Any, path: NodePath, scope: _Scope, identifier: str | None) -> 
                     f"{key!r} is not a key of a narchi {name} (those are {keys})", path=json_path([*path, key])
                 )
     if name == "Sequential":
-        node = _sequential(block, path, scope, identifier)
+        node = _sequential(block, path, scope, identifier, context)
     elif name == "Group":
-        node = _group(block, path, scope, identifier)
+        node = _group(block, path, scope, identifier, context)
     elif name == "Module":
         node = _module(block, path)
     else:
@@ -267,8 +392,36 @@ def _block(data: Any, path: NodePath, scope: _Scope, identifier: str | None) -> 
         first, *rest = node.items()
         node = dict([first, ("id", identifier), *rest])
     if "_id_share" in block:
-        node["share"] = scope.address(block["_id_share"], path)
+        address = scope.prefix + identifier if identifier is not None else scope.prefix.removesuffix(".")
+        context.share(block["_id_share"], node, address, scope, path)
+    label = block.get("_name")
+    node[_ORIGIN] = Origin(
+        json_path(path),
+        _origin_keys(name, block),
+        label if isinstance(label, str) and label else None,
+        name == "Module",
+    )
     return _described(node, block)
+
+
+def _origin_keys(name: str, block: Mapping[str, Any]) -> dict[str, str]:
+    """The narchi key behind each fluxion key of a block's node (those narchi's block has)."""
+    keys = {key: key for key in block if not key.startswith("_")}
+    keys |= {fluxion: narchi for fluxion, narchi in _FLUXION_KEYS.items() if narchi in block}
+    renames: dict[str, str] = {
+        "Module": {"spec": "_path", "ext_vars": "_ext_vars"},
+        "Group": {"nodes": "blocks", "edges": "graph", "inputs": "input", "outputs": "output"},
+        "Sequential": {"children": "blocks"},
+        **{kind: {"hidden_size": "output_feats", "return_state": "output_state"} for kind in ("LSTM", "GRU", "RNN")},
+    }.get(name, {})
+    if name in LEAVES:
+        renames = {fluxion: narchi for narchi, fluxion in LEAVES[name].renames.items()}
+    for fluxion, narchi in renames.items():
+        if narchi not in block and narchi == "output_feats" and "output_size" in block:
+            narchi = "output_size"  # narchi's former name of output_feats
+        if narchi in block:
+            keys[fluxion] = narchi
+    return keys
 
 
 def _described(node: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,16 +431,20 @@ def _described(node: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _sequential(block: Mapping[str, Any], path: NodePath, scope: _Scope, identifier: str | None) -> dict[str, Any]:
+def _sequential(
+    block: Mapping[str, Any], path: NodePath, scope: _Scope, identifier: str | None, context: _Context
+) -> dict[str, Any]:
     where = [*path, "blocks"]
     blocks = _blocks(block.get("blocks"), where)
     ids = _ids(blocks, where, positional=True)
     inner = scope.inner(identifier, ids)
-    children = [_block(child, [*where, index], inner, ids[index]) for index, child in enumerate(blocks)]
+    children = [_block(child, [*where, index], inner, ids[index], context) for index, child in enumerate(blocks)]
     return {"type": "Chain", "children": children}
 
 
-def _group(block: Mapping[str, Any], path: NodePath, scope: _Scope, identifier: str | None) -> dict[str, Any]:
+def _group(
+    block: Mapping[str, Any], path: NodePath, scope: _Scope, identifier: str | None, context: _Context
+) -> dict[str, Any]:
     for key in ("blocks", "graph", "input", "output"):
         if key not in block:
             raise SpecError(f"a Group needs blocks, graph, input and output; {key} is missing", path=json_path(path))
@@ -305,7 +462,7 @@ def _group(block: Mapping[str, Any], path: NodePath, scope: _Scope, identifier: 
     paths = [[entry, cast(str, block["input"])], *_paths(block["graph"], [*path, "graph"])]
     inner = scope.inner(identifier, ids)
     nodes = [
-        (name, _block(child, [*where, index], inner, name))
+        (name, _block(child, [*where, index], inner, name, context))
         for index, (name, child) in enumerate(zip(ids, blocks, strict=True))
     ]
     return _wire(nodes, paths, [entry], [cast(str, block["output"])], [*path, "graph"])

@@ -22,7 +22,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +65,10 @@ class Document:
     file: Path | None = None
     root: Path | None = None
     search_paths: tuple[Path, ...] = ()
+    ext_vars: Mapping[str, Any] = field(default_factory=dict[str, Any], compare=False)
+    """The external variables the spec was evaluated with (as ``read`` took them)."""
+    ext_code: Mapping[str, str] = field(default_factory=dict[str, str], compare=False)
+    """The external variables given as jsonnet code."""
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -123,7 +127,7 @@ def read(
     else:
         raise SpecError(f"a spec is a file path, spec text or a mapping, not {type(source).__name__}")
     check_nesting(document.data, document.file)
-    return document
+    return replace(document, ext_vars=dict(ext_vars or {}), ext_code=dict(ext_code or {}))
 
 
 def resolve(reference: str, *, relative_to: Path | None, roots: Sequence[Path]) -> Path:
