@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch import nn
 
 import fluxion.layers as fl
-from fluxion import spec
+from fluxion import dims, shapes, spec
 from fluxion.errors import SpecError
 from fluxion.spec import registry
 from fluxion.spec.narchi_blocks import (
@@ -24,8 +26,10 @@ from fluxion.spec.narchi_blocks import (
     reshape_steps,
     unknown_class,
 )
+from tests.shapes.helpers import evaluate
 
 HERE = ["blocks", 2]
+NARCHI = Path(__file__).parent / "narchi"
 
 
 def refused(narchi_class: str, block: dict[str, Any]) -> SpecError:
@@ -53,6 +57,20 @@ def test_every_renamed_leaf_names_a_registered_fluxion_class() -> None:
         ),
         ("Conv1d", {"output_feats": 4, "kernel_size": 3}, {"type": "Conv1d", "out_channels": 4, "kernel_size": 3}),
         ("AdaptiveAvgPool2d", {"output_feats": [2, 2]}, {"type": "AdaptiveAvgPool2d", "output_size": [2, 2]}),
+        ("AdaptiveAvgPool2d", {"output_size": 3}, {"type": "AdaptiveAvgPool2d", "output_size": 3}),
+        ("AdaptiveAvgPool1d", {"output_feats": 4}, {"type": "AdaptiveAvgPool1d", "output_size": 4}),
+        ("AdaptiveMaxPool1d", {"output_feats": 4}, {"type": "AdaptiveMaxPool1d", "output_size": 4}),
+        ("AdaptiveMaxPool2d", {"output_feats": [1, 2]}, {"type": "AdaptiveMaxPool2d", "output_size": [1, 2]}),
+        ("MaxPool1d", {"kernel_size": 3, "stride": 2}, {"type": "MaxPool1d", "kernel_size": 3, "stride": 2}),
+        ("MaxPool3d", {"kernel_size": [1, 2, 2]}, {"type": "MaxPool3d", "kernel_size": [1, 2, 2]}),
+        ("AvgPool1d", {"kernel_size": 2, "padding": 1}, {"type": "AvgPool1d", "kernel_size": 2, "padding": 1}),
+        (
+            "AvgPool3d",
+            {"kernel_size": 2, "ceil_mode": True},
+            {"type": "AvgPool3d", "kernel_size": 2, "ceil_mode": True},
+        ),
+        ("LogSoftmax", {"dim": -1}, {"type": "LogSoftmax", "dim": -1}),
+        ("LogSigmoid", {}, {"type": "LogSigmoid"}),
         ("ReLU", {}, {"type": "ReLU"}),
         ("Softmax", {"dim": -1}, {"type": "Softmax", "dim": -1}),
         ("GeLU", {"approximate": "tanh"}, {"type": "GeLU", "approximate": "tanh"}),  # a fluxion leaf narchi lacks
@@ -105,15 +123,73 @@ def test_an_error_of_a_renamed_argument_names_it_as_narchi_writes_it() -> None:
     error = refused("Embedding", {"output_feats": 2.5, "num_embeddings": 3})
     assert error.path == "blocks[2].output_feats"
     assert "expected an int, got 2.5" in error.reason
+    error = refused("Linear", {"output_size": 2.5})  # narchi's former name, named as written
+    assert error.path == "blocks[2].output_size"
+
+
+@pytest.mark.parametrize(
+    ("narchi_class", "block", "path", "message"),
+    [
+        ("AdaptiveAvgPool1d", {}, "blocks[0]", "AdaptiveAvgPool1d needs output_feats (its output size)"),
+        ("AdaptiveMaxPool2d", {"output_feats": [1, 2, 3]}, "blocks[0].output_feats", "a list of 2 int or null"),
+        ("AdaptiveMaxPool1d", {"output_feats": -1}, "blocks[0]", "output_size must be an int or a tuple of 1"),
+        ("AdaptiveAvgPool2d", {"output_feats": 2, "output_size": 2}, "blocks[0].output_size", "give one of them"),
+        ("MaxPool1d", {}, "blocks[0]", "MaxPool1d needs argument 'kernel_size'"),
+        ("MaxPool1d", {"kernel_size": [2, 2]}, "blocks[0].kernel_size", "an int or a list of 1 ints, got [2, 2]"),
+        ("MaxPool3d", {"kernel_size": 3, "padding": 2}, "blocks[0]", "padding must be at most half the kernel size"),
+        ("AvgPool1d", {"kernel_size": 2, "divisor_override": 2}, "blocks[0].divisor_override", "has no argument"),
+        ("AvgPool3d", {"kernel_size": 2, "divisor_override": 0}, "blocks[0]", "divisor_override must not be 0"),
+        ("AvgPool3d", {"kernel_size": 2, "stride": 0}, "blocks[0]", "stride must be at least 1, got 0"),
+        ("LogSoftmax", {"dim": 1.5}, "blocks[0].dim", "expected an int, got 1.5"),
+    ],
+)
+def test_a_pool_or_activation_with_arguments_torch_refuses_is_refused_at_narchis_path(
+    narchi_class: str, block: dict[str, Any], path: str, message: str
+) -> None:
+    document = {
+        "blocks": [{"_class": narchi_class, "_id": "b", **block}],
+        "graph": ["x -> b -> y"],
+        "inputs": [{"_id": "x", "_shape": [3, 8, 8]}],
+        "outputs": [{"_id": "y", "_shape": ["<<auto>>"]}],
+    }
+    with pytest.raises(SpecError) as caught:
+        spec.loads(document)
+    assert caught.value.path == path
+    assert message in caught.value.reason
 
 
 # -- classes that do not translate ------------------------------------------------------------------
 
 
-def test_a_class_without_fluxion_equivalent_says_so() -> None:
-    error = refused("LogSoftmax", {})
+def test_a_class_without_fluxion_equivalent_says_why_and_what_to_do() -> None:
+    error = refused("CRF", {})
     assert error.path == "blocks[2]._class"
-    assert error.reason.startswith("narchi's LogSoftmax has no fluxion equivalent yet; narchi classes read: ")
+    assert error.reason.startswith("narchi's CRF has no fluxion equivalent: narchi defines only its shape")
+    assert "register a layer of your own under that name (fluxion.spec.register)" in error.reason
+
+
+def test_every_class_narchis_propagators_know_translates_but_crf() -> None:
+    known = {
+        *("Sigmoid", "LogSigmoid", "Softmax", "LogSoftmax", "Tanh", "ReLU", "LeakyReLU", "Dropout"),
+        *("BatchNorm2d", "Identity", "Add", "CRF", "Concatenate", "Linear", "Embedding"),
+        *(f"Adaptive{kind}Pool{n}d" for kind in ("Avg", "Max") for n in (1, 2)),
+        *(f"{kind}{n}d" for kind in ("Conv", "MaxPool", "AvgPool") for n in (1, 2, 3)),
+        *("RNN", "LSTM", "GRU", "Reshape", "Sequential", "Group", "Module"),
+    }
+    assert known - set(SUPPORTED) == set(UNSUPPORTED) == {"CRF"}
+
+
+def test_a_crf_registered_by_the_user_is_read() -> None:
+    @spec.register(name="CRF")
+    class Tags(fl.Module):  # a stand-in: the best tag per position, narchi's shape (the last dim consumed)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.argmax(-1)
+
+    try:
+        assert leaf("CRF", {"_class": "CRF"}, HERE) == {"type": "CRF"}
+    finally:
+        registry._builtins().pop("CRF")  # pyright: ignore[reportPrivateUsage]
+    assert "has no fluxion equivalent" in refused("CRF", {}).reason
 
 
 def test_an_unknown_class_names_the_closest_whatever_the_case() -> None:
@@ -142,6 +218,91 @@ def test_a_class_registered_by_the_user_is_read_as_a_leaf() -> None:
     assert leaf("NarchiBlocksScale", {"factor": 2}, HERE) == {"type": "NarchiBlocksScale", "factor": 2}
     assert "Scale has no argument 'scale'" in refused("NarchiBlocksScale", {"scale": 2}).reason
     assert "NarchiBlocksScale" in str(unknown_class("NarchiBlockScale", HERE))
+
+
+# -- every pool and activation narchi knows, through a narchi file, against torch's own module ---------
+
+Reference = torch.nn.Module
+
+POOLS_AND_ACTIVATIONS: list[Any] = [
+    pytest.param({"_class": "MaxPool1d", "kernel_size": 3, "stride": 2, "padding": 1}, [4, "T"], nn.MaxPool1d(3, 2, 1)),
+    pytest.param(
+        {"_class": "MaxPool1d", "kernel_size": 2, "ceil_mode": True}, [4, "T"], nn.MaxPool1d(2, ceil_mode=True)
+    ),
+    pytest.param({"_class": "MaxPool2d", "kernel_size": 2}, [2, "T", 5], nn.MaxPool2d(2)),
+    pytest.param(
+        {"_class": "MaxPool3d", "kernel_size": [1, 2, 2], "dilation": [1, 2, 1]},
+        [2, "T", 6, 5],
+        nn.MaxPool3d((1, 2, 2), dilation=(1, 2, 1)),
+    ),
+    pytest.param(
+        {"_class": "AvgPool1d", "kernel_size": 2, "count_include_pad": False, "padding": 1},
+        [3, "T"],
+        nn.AvgPool1d(2, padding=1, count_include_pad=False),
+    ),
+    pytest.param({"_class": "AvgPool2d", "kernel_size": 3, "stride": 1}, [2, "T", 4], nn.AvgPool2d(3, 1)),
+    pytest.param(
+        {"_class": "AvgPool3d", "kernel_size": 2, "ceil_mode": True, "divisor_override": 3},
+        [2, "T", 3, 4],
+        nn.AvgPool3d(2, ceil_mode=True, divisor_override=3),
+    ),
+    pytest.param({"_class": "AdaptiveAvgPool1d", "output_feats": 3}, [4, "T"], nn.AdaptiveAvgPool1d(3)),
+    pytest.param({"_class": "AdaptiveAvgPool2d", "output_feats": [2, 1]}, [4, "T", 3], nn.AdaptiveAvgPool2d((2, 1))),
+    pytest.param({"_class": "AdaptiveMaxPool1d", "output_feats": 2}, [4, "T"], nn.AdaptiveMaxPool1d(2)),
+    pytest.param({"_class": "AdaptiveMaxPool2d", "output_feats": [1, 3]}, [4, 3, "T"], nn.AdaptiveMaxPool2d((1, 3))),
+    pytest.param({"_class": "LogSoftmax", "dim": -1}, ["T", 6], nn.LogSoftmax(-1)),
+    pytest.param({"_class": "LogSoftmax", "dim": 1}, ["T", 6], nn.LogSoftmax(1)),  # torch's dim, as narchi passes it
+    pytest.param({"_class": "LogSigmoid"}, ["T", 6], nn.LogSigmoid()),
+]
+
+
+def one_block(block: dict[str, Any], shape: list[Any]) -> dict[str, Any]:
+    """A narchi architecture of ``block`` alone, its input of ``shape`` (strings are narchi variables)."""
+    sizes = [f"<<variable:{size}>>" if isinstance(size, str) else size for size in shape]
+    return {
+        "blocks": [{**block, "_id": "b"}],
+        "graph": ["x -> b -> y"],
+        "inputs": [{"_id": "x", "_shape": sizes}],
+        "outputs": [{"_id": "y", "_shape": ["<<auto>>"]}],
+    }
+
+
+@pytest.mark.parametrize(("block", "shape", "reference"), POOLS_AND_ACTIVATIONS)
+def test_a_narchi_block_computes_what_torchs_module_computes_with_the_shape_its_rule_says(
+    block: dict[str, Any], shape: list[Any], reference: Reference
+) -> None:
+    model = spec.loads(one_block(block, shape))
+    assert not list(model.parameters())
+    report = shapes.infer(model, ("B", *shape))
+    for size in range(1, 12):
+        x = torch.randn(2, *(size if isinstance(item, str) else item for item in shape))
+        try:
+            expected = reference(x)
+        except RuntimeError:
+            continue  # too small for the window; the rule's refusal is tested in tests/layers
+        assert evaluate(report.output, {"B": 2, "T": size}) == tuple(expected.shape)
+        assert torch.equal(model(x), expected), f"{block} at T={size}"
+
+
+def test_a_narchi_file_with_every_pool_runs_with_the_shapes_its_rules_say() -> None:
+    """narchi's text and image classifier habit: Conv1d + MaxPool1d along tokens, with 2d and 3d pools
+    beside them, and log-probabilities out."""
+    model = spec.load(NARCHI / "text_image_clip.jsonnet", ext_vars={"vocabulary": 50})
+    assert isinstance(model, fl.Graph)
+    kinds = {type(node).__name__ for node in model.modules()}
+    pools = {f"{kind}Pool{n}d" for kind in ("Max", "Avg") for n in (1, 2, 3)} - {"AvgPool2d"}
+    assert pools | {"AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LogSoftmax", "LogSigmoid"} <= kinds
+    report = shapes.infer(model, tokens=("B", "L"), image=("B", 3, "H", "W"), clip=("B", 3, "F", 16, 16))
+    assert report["text.pool1"].output == dims.Shape(["B", 24, dims.floordiv(dims.dim("L"), 2)])
+    assert report["motion.smooth"].output == dims.Shape(["B", 4, "F", 4, 4])
+    model.eval()
+    for length, height, width, frames in [(11, 9, 13, 5), (2, 2, 3, 1), (30, 16, 16, 2)]:
+        at = {"B": 3, "L": length, "H": height, "W": width, "F": frames}
+        tokens = torch.randint(0, 50, (3, length))
+        topic, quality = model(tokens, torch.randn(3, 3, height, width), torch.randn(3, 3, frames, 16, 16))
+        assert evaluate(report.output, at) == (tuple(topic.shape), tuple(quality.shape)) == ((3, 5), (3, 1))
+        assert torch.allclose(topic.exp().sum(-1), torch.ones(3))
+        assert (quality <= 0).all()
 
 
 # -- Concatenate -------------------------------------------------------------------------------------

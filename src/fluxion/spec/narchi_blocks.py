@@ -71,31 +71,32 @@ def _output_feats(fluxion: str, argument: str, *needs: str) -> Leaf:
 
 
 LEAVES: dict[str, Leaf] = {
-    **{name: Leaf(name) for name in ("Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Dropout", "Add")},
+    **{
+        name: Leaf(name)
+        for name in ("Identity", "ReLU", "LeakyReLU", "Sigmoid", "LogSigmoid", "Tanh", "Dropout", "Add")
+    },
     "Softmax": Leaf("Softmax"),
+    "LogSoftmax": Leaf("LogSoftmax"),
     "BatchNorm2d": Leaf("BatchNorm2d"),
     "Linear": _output_feats("Linear", "out_features"),
     "Embedding": _output_feats("Embedding", "embedding_dim"),
-    "AdaptiveAvgPool2d": _output_feats("AdaptiveAvgPool2d", "output_size"),
     **{f"Conv{n}d": _output_feats(f"Conv{n}d", "out_channels", "kernel_size") for n in (1, 2, 3)},
-    "MaxPool2d": Leaf("MaxPool2d"),
-    "AvgPool2d": Leaf("AvgPool2d"),
+    **{f"{kind}Pool{n}d": Leaf(f"{kind}Pool{n}d") for kind in ("Max", "Avg") for n in (1, 2, 3)},
+    **{
+        f"Adaptive{kind}Pool{n}d": _output_feats(f"Adaptive{kind}Pool{n}d", "output_size")
+        for kind in ("Avg", "Max")
+        for n in (1, 2)
+    },
 }
 """narchi's leaf classes that map to one fluxion class with renamed arguments."""
 
 RECURRENT = ("LSTM", "GRU", "RNN")
 
-UNSUPPORTED = (
-    "AdaptiveAvgPool1d",
-    "AvgPool1d",
-    "AvgPool3d",
-    "CRF",
-    "LogSigmoid",
-    "LogSoftmax",
-    "MaxPool1d",
-    "MaxPool3d",
-)
-"""narchi's classes without a fluxion layer yet."""
+UNSUPPORTED = {
+    "CRF": "narchi defines only its shape (the last dim consumed), neither what it computes nor its parameters, "
+    "and maps it to no PyTorch module",
+}
+"""narchi's classes without a fluxion equivalent, and why."""
 
 SUPPORTED = tuple(sorted([*CONTAINERS, *LEAVES, *RECURRENT, "Concatenate", "Reshape"]))
 """Every narchi class that translates."""
@@ -113,7 +114,7 @@ def leaf(narchi_class: str, block: Mapping[str, Any], path: NodePath) -> dict[st
     Traceback (most recent call last):
     ...
     fluxion.errors.SpecError: blocks[0]._class: unknown narchi class 'Conv2D' (closest: Conv2d, Conv3d, \
-Conv1d); narchi classes read: AdaptiveAvgPool2d, Add, ...
+Conv1d); narchi classes read: AdaptiveAvgPool1d, AdaptiveAvgPool2d, ...
     """
     given = _arguments(narchi_class, block, path)
     special = _SPECIAL.get(narchi_class)
@@ -123,8 +124,10 @@ Conv1d); narchi classes read: AdaptiveAvgPool2d, Add, ...
     if table is None:
         return _registered(narchi_class, given, path)
     renames = dict(table.renames)
-    if "output_feats" in renames and "output_size" in given and narchi_class != "AdaptiveAvgPool2d":
+    origins = {value: key for key, value in renames.items()}
+    if "output_feats" in renames and "output_size" in given:
         _rename(given, "output_size", "output_feats", path)  # narchi's former name of output_feats
+        origins[renames["output_feats"]] = "output_size"  # an error names the key as written
     for needed in table.needs:
         if given.get(needed) is None:
             what = " (its output size)" if needed == "output_feats" else ""
@@ -133,7 +136,7 @@ Conv1d); narchi classes read: AdaptiveAvgPool2d, Add, ...
     if len(arguments) < len(given):
         twice = next(key for key in given if key in renames.values())
         raise SpecError(f"{twice} is given twice (as {twice} and as output_feats)", path=json_path([*path, twice]))
-    return _checked(table.fluxion, arguments, {value: key for key, value in renames.items()}, path)
+    return _checked(table.fluxion, arguments, origins, path)
 
 
 def refuse_variables(value: Any, path: NodePath) -> None:
@@ -165,16 +168,19 @@ inputs' _shape only; a block's argument is a number (fluxion infers input-side s
 def unknown_class(name: str, path: NodePath) -> SpecError:
     """The error for a ``_class`` that does not translate, with the closest names and what does.
 
-    >>> print(unknown_class("LogSoftmax", ["blocks", 7]))
-    blocks[7]._class: narchi's LogSoftmax has no fluxion equivalent yet; narchi classes read: AdaptiveAvgPool2d, \
-Add, AvgPool2d, BatchNorm2d, Concatenate, Conv1d, Conv2d, Conv3d, Dropout, Embedding, GRU, Group, Identity, LSTM, \
-LeakyReLU, Linear, MaxPool2d, Module, RNN, ReLU, Reshape, Sequential, Sigmoid, Softmax, Tanh; and any fluxion \
-leaf (see fluxion.spec.registered())
+    >>> print(unknown_class("CRF", ["blocks", 7]))
+    blocks[7]._class: narchi's CRF has no fluxion equivalent: narchi defines only its shape (the last dim consumed), \
+neither what it computes nor its parameters, and maps it to no PyTorch module; register a layer of your own under that \
+name (fluxion.spec.register) to read it
     """
     read = f"narchi classes read: {', '.join(SUPPORTED)}; and any fluxion leaf (see fluxion.spec.registered())"
     where = json_path([*path, "_class"])
     if name in UNSUPPORTED:
-        return SpecError(f"narchi's {name} has no fluxion equivalent yet; {read}", path=where)
+        return SpecError(
+            f"narchi's {name} has no fluxion equivalent: {UNSUPPORTED[name]}; register a layer of your own under "
+            f"that name (fluxion.spec.register) to read it",
+            path=where,
+        )
     leaves = (known for known in registry.registered() if not issubclass(registry.lookup(known), fl.Chain))
     names = [*SUPPORTED, *(known for known in leaves if known not in SUPPORTED)]  # fluxion's containers: never read
     lowered = {known.lower(): known for known in reversed(names)}  # narchi's spelling first
