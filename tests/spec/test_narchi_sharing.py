@@ -18,6 +18,7 @@ import torch
 import fluxion.layers as fl
 from fluxion import spec, weights
 from fluxion.spec import SpecError
+from fluxion.spec.narchi import translation
 
 MULTISCALE = Path(__file__).parent / "narchi" / "shared" / "multiscale.jsonnet"
 VARIABLES = {"width": 8, "classes": 5}
@@ -178,3 +179,17 @@ def test_a_label_is_a_name(label: Any) -> None:
     with pytest.raises(SpecError, match="_id_share is a label") as caught:
         spec.load(architecture(blocks, ["x -> act -> y"], [3]))
     assert caught.value.path == "blocks[0]._id_share"
+
+
+def test_a_block_comes_before_the_blocks_inside_it_in_file_order() -> None:
+    # a container is translated after its children, but it is written before them
+    found = translation(
+        {
+            "_class": "Sequential",
+            "_id": "outer",
+            "_id_share": "tied",
+            "blocks": [{"_class": "Sequential", "_id": "inner", "_id_share": "tied", "blocks": [{"_class": "ReLU"}]}],
+        }
+    )
+    assert "share" not in found.spec
+    assert found.spec["children"][0]["share"] == ""  # the root's address: the outer block owns

@@ -198,11 +198,11 @@ class _Scope:
 
 @dataclass
 class _Context:
-    """What a translation gathers on its way: each ``_id_share`` group's blocks (address and node),
-    in file order, and each node's origin."""
+    """What a translation gathers on its way: each ``_id_share`` group's blocks (JSON path, address
+    and node), to tie once every block is translated."""
 
-    groups: dict[str, list[tuple[str, dict[str, Any]]]] = field(
-        default_factory=dict[str, list[tuple[str, dict[str, Any]]]]
+    groups: dict[str, list[tuple[NodePath, str, dict[str, Any]]]] = field(
+        default_factory=dict[str, list[tuple[NodePath, str, dict[str, Any]]]]
     )
 
     def share(self, label: Any, node: dict[str, Any], address: str, scope: _Scope, path: NodePath) -> None:
@@ -214,11 +214,13 @@ class _Context:
         if named is not None:
             node["share"] = named
         else:
-            self.groups.setdefault(label, []).append((address, node))
+            self.groups.setdefault(label, []).append((path, address, node))
 
     def tie_groups(self) -> None:
-        for (owner, _), *others in self.groups.values():
-            for _, node in others:
+        for members in self.groups.values():
+            # file order: a block before the blocks inside it (which are translated first)
+            (_, owner, _), *others = sorted(members, key=lambda member: _file_order(member[0]))
+            for _, _, node in others:
                 node["share"] = owner
 
     def collect(self, spec: dict[str, Any]) -> dict[str, Origin]:
@@ -237,6 +239,11 @@ class _Context:
                         if isinstance(child, dict):
                             pending.append(([*path, key, index], cast(dict[str, Any], child)))
         return origins
+
+
+def _file_order(path: NodePath) -> tuple[tuple[int, int, str], ...]:
+    """A sort key putting JSON paths in the order their values appear in the file."""
+    return tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in path)
 
 
 # -- the architecture: inputs, blocks, graph, outputs ---------------------------------------------------
