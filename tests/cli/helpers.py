@@ -33,6 +33,13 @@ MLP = {
 }
 """A small spec with input shapes: 178 parameters, output (B, 2)."""
 
+CONVS = {
+    "type": "Chain",
+    "inputs": {"image": ["B", 3, "H", "W"]},
+    "children": [{"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1} for _ in range(3)],
+}
+"""Three stride-2 convolutions: (B, 4, ceil(H/8), ceil(W/8)), or H/8 when H divides by 8."""
+
 
 def write_spec(path: Path, document: Any) -> Path:
     """``document`` written to ``path`` as JSON; the path."""

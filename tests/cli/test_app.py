@@ -152,3 +152,18 @@ def test_the_parser_has_one_subcommand_per_command() -> None:
         output = ["-o", "m.dot"] if module in (render, export) else []
         args = parser.parse_args([command, "m.json", *output])
         assert (args.command, args.run) == (command, module.run)
+
+
+def test_narchi_s_stack_trace_shows_the_traceback_of_a_bug(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, mlp: Path
+) -> None:
+    def broken(args: argparse.Namespace) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.delenv("FLUXION_TRACEBACK", raising=False)
+    monkeypatch.setattr(validate, "run", broken)
+    assert "Traceback" not in run(capsys, "validate", str(mlp)).err
+    assert "Traceback" not in run(capsys, "--stack_trace=false", "validate", str(mlp)).err
+    result = run(capsys, "--stack_trace=true", "validate", str(mlp))
+    assert (result.code, "Traceback" in result.err, "RuntimeError: a bug" in result.err) == (1, True, True)
+    fails(run(capsys, "--stack_trace=sometimes", "validate", str(mlp)), 2, "--stack_trace is true or false")

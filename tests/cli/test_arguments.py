@@ -1,11 +1,19 @@
 """The options the commands share: ``--depth``, and the limits on evaluating jsonnet."""
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
 
-from fluxion.cli.arguments import add_depth_argument, add_format_argument, add_spec_arguments, depth, spec_options
+from fluxion.cli.arguments import (
+    add_assume_argument,
+    add_depth_argument,
+    add_format_argument,
+    add_spec_arguments,
+    depth,
+    spec_options,
+)
 from fluxion.errors import UsageError
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from tests.cli.helpers import fails, run
@@ -122,3 +130,31 @@ def test_format_is_text_or_json() -> None:
     assert parser().parse_args(["m.json", "--format", "json"]).format == "json"
     with pytest.raises(argparse.ArgumentError, match="invalid choice: 'yaml'"):
         parser().parse_args(["m.json", "--format", "yaml"])
+
+
+def test_ext_var_values_are_json_and_ext_vars_add_to_them() -> None:
+    args = parser().parse_args(
+        ["m.jsonnet", "--ext-var", "n=3", "--ext-vars", '{"depths": [2, 2], "act": "relu"}', "--ext-var", "id=x"]
+    )
+    assert spec_options(args).ext_vars == {"n": 3, "depths": [2, 2], "act": "relu", "id": "x"}
+    with pytest.raises(UsageError, match=r"^--ext-var n is given twice$"):
+        spec_options(parser().parse_args(["m.jsonnet", "--ext-var", "n=3", "--ext-vars", '{"n": 3}']))
+
+
+def test_assumptions_are_gathered_by_name() -> None:
+    args = argparse.ArgumentParser()
+    add_spec_arguments(args)
+    add_assume_argument(args)
+    options = spec_options(args.parse_args(["m.json", "--assume", "H%32==0", "--assume", "W % 16 = 0"]))
+    assert options.assume == {"H": 32, "W": 16}
+    assert spec_options(args.parse_args(["m.json"])).assume == {}
+    with pytest.raises(UsageError, match=r"^--assume H is given twice$"):
+        spec_options(args.parse_args(["m.json", "--assume", "H%32==0", "--assume", "H%2==0"]))
+
+
+def test_narchi_s_cwd_is_where_a_relative_spec_path_starts() -> None:
+    args = argparse.Namespace(spec="net.jsonnet", ext_var=None, ext_code=None, tla=None, input=None, search_path=None)
+    assert spec_options(args).file == "net.jsonnet"
+    args.narchi_cwd = "models"
+    assert spec_options(args).file == os.path.join("models", "net.jsonnet")
+    assert spec_options(args, "/abs/net.jsonnet").file == "/abs/net.jsonnet"

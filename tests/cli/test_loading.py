@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxion.cli.loading import SpecOptions, load_spec, spec_inputs_text
+from fluxion.cli.loading import SpecOptions, load_spec, spec_inputs_text, variables_hint
 from fluxion.errors import SpecError, UsageError
-from tests.cli.helpers import fails, run, write_spec
+from tests.cli.helpers import fails, run, write, write_spec
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
@@ -175,3 +175,73 @@ def test_jsonnet_is_read_with_the_variables_and_search_paths_given(tmp_path: Pat
 def test_input_shapes_as_one_line() -> None:
     assert spec_inputs_text({}) == ""
     assert spec_inputs_text({"image": ("B", 3, 224, 224), "scale": ()}) == "image (B, 3, 224, 224), scale ()"
+
+
+# -- a variable of the wrong type, and --assume
+
+TWICE = "{type: 'Chain', inputs: {x: ['B', std.extVar('n') * 2]}, children: [{type: 'ReLU'}]}"
+
+
+@pytest.mark.parametrize(
+    ("code", "given"),
+    [
+        (TWICE, ["--ext-var", 'n="3"']),
+        (TWICE, ["--ext-vars", '{"n": "3"}']),
+        ("{type: 'Chain', inputs: {x: ['B', std.range(1, std.extVar('n'))[0]]}, children: []}", ["--ext-var", 'n="3"']),
+        ("{type: 'Chain', inputs: {x: ['B', 8]}, children: [{type: 'Linear', out_features: std.extVar('n')}]}",
+         ["--ext-var", 'n="3"']),
+        ("function(n) {type: 'Chain', inputs: {x: ['B', n - 1]}, children: []}", ["--tla", 'n="3"']),
+    ],
+)  # fmt: skip
+def test_a_string_where_a_number_was_expected_hints_at_json_values(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, code: str, given: list[str]
+) -> None:
+    path = write(tmp_path / "net.jsonnet", code)
+    result = run(capsys, "validate", path, *given)
+    assert result.code == 1
+    hint = result.err.strip().splitlines()[-1]
+    option = "--tla" if "--tla" in given else "--ext-var"
+    assert hint.startswith(
+        f'  hint: {option} n is the string "3"; give a number, list or boolean as JSON ({option} n=3)'
+    )
+    assert ("--ext-code n=3" in hint) == (option == "--ext-var")
+    fixed = [given[0], '{"n": 3}' if given[0] == "--ext-vars" else "n=3"]
+    assert run(capsys, "validate", path, *fixed).code == 0, run(capsys, "validate", path, *fixed).err
+
+
+def test_a_number_where_a_string_was_expected_hints_at_quoting(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "net.jsonnet", "{type: 'Chain', inputs: {x: ['B', std.parseInt(std.extVar('n'))]}, children: []}"
+    )
+    result = run(capsys, "validate", path, "--ext-var", "n=3")
+    assert result.code == 1
+    assert result.err.strip().endswith("""quote it as JSON: --ext-var 'n="3"'""")
+    assert run(capsys, "validate", path, "--ext-var", 'n="3"').code == 0
+
+
+def test_no_hint_for_errors_a_variable_does_not_explain(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "net.jsonnet", "{type: 'Chain', inputs: {x: ['B', 'a' * 2]}, children: [{type: std.extVar('act')}]}"
+    )
+    result = run(capsys, "validate", path, "--ext-var", "act=ReLU")  # a string, but not the one in the error
+    assert result.code == 1
+    assert "hint:" not in result.err
+    assert "hint:" not in run(capsys, "validate", path, "--ext-var", "act=3").err
+    assert variables_hint("binary operator * requires matching types, got string and number.", SpecOptions("m")) == ""
+
+
+def test_assume_reads_the_shapes_under_it(tmp_path: Path) -> None:
+    path = write_spec(
+        tmp_path / "net.json",
+        {"type": "Chain", "inputs": {"x": ["B", 3, "H", "W"]}, "children": [
+            {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1}]},
+    )  # fmt: skip
+    report = load_spec(SpecOptions(path, assume={"H": 2})).report
+    assert report is not None
+    assert (str(report.output), report.assumed) == ("(B, 4, H/2, ceil(W/2))", {"H": 2})
+    with pytest.raises(UsageError, match=r"^--assume Q: no input size is named Q; the input sizes named are: B, H, W$"):
+        load_spec(SpecOptions(path, assume={"Q": 2}))
+    with pytest.raises(UsageError, match=r"^--assume: the spec gives no input shapes"):
+        load_spec(SpecOptions(write_spec(tmp_path / "bare.json", {"type": "Chain", "children": []}), assume={"H": 2}))

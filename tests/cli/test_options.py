@@ -5,8 +5,21 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fluxion.cli.options import assignment, by_name, byte_size, input_shape, positive_count, seconds, tla_value
+from fluxion.cli.options import (
+    assignment,
+    assumption,
+    by_name,
+    byte_size,
+    ext_var_value,
+    ext_vars_object,
+    input_shape,
+    positive_count,
+    seconds,
+    tla_value,
+)
 from fluxion.errors import UsageError
 from tests.cli.helpers import fails, run
 
@@ -33,6 +46,12 @@ def test_tla_deep_enough_for_python_but_not_for_specs(capsys: pytest.CaptureFixt
         (["--time-limit", "nan"], ["--time-limit"]),
         (["--memory-limit", "lots"], ["--memory-limit"]),
         (["--stack-limit", str(2**31)], ["--stack-limit"]),
+        (["--ext-var", "x=" + "[" * 3000 + "]" * 3000], ["--ext-var x", "too deeply"]),
+        (["--ext-vars", "[2, 2]"], ["--ext-vars", "JSON object", "got a list"]),
+        (["--ext-vars", "{num_blocks: 2}"], ["--ext-vars", "is not JSON"]),
+        (["--ext-vars", '{"not a name": 2}'], ["--ext-vars", "identifier"]),
+        (["--assume", "H%32"], ["--assume", "NAME%N==0"]),
+        (["--assume", "H%1==0"], ["--assume", "2 or more"]),
     ],
 )
 def test_bad_values_are_usage_errors(
@@ -80,6 +99,69 @@ def test_a_tla_is_json_when_it_is_json_else_text(text: str, value: object) -> No
     assert name == text.partition("=")[0]
     assert read == value
     assert type(read) is type(value)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.text())
+def test_an_ext_var_is_read_by_the_rule_a_tla_is_read_by(value: str) -> None:
+    name, read = ext_var_value("x=" + value)
+    assert name == "x"
+    assert read == tla_value("x=" + value)[1]
+    assert type(read) is type(tla_value("x=" + value)[1])
+
+
+@given(JSON_VALUES)
+def test_an_ext_var_given_as_json_is_that_value(value: object) -> None:
+    assert ext_var_value("x=" + json.dumps(value)) == ("x", value)
+    assert ext_vars_object(json.dumps({"x": value})) == [("x", value)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("n=3", 3), ("depths=[2, 2, 2, 2]", [2, 2, 2, 2]), ('n="3"', "3"), ("act=gelu", "gelu"), ("on=true", True)],
+)
+def test_an_ext_var_is_json_when_it_is_json_else_text(text: str, value: object) -> None:
+    assert ext_var_value(text) == (text.partition("=")[0], value)
+
+
+def test_ext_vars_is_a_json_object_of_variables_in_order() -> None:
+    text = '{"num_blocks": [2, 2, 2, 2], "act": "relu", "width": 64.5, "norm": null}'
+    assert ext_vars_object(text) == [("num_blocks", [2, 2, 2, 2]), ("act", "relu"), ("width", 64.5), ("norm", None)]
+    assert ext_vars_object("{}") == []
+    for text, kind in [
+        ("[1]", "a list"),
+        ('"x"', "a string"),
+        ("3", "a number"),
+        ("true", "a boolean"),
+        ("null", "null"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"got {kind}$"):
+            ext_vars_object(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="is not JSON"):
+        ext_vars_object('{"x": NaN}')
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [("H%32==0", ("H", 32)), ("H%32=0", ("H", 32)), (" W % 8 == 0 ", ("W", 8)), ("T_in%2==0", ("T_in", 2))],
+)
+def test_assumptions_accepted(text: str, read: tuple[str, int]) -> None:
+    assert assumption(text) == read
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["H%32", "H%32==1", "H/32", "32%H==0", "H%x==0", "H%-2==0", "H%0==0", "H%1==0", "H%" + "9" * 40 + "==0", "Hé%2==0"],
+)
+def test_assumptions_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^--assume: "):
+        assumption(text)
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])

@@ -13,7 +13,7 @@ import torch
 import fluxion.layers as fl
 from fluxion import spec
 from fluxion.cli import dot as dot_module
-from tests.cli.helpers import EXAMPLES, ROOT, run
+from tests.cli.helpers import CONVS, EXAMPLES, ROOT, fails, run, write_spec
 
 RESNET = ROOT / "examples" / "resnet.jsonnet"
 needs_dot = pytest.mark.skipif(dot_module.dot_program() is None, reason="Graphviz's dot program is not installed")
@@ -171,3 +171,18 @@ def test_every_example_renders_with_a_node_for_every_leaf_shown(
     assert nodes
     assert edges
     assert "/output" in nodes
+
+
+def test_assume_is_applied_and_captions_the_diagram(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    output = tmp_path / "convs.dot"
+    result = run(capsys, "render", path, "-o", str(output), "--assume", "H%8==0", "--assume", "W%8==0")
+    assert result.code == 0, result.err
+    assert result.out.strip().endswith("(assuming H % 8 == 0, W % 8 == 0)")
+    text = output.read_text()
+    assert "(B, 4, H/8, W/8)" in text
+    assert text.rstrip().endswith(
+        'label="assuming: H % 8 == 0\\lassuming: W % 8 == 0\\l"\n\tlabelloc=b\n\tlabeljust=l\n}'
+    )
+    assert "assuming" not in run(capsys, "render", path, "-o", "-").out
+    fails(run(capsys, "render", path, "-o", "-", "--assume", "H"), 2, "argument --assume")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fluxion import spec, weights
-from tests.cli.helpers import EXAMPLES, ROOT, fails, run
+from tests.cli.helpers import CONVS, EXAMPLES, ROOT, fails, run, write_spec
 
 
 def test_show_draws_the_tree_with_shapes_parameters_and_totals(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
@@ -35,7 +35,17 @@ def test_show_depth_folds_and_json_lists_nodes(capsys: pytest.CaptureFixture[str
     assert "  float32: 11,689,512 (44.6 MiB, 46,758,048 bytes)" in text
 
     report = json.loads(run(capsys, "show", resnet, "--depth", "1", "--format", "json").out)
-    assert set(report) == {"file", "inputs", "output", "constraints", "nodes", "parameters", "buffers", "weights"}
+    assert set(report) == {
+        "file",
+        "inputs",
+        "output",
+        "constraints",
+        "assuming",
+        "nodes",
+        "parameters",
+        "buffers",
+        "weights",
+    }
     assert [node["address"] for node in report["nodes"]][:3] == ["", "conv1", "bn1"]
     layer1 = next(node for node in report["nodes"] if node["address"] == "layer1")
     assert layer1 == {
@@ -185,3 +195,12 @@ def test_without_input_shapes_the_tree_and_counts_are_shown(capsys: pytest.Captu
 
     with_input = json.loads(run(capsys, "show", str(path), "--input", "x=N,4", "--format", "json").out)
     assert (with_input["inputs"], with_input["output"]) == ({"x": ["N", 4]}, ["N", 2])
+
+
+def test_assume_is_applied_and_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    text = run(capsys, "show", path, "--assume", "H%8==0").out
+    assert "output: (B, 4, H/8, ceil(W/8))\nassuming: H % 8 == 0\n" in text
+    report = json.loads(run(capsys, "show", path, "--assume", "W%8==0", "--format", "json").out)
+    assert (report["output"], report["assuming"]) == (["B", 4, "ceil(H/8)", "W/8"], ["W % 8 == 0"])
+    fails(run(capsys, "show", path, "--assume", "H%8!=0"), 2, "argument --assume")

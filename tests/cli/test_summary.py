@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import EXAMPLES, ROOT, run
+from tests.cli.helpers import CONVS, EXAMPLES, ROOT, fails, run, write_spec
 
 
 def test_summary_counts_layers_and_ranks_activations(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,6 +42,7 @@ def test_summary_json(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
     assert report["parameters"] == 178
     assert report["activations"] == {
         "symbols": {"B": 1},
+        "assuming": [],
         "largest": [
             {"address": "fc", "type": "Linear", "shape": ["B", 16], "elements": "16*B", "evaluated": 16, "bytes": 64}
         ],
@@ -116,3 +117,16 @@ def test_bad_sizes_and_tops_are_usage_errors(
     assert result.code == 2
     assert message in result.err
     assert result.out == ""
+
+
+def test_assume_is_applied_and_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    result = run(
+        capsys, "summary", path, "--assume", "H%8==0", "--assume", "W%8==0", "--size", "H=64", "--size", "W=64"
+    )
+    assert result.code == 0, result.err
+    assert "(B, 4, H/8, W/8)" in result.out
+    assert result.out.endswith("assuming: H % 8 == 0\nassuming: W % 8 == 0\n")
+    report = json.loads(run(capsys, "summary", path, "--assume", "H%8==0", "--format", "json").out)
+    assert report["activations"]["assuming"] == ["H % 8 == 0"]
+    fails(run(capsys, "summary", path, "--assume", "X%8==0"), 2, "--assume X")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import EXAMPLES, run, write
+from tests.cli.helpers import CONVS, EXAMPLES, fails, run, write, write_spec
 
 
 def test_validate_reports_shapes_and_parameters(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
@@ -30,6 +30,7 @@ def test_validate_json(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
         "inputs": {"x": ["N", 8]},
         "output": ["N", 2],
         "constraints": [],
+        "assuming": [],
         "parameters": 178,
     }
 
@@ -44,7 +45,7 @@ def test_validate_reads_jsonnet_variables(capsys: pytest.CaptureFixture[str], tm
                     + [{type: 'Linear', out_features: std.extVar('classes')}],
         }""",
     )
-    argv = ["validate", path, "--tla", "widths=[8,4]", "--tla", "act=Tanh", "--ext-var", "features=3"]
+    argv = ["validate", path, "--tla", "widths=[8,4]", "--tla", "act=Tanh", "--ext-var", 'features="3"']
     result = run(capsys, *argv, "--ext-code", "classes=2", "--format", "json")
     assert result.code == 0, result.err
     report = json.loads(result.out)
@@ -200,3 +201,30 @@ def test_inputs_named_without_shapes_are_said_and_not_checked(
     )
     checked = json.loads(run(capsys, "validate", path, "--input", "x=B,8", "--input", "y=B,8", "--format", "json").out)
     assert (checked["shapes_checked"], checked["output"], checked["constraints"]) == (True, ["B", 8], [])
+
+
+def test_assume_reads_sizes_under_it_and_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    result = run(capsys, "validate", path, "--assume", "H%8==0", "--assume", "W%8=0")
+    assert result.code == 0, result.err
+    assert "  output: (B, 4, H/8, W/8)\n" in result.out
+    assert result.out.endswith("  assuming: H % 8 == 0\n  assuming: W % 8 == 0\n")
+    report = json.loads(run(capsys, "validate", path, "--assume", "H%8==0", "--format", "json").out)
+    assert (report["output"], report["assuming"]) == (["B", 4, "H/8", "ceil(W/8)"], ["H % 8 == 0"])
+    assert "assuming" not in run(capsys, "validate", path).out
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        (["--assume", "H%8"], ["argument --assume", "NAME%N==0"]),
+        (["--assume", "H%0==0"], ["argument --assume", "2 or more"]),
+        (["--assume", "Q%8==0"], ["--assume Q", "B, H, W"]),
+        (["--assume", "H%8==0", "--assume", "H%4==0"], ["--assume H is given twice"]),
+    ],
+)
+def test_bad_assumptions_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, given: list[str], words: list[str]
+) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    fails(run(capsys, "validate", path, *given), 2, *words)

@@ -3,7 +3,9 @@
 Exit codes: 0 for success, 1 for a problem fluxion reports (an invalid spec, a checkpoint that
 does not fit, a missing program), printed as one message on stderr, without a traceback; 2 for a
 command line that cannot be understood. An error fluxion did not foresee (a bug) is one line
-too, exit code 1; ``FLUXION_TRACEBACK=1`` in the environment shows its traceback.
+too, exit code 1; ``FLUXION_TRACEBACK=1`` in the environment (or narchi's ``--stack_trace=true``)
+shows its traceback. An unknown option is named, with the closest options the command has, and
+narchi's spellings of options are understood (see ``fluxion.cli.parsing`` and ``narchi_options``).
 
 >>> main(["validate"])
 2
@@ -19,6 +21,8 @@ from collections.abc import Sequence
 
 import fluxion
 from fluxion.cli import export, render, show, summary, validate
+from fluxion.cli.narchi_options import add_stack_trace_option
+from fluxion.cli.parsing import CommandParser
 from fluxion.errors import CliError, FluxionError
 
 EXAMPLES = """\
@@ -39,13 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["show", "model.json", "--depth", "2"]).command
     'show'
     """
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="fluxion",
         description="Check and look at fluxion architectures (JSON or jsonnet specs) without writing Python.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fluxion {fluxion.__version__}")
+    add_stack_trace_option(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
     for command in (validate, show, render, summary, export):
         command.register(commands)
@@ -81,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fluxion {args.command}: error: out of memory", file=sys.stderr)
         return 1
     except Exception as error:  # a bug: still one line, the traceback on demand
-        if os.environ.get("FLUXION_TRACEBACK"):
+        if os.environ.get("FLUXION_TRACEBACK") or getattr(args, "narchi_stack_trace", None):
             traceback.print_exc()
         first = (str(error).strip().splitlines() or [""])[0]
         print(

@@ -12,10 +12,22 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Protocol
+import os
+from typing import Any, Protocol, cast
 
 from fluxion.cli.loading import SpecOptions
-from fluxion.cli.options import assignment, by_name, byte_size, input_shape, positive_count, seconds, tla_value
+from fluxion.cli.options import (
+    assignment,
+    assumption,
+    by_name,
+    byte_size,
+    ext_var_value,
+    ext_vars_object,
+    input_shape,
+    positive_count,
+    seconds,
+    tla_value,
+)
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 
 
@@ -39,8 +51,8 @@ class Subcommands(Protocol):
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
-    """``SPEC`` (one, or ``several``) and the options that read it: ``--ext-var``, ``--ext-code``,
-    ``--tla``, ``--input``, ``-J``, and the limits on evaluating jsonnet: ``--time-limit``,
+    """``SPEC`` (one, or ``several``) and the options that read it: ``--ext-var``, ``--ext-vars``,
+    ``--ext-code``, ``--tla``, ``--input``, ``-J``, and the limits on evaluating jsonnet: ``--time-limit``,
     ``--memory-limit``, ``--stack-limit``, ``--no-limits``.
 
     >>> import argparse
@@ -58,9 +70,17 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
     group.add_argument(
         "--ext-var",
         metavar="NAME=VALUE",
-        type=assignment,
+        type=ext_var_value,
         action="append",
-        help="a jsonnet external variable, as a string (std.extVar('NAME'))",
+        help="a jsonnet external variable (std.extVar('NAME')): read as JSON when it is JSON (n=3, "
+        "depths=[2,2,2,2]), else as a string (act=gelu; a string that looks like JSON: id='\"3\"')",
+    )
+    group.add_argument(
+        "--ext-vars",
+        metavar="JSON",
+        type=ext_vars_object,
+        action="append",
+        help="external variables as one JSON object, as narchi's --ext_vars: '{\"num_blocks\": [2, 2, 2, 2]}'",
     )
     group.add_argument(
         "--ext-code",
@@ -142,14 +162,18 @@ def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptio
     {'a': '1'}
     """
     limits = None if getattr(args, "no_limits", False) else _limits(args)
+    file = cast(str, args.spec) if file is None else file
+    folder: str | None = getattr(args, "narchi_cwd", None)  # narchi's --cwd: where a relative spec path starts
+    given_vars = [*(args.ext_var or ()), *(pair for pairs in getattr(args, "ext_vars", None) or () for pair in pairs)]
     return SpecOptions(
-        args.spec if file is None else file,
-        ext_vars=by_name(args.ext_var, "--ext-var"),
+        os.path.join(folder, file) if folder else file,
+        ext_vars=by_name(given_vars, "--ext-var"),
         ext_code=by_name(args.ext_code, "--ext-code"),
         tla=by_name(args.tla, "--tla"),
         inputs=by_name(args.input, "--input"),
         search_paths=tuple(args.search_path or ()),
         limits=limits,
+        assume=by_name(getattr(args, "assume", None), "--assume"),
     )
 
 
@@ -204,4 +228,23 @@ def add_depth_argument(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         type=depth,
         help="show N levels below the root; a Chain at level N is folded into one (default: everything)",
+    )
+
+
+def add_assume_argument(parser: argparse.ArgumentParser) -> None:
+    """``--assume H%32==0`` (repeatable): read the shapes knowing that a size divides by a number.
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_assume_argument(parser)
+    >>> parser.parse_args(["--assume", "H%32==0", "--assume", "W%32=0"]).assume
+    [('H', 32), ('W', 32)]
+    """
+    parser.add_argument(
+        "--assume",
+        metavar="NAME%N==0",
+        type=assumption,
+        action="append",
+        help="read the shapes knowing that input size NAME divides by N: H/32 rather than ceil(H/32); "
+        "printed with the shapes",
     )

@@ -19,14 +19,16 @@ a command is safe to run on a stranger's spec.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import fluxion.layers as fl
-from fluxion import shapes
+from fluxion import dims, shapes
 from fluxion.cli.options import Shape
 from fluxion.errors import SpecError, UsageError
 from fluxion.spec import narchi
@@ -38,20 +40,22 @@ from fluxion.spec.source import Document, read
 
 @dataclass(frozen=True)
 class SpecOptions:
-    """How to read a spec file: jsonnet variables, search paths, input shapes and the limits on
-    evaluating it, from the command line.
+    """How to read a spec file: jsonnet variables, search paths, input shapes, the limits on
+    evaluating it and what to assume of the input sizes (``{"H": 32}``: H divides by 32), from
+    the command line.
 
     >>> SpecOptions("model.jsonnet", tla={"depth": 50}).tla
     {'depth': 50}
     """
 
     file: str | os.PathLike[str]
-    ext_vars: Mapping[str, str] = field(default_factory=lambda: {})
+    ext_vars: Mapping[str, Any] = field(default_factory=lambda: {})
     ext_code: Mapping[str, str] = field(default_factory=lambda: {})
     tla: Mapping[str, Any] = field(default_factory=lambda: {})
     inputs: Mapping[str, Shape] = field(default_factory=lambda: {})
     search_paths: Sequence[str] = ()
     limits: Limits | None = DEFAULT_LIMITS
+    assume: Mapping[str, int] = field(default_factory=lambda: {})
 
 
 @dataclass(frozen=True)
@@ -84,18 +88,24 @@ def load_spec(options: SpecOptions) -> LoadedSpec:
     (B, 2)
     """
     file = os.fspath(options.file)
-    document = read(
-        Path(file),  # a path, even when the name looks like jsonnet code
-        ext_vars=options.ext_vars,
-        ext_code=options.ext_code,
-        tla=options.tla,
-        search_paths=options.search_paths,
-        limits=options.limits,
-    )
-    declared = _declared_inputs(document, file)
-    named, missing = _merged(declared, dict(options.inputs))
-    model = build(document, inputs=named, device="meta", limits=options.limits)
-    report = None if named is None else _infer(model, named)
+    try:
+        document = read(
+            Path(file),  # a path, even when the name looks like jsonnet code
+            ext_vars=options.ext_vars,
+            ext_code=options.ext_code,
+            tla=options.tla,
+            search_paths=options.search_paths,
+            limits=options.limits,
+        )
+        declared = _declared_inputs(document, file)
+        named, missing = _merged(declared, dict(options.inputs))
+        model = build(document, inputs=named, device="meta", limits=options.limits)
+    except SpecError as error:
+        error.reason += variables_hint(error.reason, options)
+        raise
+    if options.assume and named is None:
+        raise UsageError("--assume: the spec gives no input shapes to assume anything of (pass --input NAME=DIMS)")
+    report = None if named is None else _infer(model, named, options.assume)
     return LoadedSpec(file, model, named, report, missing)
 
 
@@ -133,10 +143,83 @@ def _merged(
     return {name: shape for name, shape in merged.items() if shape is not None}, ()
 
 
-def _infer(model: fl.Chain, named: Mapping[str, Shape]) -> shapes.ShapeReport:
+def _infer(model: fl.Chain, named: Mapping[str, Shape], assume: Mapping[str, int]) -> shapes.ShapeReport:
+    sizes = [dims.dim(size) for shape in named.values() for size in shape if not isinstance(size, int)]
+    symbols = {str(symbol) for size in sizes for symbol in cast(Any, size).free_symbols}
+    for name in assume:
+        if name not in symbols:
+            known = ", ".join(sorted(symbols)) or "none (they are numbers)"
+            raise UsageError(f"--assume {name}: no input size is named {name}; the input sizes named are: {known}")
     if isinstance(model, fl.Graph):
-        return shapes.infer(model, assume=None, **named)
-    return shapes.infer(model, *named.values())
+        return shapes.infer(model, assume=assume or None, **named)
+    return shapes.infer(model, *named.values(), assume=assume or None)
+
+
+_STRING_FOR_NUMBER = (
+    re.compile(r"requires matching types, got (string and number|number and string)"),
+    re.compile(r"expected \([^)]*number[^)]*\) but got \([^)]*string[^)]*\)"),
+    re.compile(r"index an array with string"),
+)
+_NUMBER_FOR_STRING = re.compile(
+    r"expected \([^)]*string[^)]*\) but got \([^)]*number[^)]*\)|Expected string, got number", re.IGNORECASE
+)
+_BUILD_GOT_STRING = re.compile(r"expected (an int|a number|a list|a boolean)[^\n]*, got (?P<value>\"[^\n]*\")$")
+
+
+def variables_hint(reason: str, options: SpecOptions) -> str:
+    """What to add to an error that a jsonnet variable of the wrong type may explain: a string
+    that reads as JSON (``"3"``) where a number was expected, or a number where a string was.
+
+    >>> options = SpecOptions("m.jsonnet", ext_vars={"n": "3"})
+    >>> print(variables_hint("binary operator * requires matching types, got string and number.", options))
+    ... # doctest: +NORMALIZE_WHITESPACE
+      hint: --ext-var n is the string "3"; give a number, list or boolean as JSON (--ext-var n=3)
+      or as code (--ext-code n=3)
+    >>> variables_hint("binary operator * requires matching types, got string and number.", SpecOptions("m.jsonnet"))
+    ''
+    """
+    given = [("--ext-var", options.ext_vars), ("--tla", options.tla)]
+    strings = [
+        (option, name, value)
+        for option, values in given
+        for name, value in values.items()
+        if isinstance(value, str) and _is_json_value(value)
+    ]
+    build_value = _BUILD_GOT_STRING.search(reason)
+    if build_value is not None:
+        strings = [
+            (option, name, value) for option, name, value in strings if json.dumps(value) == build_value["value"]
+        ]
+    if strings and (build_value is not None or any(pattern.search(reason) for pattern in _STRING_FOR_NUMBER)):
+        option, name, value = strings[0]
+        code = "--ext-code" if option == "--ext-var" else "--tla"
+        example = value.strip()
+        return (
+            f"\n  hint: {option} {name} is the string {json.dumps(value)}; give a number, list or boolean as JSON "
+            f"({option} {name}={example})" + (f" or as code ({code} {name}={example})" if code != option else "")
+        )
+    numbers = [
+        (option, name, value)
+        for option, values in given
+        for name, value in values.items()
+        if not isinstance(value, str)
+    ]
+    if numbers and _NUMBER_FOR_STRING.search(reason):
+        option, name, value = numbers[0]
+        text = json.dumps(value) if isinstance(value, int | float) else "3"
+        return (
+            f"\n  hint: {option} values are read as JSON, so {option} {name} is not a string; "
+            f"to give the text of a number, quote it as JSON: {option} '{name}=\"{text}\"'"
+        )
+    return ""
+
+
+def _is_json_value(text: str) -> bool:
+    """Whether ``text`` is JSON other than a string: what was meant as a number, list or boolean."""
+    try:
+        return not isinstance(json.loads(text), str)
+    except (ValueError, RecursionError):
+        return False
 
 
 def spec_inputs_text(inputs: Mapping[str, Shape]) -> str:

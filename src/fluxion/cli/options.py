@@ -1,12 +1,16 @@
 """Reading the command line's values: ``NAME=VALUE`` options (jsonnet variables, input shapes) and limits.
 
-``--ext-var`` values are strings, ``--ext-code`` values are jsonnet code, and a ``--tla`` value
-is read as JSON when it is valid JSON (``depth=50``, ``widths=[64,32]``, ``pretrained=true``)
-and is a string otherwise (``name=resnet``; ``name='"50"'`` for the string ``"50"``). An
-``--input`` gives a shape as sizes and symbols separated by commas: ``image=B,3,224,224``.
+An ``--ext-var`` or ``--tla`` value is read as JSON when it is valid JSON (``depth=50``,
+``widths=[64,32]``, ``pretrained=true``) and is a string otherwise (``name=resnet``;
+``name='"50"'`` for the string ``"50"``); ``--ext-vars`` takes a whole JSON object of them
+(narchi's ``--ext_vars``), and ``--ext-code`` values are jsonnet code. An ``--input`` gives a
+shape as sizes and symbols separated by commas: ``image=B,3,224,224``; an ``--assume`` states
+that a size divides by a number: ``H%32==0``.
 
->>> tla_value("widths=[64, 32]"), tla_value("norm=batch")
-(('widths', [64, 32]), ('norm', 'batch'))
+>>> tla_value("widths=[64, 32]"), tla_value("norm=batch"), ext_var_value("depths=[2, 2]")
+(('widths', [64, 32]), ('norm', 'batch'), ('depths', [2, 2]))
+>>> ext_vars_object('{"num_blocks": [2, 2, 2, 2]}'), assumption("H%32==0")
+([('num_blocks', [2, 2, 2, 2])], ('H', 32))
 >>> input_shape("image=B,3,224,224")
 ('image', ('B', 3, 224, 224))
 >>> seconds("2.5"), byte_size("512M"), positive_count("800")
@@ -20,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from fluxion.errors import UsageError
 
@@ -32,6 +36,7 @@ LARGEST_SIZE = 2**63 - 1
 
 _BYTE_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_ASSUMPTION = re.compile(r"\s*(?P<name>[A-Za-z_]\w*)\s*%\s*(?P<divisor>[0-9]+)\s*==?\s*0\s*", re.ASCII)
 
 
 def assignment(text: str) -> tuple[str, str]:
@@ -54,12 +59,85 @@ def tla_value(text: str) -> tuple[str, Any]:
     (('depth', 50), ('scale', 0.5), ('act', 'gelu'), ('id', '7'))
     """
     name, value = assignment(text)
+    return name, json_or_text(value, f"--tla {name}")
+
+
+def ext_var_value(text: str) -> tuple[str, Any]:
+    """An external variable: read as JSON when it is valid JSON, else kept as a string, as ``--tla``.
+
+    >>> ext_var_value("n=3"), ext_var_value("act=gelu"), ext_var_value('id="3"')
+    (('n', 3), ('act', 'gelu'), ('id', '3'))
+    """
+    name, value = assignment(text)
+    return name, json_or_text(value, f"--ext-var {name}")
+
+
+def json_or_text(value: str, option: str) -> Any:
+    """``value`` read as JSON when it is valid JSON, else the text itself; ``option`` names it in errors.
+
+    >>> json_or_text("[1, 2]", "--tla x"), json_or_text("NaN", "--tla x")
+    ([1, 2], 'NaN')
+    """
     try:
-        return name, json.loads(value, parse_constant=_not_json)
+        return json.loads(value, parse_constant=_not_json)
     except ValueError:  # not JSON (NaN and Infinity are refused too): the text itself
-        return name, value
+        return value
     except RecursionError:
-        raise argparse.ArgumentTypeError(f"--tla {name}: the value nests too deeply") from None
+        raise argparse.ArgumentTypeError(f"{option}: the value nests too deeply") from None
+
+
+def ext_vars_object(text: str) -> list[tuple[str, Any]]:
+    """An ``--ext-vars`` value: a JSON object of external variables, as narchi's ``--ext_vars`` takes.
+
+    >>> ext_vars_object('{"width": 64, "act": "relu"}')
+    [('width', 64), ('act', 'relu')]
+    >>> ext_vars_object("[2, 2]")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: --ext-vars takes a JSON object of names and values, such as '{...}'; got a list
+    """
+    example = """'{"num_blocks": [2, 2, 2, 2]}'"""
+    try:
+        value = json.loads(text, parse_constant=_not_json)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--ext-vars takes a JSON object of names and values, such as {example}; "
+            f"{text[:40]!r} is not JSON ({error})"
+        ) from None
+    except RecursionError:
+        raise argparse.ArgumentTypeError("--ext-vars: the value nests too deeply") from None
+    if not isinstance(value, dict):
+        kinds: dict[type, str] = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+        kind = kinds.get(type(cast(object, value)), "a number")
+        raise argparse.ArgumentTypeError(
+            f"--ext-vars takes a JSON object of names and values, such as {example}; got {kind}"
+        )
+    pairs = list(cast(dict[str, Any], value).items())
+    for name, _ in pairs:
+        if not name.isidentifier():
+            raise argparse.ArgumentTypeError(f"--ext-vars: a name is an identifier, got {name[:40]!r}")
+    return pairs
+
+
+def assumption(text: str) -> tuple[str, int]:
+    """An ``--assume``: a size's name and a number it divides by, ``H%32==0`` (or ``H%32=0``).
+
+    >>> assumption("H%32==0"), assumption("W % 8 = 0")
+    (('H', 32), ('W', 8))
+    >>> assumption("H%1==0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: --assume: the divisor is a whole number, 2 or more, got 1 in 'H%1==0'
+    """
+    match = _ASSUMPTION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"--assume: expected NAME%N==0, a size's name and a number it divides by (H%32==0), got {text!r}"
+        )
+    divisor = match["divisor"].lstrip("0") or "0"
+    if len(divisor) > len(str(LARGEST_SIZE)) or not 2 <= int(divisor) <= LARGEST_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"--assume: the divisor is a whole number, 2 or more, got {divisor[:30]} in {text[:60]!r}"
+        )
+    return match["name"], int(divisor)
 
 
 def _not_json(constant: str) -> Any:

@@ -26,13 +26,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from fluxion.cli.arguments import Subcommands, add_depth_argument, add_spec_arguments, spec_options
+from fluxion.cli.arguments import (
+    Subcommands,
+    add_assume_argument,
+    add_depth_argument,
+    add_spec_arguments,
+    spec_options,
+)
 from fluxion.cli.dot import FORMATS, INSTALL_HINT, dot_program, run_dot
 from fluxion.cli.loading import load_spec
+from fluxion.cli.narchi_options import add_narchi_options
 from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
 from fluxion.inspect.diagram import dot_source
 from fluxion.inspect.flow import data_flow
+from fluxion.shapes.report import assumptions_text
 
 EXAMPLES = """\
 examples:
@@ -71,9 +79,11 @@ def register(commands: Subcommands) -> None:
         help="the file to write: .svg, .pdf, .png or .dot (- for stdout)",
     )
     add_depth_argument(parser)
+    add_assume_argument(parser)
     parser.add_argument(
         "--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right"
     )
+    add_narchi_options(parser, "render")
     parser.set_defaults(run=run)
 
 
@@ -93,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.output}: the format is taken from the suffix: .svg, .pdf, .png or .dot")
     if kind != "dot" and dot_program() is None:
         raise CliError(f"writing {output} needs Graphviz's dot program, which is not installed: {INSTALL_HINT}")
+    if not to_stdout and args.narchi_overwrite is False and output.exists():
+        raise CliError(f"{output} exists, and --overwrite=false says not to write over it")
     loaded = load_spec(spec_options(args))
     names = loaded.inputs if loaded.inputs is not None else list(loaded.missing) or None
     flow = data_flow(loaded.model, depth=args.depth, report=loaded.report, inputs=names)
-    source = dot_source(flow, direction=args.direction)
+    assumed = [] if loaded.report is None else assumptions_text(loaded.report.assumed)
+    source = _with_assumptions(dot_source(flow, direction=args.direction), assumed)
     if to_stdout:
         sys.stdout.write(source)
         return 0
@@ -104,5 +117,15 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomically(output, source, error=CliError)
     else:
         run_dot(source, output)
-    print(f"{output}: {len(flow.nodes)} nodes, {len(flow.clusters)} boxes")
+    assuming = f" (assuming {', '.join(assumed)})" if assumed else ""
+    print(f"{output}: {len(flow.nodes)} nodes, {len(flow.clusters)} boxes{assuming}")
     return 0
+
+
+def _with_assumptions(source: str, assumed: list[str]) -> str:
+    """The DOT text with what was assumed of the sizes as the diagram's caption, below it."""
+    if not assumed:
+        return source
+    body, _, _ = source.rstrip().rpartition("}")
+    caption = "\\l".join(f"assuming: {assumption}" for assumption in assumed) + "\\l"
+    return f'{body}\tlabel="{caption}"\n\tlabelloc=b\n\tlabeljust=l\n}}\n'

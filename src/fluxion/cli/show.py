@@ -31,6 +31,7 @@ import torch
 
 from fluxion.cli.arguments import (
     Subcommands,
+    add_assume_argument,
     add_depth_argument,
     add_format_argument,
     add_spec_arguments,
@@ -41,7 +42,7 @@ from fluxion.cli.values import shape_json
 from fluxion.inspect.checkpoint import WeightsCheck, check_weights
 from fluxion.inspect.counting import Totals, human_bytes, human_count, parameter_count, tensor_totals
 from fluxion.layers import draw_tree
-from fluxion.shapes.report import format_value, node_addresses
+from fluxion.shapes.report import assumptions_text, format_value, node_addresses
 
 EXAMPLES = """\
 examples:
@@ -72,6 +73,7 @@ def register(commands: Subcommands) -> None:
     )
     add_spec_arguments(parser)
     add_depth_argument(parser)
+    add_assume_argument(parser)
     parser.add_argument("--weights", metavar="FILE", help="a checkpoint to check against the tree (nothing is loaded)")
     parser.add_argument("--mapping", metavar="FILE", help="a key mapping (JSON) for a checkpoint with foreign keys")
     add_format_argument(parser)
@@ -124,6 +126,7 @@ def _as_text(loaded: LoadedSpec, depth: int | None, check: WeightsCheck | None) 
     if report is not None:
         lines.append(f"output: {format_value(report.output)}")
         lines += [f"constraint: {constraint}" for constraint in report.constraints]
+        lines += [f"assuming: {assumption}" for assumption in assumptions_text(report.assumed)]
     lines += _totals_text("parameters", tensor_totals(loaded.model.parameters()))
     buffers = tensor_totals(loaded.model.buffers())
     if buffers.tensors:
@@ -169,6 +172,7 @@ def _as_json(loaded: LoadedSpec, depth: int | None, check: WeightsCheck | None) 
         "inputs": None if loaded.inputs is None else {name: list(shape) for name, shape in loaded.inputs.items()},
         "output": None if report is None else shape_json(report.output),
         "constraints": [] if report is None else [str(constraint) for constraint in report.constraints],
+        "assuming": [] if report is None else assumptions_text(report.assumed),
         "nodes": nodes,
         "parameters": _totals_json(tensor_totals(loaded.model.parameters())),
         "buffers": _totals_json(tensor_totals(loaded.model.buffers())),

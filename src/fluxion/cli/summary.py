@@ -35,13 +35,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from fluxion import dims
-from fluxion.cli.arguments import Subcommands, add_format_argument, add_spec_arguments, spec_options
+from fluxion.cli.arguments import (
+    Subcommands,
+    add_assume_argument,
+    add_format_argument,
+    add_spec_arguments,
+    spec_options,
+)
 from fluxion.cli.loading import LoadedSpec, load_spec
 from fluxion.cli.options import assignment, by_name
 from fluxion.cli.values import shape_json
 from fluxion.inspect.activations import Activation, input_symbols, largest_activations
 from fluxion.inspect.counting import LayerCount, human_bytes, layer_counts, parameter_count
-from fluxion.shapes.report import format_value
+from fluxion.shapes.report import assumptions_text, format_value
 
 EXAMPLES = """\
 examples:
@@ -77,6 +83,7 @@ def register(commands: Subcommands) -> None:
         help="the value of a symbolic size when ranking activations (default: 1 for each symbol)",
     )
     parser.add_argument("--top", metavar="N", type=top, default=10, help="how many activations to list (default 10)")
+    add_assume_argument(parser)
     add_format_argument(parser)
     parser.set_defaults(run=run)
 
@@ -126,11 +133,14 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(_as_json(loaded, counts, used, activations), indent=2))
     else:
-        print(_as_text(counts, used, activations))
+        assumed = [] if report is None else assumptions_text(report.assumed)
+        print(_as_text(counts, used, activations, assumed))
     return 0
 
 
-def _as_text(counts: Sequence[LayerCount], used: Mapping[str, int], activations: list[Activation] | None) -> str:
+def _as_text(
+    counts: Sequence[LayerCount], used: Mapping[str, int], activations: list[Activation] | None, assumed: list[str]
+) -> str:
     total = LayerCount("total", sum(c.count for c in counts), sum(c.parameters for c in counts))
     rows = [[c.type, f"{c.count:,}", f"{c.parameters:,}"] for c in [*counts, total]]
     lines = ["layers by type", *_table(["type", "count", "parameters"], rows, right=(1, 2))]
@@ -153,6 +163,7 @@ def _as_text(counts: Sequence[LayerCount], used: Mapping[str, int], activations:
         for a in activations
     ]
     lines += _table(header, rows, right=(4, 5))
+    lines += [f"assuming: {assumption}" for assumption in assumed]
     return "\n".join(lines)
 
 
@@ -179,6 +190,7 @@ def _as_json(
         if activations is None
         else {
             "symbols": dict(used),
+            "assuming": [] if loaded.report is None else assumptions_text(loaded.report.assumed),
             "largest": [
                 {
                     "address": a.address,

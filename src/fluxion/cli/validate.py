@@ -24,18 +24,26 @@ import json
 import sys
 from typing import Any
 
-from fluxion.cli.arguments import Subcommands, add_format_argument, add_spec_arguments, spec_options
+from fluxion.cli.arguments import (
+    Subcommands,
+    add_assume_argument,
+    add_format_argument,
+    add_spec_arguments,
+    spec_options,
+)
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text
+from fluxion.cli.narchi_options import add_narchi_options
 from fluxion.cli.values import error_json, shape_json
 from fluxion.errors import FluxionError, UsageError
 from fluxion.inspect.counting import human_count, parameter_count
-from fluxion.shapes.report import format_value
+from fluxion.shapes.report import assumptions_text, format_value
 
 EXAMPLES = """\
 examples:
   fluxion validate examples/resnet.jsonnet --tla depth=50
   fluxion validate model.json --input image=B,3,224,224
   fluxion validate examples/*.jsonnet --format json
+  fluxion validate examples/resnet.jsonnet --input image=B,3,H,W --assume H%32==0 --assume W%32==0
 
 With --format json, each spec gives one JSON object, on one line.
 exit codes: 0 all valid, 1 one or more not valid (each error names the file, JSON path and address),
@@ -60,7 +68,9 @@ def register(commands: Subcommands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_spec_arguments(parser, several=True)
+    add_assume_argument(parser)
     add_format_argument(parser)
+    add_narchi_options(parser, "validate")
     parser.set_defaults(run=run)
 
 
@@ -98,6 +108,7 @@ def _as_json(loaded: LoadedSpec) -> dict[str, Any]:
         "inputs": None if loaded.inputs is None else {name: list(shape) for name, shape in loaded.inputs.items()},
         "output": None if report is None else shape_json(report.output),
         "constraints": [] if report is None else [str(constraint) for constraint in report.constraints],
+        "assuming": [] if report is None else assumptions_text(report.assumed),
         "parameters": parameter_count(loaded.model),
     }
 
@@ -115,4 +126,5 @@ def _as_text(loaded: LoadedSpec) -> str:
         f"  parameters: {count:,}" + (f" ({human_count(count)})" if count >= 1000 else ""),
     ]
     lines += [f"  constraint: {constraint}" for constraint in loaded.report.constraints]
+    lines += [f"  assuming: {assumption}" for assumption in assumptions_text(loaded.report.assumed)]
     return "\n".join(lines)
