@@ -63,6 +63,8 @@ ELEMENTWISE = [
     fl.Sigmoid,
     fl.Tanh,
     fl.Softmax,
+    fl.LogSoftmax,
+    fl.LogSigmoid,
     fl.LeakyReLU,
 ]
 
@@ -105,6 +107,33 @@ def test_softmax_over_a_dim_the_input_lacks_is_refused_by_forward_and_rule(dim: 
         fl.Softmax(dim=dim)(x)
     with pytest.raises(ShapeError, match=rf"at 'Softmax'.*Softmax expects an input with a dim {dim}, got rank {rank}"):
         shapes.infer(fl.Chain(fl.Softmax(dim=dim)), tuple(x.shape))
+
+
+@pytest.mark.parametrize(("dim", "rank"), [(0, 0), (-1, 0), (0, 1), (1, 2), (-2, 2), (2, 3), (-3, 3)])
+def test_log_softmax_is_torchs_along_every_dim_the_input_has(dim: int, rank: int) -> None:
+    x = torch.randn((3,) * rank)
+    out = fl.LogSoftmax(dim=dim)(x)
+    assert torch.equal(out, functional.log_softmax(x, dim))
+    assert torch.equal(fl.LogSoftmax(dim=dim)(x), nn.LogSoftmax(dim=dim)(x))
+    assert shapes.infer(fl.LogSoftmax(dim=dim), tuple(x.shape)).output == dims.Shape(out.shape)
+    torch.testing.assert_close(out.exp().sum(dim=dim), torch.ones(out.sum(dim=dim).shape))
+
+
+@pytest.mark.parametrize(("dim", "rank"), [(1, 0), (-2, 0), (2, 2), (-3, 2)])
+def test_log_softmax_over_a_dim_the_input_lacks_is_refused_by_forward_and_rule(dim: int, rank: int) -> None:
+    x = torch.randn((2,) * rank)
+    with pytest.raises(IndexError):
+        fl.LogSoftmax(dim=dim)(x)
+    with pytest.raises(ShapeError, match=rf"LogSoftmax expects an input with a dim {dim}, got rank {rank}"):
+        shapes.infer(fl.Chain(fl.LogSoftmax(dim=dim)), tuple(x.shape))
+
+
+def test_log_softmax_default_dim_is_last_and_log_sigmoid_is_torchs() -> None:
+    x = randn(3, 4, 5) * 30  # large values, where log(sigmoid(x)) computed in two steps loses precision
+    assert fl.LogSoftmax().dim == -1
+    assert torch.equal(fl.LogSoftmax()(x), nn.LogSoftmax(dim=-1)(x))
+    assert torch.equal(fl.LogSigmoid()(x), functional.logsigmoid(x))
+    assert torch.isfinite(fl.LogSigmoid()(x)).all()
 
 
 # -- arguments ------------------------------------------------------------------------------------

@@ -465,25 +465,33 @@ class _Adaptive(torch.nn.Module):
         return tuple(size) if isinstance(size, Sequence) else (size,) * self.spatial
 
     def _pooled_shape(self, inputs: tuple[ShapeValue, ...], *, mean_when_one: bool) -> dims.Shape:
-        """The output shape; the spatial dims may not be empty (an average pool to all ones is a mean,
-        which takes them empty), nor, for a max pool of a batched input, the channels."""
+        """The output shape; the spatial dims may not be empty, nor, for a max pool of a batched input,
+        the channels. An average pool to all ones is a mean, which takes empty dims; over 2 dims torch
+        takes the mean over the last two dims of any input that has them (a tuple ``output_size``
+        needs one dim more)."""
         name, spatial = type(self).__name__, self.spatial
         shape = dims.single(inputs, name)
-        if len(shape) not in (spatial + 1, spatial + 2):
+        given: object = cast(Any, self).output_size
+        least = spatial + 1 if isinstance(given, tuple | list) else spatial
+        ones = len(shape) >= spatial and all(
+            isinstance(size, int) and size == 1 for size in self._sizes(shape[-spatial:])
+        )
+        mean = mean_when_one and ones
+        if len(shape) not in (spatial + 1, spatial + 2) and not (mean and spatial == 2 and len(shape) >= least):
             raise ShapeError(
                 f"{name} expects a {spatial + 1}D (unbatched) or {spatial + 2}D (batched) input, got {shape!r}"
             )
-        sizes: list[Dim] = [
-            size if target is None else target for size, target in zip(shape[-spatial:], self._wanted(), strict=True)
-        ]
         checked = list(shape[-spatial:])
         if not mean_when_one and len(shape) == spatial + 2:
             checked.append(shape[-spatial - 1])
-        mean = mean_when_one and all(isinstance(size, int) and size == 1 for size in sizes)
         if not mean and any(isinstance(size, int) and size == 0 for size in checked):
             what = "unless its output_size is all 1 (a mean)" if mean_when_one else "(and channels, when batched)"
             raise ShapeError(f"{name} expects non-empty spatial dims {what}, got {shape!r}")
-        return dims.Shape([*shape[:-spatial], *sizes])
+        return dims.Shape([*shape[:-spatial], *self._sizes(shape[-spatial:])])
+
+    def _sizes(self, spatial: Sequence[Dim]) -> list[Dim]:
+        """The output's spatial sizes: ``output_size``, a None in it keeping the input's size."""
+        return [size if target is None else target for size, target in zip(spatial, self._wanted(), strict=True)]
 
 
 class _AdaptiveAvg(_Adaptive):
