@@ -110,6 +110,28 @@ CASES: list[Any] = [
     ),
     pytest.param(chain(lambda: ([fl.AvgPool2d(3, stride=2, padding=1)], (randn(1, 2, 6, 6),))), id="AvgPool2d"),
     pytest.param(chain(lambda: ([fl.AdaptiveAvgPool2d((2, 3))], (randn(1, 2, 6, 6),))), id="AdaptiveAvgPool2d"),
+    pytest.param(chain(lambda: ([fl.LogSoftmax(), fl.LogSigmoid()], (randn(2, 5),))), id="LogSoftmax-LogSigmoid"),
+    pytest.param(
+        chain(lambda: ([fl.MaxPool1d(3, stride=2, padding=1), fl.AvgPool1d(2, ceil_mode=True)], (randn(2, 3, 9),))),
+        id="MaxPool1d-AvgPool1d",
+    ),
+    pytest.param(
+        chain(lambda: ([fl.MaxPool3d((1, 2, 2)), fl.AvgPool3d(2, divisor_override=3)], (randn(1, 2, 4, 6, 6),))),
+        id="MaxPool3d-AvgPool3d",
+    ),
+    pytest.param(
+        chain(lambda: ([fl.AdaptiveAvgPool1d(3), fl.AdaptiveMaxPool1d(2)], (randn(2, 3, 9),))),
+        id="AdaptiveAvgPool1d-AdaptiveMaxPool1d",
+    ),
+    pytest.param(
+        chain(
+            lambda: (
+                [fl.AdaptiveMaxPool2d((None, 2), return_indices=True), fl.Lambda(lambda v, i: v + i)],
+                (randn(1, 2, 5, 6),),
+            )
+        ),
+        id="AdaptiveMaxPool2d-indices",
+    ),
     pytest.param(
         chain(lambda: ([fl.Flatten(), fl.Unflatten(1, (4, 9)), fl.Reshape(2, 2, -1)], (randn(2, 4, 3, 3),))),
         id="Flatten-Unflatten-Reshape",
