@@ -556,7 +556,7 @@ def test_unknown_class_names_the_closest(tmp_path: Path) -> None:
         ),
         (lambda d: d["blocks"][4]["blocks"][0]["graph"].append("conv2 -> conv1"), "blocks[4].blocks[0].graph", "cycle"),
         (
-            lambda d: d["blocks"].append({"_class": "LogSoftmax", "_id": "lsm"}),
+            lambda d: d["blocks"].append({"_class": "CRF", "_id": "crf"}),
             "blocks[11]._class",
             "no fluxion equivalent",
         ),
