@@ -394,3 +394,24 @@ def test_any_file_gives_data_or_a_spec_error(content: bytes) -> None:
             file.write_bytes(content)
             with contextlib.suppress(SpecError):
                 read(file)
+
+
+def test_a_spec_reached_through_a_link_reads_files_beside_its_target(tmp_path: Path) -> None:
+    # narchi's test data links its examples: data/top.jsonnet -> examples/top.jsonnet, whose import
+    # lies beside the target
+    examples, data, elsewhere = tmp_path / "examples", tmp_path / "data", tmp_path / "elsewhere"
+    for folder in (examples, data, elsewhere):
+        folder.mkdir()
+    (examples / "part.libsonnet").write_text('{"type": "ReLU"}')
+    (examples / "top.jsonnet").write_text('local part = import "part.libsonnet"; part')
+    (data / "top.jsonnet").symlink_to(examples / "top.jsonnet")
+    document = read(data / "top.jsonnet")
+    assert document.data == {"type": "ReLU"}
+    assert examples in document.roots
+    # the target's folder is readable, a third folder still is not
+    (elsewhere / "secret.libsonnet").write_text("{}")
+    (data / "secret.libsonnet").symlink_to(elsewhere / "secret.libsonnet")
+    (examples / "leaky.jsonnet").write_text('import "secret.libsonnet"')
+    (data / "leaky.jsonnet").symlink_to(examples / "leaky.jsonnet")
+    with pytest.raises(SpecError, match="leads outside the folders a spec may read"):
+        read(data / "leaky.jsonnet")

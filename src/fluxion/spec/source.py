@@ -212,6 +212,10 @@ def _read_file(path: Path, arguments: _JsonnetArguments, folders: tuple[Path, ..
     if not _is_file(path):
         raise SpecError("no such spec file", file=path)
     root = Path(os.path.realpath(path.parent))
+    linked_from = Path(os.path.realpath(path)).parent
+    if linked_from != root and linked_from not in folders:
+        # a spec reached through a link reads beside its target too (narchi's test data links its examples)
+        folders = (*folders, linked_from)
     if path.suffix == _JSON_SUFFIX:
         if arguments:
             raise SpecError("external variables and top-level arguments need a jsonnet file", file=path)
