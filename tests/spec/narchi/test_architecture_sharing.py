@@ -18,9 +18,9 @@ import torch
 import fluxion.layers as fl
 from fluxion import spec, weights
 from fluxion.spec import SpecError
-from fluxion.spec.narchi import translation
+from fluxion.spec.narchi.architecture import translation
 
-MULTISCALE = Path(__file__).parent / "narchi" / "shared" / "multiscale.jsonnet"
+MULTISCALE = Path(__file__).parent / "shared" / "multiscale.jsonnet"
 VARIABLES = {"width": 8, "classes": 5}
 BACKBONES = ("full", "halved", "quartered")
 

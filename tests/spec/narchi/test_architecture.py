@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 import fluxion.layers as fl
 from fluxion import dims, shapes, spec
 from fluxion.spec import SpecError
-from fluxion.spec.narchi import is_narchi, translate
-from fluxion.spec.narchi_blocks import leaf
+from fluxion.spec.narchi.architecture import is_narchi, translate
+from fluxion.spec.narchi.blocks import leaf
 from fluxion.spec.source import read
 from tests.shapes.helpers import evaluate
 from tests.spec.mutations import locations
 
-HERE = Path(__file__).parent / "narchi"
+HERE = Path(__file__).parent
 RESNET = HERE / "resnet.jsonnet"
 RESNET18 = {"num_blocks": [2, 2, 2, 2]}
 

@@ -31,9 +31,8 @@ from typing import Any, cast
 
 import fluxion.layers as fl
 from fluxion.errors import SpecError
-from fluxion.spec import narchi_blocks
 from fluxion.spec.messages import json_path
-from fluxion.spec.narchi_blocks import LEAVES, METADATA, VARIABLE, NodePath
+from fluxion.spec.narchi.blocks import LEAVES, METADATA, VARIABLE, NodePath, leaf
 
 _ARCHITECTURE_KEYS = ("_id", "_description", "_shape", "blocks", "graph", "inputs", "outputs")
 _PORT_KEYS = ("_id", "_description", "_shape")
@@ -394,7 +393,7 @@ def _block(data: Any, path: NodePath, scope: _Scope, identifier: str | None, con
     elif name == "Module":
         node = _module(block, path)
     else:
-        node = narchi_blocks.leaf(name, block, path)
+        node = leaf(name, block, path)
     if identifier is not None:
         first, *rest = node.items()
         node = dict([first, ("id", identifier), *rest])

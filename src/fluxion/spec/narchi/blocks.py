@@ -4,7 +4,7 @@ arguments need more than a rename (Concatenate, Reshape, LSTM/GRU/RNN).
 narchi writes shapes without the batch dimension and names a block's output size ``output_feats``;
 fluxion's nodes take torch's arguments, with the batch as dimension 0.
 
->>> from fluxion.spec.narchi_blocks import leaf
+>>> from fluxion.spec.narchi.blocks import leaf
 >>> leaf("Linear", {"_class": "Linear", "output_feats": 10}, ["blocks", 3])
 {'type': 'Linear', 'out_features': 10}
 >>> leaf("Concatenate", {"_class": "Concatenate", "dim": 0}, ["blocks", 4])

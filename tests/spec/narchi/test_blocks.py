@@ -17,7 +17,7 @@ import fluxion.layers as fl
 from fluxion import dims, shapes, spec
 from fluxion.errors import SpecError
 from fluxion.spec import registry
-from fluxion.spec.narchi_blocks import (
+from fluxion.spec.narchi.blocks import (
     LEAVES,
     SUPPORTED,
     UNSUPPORTED,
@@ -29,7 +29,7 @@ from fluxion.spec.narchi_blocks import (
 from tests.shapes.helpers import evaluate
 
 HERE = ["blocks", 2]
-NARCHI = Path(__file__).parent / "narchi"
+NARCHI = Path(__file__).parent
 
 
 def refused(narchi_class: str, block: dict[str, Any]) -> SpecError:

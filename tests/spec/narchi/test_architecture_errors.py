@@ -13,7 +13,7 @@ import pytest
 
 from fluxion import spec
 from fluxion.spec import SpecError
-from fluxion.spec.narchi import translation
+from fluxion.spec.narchi.architecture import translation
 
 
 def architecture(blocks: list[dict[str, Any]], graph: list[str], shape: list[Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import torch
 from fluxion import dims, shapes, spec
 from fluxion.spec import SpecError
 
-NESTED = Path(__file__).parent / "narchi" / "nested"
+NESTED = Path(__file__).parent / "nested"
 TOP = NESTED / "top.jsonnet"
 
 
