@@ -1,7 +1,7 @@
 """Shapes and errors as JSON values, for ``--format json``.
 
 A shape is a list of sizes: numbers, and strings for symbolic sizes (``"B"``, ``"floor(H/2)"``);
-several values (a tuple) are a list of shapes; no value is ``null``.
+several values (a tuple) are a list of shapes, values by name an object; no value is ``null``.
 
 >>> from fluxion import dims
 >>> shape_json(dims.Shape(["B", 3, dims.floordiv(dims.dim("H"), 2)]))
@@ -21,16 +21,19 @@ from fluxion.errors import ShapeError
 
 
 def shape_json(value: ShapeValue) -> Any:
-    """A shape, a tuple of shapes or None as JSON: sizes as numbers, symbolic sizes as text.
+    """A shape, a tuple of shapes or None as JSON: sizes as numbers, symbolic sizes as text; values by
+    name (a ``ShapeMap``) as an object.
 
     >>> from fluxion import dims
-    >>> shape_json(dims.Shape([4, "T"])), shape_json(None)
-    ([4, 'T'], None)
+    >>> shape_json(dims.Shape([4, "T"])), shape_json(None), shape_json(dims.ShapeMap({"mean": dims.Shape([2])}))
+    ([4, 'T'], None, {'mean': [2]})
     """
     if value is None:
         return None
     if isinstance(value, dims.Shape):
         return [size if dims.known(size) else dims.show(size) for size in value]
+    if isinstance(value, dims.ShapeMap):
+        return {key: shape_json(item) for key, item in value.items()}
     return [shape_json(item) for item in value]
 
 

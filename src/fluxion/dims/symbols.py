@@ -13,7 +13,7 @@ sympy is imported on first use, so ``import fluxion.layers`` stays fast.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias, Union, cast
 
 from fluxion.errors import ShapeError
@@ -56,8 +56,42 @@ class Shape(tuple[Dim, ...]):
         return self[index]
 
 
-ShapeValue: TypeAlias = Shape | tuple["ShapeValue", ...] | None
-"""What flows between nodes: a tensor's ``Shape``, a tuple of them (several outputs), or None."""
+class ShapeMap(Mapping[str, "ShapeValue"]):
+    """Values by name, in order: the shapes of a dict (a Graph's named outputs), printed as one.
+
+    It is one value (a node given it receives one argument, as a dict in ``forward``), equal to
+    any mapping with the same items.
+
+    >>> from fluxion import dims
+    >>> heads = dims.ShapeMap({"mean": dims.Shape(["B", 4]), "std": dims.Shape(["B", 4])})
+    >>> heads, heads["std"], heads == {"mean": dims.Shape(["B", 4]), "std": dims.Shape(["B", 4])}
+    ({mean: (B, 4), std: (B, 4)}, (B, 4), True)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, ShapeValue] | Iterable[tuple[str, ShapeValue]]) -> None:
+        self._items: dict[str, ShapeValue] = dict(items)
+
+    def __getitem__(self, key: str) -> ShapeValue:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{key}: {value!r}" for key, value in self._items.items()) + "}"
+
+
+ShapeValue: TypeAlias = Shape | tuple["ShapeValue", ...] | ShapeMap | None
+"""What flows between nodes: a tensor's ``Shape``, a tuple of them (several outputs), values by
+name (a ``ShapeMap``: a dict of tensors), or None."""
 
 
 def sympy_module() -> Any:
@@ -283,15 +317,41 @@ def _substituted(size: Any, values: tuple[tuple[str, int], ...]) -> Dim:
     return normal(size.subs({dim(name): number for name, number in values}))
 
 
+def map_shapes(value: ShapeValue, change: Callable[[Shape], Shape]) -> ShapeValue:
+    """``value`` with each of its shapes passed through ``change``, its tuples and maps kept.
+
+    >>> from fluxion import dims
+    >>> dims.map_shapes(dims.ShapeMap({"a": (dims.Shape([2]), None)}), lambda shape: dims.Shape([*shape, 1]))
+    {a: ((2, 1), None)}
+    """
+    if value is None:
+        return None
+    if isinstance(value, Shape):
+        return change(value)
+    if isinstance(value, ShapeMap):
+        return ShapeMap((key, map_shapes(item, change)) for key, item in value.items())
+    return tuple(map_shapes(item, change) for item in value)
+
+
+def parts(value: ShapeValue) -> tuple[ShapeValue, ...]:
+    """The values a tuple or ``ShapeMap`` holds (its values, in order); none for a shape or None.
+
+    >>> from fluxion import dims
+    >>> dims.parts(dims.ShapeMap({"a": dims.Shape([2]), "b": None})), dims.parts(dims.Shape([2]))
+    (((2,), None), ())
+    """
+    if isinstance(value, ShapeMap):
+        return tuple(value.values())
+    if value is None or isinstance(value, Shape):
+        return ()
+    return value
+
+
 def substitute_shape(value: ShapeValue, values: Mapping[str, int]) -> ShapeValue:
-    """A shape, a tuple of them, or None, with every size passed through ``substitute``.
+    """A shape, a tuple or ``ShapeMap`` of them, or None, with every size passed through ``substitute``.
 
     >>> from fluxion import dims
     >>> dims.substitute_shape((dims.Shape(["B", "T"]), None), {"B": 2, "T": 7})
     ((2, 7), None)
     """
-    if value is None:
-        return None
-    if isinstance(value, Shape):
-        return Shape(substitute(size, values) for size in value)
-    return tuple(substitute_shape(item, values) for item in value)
+    return map_shapes(value, lambda shape: Shape(substitute(size, values) for size in shape))

@@ -115,7 +115,7 @@ def _elements(value: ShapeValue) -> dims.Dim:
     if isinstance(value, dims.Shape):
         return dims.product(value)
     total: dims.Dim = 0
-    for item in value:
+    for item in dims.parts(value):
         total = dims.normal(total + _elements(item))
     return total
 
@@ -138,6 +138,6 @@ def _element_size(module: torch.nn.Module) -> int:
 def _shapes(value: ShapeValue) -> Iterator[dims.Shape]:
     if isinstance(value, dims.Shape):
         yield value
-    elif value is not None:
-        for item in value:
+    else:
+        for item in dims.parts(value):
             yield from _shapes(item)

@@ -114,9 +114,7 @@ class Assumptions:
         """
         if value is None or not self:
             return value
-        if isinstance(value, Shape):
-            return Shape(self.apply(size) for size in value)
-        return tuple(self.apply_to(item) for item in value)
+        return dims.map_shapes(value, lambda shape: Shape(self.apply(size) for size in shape))
 
     def implies(self, first: Dim, second: Dim) -> bool | None:
         """Whether ``first = second`` holds whenever the facts do (None when it still depends on the sizes).

@@ -381,7 +381,7 @@ def _concrete(value: ShapeValue) -> bool:
         return True
     if isinstance(value, Shape):
         return all(dims.known(size) for size in value)
-    return all(_concrete(item) for item in value)
+    return all(_concrete(item) for item in dims.parts(value))
 
 
 def _meta_tensor(value: ShapeValue) -> Any:
@@ -389,6 +389,8 @@ def _meta_tensor(value: ShapeValue) -> Any:
         return None
     if isinstance(value, Shape):
         return torch.empty(tuple(cast(int, size) for size in value), device="meta")
+    if isinstance(value, dims.ShapeMap):
+        return {key: _meta_tensor(item) for key, item in value.items()}
     return tuple(_meta_tensor(item) for item in value)
 
 
@@ -397,6 +399,8 @@ def _shape_of(output: object) -> ShapeValue:
         return Shape(output.shape)
     if isinstance(output, tuple | list):
         return tuple(_shape_of(item) for item in cast(Sequence[object], output))
+    if isinstance(output, Mapping):
+        return dims.ShapeMap((str(key), _shape_of(item)) for key, item in cast(Mapping[object, object], output).items())
     return None
 
 

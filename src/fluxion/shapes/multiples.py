@@ -110,11 +110,7 @@ def unwind_value(value: ShapeValue) -> ShapeValue:
     >>> unwind_value((dims.Shape([2, 3]), None))
     ((2, 3), None)
     """
-    if value is None:
-        return None
-    if isinstance(value, Shape):
-        return Shape(unwind(size) for size in value)
-    return tuple(unwind_value(item) for item in value)
+    return dims.map_shapes(value, lambda shape: Shape(unwind(size) for size in shape))
 
 
 @dataclass(frozen=True)
@@ -189,6 +185,4 @@ class Multiples:
         """
         if value is None or not self.divisors:
             return value
-        if isinstance(value, Shape):
-            return Shape(self.read(size) for size in value)
-        return tuple(self.read_value(item) for item in value)
+        return dims.map_shapes(value, lambda shape: Shape(self.read(size) for size in shape))

@@ -15,7 +15,7 @@ from typing import cast
 
 import torch
 
-from fluxion.dims import Dim, Shape, ShapeValue, show
+from fluxion.dims import Dim, Shape, ShapeMap, ShapeValue, show
 from fluxion.layers import draw_tree
 from fluxion.shapes.multiples import divisibility
 
@@ -181,14 +181,18 @@ def assumptions_text(assumed: Mapping[str, int]) -> list[str]:
 
 
 def format_value(value: ShapeValue) -> str:
-    """A shape, a tuple of shapes, or None, as text.
+    """A shape, a tuple of shapes, values by name (a ``ShapeMap``), or None, as text.
 
     >>> from fluxion import dims
     >>> format_value((dims.Shape(["B", 2]), dims.Shape(["B", 3])))
     '((B, 2), (B, 3))'
+    >>> format_value(dims.ShapeMap({"mean": dims.Shape(["B", 4]), "std": None}))
+    '{mean: (B, 4), std: None}'
     """
     if value is None:
         return "None"
+    if isinstance(value, ShapeMap):
+        return "{" + ", ".join(f"{key}: {format_value(item)}" for key, item in value.items()) + "}"
     if not isinstance(value, Shape):
         return f"({', '.join(format_value(item) for item in value)})"
     return repr(value)

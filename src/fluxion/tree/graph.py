@@ -17,6 +17,7 @@ torch.Size([2, 4])
 
 from __future__ import annotations
 
+import difflib
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import count, pairwise
@@ -32,9 +33,15 @@ from fluxion.tree.context import SetContext, UseContext
 from fluxion.tree.naming import class_name
 
 _ARROW = "->"
+_CALL = "~"
 
 _Step = tuple[str, tuple[int, ...], tuple[int, ...]]
-"""One node run: its id, the slots of its arguments, and the slots no later node reads."""
+"""One node run: the node's id (for a call ``conv~left``, ``conv``), the slots of its arguments,
+and the slots no later node reads."""
+
+Outputs = Sequence[str] | Mapping[str, str] | str
+"""What a Graph returns: one name (its value), a sequence of names (a tuple; one name: its value),
+or names by key (a dict)."""
 
 
 class Graph(Chain):
@@ -44,8 +51,13 @@ class Graph(Chain):
     A node receives one argument per incoming edge, in the order the edges first appear (an edge
     given twice, as paths sharing a segment do, counts once); a node with a single incoming edge
     whose value is a tuple gets its items as separate arguments, as in a Chain. The graph returns
-    the values of ``outputs`` (node ids or inputs): one value, or a tuple of several. By default
-    it returns the one node with no outgoing edge.
+    the values of ``outputs`` (node ids, calls or inputs): one value, a tuple of several, or, when
+    ``outputs`` maps keys to names, a dict ``{key: value}`` in that order. By default it returns
+    the one node with no outgoing edge.
+
+    A node may be called more than once: in edges, ``conv~left`` names another call of the node
+    ``conv`` (the same module: the same weights, one set of keys in the state dict). Each call
+    takes its arguments from the edges into that call and gives its value to the edges out of it.
 
     Every node is on a path from an input to an output, with two exceptions for the context: a
     ``UseContext`` without incoming edges is called with no arguments and reads the context, and a
@@ -54,7 +66,9 @@ class Graph(Chain):
     Graph that stores the value it reads; otherwise nodes run in the order they are listed wherever
     the edges leave it free.
 
-    Called with its inputs by position (in the order of ``inputs``) or by name.
+    Called with its inputs by position (in the order of ``inputs``), by name, or, when it has
+    several inputs, as one dict of them by name (``graph({"x": x, "context": c})``; a graph of one
+    input takes a dict as that input's value).
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -75,11 +89,13 @@ class Graph(Chain):
     Surgery rewires the edges. A Graph is a Chain, and a Chain is the Graph whose edges make one
     path: each of Chain's changes means here what it means on that path. ``insert(i, node)`` puts
     ``node`` on the incoming edge of the node at ``i``, ``append`` runs it on the output (which it
-    becomes), ``pop``/``remove``/``del`` give a node's one input to whatever read it, a replacement
-    under a new id renames the node in the edges, and :meth:`insert_on_edge` picks any edge.
+    becomes), ``pop``/``remove``/``del`` give a node's one input to whatever read it (for each of
+    its calls), a replacement under a new id renames the node and its calls in the edges, and
+    :meth:`insert_on_edge` picks any edge (into or out of a call too).
     Replacing a node under its id changes no edge (``gate["act"] = fl.Tanh()``). A change the
-    wiring gives no meaning to (inserting before a node of several inputs, removing one, appending
-    to a graph of several outputs, slicing some of the nodes) raises a :class:`GraphError`, as does
+    wiring gives no meaning to (inserting before a node of several inputs or calls, removing one of
+    several inputs, appending to a graph of several outputs, slicing some of the nodes) raises a
+    :class:`GraphError`, as does
     one whose result would not be a valid graph; either leaves the graph as it was.
 
     Why not a separate class beside Chain: every part of fluxion that walks, addresses, adapts,
@@ -91,9 +107,12 @@ class Graph(Chain):
     repr_tag = "GRAPH"
     _inputs: tuple[str, ...]
     _outputs: tuple[str, ...]
+    _output_keys: tuple[str, ...] | None
+    _single_output: bool
     _edges: tuple[str, ...]
     _node_ids: tuple[str, ...]
     _sources: dict[str, tuple[str, ...]]
+    _call_order: tuple[str, ...]
     _steps: tuple[_Step, ...]
     _output_slots: tuple[int, ...]
 
@@ -102,7 +121,7 @@ class Graph(Chain):
         nodes: Mapping[str, torch.nn.Module],
         edges: Sequence[str],
         inputs: Sequence[str] = ("input",),
-        outputs: Sequence[str] | None = None,
+        outputs: Outputs | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -111,12 +130,8 @@ class Graph(Chain):
             raise GraphError(f"{owner}: nodes is a mapping from node id to module, got {type(given).__name__}")
         flow = _analyse(owner, _Nodes.of(nodes), edges, inputs, outputs)
         self._inputs = flow.inputs
-        self._outputs = flow.outputs
-        self._edges = flow.edges
         self._node_ids = tuple(nodes)
-        self._sources = flow.sources
-        self._steps = flow.steps
-        self._output_slots = flow.output_slots
+        self._take(flow)
         self._splice(0, 0, list(nodes.items()), internal=True)
 
     # -- reading -------------------------------------------------------------------------------
@@ -133,13 +148,53 @@ class Graph(Chain):
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """The names whose values the graph returns.
+        """The names whose values the graph returns (with :attr:`output_keys`, the dict's values).
 
         >>> import fluxion.layers as fl
         >>> fl.Graph({"a": fl.ReLU(), "b": fl.Tanh()}, edges=["input -> a -> b"]).outputs
         ('b',)
         """
         return self._outputs
+
+    @property
+    def output_keys(self) -> tuple[str, ...] | None:
+        """The keys of the dict the graph returns, one per output; None when it returns a value or a tuple.
+
+        >>> import fluxion.layers as fl
+        >>> heads = fl.Graph(
+        ...     {"mean": fl.Linear(4, 2), "std": fl.Linear(4, 2)},
+        ...     edges=["input -> mean", "input -> std"],
+        ...     outputs={"loc": "mean", "scale": "std"},
+        ... )
+        >>> heads.output_keys, heads.outputs
+        (('loc', 'scale'), ('mean', 'std'))
+        """
+        return self._output_keys
+
+    @property
+    def output_spec(self) -> tuple[str, ...] | dict[str, str]:
+        """``outputs`` as a Graph is given it: the names, or the names by key.
+
+        >>> import fluxion.layers as fl
+        >>> fl.Graph({"a": fl.ReLU()}, edges=["input -> a"], outputs={"out": "a"}).output_spec
+        {'out': 'a'}
+        """
+        if self._output_keys is None:
+            return self._outputs
+        return dict(zip(self._output_keys, self._outputs, strict=True))
+
+    def calls(self, node: str) -> tuple[str, ...]:
+        """The calls of the node ``node`` in the order they run: ``node`` itself when the edges name
+        it, and each ``node~suffix`` they name.
+
+        >>> import fluxion.layers as fl
+        >>> twice = fl.Graph({"fc": fl.Linear(2, 2)}, edges=["input -> fc -> fc~again"])
+        >>> twice.calls("fc"), twice.sources("fc~again")
+        (('fc', 'fc~again'), ('fc',))
+        """
+        if node not in self._node_ids:
+            raise ChildNotFoundError(f"{self._label()} has no node {node!r}; its nodes: {', '.join(self._node_ids)}")
+        return tuple(call for call in self._call_order if _node_of(call) == node)
 
     @property
     def edges(self) -> tuple[str, ...]:
@@ -152,7 +207,8 @@ class Graph(Chain):
         return self._edges
 
     def sources(self, name: str) -> tuple[str, ...]:
-        """Where the arguments of the node ``name`` come from, in argument order (none for an input).
+        """Where the arguments of the node or call ``name`` come from, in argument order (none for an
+        input, or for a node that the edges name only as calls ``name~suffix``).
 
         >>> import fluxion.layers as fl
         >>> graph = fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"])
@@ -162,7 +218,7 @@ class Graph(Chain):
         found = self._sources.get(name)
         if found is not None:
             return found
-        if name in self._inputs:
+        if name in self._inputs or name in self._node_ids:
             return ()
         known = _known(self._inputs, self._node_ids)
         raise ChildNotFoundError(f"{self._label()} has no node or input {name!r}; {known}")
@@ -191,7 +247,12 @@ class Graph(Chain):
             for slot in done:  # drop what no later node reads, so memory peaks as in a Chain
                 values[slot] = None
         slots = self._output_slots
-        return values[slots[0]] if len(slots) == 1 else tuple(values[slot] for slot in slots)
+        if self._single_output:
+            return values[slots[0]]
+        keys = self._output_keys
+        if keys is None:
+            return tuple(values[slot] for slot in slots)
+        return {key: values[slot] for key, slot in zip(keys, slots, strict=True)}
 
     def output_shape(self, *inputs: ShapeValue, **named: ShapeValue) -> ShapeValue:
         """The data flow of ``forward`` over shapes; inputs by position or, at the root of an inference, by name.
@@ -218,22 +279,37 @@ class Graph(Chain):
         except ReturnSignal as signal:
             return cast(ShapeValue, signal.value)
         slots = self._output_slots
-        return values[slots[0]] if len(slots) == 1 else tuple(values[slot] for slot in slots)
+        if self._single_output:
+            return values[slots[0]]
+        keys = self._output_keys
+        if keys is None:
+            return tuple(values[slot] for slot in slots)
+        return dims.ShapeMap((key, values[slot]) for key, slot in zip(keys, slots, strict=True))
 
     # -- representation ------------------------------------------------------------------------
 
     def extra_repr(self) -> str:
-        return f"inputs={list(self._inputs)}, outputs={list(self._outputs)}"
+        outputs = self.output_spec
+        return f"inputs={list(self._inputs)}, outputs={outputs if isinstance(outputs, dict) else list(outputs)}"
 
     def child_note(self, name: str) -> str | None:
-        """Where the arguments of the node ``name`` come from, as ``repr`` shows them after its line.
+        """Where the arguments of the node ``name`` come from, as ``repr`` shows them after its line;
+        each further call ``~suffix`` after a semicolon.
 
         >>> import fluxion.layers as fl
         >>> fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"]).child_note("add")
         '← a, input'
+        >>> fl.Graph({"fc": fl.Linear(2, 2)}, edges=["input -> fc -> fc~again"]).child_note("fc")
+        '← input; ~again ← fc'
         """
-        sources = self._sources.get(name)
-        return "← " + ", ".join(sources) if sources else None
+        notes: list[str] = []
+        for call in self._call_order:
+            if _node_of(call) == name:
+                arrow = "← " + ", ".join(self._sources[call]) if self._sources[call] else "← nothing"
+                notes.append(arrow if call == name else f"{call[len(name) :]} {arrow}")
+        if notes == ["← nothing"]:
+            return None
+        return "; ".join(notes) or None
 
     # -- surgery -------------------------------------------------------------------------------
     #
@@ -267,6 +343,7 @@ class Graph(Chain):
             self.append(module, name)
             return
         node = self._node_ids[position]
+        self._refuse_calls(node, "'before it'")
         sources = self._sources[node]
         if len(set(sources)) != 1:
             raise GraphError(
@@ -278,7 +355,7 @@ class Graph(Chain):
 
     def insert_on_edge(self, source: str, target: str, module: torch.nn.Module, name: str | None = None) -> None:
         """Put ``module`` on the edge ``source -> target``: it takes ``source``'s value, and ``target``
-        takes its output in the argument place ``source`` had.
+        takes its output in the argument place ``source`` had. Either may be a call ``node~suffix``.
 
         >>> import fluxion.layers as fl
         >>> graph = fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"])
@@ -290,7 +367,7 @@ class Graph(Chain):
             raise GraphError(f"{self._label()}: there is no edge {source} {_ARROW} {target}; its edges: {self._edges}")
         node = self._new_id(module, name)
         paths = [_spliced_pairs(path, source, target, node) for path in self._paths()]
-        self._rewire(self._node_ids.index(target), [(node, module)], 0, paths, self._outputs)
+        self._rewire(self._node_ids.index(_node_of(target)), [(node, module)], 0, paths, self._outputs)
 
     def append(self, module: torch.nn.Module, name: str | None = None) -> None:
         """Run ``module`` on the graph's output: it takes the output's value and becomes the output
@@ -331,13 +408,20 @@ class Graph(Chain):
         ('input -> fc -> Dropout -> act',)
         """
         position = self._type_position(module_type, "insert_after_type")
+        self._refuse_calls(self._node_ids[position], "'after it'")
         self._insert_after(self._node_ids[position], position + 1, module, None)
 
     def pop(self, index: int = -1) -> torch.nn.Module:
         """Remove the node at ``index`` (the last by default) and return it: the nodes (and outputs)
-        that read its value read its one input instead.
+        that read its value read its one input instead, for each of its calls.
 
         A node with several inputs, or none, cannot be taken out that way: replace it instead.
+
+        >>> import fluxion.layers as fl
+        >>> shared = fl.Graph({"fc": fl.Linear(2, 2), "act": fl.ReLU()}, edges=["input -> fc -> act -> fc~again"])
+        >>> _ = shared.pop(0)
+        >>> shared.edges
+        ('input -> act',)
 
         >>> import fluxion.layers as fl
         >>> graph = fl.Graph({"fc": fl.Linear(2, 2), "act": fl.ReLU()}, edges=["input -> fc -> act"])
@@ -348,29 +432,51 @@ class Graph(Chain):
             index = self._int_index(index, "pop")
         position = self._checked_index(index, len(self._modules))
         node = self._node_ids[position]
-        sources = self._sources[node]
-        if len(set(sources)) != 1:
-            raise GraphError(
-                f"{self._label()}: node {node!r} takes {len(set(sources)) or 'no'} inputs"
-                f"{' (' + ', '.join(sources) + ')' if sources else ''}, so no single value can take its place; "
-                f"replace it instead (graph.replace({node!r}, module))"
-            )
-        source = sources[0]
-        for reader, read in self._sources.items():
-            if node in read and source in read:
+        taken: dict[str, str] = {}  # each call -> the value that takes its place
+        for call in self.calls(node):
+            sources = self._sources[call]
+            if len(set(sources)) != 1:
                 raise GraphError(
-                    f"{self._label()}: node {reader!r} reads both {node!r} and {source!r}; without {node!r} it "
-                    f"would take {source!r} once instead of twice; replace {node!r} instead"
+                    f"{self._label()}: {'call' if call != node else 'node'} {call!r} takes "
+                    f"{len(set(sources)) or 'no'} inputs{' (' + ', '.join(sources) + ')' if sources else ''}, "
+                    f"so no single value can take its place; replace it instead (graph.replace({node!r}, module))"
                 )
-        if node in self._outputs and source in self._outputs:
+            taken[call] = sources[0]
+        # a value read through the removed calls stays where it is read, so calls of calls resolve
+        for call, source in taken.items():
+            while source in taken:
+                source = taken[source]
+            taken[call] = source
+        for reader, read in self._sources.items():
+            if reader in taken:
+                continue
+            replaced = [taken.get(name, name) for name in read]
+            twice = next((name for name in replaced if replaced.count(name) > 1), None)
+            if twice is not None:
+                raise GraphError(
+                    f"{self._label()}: node {reader!r} reads both {node!r} and {twice!r}; without {node!r} it "
+                    f"would take {twice!r} once instead of twice; replace {node!r} instead"
+                )
+        outputs = tuple(taken.get(name, name) for name in self._outputs)
+        doubled = next((name for name in outputs if outputs.count(name) > 1), None)
+        if doubled is not None:
+            merged = [repr(name) for name in self._outputs if taken.get(name, name) == doubled]
             raise GraphError(
-                f"{self._label()}: outputs {node!r} and {source!r} would both be {source!r}; replace {node!r} instead"
+                f"{self._label()}: outputs {' and '.join(merged)} would {'both' if len(merged) == 2 else 'all'} "
+                f"be {doubled!r}; replace {node!r} instead"
             )
         removed = self._modules[node]
-        paths = [_merged([source if name == node else name for name in path]) for path in self._paths()]
-        outputs = tuple(source if name == node else name for name in self._outputs)
+        paths = [_merged([taken.get(name, name) for name in path]) for path in self._paths()]
         self._rewire(position, [], 1, [path for path in paths if len(path) > 1], outputs)
         return cast(torch.nn.Module, removed)
+
+    def _refuse_calls(self, node: str, where: str) -> None:
+        calls = self.calls(node)
+        if calls != (node,):
+            raise GraphError(
+                f"{self._label()}: node {node!r} is called {len(calls)} times ({', '.join(calls)}), so {where} "
+                "names no single edge; say which with insert_on_edge(source, target, module)"
+            )
 
     def _put_in_place(self, key: str, new: torch.nn.Module, name: str | None) -> None:
         # Chain.replace (and a stand-in giving its place back): a new id renames the node in the edges.
@@ -378,8 +484,8 @@ class Graph(Chain):
             self._swap(key, new)
             return
         position = self._node_ids.index(key)
-        paths = [[name if part == key else part for part in path] for path in self._paths()]
-        outputs = tuple(name if part == key else part for part in self._outputs)
+        paths = [[_renamed(part, key, name) for part in path] for path in self._paths()]
+        outputs = tuple(_renamed(part, key, name) for part in self._outputs)
         self._rewire(position, [(name, new)], 1, paths, outputs)
 
     def _insert_after(self, value: str, position: int, module: torch.nn.Module, name: str | None) -> None:
@@ -424,7 +530,8 @@ class Graph(Chain):
         nodes = {node: modules[node] for node in ids if node in modules}
         nodes.update(entries)
         edges = [f" {_ARROW} ".join(path) for path in paths]
-        flow = _analyse(self._label(), _Nodes.of({node: nodes[node] for node in ids}), edges, self._inputs, outputs)
+        wanted = self._keyed(outputs)
+        flow = _analyse(self._label(), _Nodes.of({node: nodes[node] for node in ids}), edges, self._inputs, wanted)
         before = self._node_ids
         self._node_ids = tuple(ids)
         try:
@@ -432,8 +539,23 @@ class Graph(Chain):
         except BaseException:
             self._node_ids = before
             raise
-        self._outputs, self._edges, self._sources = flow.outputs, flow.edges, flow.sources
-        self._steps, self._output_slots = flow.steps, flow.output_slots
+        self._take(flow)
+
+    def _take(self, flow: _Flow) -> None:
+        """Run as ``flow`` says from now on."""
+        self._outputs, self._output_keys, self._edges, self._sources = (
+            flow.outputs,
+            flow.output_keys,
+            flow.edges,
+            flow.sources,
+        )
+        self._single_output = flow.output_keys is None and len(flow.outputs) == 1
+        self._call_order, self._steps, self._output_slots = flow.call_order, flow.steps, flow.output_slots
+
+    def _keyed(self, outputs: tuple[str, ...]) -> Outputs:
+        """``outputs`` (names) under this graph's output keys, when it has them."""
+        keys = self._output_keys
+        return outputs if keys is None else dict(zip(keys, outputs, strict=True))
 
     def _new_id(self, module: torch.nn.Module, name: str | None) -> str:
         """``name``, or the first free automatic name of ``module`` (its class name, then suffixed)."""
@@ -481,9 +603,10 @@ class Graph(Chain):
         # (surgery on the other nodes stays as cheap as in a Chain).
         modules = cast(dict[str, torch.nn.Module], self._modules)
         if isinstance(modules[key], SetContext | UseContext) or isinstance(new, SetContext | UseContext):
-            flow = _analyse(self._label(), _Nodes.of({**modules, key: new}), self._edges, self._inputs, self._outputs)
+            nodes = _Nodes.of({**modules, key: new})
+            flow = _analyse(self._label(), nodes, self._edges, self._inputs, self.output_spec)
             super()._swap(key, new)
-            self._steps, self._output_slots = flow.steps, flow.output_slots  # the order may change
+            self._take(flow)  # the order may change
             return
         super()._swap(key, new)
 
@@ -496,6 +619,17 @@ def _spliced_pairs(path: list[str], source: str, target: str, node: str) -> list
             spliced.append(node)
         spliced.append(after)
     return spliced
+
+
+def _node_of(name: str) -> str:
+    """The node a name in the edges calls: ``conv`` for ``conv~left`` (and for ``conv``)."""
+    return name.partition(_CALL)[0]
+
+
+def _renamed(name: str, old: str, new: str) -> str:
+    """``name`` with the node ``old`` renamed ``new``, in a call ``old~suffix`` too."""
+    node, mark, suffix = name.partition(_CALL)
+    return new + mark + suffix if node == old else name
 
 
 def _merged(path: list[str]) -> list[str]:
@@ -516,6 +650,12 @@ class _Nodes(NamedTuple):
         writers = {name: (node.context, node.key) for name, node in nodes.items() if isinstance(node, SetContext)}
         return cls(tuple(nodes), readers, writers)
 
+    def calls(self, call_ids: tuple[str, ...]) -> _Nodes:
+        """The same nodes seen call by call: each call of a context node touches the context."""
+        readers = {call: self.readers[_node_of(call)] for call in call_ids if _node_of(call) in self.readers}
+        writers = {call: self.writers[_node_of(call)] for call in call_ids if _node_of(call) in self.writers}
+        return _Nodes(call_ids, readers, writers)
+
     def stores_read_by(self, reader: str) -> list[str]:
         """The nodes of this Graph storing the value ``reader`` reads: it must run after them."""
         return [writer for writer, slot in self.writers.items() if slot == self.readers.get(reader)]
@@ -524,23 +664,25 @@ class _Nodes(NamedTuple):
 class _Flow(NamedTuple):
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    output_keys: tuple[str, ...] | None
     edges: tuple[str, ...]
     sources: dict[str, tuple[str, ...]]
+    """The arguments of every call, by call id (a node's own id for its plain call)."""
+    call_order: tuple[str, ...]
     steps: tuple[_Step, ...]
     output_slots: tuple[int, ...]
 
 
-def _analyse(
-    owner: str, nodes: _Nodes, edges: Sequence[str], inputs: Sequence[str], outputs: Sequence[str] | None
-) -> _Flow:
+def _analyse(owner: str, nodes: _Nodes, edges: Sequence[str], inputs: Sequence[str], outputs: Outputs | None) -> _Flow:
     """Check that the names and edges make a data flow from the inputs to the outputs, and plan its run.
 
     A path may also start at a ``UseContext`` without incoming edges (called with no arguments, it
-    reads the context) and end at a ``SetContext`` whose value no output needs (it stores it).
+    reads the context) and end at a ``SetContext`` whose value no output needs (it stores it). The
+    flow is worked out call by call: a node called again (``conv~left``) is one more step.
     """
-    node_ids = nodes.ids
+    declared = nodes.ids
     input_names = _names(owner, "inputs", inputs)
-    for kind, names in (("input", input_names), ("node", node_ids)):
+    for kind, names in (("input", input_names), ("node", declared)):
         for name in names:
             _check_id(owner, kind, name)
     if not input_names:
@@ -548,11 +690,13 @@ def _analyse(
     duplicates = sorted({name for name in input_names if input_names.count(name) > 1})
     if duplicates:
         raise GraphError(f"{owner}: input {duplicates[0]!r} is named twice in inputs")
-    clashes = [name for name in input_names if name in node_ids]
+    clashes = [name for name in input_names if name in declared]
     if clashes:
         raise GraphError(f"{owner}: {clashes[0]!r} is both an input and a node id; give them different names")
 
-    paths, pairs = _parse_edges(owner, _names(owner, "edges", edges), input_names, node_ids)
+    paths, pairs = _parse_edges(owner, _names(owner, "edges", edges), input_names, declared)
+    node_ids = _call_ids(declared, pairs)
+    nodes = nodes.calls(node_ids)
     sources: dict[str, list[str]] = {name: [] for name in node_ids}
     targets: dict[str, list[str]] = {name: [] for name in (*input_names, *node_ids)}
     for source, target in pairs:
@@ -561,7 +705,7 @@ def _analyse(
     isolated = [name for name in node_ids if not sources[name] and not targets[name]]
     if isolated:
         raise GraphError(f"{owner}: node {isolated[0]!r} is in no edge; connect it or leave it out of nodes")
-    wanted = None if outputs is None else _names(owner, "outputs", outputs)
+    keys, wanted = _output_names(owner, outputs)
     unused = [name for name in input_names if not targets[name] and name not in (wanted or ())]
     if unused:
         raise GraphError(f"{owner}: input {unused[0]!r} is in no edge; connect it or leave it out of inputs")
@@ -589,7 +733,36 @@ def _analyse(
         )
     frozen = {name: tuple(found) for name, found in sources.items()}
     steps, output_slots = _plan(input_names, order, frozen, chosen)
-    return _Flow(input_names, chosen, paths, frozen, steps, output_slots)
+    return _Flow(input_names, chosen, keys, paths, frozen, tuple(order), steps, output_slots)
+
+
+def _call_ids(node_ids: tuple[str, ...], pairs: Mapping[tuple[str, str], None]) -> tuple[str, ...]:
+    """Every call the edges name, by node: its plain call (unless the edges name only ``node~suffix``
+    calls of it), then its further calls in the order the edges first name them."""
+    named = dict.fromkeys(name for pair in pairs for name in pair)
+    again: dict[str, list[str]] = {node: [] for node in node_ids}
+    for name in named:
+        if _CALL in name:
+            again[_node_of(name)].append(name)
+    return tuple(
+        call for node in node_ids for call in ([node] if node in named or not again[node] else []) + again[node]
+    )
+
+
+def _output_names(owner: str, outputs: Outputs | None) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The keys (None but for a dict) and the names of ``outputs`` (None: the graph finds its output)."""
+    if outputs is None:
+        return None, None
+    if isinstance(outputs, str):
+        return None, (outputs,)
+    if isinstance(outputs, Mapping):
+        given = cast(Mapping[object, object], outputs)
+        for key, name in given.items():
+            if not isinstance(key, str) or not isinstance(name, str):
+                raise GraphError(f"{owner}: outputs by key map strings to names, got {key!r}: {name!r}")
+        named = cast(Mapping[str, str], given)
+        return tuple(named), tuple(named.values())
+    return None, _names(owner, "outputs", outputs)
 
 
 def _names(owner: str, what: str, given: object) -> tuple[str, ...]:
@@ -599,8 +772,36 @@ def _names(owner: str, what: str, given: object) -> tuple[str, ...]:
 
 
 def _check_id(owner: str, kind: str, name: object) -> None:
-    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "." in name or _ARROW in name:
-        raise GraphError(f"{owner}: {kind} name {name!r} must be a non-empty string without spaces, dots or {_ARROW!r}")
+    if (
+        not isinstance(name, str)
+        or not name
+        or any(c.isspace() for c in name)
+        or "." in name
+        or _ARROW in name
+        or _CALL in name
+    ):
+        raise GraphError(
+            f"{owner}: {kind} name {name!r} must be a non-empty string without spaces, dots, {_ARROW!r} or "
+            f"{_CALL!r} (edges write a node's further calls node{_CALL}suffix)"
+        )
+
+
+def _check_call(owner: str, edge: str, name: str, inputs: tuple[str, ...], node_ids: tuple[str, ...]) -> None:
+    """Refuse a name ``node~suffix`` of the edges that calls no node of the graph."""
+    node, _, suffix = name.partition(_CALL)
+    if node in node_ids and suffix and _CALL not in suffix and "." not in suffix:
+        return
+    if node in node_ids:
+        raise GraphError(
+            f"{owner}: edge {edge!r} names {name!r}; a further call of a node is written node{_CALL}suffix, "
+            f"with a suffix of letters, digits or '_' (such as {node}{_CALL}2)"
+        )
+    close = difflib.get_close_matches(node, node_ids, n=1)
+    hint = f"did you mean {close[0] + _CALL + suffix!r}? " if close else ""
+    raise GraphError(
+        f"{owner}: edge {edge!r} names {name!r}, a call of node {node!r}, which is not a node; "
+        f"{hint}{_known(inputs, node_ids)}"
+    )
 
 
 def _parse_edges(
@@ -621,7 +822,9 @@ def _parse_edges(
         if not all(names):
             raise GraphError(f"{owner}: edge {edge!r} has an empty segment")
         for name in names:
-            if name not in known:
+            if _CALL in name:
+                _check_call(owner, edge, name, inputs, node_ids)
+            elif name not in known:
                 raise GraphError(f"{owner}: edge {edge!r} names {name!r}, which is unknown; {_known(inputs, node_ids)}")
         for source, target in pairwise(names):
             if target in inputs:
@@ -720,7 +923,7 @@ def _plan(
         if value not in output_slots:
             freed[step].append(value)
     steps = tuple(
-        (name, tuple(slot[source] for source in sources[name]), tuple(sorted(freed[step])))
+        (_node_of(name), tuple(slot[source] for source in sources[name]), tuple(sorted(freed[step])))
         for step, name in enumerate(order)
     )
     return steps, output_slots
@@ -733,12 +936,15 @@ def _bind(
     kwargs: Mapping[str, Any],
     error: type[FluxionError],
 ) -> list[Any]:
-    """The input values in the order of ``names``, from positional and keyword arguments.
+    """The input values in the order of ``names``, from positional and keyword arguments, or from one
+    mapping of them by name (for several inputs: one input takes a mapping as its value).
 
     ``owner`` gives the graph's label for a message; it is only called when something is wrong.
     """
     if not kwargs and len(args) == len(names):
         return list(args)
+    if not kwargs and len(args) == 1 and isinstance(args[0], Mapping):
+        return _bind_mapping(owner, names, cast(Mapping[object, Any], args[0]), error)
     if len(args) > len(names):
         raise error(f"{owner()} takes {len(names)} inputs ({', '.join(names)}), got {len(args)} by position")
     for name in kwargs:
@@ -752,6 +958,22 @@ def _bind(
             raise error(f"{owner()} got no value for its input {name!r}; its inputs are: {', '.join(names)}")
         values.append(kwargs[name])
     return values
+
+
+def _bind_mapping(
+    owner: Callable[[], str], names: tuple[str, ...], given: Mapping[object, Any], error: type[FluxionError]
+) -> list[Any]:
+    """The input values in the order of ``names``, from one mapping that holds each of them by name."""
+    missing = [name for name in names if name not in given]
+    unknown = [repr(key) for key in given if key not in names]
+    if missing or unknown:
+        problems = [f"no {', '.join(map(repr, missing))}"] if missing else []
+        problems += [f"unknown {', '.join(unknown)}"] if unknown else []
+        raise error(
+            f"{owner()} was given a dict of its inputs with {' and '.join(problems)}; "
+            f"its inputs are: {', '.join(names)}"
+        )
+    return [given[name] for name in names]
 
 
 def _known(inputs: tuple[str, ...], node_ids: tuple[str, ...]) -> str:
