@@ -9,7 +9,7 @@ import pytest
 
 import fluxion
 import fluxion.layers as fl
-from fluxion import adapters, dims, errors, shapes, spec, weights
+from fluxion import adapters, dims, errors, shapes, spec, training, weights
 
 EXCEPTIONS = [
     value
@@ -50,6 +50,7 @@ def test_warnings_are_user_warnings_not_errors() -> None:
         (errors.ConversionError, (errors.WeightsError,)),
         (errors.AdapterError, (ValueError,)),
         (errors.AdapterStructureError, (errors.AdapterError, errors.TreeError)),
+        (errors.TrainingError, (ValueError,)),
         (errors.SpecError, (ValueError,)),
         (errors.UsageError, (errors.CliError,)),
     ],
@@ -68,6 +69,7 @@ def test_the_families_are_distinct() -> None:
         errors.ShapeError,
         errors.WeightsError,
         errors.AdapterError,
+        errors.TrainingError,
         errors.SpecError,
         errors.CliError,
     ]
@@ -88,6 +90,7 @@ def test_each_part_re_exports_its_own_family() -> None:
     assert weights.ConversionError is errors.ConversionError
     assert adapters.AdapterError is errors.AdapterError
     assert spec.SpecError is errors.SpecError
+    assert training.TrainingError is errors.TrainingError
 
 
 def test_key_errors_are_not_quoted() -> None:
@@ -108,6 +111,8 @@ def test_errors_carry_their_details_for_programs() -> None:
     loaded = errors.WeightsError("m.safetensors: 2 problems", missing=("a",), mismatched=("b",))
     assert (loaded.missing, loaded.unexpected, loaded.mismatched) == (("a",), (), ("b",))
     assert (errors.CliError("x").exit_code, errors.UsageError("x").exit_code) == (1, 2)
+    placed = errors.TrainingError("unknown option", path=["groups", 1, "lr"])
+    assert (str(placed), placed.path, errors.TrainingError("x").path) == ("unknown option", ("groups", 1, "lr"), ())
 
 
 # -- a spec error's message says where -----------------------------------------------------------------
@@ -159,6 +164,7 @@ def test_one_except_clause_catches_what_any_part_raises(tmp_path: Path) -> None:
         lambda: weights.load(fl.Chain(fl.Linear(2, 2)), tmp_path / "missing.safetensors"),
         lambda: spec.loads('{"type": "NoSuchLayer"}'),
         lambda: adapters.Adapter(fl.Linear(2, 2)).eject(),
+        lambda: training.build_loss({"type": "NoSuchLoss"}),
     ]
     for call in calls:
         with pytest.raises(fluxion.FluxionError) as caught:

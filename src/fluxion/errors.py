@@ -3,9 +3,10 @@
 Every part of fluxion raises a subclass of :class:`FluxionError`, so one ``except`` clause catches
 anything fluxion reports about bad input, while the subclasses say which part complained:
 ``TreeError`` (the tree), ``LayerError`` (a layer's arguments), ``ShapeError`` (shapes),
-``WeightsError`` (checkpoints), ``AdapterError`` (adapters), ``SpecError`` (spec files) and
-``CliError`` (the command line). Each part re-exports its own (``fl.TreeError``,
-``fluxion.weights.WeightsError``...), and all of them live here, below every other floor.
+``WeightsError`` (checkpoints), ``AdapterError`` (adapters), ``TrainingError`` (init, optimizer
+and loss specs), ``SpecError`` (spec files) and ``CliError`` (the command line). Each part
+re-exports its own (``fl.TreeError``, ``fluxion.weights.WeightsError``...), and all of them live
+here, below every other floor.
 
 >>> import fluxion
 >>> issubclass(fluxion.errors.TreeError, fluxion.FluxionError)
@@ -261,6 +262,29 @@ class AdapterStructureError(AdapterError, TreeError):
     Adapter on Linear at 'Linear': its target cannot be removed or renamed; eject the adapter \
 (adapter.eject()) to put the target back in its place
     """
+
+
+# --- Training: init, optimizer and loss specs
+
+
+class TrainingError(FluxionError, ValueError):
+    """An init, optimizer or loss spec that cannot be built or applied: an unknown type or keyword, an
+    address glob that matches nothing, a value of the wrong kind.
+
+    ``path`` says where in the spec given (its keys and list indices, ``()`` for its top);
+    ``fluxion.spec`` reports it as a ``SpecError`` naming the file and the JSON path.
+
+    >>> from fluxion import training
+    >>> try:
+    ...     training.build_loss({"type": "MSELos"})
+    ... except TrainingError as error:
+    ...     print(error)
+    unknown loss 'MSELos' (did you mean 'MSELoss'?); a loss is a torch.nn class whose name ends in Loss
+    """
+
+    def __init__(self, message: str, *, path: Sequence[str | int] = ()) -> None:
+        super().__init__(message)
+        self.path = tuple(path)
 
 
 # --- Specs

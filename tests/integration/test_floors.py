@@ -23,6 +23,7 @@ FLOORS = {
     "adapters": 3,
     "shapes": 3,
     "weights": 3,
+    "training": 3,
     "spec": 4,
     "inspect": 4,
     "nas": 5,
