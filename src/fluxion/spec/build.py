@@ -295,15 +295,9 @@ class Builder:
                 'a Graph\'s "edges" is a list of strings such as "input -> a -> b"', path=json_path([*path, "edges"])
             )
         inputs = input_names(node.get("inputs", ["input"]), [*path, "inputs"])
-        outputs = node.get("outputs")
-        if outputs is not None and (
-            not isinstance(outputs, list) or not all(isinstance(name, str) for name in cast(list[Any], outputs))
-        ):
-            raise SpecError('a Graph\'s "outputs" is a list of node ids', path=json_path([*path, "outputs"]))
+        outputs = _graph_outputs(node.get("outputs"), [*path, "outputs"])
         try:
-            return cls(
-                nodes=nodes, edges=cast(list[str], edges), inputs=inputs, outputs=cast(list[str] | None, outputs)
-            )
+            return cls(nodes=nodes, edges=cast(list[str], edges), inputs=inputs, outputs=outputs)
         except FluxionError as error:
             raise SpecError(str(error), path=where) from None
 
@@ -371,6 +365,21 @@ class Builder:
                 path=where,
             )
         return dataclasses.replace(self.limits, time=left)
+
+
+def _graph_outputs(value: Any, path: NodePath) -> str | list[str] | dict[str, str] | None:
+    """A Graph's ``"outputs"``: a name (its value), a list of names (a tuple), or names by key (a dict)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(name, str) for name in cast(list[Any], value)):
+        return cast(list[str], value)
+    if isinstance(value, Mapping) and all(isinstance(name, str) for name in cast(Mapping[str, Any], value).values()):
+        return dict(cast(Mapping[str, str], value))
+    raise SpecError(
+        'a Graph\'s "outputs" is a name, a list of names (it returns a tuple) or an object of names by key '
+        '(it returns a dict: {"mean": "head_mean"})',
+        path=json_path(path),
+    )
 
 
 def input_names(value: Any, path: NodePath) -> list[str]:

@@ -101,7 +101,8 @@ def _own_node(
     if isinstance(module, fl.Graph):
         graph = module
         node["inputs"] = list(graph.inputs)
-        node["outputs"] = list(graph.outputs)
+        outputs = graph.output_spec
+        node["outputs"] = outputs if isinstance(outputs, dict) else list(outputs)
         node["nodes"] = into
         children = [(child_name, child, child_name, True) for child_name, child in graph.named_children()]
         node["edges"] = list(graph.edges)
