@@ -2,9 +2,11 @@
 
 ``load`` builds a ready, shape-checked Chain from a spec file (or ``loads`` from text or a dict);
 ``dump`` and ``save`` write a tree as a spec that loads back into the same tree. Classes come only
-from the registry (``register``); ``schema()`` is the format's JSON Schema. Every problem with a
-spec is a :class:`SpecError` that names the file, the place in it and what was expected. jsonnet
-is evaluated in a child process within :class:`Limits` (time, memory, stack) unless ``limits=None``.
+from the registry (``register``); ``schema()`` is the format's JSON Schema. A spec's ``init``
+section is applied at load, and ``optimizer`` and ``loss`` build its other training sections.
+Every problem with a spec is a :class:`SpecError` that names the file, the place in it and what
+was expected. jsonnet is evaluated in a child process within :class:`Limits` (time, memory,
+stack) unless ``limits=None``.
 
 >>> from fluxion import spec
 >>> layers = [{"type": "Linear", "out_features": 2}]
@@ -20,5 +22,19 @@ from fluxion.spec.api import InputShapes, load, loads, save, schema
 from fluxion.spec.dump import dump
 from fluxion.spec.limits import Limits
 from fluxion.spec.registry import register, registered
+from fluxion.spec.training import loss, optimizer
 
-__all__ = ["InputShapes", "Limits", "SpecError", "dump", "load", "loads", "register", "registered", "save", "schema"]
+__all__ = [
+    "InputShapes",
+    "Limits",
+    "SpecError",
+    "dump",
+    "load",
+    "loads",
+    "loss",
+    "optimizer",
+    "register",
+    "registered",
+    "save",
+    "schema",
+]

@@ -43,6 +43,8 @@ from fluxion.spec.dump import dump
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import without_torch_trace
 from fluxion.spec.source import Document, read
+from fluxion.spec.training import apply as apply_training
+from fluxion.spec.training import split as split_training
 from fluxion.weights import MappingLike, Source
 from fluxion.weights import load as load_weights
 
@@ -167,6 +169,7 @@ def build(
     (CHAIN) Chain()
         └── ReLU()
     """
+    document, training = split_training(document)  # init, optimizer, loss: beside the architecture, any format
     file = None if document.file is None else str(document.file)
     data = document.data
     translation = None
@@ -207,6 +210,7 @@ def build(
                 file=file,
             )
     tie(model, builder.shares)
+    apply_training(model, training)
     if weights is not None:
         load_weights(model, weights, mapping=mapping, strict=strict)
     return model
