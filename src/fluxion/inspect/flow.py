@@ -14,7 +14,8 @@ children:
   it is the tuple that holds them).
 - ``Passthrough``: its children run on the input, and the input itself goes on.
 - ``Graph``: its own edges (``graph.sources``), from ``graph.inputs`` to ``graph.outputs`` (a single
-  node's output feeds every input, as the tuple that holds them).
+  node's output feeds every input, as the tuple that holds them). A node called again
+  (``conv~right``) is one more box, ``address~right``, titled with the call and shaped as that call.
 - ``SetContext`` → ``UseContext``: a ``context`` edge; a ``UseContext`` ignores its own input.
 - ``MultiHeadAttention``: query, key and value to the projections, then attention (with the mask),
   then output; ``SelfAttention`` the same with its input as query, key and value;
@@ -238,6 +239,8 @@ class _Builder:
     clusters: list[FlowCluster] = field(default_factory=lambda: [])
     setters: dict[tuple[str, str], str] = field(default_factory=lambda: {})
     """The node that last set each context value, by (context, key)."""
+    call_of: dict[str, int] = field(default_factory=lambda: {})
+    """For a node a Graph calls several times, by address: which of its calls the box being drawn is."""
     cluster: str | None = None
 
     def visit(self, module: torch.nn.Module, address: str, name: str, inputs: Value, level: int) -> Value:
@@ -286,6 +289,8 @@ class _Builder:
         if self.report is None or address not in self.report:
             return None
         calls = self.report[address].calls
+        if address in self.call_of:
+            calls = calls[self.call_of[address] : self.call_of[address] + 1]
         return " then ".join(dict.fromkeys(format_value(call.output) for call in calls))
 
 
@@ -378,14 +383,33 @@ def _graph(scope: _Scope, inputs: Value) -> Value:
     else:
         values = {name: inputs[position : position + 1] for position, name in enumerate(graph.inputs)}
     children = dict(scope.children())
-    for name in _graph_order(graph, list(children)):
-        given = tuple(port for source in graph.sources(name) for port in values.get(source, ()))
-        values[name] = scope.run(name, children[name], given)
+    builder = scope.builder
+    for call in _graph_order(graph, [call for name in children for call in graph.calls(name)]):
+        given = tuple(port for source in graph.sources(call) for port in values.get(source, ()))
+        name = call.partition("~")[0]
+        calls = graph.calls(name)
+        if len(calls) == 1:
+            values[call] = scope.run(name, children[name], given)
+            continue
+        address = f"{scope.address}.{name}" if scope.address else name
+        builder.call_of[address] = calls.index(call)
+        try:
+            if call == name:
+                values[call] = scope.run(name, children[name], given)
+            else:  # the same module again: one box for the call, its children drawn at its first
+                node_id = address + call[len(name) :]
+                module = children[name]
+                kind: NodeKind = "folded" if isinstance(module, fl.Chain) else "leaf"
+                builder.add(FlowNode(node_id, kind, title(call, module), key_arguments(module), builder.shape(address)))
+                builder.edge(given, node_id)
+                values[call] = (node_id,)
+        finally:
+            del builder.call_of[address]
     return tuple(port for name in graph.outputs for port in values.get(name, ()))
 
 
 def _graph_order(graph: fl.Graph, names: list[str]) -> list[str]:
-    """The nodes in an order where each comes after its sources, child order wherever that is free."""
+    """The calls in an order where each comes after its sources, child order wherever that is free."""
     done, order = set(graph.inputs), list[str]()
     pending = list(names)
     while pending:
