@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.cli.options import Shape
 from fluxion.errors import SpecError, UsageError
-from fluxion.spec import narchi
+from fluxion.spec import dialects
 from fluxion.spec.api import build
 from fluxion.spec.build import input_names, input_shapes
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
@@ -112,8 +113,11 @@ def load_spec(options: SpecOptions) -> LoadedSpec:
 def _declared_inputs(document: Document, file: str) -> tuple[list[str], dict[str, Shape]] | None:
     """The input names the spec declares and the shapes it gives them (None when it declares none)."""
     data = document.data
-    if narchi.is_narchi(data):
-        data = narchi.translate(data, file=file)
+    with warnings.catch_warnings():  # the build that follows warns (once) of what the translation finds
+        warnings.simplefilter("ignore")
+        translation = dialects.translation(data, file=file)
+    if translation is not None:
+        data = translation.spec
     if not isinstance(data, Mapping) or "inputs" not in data:
         return None
     declared = cast(Mapping[str, Any], data)["inputs"]

@@ -37,7 +37,7 @@ from fluxion.errors import ShapeError, SpecError
 from fluxion.files import write_text_atomically
 from fluxion.layers.lazy import Materializable
 from fluxion.shapes import materialize
-from fluxion.spec import narchi
+from fluxion.spec import dialects
 from fluxion.spec.build import LARGEST_SIZE, Builder, input_shapes, tie
 from fluxion.spec.dump import dump
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
@@ -73,8 +73,8 @@ def load(
     The input shapes (``inputs``, else the spec's own ``"inputs"``) are used to infer every size
     left out and to check every shape; the tree is built on ``device`` (``"meta"`` allocates
     nothing), then ``weights`` are loaded through ``mapping`` (see ``fluxion.weights.load``).
-    Files written by narchi load as they are (see docs/specs.md). Any problem with the spec is a
-    ``SpecError`` naming the file, the JSON path and what was expected.
+    Files written by narchi and TorchArc load as they are (see docs/narchi.md, docs/torcharc.md).
+    Any problem with the spec is a ``SpecError`` naming the file, the JSON path and what was expected.
 
     jsonnet (the spec's and that of each spec file it names) is evaluated under ``limits``, in a
     child process that a hostile spec cannot take down with it: about 25 ms more per jsonnet file.
@@ -172,9 +172,8 @@ def build(
     document, training = split_training(document)  # init, optimizer, loss: beside the architecture, any format
     file = None if document.file is None else str(document.file)
     data = document.data
-    translation = None
-    if narchi.is_narchi(data):
-        translation = narchi.translation(data, file=file)
+    translation = dialects.translation(data, file=file)
+    if translation is not None:
         data = translation.spec
         document = dataclasses.replace(document, data=data)
     if not isinstance(data, Mapping):
@@ -202,7 +201,9 @@ def build(
             _materialize(model, given, builder.paths, file)
     if given is None:
         lazy = [address for address, node in _named_modules(model) if isinstance(node, Materializable) and node.lazy]
-        if lazy:
+        if lazy and translation is not None and translation.materialize_on_call:
+            _materialize_on_first_call(model, builder.paths, file)
+        elif lazy:
             raise SpecError(
                 f"the spec leaves sizes to be inferred ({', '.join(repr(a) for a in lazy[:3])}"
                 f'{"..." if len(lazy) > 3 else ""}) but gives no input shapes: add "inputs" to the spec '
@@ -234,6 +235,19 @@ def _materialize(
             with contextlib.suppress(AttributeError):
                 path, where = paths.get(id(model.get_submodule(error.address)), (None, file))
         raise SpecError(f"shapes do not fit: {without_torch_trace(str(error))}", path=path, file=where) from None
+
+
+def _materialize_on_first_call(model: fl.Chain, paths: Mapping[int, tuple[str, str | None]], file: str | None) -> None:
+    """Infer the sizes left out from the shapes of the first call's inputs, then let it run."""
+
+    def materialize_first(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        names = list(model.inputs) if isinstance(model, fl.Graph) else [f"input{i}" for i in range(len(args))]
+        given = {**dict(zip(names, args, strict=False)), **kwargs}
+        shapes = {name: tuple(value.shape) for name, value in given.items() if isinstance(value, torch.Tensor)}
+        _materialize(model, shapes, paths, file)
+        handle.remove()
+
+    handle = model.register_forward_pre_hook(materialize_first, with_kwargs=True)
 
 
 def _named_shapes(inputs: InputShapes, model: torch.nn.Module) -> dict[str, Sequence[int | str]]:

@@ -31,11 +31,12 @@ import torch
 
 import fluxion.layers as fl
 from fluxion.errors import FluxionError, SpecError
-from fluxion.spec import narchi, registry
+from fluxion.spec import dialects, registry
 from fluxion.spec.arguments import arguments_in, call
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import json_path, without_torch_trace
 from fluxion.spec.source import Document, read, resolve
+from fluxion.spec.translation import Origin, Translation
 from fluxion.tree.display import set_display_name, set_output_names
 from fluxion.tree.module import constructor_call
 
@@ -100,18 +101,20 @@ class Builder:
     """Nodes built so far (``limits.nodes`` bounds it)."""
     evaluating: float = 0.0
     """Seconds spent evaluating the files ``"spec"`` nodes name (``limits.time`` bounds it)."""
-    translations: list[narchi.Translation | None] = field(default_factory=list[narchi.Translation | None])
-    """For each document being built, innermost last: its narchi translation (None for fluxion's format)."""
+    translations: list[Translation | None] = field(default_factory=list[Translation | None])
+    """For each document being built, innermost last: its translation from another tool's format (None for
+    fluxion's own)."""
 
-    def build(self, document: Document, translation: narchi.Translation | None = None) -> torch.nn.Module:
-        """The module a document's root node describes; a narchi file is translated first (or given
-        ``translation``, its translation made already), and errors then name narchi's JSON paths.
+    def build(self, document: Document, translation: Translation | None = None) -> torch.nn.Module:
+        """The module a document's root node describes; another tool's file (narchi's, TorchArc's) is
+        translated first (or given ``translation``, its translation made already), and errors then name
+        the places in that file.
 
         >>> Builder().build(read({"type": "Linear", "in_features": 2, "out_features": 3}))
         Linear(in_features=2, out_features=3, bias=True)
         """
-        if translation is None and narchi.is_narchi(document.data):
-            translation = narchi.translation(document.data, file=_file(document))
+        if translation is None:
+            translation = dialects.translation(document.data, file=_file(document))
         if translation is not None:
             document = dataclasses.replace(document, data=translation.spec)
         data = cast(object, document.data)
@@ -174,8 +177,10 @@ class Builder:
             return self._reference(node, path, document)
         if "type" not in node:
             raise SpecError('a node needs a "type" (a registered class name) or a "spec" (a file)', path=where)
+        translation = self._translation()
         try:
-            cls = registry.lookup(node["type"])
+            name = node["type"]
+            cls = translation.classes[name] if translation and name in translation.classes else registry.lookup(name)
         except SpecError as error:
             error.path = json_path([*path, "type"])
             raise
@@ -205,23 +210,23 @@ class Builder:
                 set_display_name(module, origin.name)
         if "share" in node:
             # narchi's files say where a share is asked for: at the block's _id_share
-            place = where if translation is None else translation.narchi_path(json_path([*path, "share"]))
+            place = where if translation is None else translation.source_path(json_path([*path, "share"]))
             self.shares.append(Share(module, _share_source(node["share"], path), place or "", _file(document)))
         self.paths[id(module)] = (self._place(where) or "", _file(document))
 
-    def _translation(self) -> narchi.Translation | None:
-        """The narchi translation of the document being built; None for fluxion's own format."""
+    def _translation(self) -> Translation | None:
+        """The translation of the document being built; None for fluxion's own format."""
         return self.translations[-1] if self.translations else None
 
-    def _origin(self, path: NodePath) -> narchi.Origin | None:
-        """Where the node at ``path`` of the document being built comes from, when it is narchi's."""
+    def _origin(self, path: NodePath) -> Origin | None:
+        """Where the node at ``path`` of the document being built comes from, when another tool wrote it."""
         translation = self._translation()
         return None if translation is None else translation.origins.get(json_path(path))
 
     def _place(self, where: str | None) -> str | None:
         """A JSON path of the document being built, as its author wrote it: narchi's, for a narchi file."""
         translation = self._translation()
-        return where if translation is None else translation.narchi_path(where)
+        return where if translation is None else translation.source_path(where)
 
     def _container(
         self,

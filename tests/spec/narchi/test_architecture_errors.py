@@ -91,7 +91,7 @@ def test_a_translated_place_reads_back_as_narchis() -> None:
         {"_class": "Module", "_id": "part", "_path": "part.jsonnet", "_id_share": "tied"},
     ]
     found = translation(architecture(blocks, ["x -> fc -> rnn -> turn -> part -> y"], ["<<variable:T>>", 3]))
-    read = found.narchi_path
+    read = found.source_path
     assert read("children[0].out_features") == "blocks[0].output_feats"
     assert read("children[1].hidden_size") == "blocks[1].output_feats"
     assert read("children[1].bidirectional") == "blocks[1].bidirectional"

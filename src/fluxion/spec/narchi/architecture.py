@@ -24,7 +24,6 @@ True
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -33,6 +32,7 @@ import fluxion.layers as fl
 from fluxion.errors import SpecError
 from fluxion.spec.messages import json_path
 from fluxion.spec.narchi.blocks import LEAVES, METADATA, VARIABLE, NodePath, leaf
+from fluxion.spec.translation import Origin, Translation
 
 _ARCHITECTURE_KEYS = ("_id", "_description", "_shape", "blocks", "graph", "inputs", "outputs")
 _PORT_KEYS = ("_id", "_description", "_shape")
@@ -80,69 +80,6 @@ Softmax...
     return translation(data, file=file).spec
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where a node of the translation comes from in the narchi file, and what narchi says of it.
-
-    ``keys`` gives the narchi key behind each of the node's fluxion keys (``out_features`` ->
-    ``output_feats``); ``name`` is the block's ``_name``; ``module`` is true for a ``Module`` block,
-    whose file sees the external variables of the file naming it.
-
-    >>> Origin("blocks[2]", {"out_features": "output_feats"}).keys["out_features"]
-    'output_feats'
-    """
-
-    path: str
-    keys: Mapping[str, str] = field(default_factory=dict[str, str])
-    name: str | None = None
-    module: bool = False
-
-
-@dataclass(frozen=True)
-class Translation:
-    """A narchi architecture as fluxion's spec, with the narchi origin of each node by its JSON path
-    in the spec, and the ids of the architecture's outputs.
-
-    >>> found = translation({"_class": "Sequential", "_name": "Stem", "blocks": [{"_class": "ReLU"}]})
-    >>> found.spec
-    {'type': 'Chain', 'children': [{'type': 'ReLU', 'id': '0'}]}
-    >>> found.origins["children[0]"].path, found.origins[""].name
-    ('blocks[0]', 'Stem')
-    """
-
-    spec: dict[str, Any]
-    origins: Mapping[str, Origin]
-    outputs: tuple[str, ...] = ()
-
-    def narchi_path(self, path: str | None) -> str | None:
-        """The narchi JSON path of a place in the spec: its node's origin, and the key within it
-        when narchi's block has that key (``children[1].out_features`` -> ``blocks[1].output_feats``).
-
-        >>> found = translation({"_class": "Sequential", "blocks": [{"_class": "Linear", "output_feats": 2}]})
-        >>> found.narchi_path("children[0].out_features"), found.narchi_path("children[0].children[1]")
-        ('blocks[0].output_feats', 'blocks[0]')
-        """
-        if path is None:
-            return None
-        node = max(
-            (
-                place
-                for place in self.origins
-                if not place or path == place or path.startswith((place + ".", place + "["))
-            ),
-            key=len,
-            default=None,
-        )
-        if node is None:
-            return path
-        origin = self.origins[node]
-        found = _KEY.match(path[len(node) :])
-        if found is None or found.group(1) not in origin.keys:
-            return origin.path
-        key = origin.keys[found.group(1)]
-        return f"{origin.path}.{key}{found.group(2)}" if origin.path else f"{key}{found.group(2)}"
-
-
 def translation(data: Any, *, file: str | None = None) -> Translation:
     """``translate``, with where each node comes from: what errors found later and diagrams use.
 
@@ -168,7 +105,6 @@ def translation(data: Any, *, file: str | None = None) -> Translation:
         raise
 
 
-_KEY = re.compile(r"^\.?([A-Za-z_]\w*)(.*)$")
 _ORIGIN = "\x00narchi"
 """The key an origin travels under in a node while the translation is being made (taken out after)."""
 _FLUXION_KEYS = {"type": "_class", "id": "_id", "description": "_description", "share": "_id_share"}

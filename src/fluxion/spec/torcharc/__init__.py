@@ -1,0 +1,13 @@
+"""TorchArc's architecture files (format 2: YAML, torcharc >= 2.0), read as they are: ``architecture``
+translates a whole file (``modules`` and ``graph``) to fluxion's spec format, ``modules`` each module
+spec (a class, ``Sequential``, ``compact``), ``classes`` each class name, ``graph`` the graph
+section. docs/torcharc.md has the whole mapping.
+
+>>> from fluxion.spec import torcharc
+>>> torcharc.is_torcharc({"modules": {}, "graph": {}})
+True
+"""
+
+from fluxion.spec.torcharc.architecture import UnusedModuleWarning, is_torcharc, translate, translation
+
+__all__ = ["UnusedModuleWarning", "is_torcharc", "translate", "translation"]
