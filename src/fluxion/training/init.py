@@ -68,7 +68,13 @@ class Initializer:
     place: Place = ()
 
     def fill(self, tensor: torch.Tensor) -> None:
-        """Fill ``tensor`` in place, without recording gradients."""
+        """Fill ``tensor`` in place, without recording gradients.
+
+        >>> tensor = torch.ones(2, 2, requires_grad=True)
+        >>> parse_initializer("zeros_").fill(tensor)
+        >>> tensor.tolist()
+        [[0.0, 0.0], [0.0, 0.0]]
+        """
         with torch.no_grad():
             self.function(tensor, **self.arguments)
 
