@@ -231,8 +231,8 @@ class Graph(Chain):
         >>> import torch
         >>> import fluxion.layers as fl
         >>> graph = fl.Graph({"add": fl.Add()}, edges=["x -> add", "y -> add"], inputs=("x", "y"))
-        >>> graph(torch.tensor(1.0), y=torch.tensor(2.0))
-        tensor(3.)
+        >>> graph(torch.tensor(1.0), y=torch.tensor(2.0)), graph({"y": torch.tensor(2.0), "x": torch.tensor(1.0)})
+        (tensor(3.), tensor(3.))
         """
         values = _bind(self._label, self._inputs, args, kwargs, GraphError)
         modules = self._modules
