@@ -1,4 +1,4 @@
-"""Reading a spec to its JSON value: a JSON or jsonnet file, spec text, or an already-parsed mapping.
+"""Reading a spec to its JSON value: a JSON, jsonnet or YAML file, spec text, or an already-parsed mapping.
 
 jsonnet runs in a sandbox. ``import``, ``importstr`` and ``importbin`` reach only files inside the
 spec's own folder tree (the folder of the file given to :func:`read`) and the search paths; an
@@ -17,6 +17,7 @@ dead or frozen process. A JSON value nested more than :data:`MAX_NESTING` levels
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
+
+import yaml
 
 from fluxion.errors import SpecError
 from fluxion.files import special_kind
@@ -36,7 +39,8 @@ _JSON_SUFFIX = ".json"
 TEXT_NAME = "<text>"
 """The file name jsonnet errors give to a spec passed as text."""
 
-_SPEC_SUFFIXES = {_JSON_SUFFIX, ".jsonnet", ".libsonnet"}
+_YAML_SUFFIXES = {".yaml", ".yml"}
+_SPEC_SUFFIXES = {_JSON_SUFFIX, ".jsonnet", ".libsonnet", *_YAML_SUFFIXES}
 _STD_LIBRARY_FILE = "std.jsonnet"
 _CALLERS_SHOWN = 3
 _PATH_LIKE = re.compile(r"[\w.~/\\-]+")
@@ -92,8 +96,9 @@ def read(
     """A spec's JSON value, from a file path, spec text or an already-parsed mapping (kept as is).
 
     A ``str`` is text when it starts with ``{`` or ``[`` or spans several lines; otherwise it is
-    a path when something by that name exists or it ends in ``.json``, ``.jsonnet`` or ``.libsonnet``. Text is read
-    as JSON, or else evaluated as jsonnet. ``.json`` files are plain JSON; any other file is jsonnet.
+    a path when something by that name exists or it ends in ``.json``, ``.jsonnet``, ``.libsonnet``, ``.yaml`` or
+    ``.yml``. Text is read as JSON, or else evaluated as jsonnet. ``.json`` files are plain JSON, ``.yaml`` and
+    ``.yml`` files YAML (TorchArc's files: see ``read_yaml``); any other file is jsonnet.
 
     ``ext_vars`` and ``tla`` (top-level arguments) pass strings as strings and any other JSON
     value as jsonnet code, so ``ext_vars={"depths": [2, 2, 2, 2]}`` gives a list; ``ext_code``
@@ -216,10 +221,11 @@ def _read_file(path: Path, arguments: _JsonnetArguments, folders: tuple[Path, ..
     if linked_from != root and linked_from not in folders:
         # a spec reached through a link reads beside its target too (narchi's test data links its examples)
         folders = (*folders, linked_from)
-    if path.suffix == _JSON_SUFFIX:
+    if path.suffix in (_JSON_SUFFIX, *_YAML_SUFFIXES):
         if arguments:
             raise SpecError("external variables and top-level arguments need a jsonnet file", file=path)
-        data = _parse_json(_read_utf8(path, limits), path)
+        text = _read_utf8(path, limits)
+        data = _parse_json(text, path) if path.suffix == _JSON_SUFFIX else read_yaml(text, path)
     else:  # read here rather than by jsonnet, for the same errors as a JSON file's
         text = _read_utf8(path, limits)
         data = _evaluate(os.fspath(path), text, root=root, folders=folders, arguments=arguments, limits=limits)
@@ -255,6 +261,60 @@ def _parse_json(text: str, file: str | Path) -> Any:
         raise SpecError(error.msg, file=file, line=error.lineno, column=error.colno) from error
     except ValueError as error:  # from _refuse_constant
         raise SpecError(str(error), file=file) from error
+    except RecursionError:
+        raise SpecError(_too_deep(), file=file) from None
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (anchors, aliases, ``<<:`` merge keys, as TorchArc reads its files), with
+    ``1e-3`` read as the number it means (YAML 1.1 wants ``1.0e-3``) and a key given twice refused."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in cast(list[tuple[yaml.Node, yaml.Node]], node.value):
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # keys merged in may be given again: that is what a merge is for
+            key = cast(object, self.construct_object(key_node, deep=True))  # pyright: ignore[reportUnknownMemberType]
+            with contextlib.suppress(TypeError):  # an unhashable key: PyYAML says so itself
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark, f"key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_YamlLoader.add_implicit_resolver(  # pyright: ignore[reportUnknownMemberType]
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str, file: str | Path | None = None) -> Any:
+    """The value of YAML text, read with PyYAML's safe loader as TorchArc reads its files: anchors,
+    aliases and ``<<:`` merge keys work, ``null`` arguments stay ``None``. Two differences, both
+    where YAML 1.1 would surprise: ``1e-3`` is the number ``0.001`` (YAML 1.1 reads a string, which
+    TorchArc hands to the constructor as it is), and a key given twice in a mapping is refused
+    (YAML keeps the last one silently). A mistake is a ``SpecError`` with its line and column.
+
+    >>> read_yaml("lr: 1e-3\\nbase: &b {out_features: 8}\\nhead: {<<: *b, bias: false}")
+    {'lr': 0.001, 'base': {'out_features': 8}, 'head': {'out_features': 8, 'bias': False}}
+    >>> read_yaml("a: 1\\na: 2", "model.yaml")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.SpecError: model.yaml:2:1: key 'a' is given twice
+    """
+    try:
+        return yaml.load(text, Loader=_YamlLoader)  # a safe loader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "not YAML"
+        if mark is None:
+            raise SpecError(problem, file=file) from None
+        raise SpecError(problem, file=file, line=mark.line + 1, column=mark.column + 1) from None
+    except yaml.YAMLError as error:
+        raise SpecError(f"not YAML: {error}", file=file) from None
     except RecursionError:
         raise SpecError(_too_deep(), file=file) from None
 

@@ -17,7 +17,7 @@ call infers them, as TorchArc's lazy modules do.
 True
 >>> translate(spec)
 {'type': 'Graph', 'inputs': ['x'], 'nodes': [{'type': 'Chain', 'children': [{'type': 'Linear', 'out_features': 8, \
-'id': '0'}, {'type': 'ReLU', 'id': '1'}], 'id': 'mlp'}], 'edges': ['x -> mlp'], 'outputs': ['mlp']}
+'id': '0'}, {'type': 'ReLU', 'id': '1'}], 'id': 'mlp'}], 'edges': ['x -> mlp'], 'outputs': 'mlp'}
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ in the file.
 ...     {},
 ... )
 >>> wiring.inputs, wiring.edges, wiring.order, wiring.outputs
-(['x'], ['x -> mlp', 'mlp -> head'], ['mlp', 'head'], ['head'])
+(['x'], ['x -> mlp', 'mlp -> head'], ['mlp', 'head'], 'head')
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ class Wiring:
     modules called in the order the graph first calls them, and what the graph returns (a list of
     names, or names by key for a dict).
 
-    >>> Wiring(["x"], ["x -> head"], ["head"], ["head"]).order
+    >>> Wiring(["x"], ["x -> head"], ["head"], "head").order
     ['head']
     """
 
     inputs: list[str]
     edges: list[str]
     order: list[str]
-    outputs: list[str] | dict[str, str]
+    outputs: str | list[str] | dict[str, str]
 
 
 def wire(
@@ -108,7 +108,9 @@ def wire(
                 raise SpecError(f"{call!r} takes its own value: the graph is a DAG", path=json_path(path))
     _refuse_cycles(arguments)
     outputs = _outputs(section["output"], names)
-    returned = list(outputs.values()) if isinstance(outputs, dict) else outputs
+    returned = (
+        list(outputs.values()) if isinstance(outputs, dict) else [outputs] if isinstance(outputs, str) else outputs
+    )
     _refuse_dead(arguments, returned)
     calls_in_order = _topological(arguments)
     edges = [f"{source} -> {call}" for call in calls_in_order for source, _ in arguments[call]]
@@ -278,7 +280,7 @@ def _topological(arguments: Mapping[str, list[tuple[str, NodePath]]]) -> list[st
     return order
 
 
-def _outputs(value: Any, names: list[str]) -> list[str] | dict[str, str]:
+def _outputs(value: Any, names: list[str]) -> str | list[str] | dict[str, str]:
     def checked(name: Any, path: NodePath) -> str:
         if not isinstance(name, str) or name not in names:
             raise SpecError(
@@ -288,7 +290,7 @@ def _outputs(value: Any, names: list[str]) -> list[str] | dict[str, str]:
         return name
 
     if isinstance(value, str):
-        return [checked(value, ["graph", "output"])]
+        return checked(value, ["graph", "output"])
     if isinstance(value, list) and value:
         return [checked(name, ["graph", "output", index]) for index, name in enumerate(cast(list[Any], value))]
     if isinstance(value, Mapping) and value:
