@@ -221,6 +221,25 @@ CASES: list[Any] = [
         chain(lambda: ([fl.Residual(fl.Linear(4, 4), fl.Return(), fl.Tanh())], (randn(2, 4),))),
         id="Return-in-Residual",
     ),
+    # TorchArc's own modules
+    pytest.param(
+        chain(
+            lambda: ([fl.Chunk(2, dim=0), fl.Get(1), fl.Narrow(0, -2, 2), fl.IndexSelect(-1, [2, 0])], (randn(6, 3),))
+        ),
+        id="Get-Narrow-IndexSelect",
+    ),
+    pytest.param(
+        chain(lambda: ([fl.Reduce("max", dim=1), fl.Get(0), fl.Reduce("mean", dim=[0, 1])], (randn(2, 3, 4),))),
+        id="Reduce",
+    ),
+    pytest.param(
+        chain(lambda: ([fl.TorchFunction("topk", k=2, dim=-1), fl.Get(0)], (randn(2, 5),))), id="TorchFunction"
+    ),
+    pytest.param(chain(lambda: ([fl.Split([2, 2], dim=1), fl.Stack(dim=1)], (randn(2, 4, 3),))), id="Split-Stack"),
+    pytest.param(chain(lambda: ([fl.Split(2, dim=1), fl.Mean()], (randn(2, 4),))), id="Mean"),
+    pytest.param(chain(lambda: ([fl.VecDot()], (randn(2, 3, 5), randn(3, 5)))), id="VecDot"),
+    pytest.param(chain(lambda: ([fl.BatchMatmul()], (randn(2, 3, 4), randn(2, 4, 5)))), id="BatchMatmul"),
+    pytest.param(chain(lambda: ([fl.FiLM(4, 3)], (randn(2, 4, 5, 5), randn(2, 3)))), id="FiLM"),
 ]
 
 

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion import shapes, spec
+from fluxion.layers.reduction import MANY_DIMS, ONE_DIM
 from fluxion.spec import SpecError, registry
 from tests.shapes.helpers import evaluate
 
@@ -313,6 +314,26 @@ ARGUMENTS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "SelfAttention": {"num_heads": mostly(st.sampled_from([1, 2, 3]), st.just(0))},
     "OptionalInputs": {"count": st.sampled_from([1, 2, 3, 0]), "required": st.sampled_from([0, 1, 2, 3])},
     "PixelShuffle": {"upscale_factor": mostly(st.sampled_from([1, 2, 3]), st.sampled_from([0, -1]))},
+    "Get": {"key": mostly(st.integers(-3, 3), st.sampled_from(["x", 9]))},
+    "Narrow": {
+        "dim": mostly(st.integers(-2, 1), DIMS),
+        "start": mostly(st.integers(0, 2), st.integers(-6, 6)),
+        "length": mostly(st.integers(0, 2), st.sampled_from([-1, 5])),
+    },
+    "IndexSelect": {
+        "dim": mostly(st.integers(-2, 1), DIMS),
+        "index": st.lists(mostly(st.integers(0, 2), st.sampled_from([-1, 5])), max_size=4),
+    },
+    "Reduce": {
+        "name": mostly(st.sampled_from([*MANY_DIMS, *ONE_DIM]), st.sampled_from(["cumsum", "x"])),
+        "dim": st.one_of(st.none(), DIMS, st.lists(DIMS, max_size=3)),
+        "keepdim": st.booleans(),
+    },
+    "Split": {
+        "split_size_or_sections": st.one_of(COUNTS, st.lists(mostly(st.integers(0, 4), st.just(-1)), max_size=3)),
+        "dim": DIMS,
+    },
+    "Stack": {"dim": DIMS},
 }
 for _name, _axes in (("Conv1d", 1), ("Conv2d", 2), ("Conv3d", 3), ("ConvTranspose2d", 2)):
     _paddings = axes_of(_axes, mostly(st.sampled_from([0, 1, 2]), st.just(-1)))
@@ -345,7 +366,34 @@ for _name, _axes in [(name, axes) for name, axes in POOLS.items() if not name.st
         "downsample": or_none(st.sampled_from([1, 2, 4])),
         "output_size": or_none(st.sampled_from([1, 2, 4])),
     }
-ARGUMENT_SETS: dict[str, Callable[[], st.SearchStrategy[dict[str, Any]]]] = {"Upsample": upsample_arguments}
+
+
+@st.composite
+def torch_function_arguments(draw: st.DrawFn) -> dict[str, Any]:
+    """A torch function and keywords it takes (rarely ones it does not, or a name that is none)."""
+    name, kwargs = draw(
+        st.sampled_from(
+            [
+                ("flatten", {"start_dim": draw(DIMS)}),
+                ("softmax", {"dim": draw(DIMS)}),
+                ("topk", {"k": draw(st.integers(0, 3)), "dim": draw(DIMS)}),
+                ("transpose", {"dim0": draw(DIMS), "dim1": draw(DIMS)}),
+                ("sum", {"dim": draw(DIMS)}),
+                ("cumsum", {"dim": draw(DIMS)}),
+            ]
+        )
+    )
+    if rarely(draw):
+        kwargs = {**kwargs, "nope": 1}
+    if rarely(draw):
+        name = "load"
+    return {"name": name, "kwargs": kwargs}
+
+
+ARGUMENT_SETS: dict[str, Callable[[], st.SearchStrategy[dict[str, Any]]]] = {
+    "Upsample": upsample_arguments,
+    "TorchFunction": torch_function_arguments,
+}
 """Layers whose arguments go together (drawn as a whole)."""
 
 
@@ -529,6 +577,25 @@ def merged(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
     return tuple(inputs)
 
 
+def batch_matrices(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
+    """``(B, n, m)`` and ``(B, m, p)``, rarely with a size changed or another rank."""
+    b, n, m, p = (draw(SIZES) for _ in range(4))
+    first, second = [b, n, m], [b, m, p]
+    if rarely(draw):
+        first = first[draw(st.integers(0, 3)) :]
+    return (Input(tuple(first)), Input(tuple(spoiled(draw, second))))
+
+
+def modulated(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
+    """A feature ``(B, F, ...)`` and a conditioner ``(B, C)``, mostly of FiLM's sizes."""
+    batch = draw(SIZES)
+    feature = [batch, fit(draw, arguments.get("feature_dim")), *shape(draw, draw(st.integers(0, 2)))]
+    conditioner = [batch, fit(draw, arguments.get("conditioner_dim"))]
+    if rarely(draw):
+        conditioner = [*shape(draw, draw(st.integers(0, 2))), conditioner[-1]]
+    return (Input(tuple(spoiled(draw, feature))), Input(tuple(conditioner)))
+
+
 def several(draw: st.DrawFn, arguments: Mapping[str, Any]) -> tuple[Input, ...]:
     count = sized(arguments.get("count", 1), 1)
     given = draw(st.integers(0, count + 1))
@@ -606,6 +673,11 @@ INPUTS: dict[str, Callable[[st.DrawFn, Mapping[str, Any]], tuple[Input, ...]]] =
     "Add": merged,
     "Multiply": merged,
     "Cat": merged,
+    "Mean": merged,
+    "Stack": merged,
+    "VecDot": merged,
+    "BatchMatmul": batch_matrices,
+    "FiLM": modulated,
     "OptionalInputs": several,
     "Tokens2d": image,
     "Permute": permuted,
@@ -757,7 +829,7 @@ def test_every_registered_layer_is_drawn() -> None:
     special = {"Graph", *CONTAINERS, *CONTEXT}
     for name in LAYERS:
         cls = registry.lookup(name)
-        if issubclass(cls, fl.Chain) and name not in {"MultiHeadAttention", "SelfAttention"}:
+        if issubclass(cls, fl.Chain) and name not in {"MultiHeadAttention", "SelfAttention", "FiLM"}:
             assert name in special, f"{name} has children: give it a case"
 
 

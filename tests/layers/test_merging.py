@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
 import fluxion.layers as fl
@@ -62,7 +64,7 @@ def test_sizes_that_may_differ_become_constraints() -> None:
     assert "Add" in str(report.constraints[0])
 
 
-MERGE_TYPES = [fl.Add, fl.Multiply, fl.Cat]
+MERGE_TYPES = [fl.Add, fl.Multiply, fl.Cat, fl.Mean, fl.Stack]
 
 
 @pytest.mark.parametrize("kind", MERGE_TYPES)
@@ -128,3 +130,81 @@ def test_an_in_place_residual_add_gives_the_same_values_and_gradients() -> None:
     assert repr(in_place.add) == "Add(inplace=True)"
     first = torch.zeros(2)
     assert fl.Add(inplace=True)(first, torch.ones(2)) is first
+
+
+# -- Mean, Stack, VecDot, BatchMatmul -------------------------------------------------------------
+
+
+def rule_or_refusal(layer: torch.nn.Module, *input_shapes: tuple[int, ...]) -> Any:
+    try:
+        return shapes.infer(layer, *input_shapes).output
+    except shapes.ShapeError:
+        return shapes.ShapeError
+
+
+def forward_or_refusal(layer: torch.nn.Module, *input_shapes: tuple[int, ...]) -> Any:
+    try:
+        return dims.Shape(layer(*(torch.zeros(shape) for shape in input_shapes)).shape)
+    except (RuntimeError, IndexError, fl.LayerError):
+        return shapes.ShapeError
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    input_shapes=st.lists(st.lists(st.sampled_from([1, 2, 3]), max_size=3).map(tuple), min_size=2, max_size=3),
+    dim=st.integers(-4, 3),
+    kind=st.sampled_from(["Mean", "Stack", "VecDot", "BatchMatmul"]),
+)
+def test_new_merges_rules_give_the_forwards_shape_or_refuse_what_it_refuses(
+    input_shapes: list[tuple[int, ...]], dim: int, kind: str
+) -> None:
+    if kind in ("VecDot", "BatchMatmul"):
+        input_shapes = input_shapes[:2]
+    layer = fl.Stack(dim) if kind == "Stack" else getattr(fl, kind)()
+    assert rule_or_refusal(layer, *input_shapes) == forward_or_refusal(layer, *input_shapes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(b=st.integers(0, 3), n=st.integers(0, 3), m=st.integers(0, 3), p=st.integers(0, 3), spoil=st.integers(0, 4))
+def test_batch_matmul_rule_on_rank_3_inputs(b: int, n: int, m: int, p: int, spoil: int) -> None:
+    second = [b, m, p]
+    if spoil < 2:
+        second[spoil] += 1
+    layer = fl.BatchMatmul()
+    assert rule_or_refusal(layer, (b, n, m), tuple(second)) == forward_or_refusal(layer, (b, n, m), tuple(second))
+
+
+def test_new_merges_match_torch() -> None:
+    a, b, c = randn(2, 3), randn(2, 3, seed=1), randn(2, 3, seed=2)
+    torch.testing.assert_close(fl.Mean()(a, b, c), torch.stack([a, b, c], dim=1).mean(dim=1))  # TorchArc's MergeMean
+    torch.testing.assert_close(fl.Add()(a, b, c), torch.stack([a, b, c], dim=1).sum(dim=1))  # MergeSum
+    torch.testing.assert_close(fl.Multiply()(a, b, c), torch.stack([a, b, c], dim=1).prod(dim=1))  # MergeProd
+    torch.testing.assert_close(fl.Stack(dim=1)(a, b), torch.stack([a, b], dim=1))
+    torch.testing.assert_close(fl.Stack(dim=-1)(a, b), torch.stack([a, b], dim=-1))
+    x, y = randn(2, 3, 5), randn(3, 5, seed=1)
+    torch.testing.assert_close(fl.VecDot()(x, y), torch.linalg.vecdot(x, y))
+    p, q = randn(4, 2, 3), randn(4, 3, 5, seed=1)
+    torch.testing.assert_close(fl.BatchMatmul()(p, q), torch.bmm(p, q))
+
+
+def test_new_merges_symbolic_rules() -> None:
+    assert shapes.infer(fl.Stack(1), ("B", "F"), ("B", "F"), ("B", "F")).output == dims.Shape(["B", 3, "F"])
+    report = shapes.infer(fl.Stack(0), ("B", "F"), ("B", "G"))
+    assert report.output == dims.Shape([2, "B", "F"])
+    assert [str(constraint).split(" (")[0] for constraint in report.constraints] == ["F = G"]
+    assert shapes.infer(fl.Mean(), ("B", 1), (1, "F")).output == dims.Shape(["B", "F"])
+    assert shapes.infer(fl.VecDot(), (2, "T", "F"), ("T", "F")).output == dims.Shape([2, "T"])
+    assert shapes.infer(fl.BatchMatmul(), ("B", "N", "M"), ("B", "M", "P")).output == dims.Shape(["B", "N", "P"])
+    with pytest.raises(shapes.ShapeError, match="BatchMatmul expects two inputs of rank 3"):
+        shapes.infer(fl.BatchMatmul(), ("N", "M"), ("M", "P"))
+    with pytest.raises(shapes.ShapeError, match=r"BatchMatmul expects the second input's dim 1 to be 4, got 5"):
+        shapes.infer(fl.BatchMatmul(), ("B", 3, 4), ("B", 5, 6))
+    with pytest.raises(shapes.ShapeError, match="Stack expects inputs of the same shape"):
+        shapes.infer(fl.Stack(1), ("B", 3), ("B",))
+    with pytest.raises(shapes.ShapeError, match="VecDot takes two tensors"):
+        shapes.infer(fl.VecDot(), ("B", 3), ("B", 3), ("B", 3))
+    with pytest.raises(fl.LayerError, match=r"Stack: dim must be an int, got 1\.5"):
+        fl.Stack(1.5)  # type: ignore[arg-type]
+    with pytest.raises(fl.LayerError, match="Mean merges two inputs or more, got 1"):
+        fl.Mean()(randn(2))
+    assert repr(fl.Stack(dim=2)) == "Stack(dim=2)"

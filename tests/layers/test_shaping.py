@@ -235,3 +235,43 @@ def test_exact_divide_writes_the_quotient_of_a_symbol_as_a_fraction() -> None:
     assert exact_divide(h, 2, "") == h / 2
     with pytest.raises(ShapeError, match="Chunk expects 7 to divide, got 7"):
         exact_divide(7, 2, "Chunk expects 7 to divide")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 7), max_size=3).map(tuple),
+    split=st.one_of(st.integers(1, 4), st.lists(st.integers(0, 4), min_size=1, max_size=3)),
+    dim=st.integers(-4, 3),
+)
+def test_split_rule_gives_the_forwards_shapes_or_refuses_what_it_refuses(
+    shape: tuple[int, ...], split: int | list[int], dim: int
+) -> None:
+    layer = fl.Split(split, dim)
+    assert rule_or_refusal(layer, shape) == forward_or_refusal(layer, shape)
+
+
+def test_split_values_symbols_and_refusals() -> None:
+    x = randn(2, 7)
+    for mine, theirs in zip(fl.Split(3)(x), torch.split(x, 3, 1), strict=True):
+        assert torch.equal(mine, theirs)
+    assert [piece.shape[0] for piece in fl.Split([2, 0, 1], dim=0)(randn(3))] == [2, 0, 1]
+    report = shapes.infer(fl.Split([2, 6], dim=1), ("B", "C"))
+    assert report.output == (dims.Shape(["B", 2]), dims.Shape(["B", 6]))
+    assert [str(constraint).split(" (")[0] for constraint in report.constraints] == ["8 = C"]
+    with pytest.raises(ShapeError, match=r"Split\(2, dim=1\) needs a number for dim 1 \(T\)"):
+        fl.Split(2).output_shape(dims.Shape(["B", "T"]))
+    with pytest.raises(ShapeError, match=r"Split\(\[2, 6\], dim=1\) expects dim 1 to be 8, got 7"):
+        fl.Split([2, 6]).output_shape(dims.Shape(["B", 7]))
+    with pytest.raises(LayerError, match="Split: split_size must be at least 1, got 0"):
+        fl.Split(0)
+    with pytest.raises(LayerError, match=r"Split: sections must be at least 0, got \(1, -1\)"):
+        fl.Split([1, -1])
+    with pytest.raises(LayerError, match=r"Split: sections must be a non-empty list of ints, got \[\]"):
+        fl.Split([])
+    assert repr(fl.Split([1, 2], dim=-1)) == "Split([1, 2], dim=-1)"
+
+
+def test_chunk_gives_fewer_pieces_as_torch_and_torcharcs_fork_chunk_do() -> None:
+    pieces = fl.Chunk(3, dim=1).output_shape(dims.Shape(["B", 4]))
+    assert pieces == (dims.Shape(["B", 2]), dims.Shape(["B", 2]))
+    assert len(fl.Chunk(3, dim=1)(randn(2, 4))) == 2

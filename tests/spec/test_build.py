@@ -76,6 +76,17 @@ LAYERS: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
     "PositionEmbedding": ({}, ("B", 5, 4)),
     "Pad": ({"pad": [0, 1, 2, 0]}, ("B", 3, 4, 4)),
     "SinusoidalEmbedding": ({"dim": 6, "flip_sin_to_cos": True}, ("B",)),
+    "Get": ({"key": -1}, (3, "B", 4)),
+    "Narrow": ({"dim": 1, "start": -2, "length": 2}, ("B", 4)),
+    "IndexSelect": ({"dim": 1, "index": [3, 0, 0]}, ("B", 4)),
+    "Reduce": ({"name": "max", "dim": 1, "keepdim": True}, ("B", 4)),
+    "TorchFunction": ({"name": "topk", "kwargs": {"k": 2, "dim": -1}}, (2, 5)),
+    "Split": ({"split_size_or_sections": [1, 3], "dim": -1}, ("B", 4)),
+    "Mean": ({}, ("B", 4)),
+    "Stack": ({"dim": -1}, ("B", 4)),
+    "VecDot": ({}, ("B", 4)),
+    "BatchMatmul": ({}, ("B", 3, 3)),
+    "FiLM": ({}, ("B", 4)),  # both sizes inferred, and written back
 }
 CONTAINERS: dict[str, dict[str, Any]] = {
     "Chain": {},
@@ -98,7 +109,7 @@ def layer_spec(name: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
             "type": "Chain",
             "children": [{"type": "Parallel", "children": [{"type": "Identity"}] * 3}, {"type": name, **arguments}],
         }, shape
-    if name in ("Add", "Multiply", "Cat"):  # several inputs: the same tensor twice
+    if name in ("Add", "Multiply", "Cat", "Mean", "Stack", "VecDot", "BatchMatmul", "FiLM"):  # two inputs
         return {
             "type": "Chain",
             "children": [

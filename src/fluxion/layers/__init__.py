@@ -33,9 +33,10 @@ from fluxion.layers.activations import (
 from fluxion.layers.attention import MultiHeadAttention, ScaledDotProductAttention, SelfAttention
 from fluxion.layers.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from fluxion.layers.embedding import Embedding, OptionalInputs, SequencePositionEmbedding, TokenTypeEmbedding
+from fluxion.layers.film import FiLM
 from fluxion.layers.linear import Linear
 from fluxion.layers.masks import PaddingMask
-from fluxion.layers.merging import Add, Cat, Multiply
+from fluxion.layers.merging import Add, BatchMatmul, Cat, Mean, Multiply, Stack, VecDot
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from fluxion.layers.padding import Pad
 from fluxion.layers.pooling import (
@@ -51,19 +52,23 @@ from fluxion.layers.pooling import (
     MaxPool3d,
 )
 from fluxion.layers.recurrent import GRU, LSTM, RNN
+from fluxion.layers.reduction import Reduce
 from fluxion.layers.sampling import Interpolate, PixelShuffle, Upsample
+from fluxion.layers.selection import Get, IndexSelect, Narrow
 from fluxion.layers.shaping import (
     Chunk,
     Flatten,
     Permute,
     Reshape,
     Slicing,
+    Split,
     Squeeze,
     Transpose,
     Unbind,
     Unflatten,
     Unsqueeze,
 )
+from fluxion.layers.torch_function import TorchFunction
 from fluxion.layers.vision import ClassToken, PositionEmbedding, SinusoidalEmbedding, Tokens2d
 from fluxion.tree.chain import Chain
 from fluxion.tree.combinators import (
@@ -95,6 +100,7 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2d",
     "AvgPool3d",
+    "BatchMatmul",
     "BatchNorm1d",
     "BatchNorm2d",
     "Cat",
@@ -114,12 +120,15 @@ __all__ = [
     "Distribute",
     "Dropout",
     "Embedding",
+    "FiLM",
     "Flatten",
     "GeLU",
+    "Get",
     "Graph",
     "GraphError",
     "GroupNorm",
     "Identity",
+    "IndexSelect",
     "Intermediates",
     "Interpolate",
     "Lambda",
@@ -133,9 +142,11 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
+    "Mean",
     "Module",
     "MultiHeadAttention",
     "Multiply",
+    "Narrow",
     "OptionalInputs",
     "Pad",
     "PaddingMask",
@@ -146,6 +157,7 @@ __all__ = [
     "PositionEmbedding",
     "RMSNorm",
     "ReLU",
+    "Reduce",
     "Reshape",
     "Residual",
     "Return",
@@ -158,11 +170,14 @@ __all__ = [
     "SinusoidalEmbedding",
     "Slicing",
     "Softmax",
+    "Split",
     "Squeeze",
+    "Stack",
     "Sum",
     "Tanh",
     "TokenTypeEmbedding",
     "Tokens2d",
+    "TorchFunction",
     "Transpose",
     "TreeError",
     "Unbind",
@@ -170,6 +185,7 @@ __all__ = [
     "Unsqueeze",
     "Upsample",
     "UseContext",
+    "VecDot",
     "WeightedModule",
     "address_of",
     "draw_tree",

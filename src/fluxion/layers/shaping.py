@@ -427,6 +427,75 @@ class Chunk(Module):
         return f"chunks={self.chunks}, dim={self.dim}"
 
 
+class Split(Module):
+    """``torch.split``: pieces of ``split_size_or_sections`` items along ``dim``, as a tuple.
+
+    An int gives pieces of that size, the last one smaller when the size is not a multiple of it
+    (7 split by 3 gives 3, 3, 1); a list gives pieces of those sizes, which must add up to the
+    size of ``dim``.
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> [t.shape[1] for t in fl.Split(3)(torch.zeros(2, 7))], [t.shape[1] for t in fl.Split([1, 4])(torch.zeros(2, 5))]
+    ([3, 3, 1], [1, 4])
+    """
+
+    def __init__(self, split_size_or_sections: int | list[int], dim: int = 1) -> None:
+        super().__init__()
+        given = cast(object, split_size_or_sections)
+        if isinstance(given, list | tuple):
+            sections = cast(Sequence[object], given)
+            if not sections or any(isinstance(item, bool) or not isinstance(item, int) for item in sections):
+                raise LayerError(f"Split: sections must be a non-empty list of ints, got {list(sections)!r}")
+            checks.at_least("Split", "sections", cast(Sequence[int], tuple(sections)), 0)
+            split_size_or_sections = [cast(int, item) for item in sections]
+        else:
+            checks.at_least("Split", "split_size", cast(int, given), 1)
+        if isinstance(dim, bool) or not isinstance(cast(object, dim), int):
+            raise LayerError(f"Split: dim must be an int, got {dim!r}")
+        self.split_size_or_sections = split_size_or_sections
+        self.dim = dim
+
+    def forward(self, input: Shaped[Tensor, "..."]) -> tuple[Tensor, ...]:
+        return torch.split(input, self.split_size_or_sections, self.dim)
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """A tuple of the pieces' shapes.
+
+        With sections, their sum must be the size of ``dim`` (a constraint when it is symbolic).
+        With a split size, the number of pieces depends on the size, which must then be a number.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Split(3, dim=-1).output_shape(dims.Shape(["B", 7]))
+        ((B, 3), (B, 3), (B, 1))
+        >>> fl.Split([2, 6], dim=1).output_shape(dims.Shape(["B", 8, "T"]))
+        ((B, 2, T), (B, 6, T))
+        """
+        what = f"Split({self.split_size_or_sections}, dim={self.dim})"
+        shape = dims.single(inputs, what)
+        if not shape:
+            raise ShapeError(f"{what} expects an input of rank at least 1, got a scalar")
+        axis = _axis(self.dim, len(shape), what)
+        size = shape[axis]
+        if isinstance(self.split_size_or_sections, list):
+            sections = self.split_size_or_sections
+            dims.require_equal(sum(sections), size, f"{what} expects dim {self.dim} to be {sum(sections)}")
+            pieces: list[Dim] = [*sections]
+        elif isinstance(size, int):
+            piece = self.split_size_or_sections
+            count = max(-(-size // piece), 1)
+            pieces = [*[piece] * (count - 1), size - piece * (count - 1)]
+        else:
+            raise ShapeError(
+                f"{what} needs a number for dim {self.dim} ({dims.show(size)}): the number of pieces depends on it"
+            )
+        return tuple(Shape([*shape[:axis], piece, *shape[axis + 1 :]]) for piece in pieces)
+
+    def extra_repr(self) -> str:
+        return f"{self.split_size_or_sections}, dim={self.dim}"
+
+
 class Unbind(Module):
     """Removes dimension ``dim`` and returns the slices along it as a tuple.
 
