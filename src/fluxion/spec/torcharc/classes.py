@@ -230,6 +230,9 @@ def _own(name: str, given: dict[str, Any], where: str) -> dict[str, Any]:
     arguments = {**own.defaults, **given}
     for key in own.dropped:
         arguments.pop(key, None)
+    if name == "TorchFn":  # TorchFn(name, **kwargs): the keywords of the torch function, apart
+        function = arguments.pop("name", None)
+        return {"type": own.fluxion, "name": function, **({"kwargs": arguments} if arguments else {})}
     return {"type": own.fluxion, **{own.renames.get(key, key): value for key, value in arguments.items()}}
 
 
