@@ -8,6 +8,7 @@ import torch
 
 from fluxion import spec
 from fluxion.spec import SpecError
+from fluxion.spec.torcharc import UnusedModuleWarning
 from fluxion.spec.torcharc.graph import wire
 
 HEADS = {
@@ -63,8 +64,9 @@ def test_a_list_output_returns_a_tuple() -> None:
         "modules": HEADS,
         "graph": {"input": ["a", "b"], "modules": {"left": ["a"], "right": ["b"]}, "output": ["left", "right"]},
     }
-    with pytest.warns(UserWarning, match="'merge'"):
+    with pytest.warns(UnusedModuleWarning) as warned:
         model = spec.loads(document)
+    assert sorted(str(warning.message).split("'")[1] for warning in warned) == ["merge", "tail"]
     a, b = torch.randn(2, 4), torch.randn(2, 5)
     left, right = model(a, b)
     assert torch.equal(left, model.left(a))
