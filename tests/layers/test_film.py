@@ -89,3 +89,22 @@ def test_named_inputs_and_refusals() -> None:
     with pytest.raises(LayerError, match="FiLM expects exactly conditioner_dim, got feature_dim"):
         fl.FiLM(feature_dim=2).materialized(feature_dim=3)
     assert repr(fl.FiLM(feature_dim=2)).startswith("(CHAIN) FiLM(feature_dim=2, conditioner_dim=?)")
+
+
+def test_child_names_given_as_torcharc_1_names_them() -> None:
+    names = ("conditioner_scale", "conditioner_shift")
+    film = fl.FiLM(5, 2, names=names)
+    randomize(film)
+    assert list(film.state_dict()) == [f"{name}.{part}" for name in names for part in ("weight", "bias")]
+    feature, conditioner = randn(3, 5, 4), randn(3, 2)
+    scale = film.conditioner_scale(conditioner)[..., None]
+    shift = film.conditioner_shift(conditioner)[..., None]
+    torch.testing.assert_close(film(feature, conditioner), scale * feature + shift)
+    assert "names=('conditioner_scale', 'conditioner_shift')" in repr(film)
+    lazy = fl.FiLM(names=names)
+    shapes.materialize(lazy, ("B", 7), ("B", 3))
+    assert [name for name, _ in lazy.named_children()] == list(names)
+    assert lazy.conditioner_scale.weight.shape == (7, 3)
+    for bad in (("a",), ("a", "a"), "ab", ("a", "b.c")):
+        with pytest.raises(LayerError, match="names"):
+            fl.FiLM(2, 2, names=bad)

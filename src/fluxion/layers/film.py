@@ -9,8 +9,8 @@ torch.Size([2, 8, 5, 5])
 ['gamma.weight', 'gamma.bias', 'beta.weight', 'beta.bias']
 """
 
-from collections.abc import Callable
-from typing import Any, Self
+from collections.abc import Callable, Sequence
+from typing import Any, Self, cast
 
 import torch
 from jaxtyping import Float
@@ -33,6 +33,12 @@ class FiLM(Chain):
     dims of size 1 up to the feature's rank, so a ``(B, C)`` conditioner modulates each channel of
     a ``(B, C, H, W)`` feature; with equal ranks they broadcast as they are.
 
+    ``names`` are the two Linears' child names, scale first: TorchArc 1's ``FiLMMerge`` names them
+    ``("conditioner_scale", "conditioner_shift")``.
+
+    >>> list(FiLM(4, 2, names=("conditioner_scale", "conditioner_shift")).state_dict())[:2]
+    ['conditioner_scale.weight', 'conditioner_scale.bias']
+
     Both sizes may be left out (``FiLM()``): the layer is then lazy, without children, until
     ``fluxion.shapes.materialize`` takes ``conditioner_dim`` from the conditioner's last dim and
     ``feature_dim`` from the feature's dim that ``gamma(c)`` lines up with.
@@ -53,20 +59,30 @@ class FiLM(Chain):
         conditioner_dim: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        names: Sequence[str] = ("gamma", "beta"),
     ) -> None:
         checks.at_least("FiLM", "feature_dim", feature_dim, 0)
         checks.at_least("FiLM", "conditioner_dim", conditioner_dim, 0)
+        given = cast(Sequence[object], names)
+        if isinstance(names, str) or len(given) != 2 or not all(isinstance(name, str) for name in given):
+            raise LayerError(f"FiLM: names are two child names (scale, shift), got {names!r}")
+        scale_name, shift_name = (cast(str, name) for name in given)
+        if not scale_name.isidentifier() or not shift_name.isidentifier() or scale_name == shift_name:
+            raise LayerError(f"FiLM: names are two different identifiers, got {names!r}")
         if feature_dim is None or conditioner_dim is None:
             super().__init__()
             probe = torch.empty(0, device=device, dtype=dtype)  # the device and dtype in force now
             device, dtype = probe.device, probe.dtype
         else:
             super().__init__(
-                gamma=Linear(conditioner_dim, feature_dim, device=device, dtype=dtype),
-                beta=Linear(conditioner_dim, feature_dim, device=device, dtype=dtype),
+                **{
+                    scale_name: Linear(conditioner_dim, feature_dim, device=device, dtype=dtype),
+                    shift_name: Linear(conditioner_dim, feature_dim, device=device, dtype=dtype),
+                }
             )
         self.feature_dim = feature_dim
         self.conditioner_dim = conditioner_dim
+        self.names = (scale_name, shift_name)
         self._building: dict[str, Any] = {"device": device, "dtype": dtype}
 
     @property
@@ -99,7 +115,7 @@ class FiLM(Chain):
                 f"fluxion.shapes.materialize(model, *input_shapes) to infer {'them' if len(missing) > 1 else 'it'} "
                 "from the input shapes and create gamma and beta"
             )
-        gamma, beta = self["gamma"](conditioner), self["beta"](conditioner)
+        gamma, beta = self[self.names[0]](conditioner), self[self.names[1]](conditioner)
         extra = feature.dim() - conditioner.dim()
         if extra > 0:
             trailing = (1,) * extra
@@ -124,8 +140,8 @@ class FiLM(Chain):
                     self.conditioner_dim, conditioner[-1], f"FiLM expects conditioner features {self.conditioner_dim}"
                 )
         else:
-            gamma = dims.run(self["gamma"], conditioner)
-            beta = dims.run(self["beta"], conditioner)
+            gamma = dims.run(self[self.names[0]], conditioner)
+            beta = dims.run(self[self.names[1]], conditioner)
             if not isinstance(gamma, Shape) or not isinstance(beta, Shape):
                 raise ShapeError(f"FiLM expects gamma and beta to give one tensor each, got {gamma!r} and {beta!r}")
             modulation = dims.broadcast([gamma, beta], "FiLM (gamma and beta)")
@@ -158,7 +174,7 @@ class FiLM(Chain):
             expected = ", ".join(self.missing) or "nothing (it is not lazy)"
             raise LayerError(f"FiLM expects exactly {expected}, got {', '.join(arguments) or 'none'}")
         given = {"feature_dim": self.feature_dim, "conditioner_dim": self.conditioner_dim, **arguments}
-        return type(self)(**given, **self._building)
+        return type(self)(**given, **self._building, names=self.names)
 
     def adopt(self, twin: Self) -> None:
         """Become ``twin``, a ``materialized`` copy: take its ``gamma`` and ``beta``.
@@ -172,10 +188,11 @@ class FiLM(Chain):
         if not self.lazy or twin.lazy or type(twin) is not type(self):
             raise LayerError("FiLM.adopt expects a materialized twin of a lazy layer")
         missing = self.missing
-        gamma, beta = twin["gamma"], twin["beta"]
-        del twin["gamma"], twin["beta"]
-        self.append(gamma, name="gamma")
-        self.append(beta, name="beta")
+        scale_name, shift_name = self.names
+        gamma, beta = twin[scale_name], twin[shift_name]
+        del twin[scale_name], twin[shift_name]
+        self.append(gamma, name=scale_name)
+        self.append(beta, name=shift_name)
         self.feature_dim, self.conditioner_dim = twin.feature_dim, twin.conditioner_dim
         self.__dict__["_fluxion_inferred"] = {name: getattr(twin, name) for name in missing}  # for spec.dump
 
@@ -188,7 +205,8 @@ class FiLM(Chain):
 
     def extra_repr(self) -> str:
         shown = ("?" if size is None else size for size in (self.feature_dim, self.conditioner_dim))
-        return "feature_dim={}, conditioner_dim={}".format(*shown)
+        named = "" if self.names == ("gamma", "beta") else f", names={self.names}"
+        return "feature_dim={}, conditioner_dim={}".format(*shown) + named
 
     def _given_shapes(self, inputs: tuple[ShapeValue, ...], named: dict[str, ShapeValue]) -> tuple[Shape, Shape]:
         """The feature's and the conditioner's shapes, given by position or by name."""
