@@ -45,7 +45,19 @@ NodePath = list[str | int]
 FORMAT_VERSION = 1
 """The version of fluxion's spec format (the root's ``"fluxion"`` key)."""
 
-STRUCTURE_KEYS = ("type", "id", "description", "args", "children", "nodes", "edges", "inputs", "outputs", "share")
+STRUCTURE_KEYS = (
+    "type",
+    "id",
+    "description",
+    "args",
+    "children",
+    "nodes",
+    "edges",
+    "arguments",
+    "inputs",
+    "outputs",
+    "share",
+)
 """The keys a node may have besides its constructor arguments."""
 
 LARGEST_SIZE = 2**63 - 1
@@ -190,7 +202,7 @@ class Builder:
         elif "children" in node:
             module = self._container(cls, node, given, path, document)
         else:
-            for key in ("nodes", "edges", "outputs"):
+            for key in ("nodes", "edges", "arguments", "outputs"):
                 if key in node:
                     raise SpecError(f'"{key}" belongs to a Graph node, not to {cls.__name__}', path=where)
             arguments = arguments_in(cls, given, path)
@@ -301,8 +313,9 @@ class Builder:
             )
         inputs = input_names(node.get("inputs", ["input"]), [*path, "inputs"])
         outputs = _graph_outputs(node.get("outputs"), [*path, "outputs"])
+        arguments = _graph_arguments(node.get("arguments"), [*path, "arguments"])
         try:
-            return cls(nodes=nodes, edges=cast(list[str], edges), inputs=inputs, outputs=outputs)
+            return cls(nodes=nodes, edges=cast(list[str], edges), inputs=inputs, outputs=outputs, arguments=arguments)
         except FluxionError as error:
             raise SpecError(str(error), path=where) from None
 
@@ -383,6 +396,25 @@ def _graph_outputs(value: Any, path: NodePath) -> str | list[str] | dict[str, st
     raise SpecError(
         'a Graph\'s "outputs" is a name, a list of names (it returns a tuple) or an object of names by key '
         '(it returns a dict: {"mean": "head_mean"})',
+        path=json_path(path),
+    )
+
+
+def _graph_arguments(value: Any, path: NodePath) -> dict[str, list[str]] | None:
+    """A Graph's ``"arguments"``: each node's (or call's) argument list by id, ``{"attn": ["x", "x", "x"]}``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        lists = cast(Mapping[str, Any], value)
+        for key, names in lists.items():
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in cast(list[Any], names)):
+                raise SpecError(
+                    f"an argument list is a list of names (inputs, node ids or calls), got {_kind(names)}",
+                    path=json_path([*path, key]),
+                )
+        return {key: list(cast(list[str], names)) for key, names in lists.items()}
+    raise SpecError(
+        'a Graph\'s "arguments" is an object of argument lists by node id, such as {"attn": ["x", "x", "x"]}',
         path=json_path(path),
     )
 

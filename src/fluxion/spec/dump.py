@@ -106,6 +106,8 @@ def _own_node(
         node["nodes"] = into
         children = [(child_name, child, child_name, True) for child_name, child in graph.named_children()]
         node["edges"] = list(graph.edges)
+        if graph.arguments:
+            node["arguments"] = {call: list(names) for call, names in graph.arguments.items()}
     else:
         node.update(_arguments(module, where))
     if isinstance(module, fl.Chain) and not isinstance(module, fl.Graph) and _has_children_in_spec(module):

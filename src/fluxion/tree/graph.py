@@ -43,6 +43,9 @@ Outputs = Sequence[str] | Mapping[str, str] | str
 """What a Graph returns: one name (its value), a sequence of names (a tuple; one name: its value),
 or names by key (a dict)."""
 
+Arguments = Mapping[str, Sequence[str]]
+"""The argument lists of some nodes or calls: each takes these values, in this order, one per slot."""
+
 
 class Graph(Chain):
     """Named nodes run in the order their edges need: several paths, named inputs and outputs.
@@ -58,6 +61,11 @@ class Graph(Chain):
     A node may be called more than once: in edges, ``conv~left`` names another call of the node
     ``conv`` (the same module: the same weights, one set of keys in the state dict). Each call
     takes its arguments from the edges into that call and gives its value to the edges out of it.
+
+    ``arguments`` gives a node (or a call) its argument list instead: ``{"attn": ["x", "x", "x"]}``
+    calls ``attn(x, x, x)``, each name a slot, so one value may fill several. Each name is an edge
+    into the node; edges into it may still be written (a path through it reads well) but must come
+    from names of its list. Nodes without a list take one argument per incoming edge, as above.
 
     Every node is on a path from an input to an output, with two exceptions for the context: a
     ``UseContext`` without incoming edges is called with no arguments and reads the context, and a
@@ -112,6 +120,7 @@ class Graph(Chain):
     _edges: tuple[str, ...]
     _node_ids: tuple[str, ...]
     _sources: dict[str, tuple[str, ...]]
+    _arguments: dict[str, tuple[str, ...]]
     _call_order: tuple[str, ...]
     _steps: tuple[_Step, ...]
     _output_slots: tuple[int, ...]
@@ -122,13 +131,14 @@ class Graph(Chain):
         edges: Sequence[str],
         inputs: Sequence[str] = ("input",),
         outputs: Outputs | None = None,
+        arguments: Arguments | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
         given = cast(object, nodes)
         if not isinstance(given, Mapping):
             raise GraphError(f"{owner}: nodes is a mapping from node id to module, got {type(given).__name__}")
-        flow = _analyse(owner, _Nodes.of(nodes), edges, inputs, outputs)
+        flow = _analyse(owner, _Nodes.of(nodes), edges, inputs, outputs, arguments)
         self._inputs = flow.inputs
         self._node_ids = tuple(nodes)
         self._take(flow)
@@ -205,6 +215,17 @@ class Graph(Chain):
         ('input -> a -> b',)
         """
         return self._edges
+
+    @property
+    def arguments(self) -> dict[str, tuple[str, ...]]:
+        """The argument lists given to nodes or calls (see ``arguments`` of the constructor), by node or call.
+
+        >>> import fluxion.layers as fl
+        >>> square = fl.Graph({"mul": fl.Multiply()}, edges=[], arguments={"mul": ["input", "input"]})
+        >>> square.arguments, square.sources("mul")
+        ({'mul': ('input', 'input')}, ('input', 'input'))
+        """
+        return dict(self._arguments)
 
     def sources(self, name: str) -> tuple[str, ...]:
         """Where the arguments of the node or call ``name`` come from, in argument order (none for an
@@ -355,7 +376,8 @@ class Graph(Chain):
 
     def insert_on_edge(self, source: str, target: str, module: torch.nn.Module, name: str | None = None) -> None:
         """Put ``module`` on the edge ``source -> target``: it takes ``source``'s value, and ``target``
-        takes its output in the argument place ``source`` had. Either may be a call ``node~suffix``.
+        takes its output in the argument place ``source`` had (in each of them, for a target whose
+        argument list names ``source`` several times). Either may be a call ``node~suffix``.
 
         >>> import fluxion.layers as fl
         >>> graph = fl.Graph({"a": fl.ReLU(), "add": fl.Add()}, edges=["input -> a -> add", "input -> add"])
@@ -367,7 +389,13 @@ class Graph(Chain):
             raise GraphError(f"{self._label()}: there is no edge {source} {_ARROW} {target}; its edges: {self._edges}")
         node = self._new_id(module, name)
         paths = [_spliced_pairs(path, source, target, node) for path in self._paths()]
-        self._rewire(self._node_ids.index(_node_of(target)), [(node, module)], 0, paths, self._outputs)
+        arguments = dict(self._arguments)
+        if target in arguments:
+            arguments[target] = tuple(node if part == source else part for part in arguments[target])
+            if not any(node in path for path in paths):  # the edge was the argument list's alone
+                paths.append([source, node])
+        position = self._node_ids.index(_node_of(target))
+        self._rewire(position, [(node, module)], 0, paths, self._outputs, arguments)
 
     def append(self, module: torch.nn.Module, name: str | None = None) -> None:
         """Run ``module`` on the graph's output: it takes the output's value and becomes the output
@@ -413,7 +441,8 @@ class Graph(Chain):
 
     def pop(self, index: int = -1) -> torch.nn.Module:
         """Remove the node at ``index`` (the last by default) and return it: the nodes (and outputs)
-        that read its value read its one input instead, for each of its calls.
+        that read its value read its one input instead, for each of its calls, in the same argument
+        places (a node that would then read one value twice gets an argument list saying so).
 
         A node with several inputs, or none, cannot be taken out that way: replace it instead.
 
@@ -447,16 +476,11 @@ class Graph(Chain):
             while source in taken:
                 source = taken[source]
             taken[call] = source
+        arguments = {call: read for call, read in self._arguments.items() if call not in taken}
         for reader, read in self._sources.items():
-            if reader in taken:
-                continue
-            replaced = [taken.get(name, name) for name in read]
-            twice = next((name for name in replaced if replaced.count(name) > 1), None)
-            if twice is not None:
-                raise GraphError(
-                    f"{self._label()}: node {reader!r} reads both {node!r} and {twice!r}; without {node!r} it "
-                    f"would take {twice!r} once instead of twice; replace {node!r} instead"
-                )
+            replaced = tuple(taken.get(name, name) for name in read)
+            if reader not in taken and replaced != read and (reader in arguments or len(set(replaced)) < len(read)):
+                arguments[reader] = replaced
         outputs = tuple(taken.get(name, name) for name in self._outputs)
         doubled = next((name for name in outputs if outputs.count(name) > 1), None)
         if doubled is not None:
@@ -467,7 +491,8 @@ class Graph(Chain):
             )
         removed = self._modules[node]
         paths = [_merged([taken.get(name, name) for name in path]) for path in self._paths()]
-        self._rewire(position, [], 1, [path for path in paths if len(path) > 1], outputs)
+        kept = list(dict.fromkeys(tuple(path) for path in paths if len(path) > 1))  # once each: paths may merge
+        self._rewire(position, [], 1, [list(path) for path in kept], outputs, arguments)
         return cast(torch.nn.Module, removed)
 
     def _refuse_calls(self, node: str, where: str) -> None:
@@ -486,10 +511,15 @@ class Graph(Chain):
         position = self._node_ids.index(key)
         paths = [[_renamed(part, key, name) for part in path] for path in self._paths()]
         outputs = tuple(_renamed(part, key, name) for part in self._outputs)
-        self._rewire(position, [(name, new)], 1, paths, outputs)
+        arguments = {
+            _renamed(call, key, name): tuple(_renamed(part, key, name) for part in read)
+            for call, read in self._arguments.items()
+        }
+        self._rewire(position, [(name, new)], 1, paths, outputs, arguments)
 
     def _insert_after(self, value: str, position: int, module: torch.nn.Module, name: str | None) -> None:
-        """Put ``module`` on the value ``value`` (a node id or input): whatever read it reads ``module``."""
+        """Put ``module`` on the value ``value`` (a node id or input): whatever read it reads ``module``
+        (an argument list too); ``module`` takes ``value`` by an edge."""
         node = self._new_id(module, name)
         paths: list[list[str]] = []
         fed = False
@@ -508,7 +538,10 @@ class Graph(Chain):
             else:
                 ending.append(node)
         outputs = tuple(node if part == value else part for part in self._outputs)
-        self._rewire(position, [(node, module)], 0, paths, outputs)
+        arguments = {
+            call: tuple(node if part == value else part for part in read) for call, read in self._arguments.items()
+        }
+        self._rewire(position, [(node, module)], 0, paths, outputs, arguments)
 
     def _rewire(
         self,
@@ -517,8 +550,9 @@ class Graph(Chain):
         remove: int,
         paths: list[list[str]],
         outputs: tuple[str, ...],
+        arguments: Arguments,
     ) -> None:
-        """Replace ``remove`` nodes at ``position`` by ``entries``, with new edges and outputs:
+        """Replace ``remove`` nodes at ``position`` by ``entries``, with new edges, outputs and argument lists:
         checked as a new Graph's would be, and through the Chain's checks, before anything changes."""
         modules = cast(dict[str, torch.nn.Module], self._modules)
         ids = list(self._node_ids)
@@ -531,7 +565,9 @@ class Graph(Chain):
         nodes.update(entries)
         edges = [f" {_ARROW} ".join(path) for path in paths]
         wanted = self._keyed(outputs)
-        flow = _analyse(self._label(), _Nodes.of({node: nodes[node] for node in ids}), edges, self._inputs, wanted)
+        flow = _analyse(
+            self._label(), _Nodes.of({node: nodes[node] for node in ids}), edges, self._inputs, wanted, arguments
+        )
         before = self._node_ids
         self._node_ids = tuple(ids)
         try:
@@ -543,11 +579,12 @@ class Graph(Chain):
 
     def _take(self, flow: _Flow) -> None:
         """Run as ``flow`` says from now on."""
-        self._outputs, self._output_keys, self._edges, self._sources = (
+        self._outputs, self._output_keys, self._edges, self._sources, self._arguments = (
             flow.outputs,
             flow.output_keys,
             flow.edges,
             flow.sources,
+            flow.arguments,
         )
         self._single_output = flow.output_keys is None and len(flow.outputs) == 1
         self._call_order, self._steps, self._output_slots = flow.call_order, flow.steps, flow.output_slots
@@ -604,7 +641,7 @@ class Graph(Chain):
         modules = cast(dict[str, torch.nn.Module], self._modules)
         if isinstance(modules[key], SetContext | UseContext) or isinstance(new, SetContext | UseContext):
             nodes = _Nodes.of({**modules, key: new})
-            flow = _analyse(self._label(), nodes, self._edges, self._inputs, self.output_spec)
+            flow = _analyse(self._label(), nodes, self._edges, self._inputs, self.output_spec, self._arguments)
             super()._swap(key, new)
             self._take(flow)  # the order may change
             return
@@ -668,12 +705,21 @@ class _Flow(NamedTuple):
     edges: tuple[str, ...]
     sources: dict[str, tuple[str, ...]]
     """The arguments of every call, by call id (a node's own id for its plain call)."""
+    arguments: dict[str, tuple[str, ...]]
+    """The argument lists as given, by call id."""
     call_order: tuple[str, ...]
     steps: tuple[_Step, ...]
     output_slots: tuple[int, ...]
 
 
-def _analyse(owner: str, nodes: _Nodes, edges: Sequence[str], inputs: Sequence[str], outputs: Outputs | None) -> _Flow:
+def _analyse(
+    owner: str,
+    nodes: _Nodes,
+    edges: Sequence[str],
+    inputs: Sequence[str],
+    outputs: Outputs | None,
+    arguments: Arguments | None = None,
+) -> _Flow:
     """Check that the names and edges make a data flow from the inputs to the outputs, and plan its run.
 
     A path may also start at a ``UseContext`` without incoming edges (called with no arguments, it
@@ -695,13 +741,26 @@ def _analyse(owner: str, nodes: _Nodes, edges: Sequence[str], inputs: Sequence[s
         raise GraphError(f"{owner}: {clashes[0]!r} is both an input and a node id; give them different names")
 
     paths, pairs = _parse_edges(owner, _names(owner, "edges", edges), input_names, declared)
+    listed = _parse_arguments(owner, arguments, input_names, declared)
+    for source, target in pairs:
+        if target in listed and source not in listed[target]:
+            raise GraphError(
+                f"{owner}: an edge leads from {source!r} into {target!r}, whose arguments are listed as "
+                f"{', '.join(listed[target])}; add {source!r} to that list or leave the edge out"
+            )
+    for target, read in listed.items():
+        for source in read:
+            pairs[source, target] = None
     node_ids = _call_ids(declared, pairs)
     nodes = nodes.calls(node_ids)
     sources: dict[str, list[str]] = {name: [] for name in node_ids}
     targets: dict[str, list[str]] = {name: [] for name in (*input_names, *node_ids)}
     for source, target in pairs:
-        sources[target].append(source)
+        if target not in listed:
+            sources[target].append(source)
         targets[source].append(target)
+    for target, read in listed.items():
+        sources[target] = list(read)
     isolated = [name for name in node_ids if not sources[name] and not targets[name]]
     if isolated:
         raise GraphError(f"{owner}: node {isolated[0]!r} is in no edge; connect it or leave it out of nodes")
@@ -733,7 +792,7 @@ def _analyse(owner: str, nodes: _Nodes, edges: Sequence[str], inputs: Sequence[s
         )
     frozen = {name: tuple(found) for name, found in sources.items()}
     steps, output_slots = _plan(input_names, order, frozen, chosen)
-    return _Flow(input_names, chosen, keys, paths, frozen, tuple(order), steps, output_slots)
+    return _Flow(input_names, chosen, keys, paths, frozen, listed, tuple(order), steps, output_slots)
 
 
 def _call_ids(node_ids: tuple[str, ...], pairs: Mapping[tuple[str, str], None]) -> tuple[str, ...]:
@@ -786,20 +845,20 @@ def _check_id(owner: str, kind: str, name: object) -> None:
         )
 
 
-def _check_call(owner: str, edge: str, name: str, inputs: tuple[str, ...], node_ids: tuple[str, ...]) -> None:
-    """Refuse a name ``node~suffix`` of the edges that calls no node of the graph."""
+def _check_call(owner: str, where: str, name: str, inputs: tuple[str, ...], node_ids: tuple[str, ...]) -> None:
+    """Refuse a name ``node~suffix`` (in ``where``: an edge, an argument list) that calls no node of the graph."""
     node, _, suffix = name.partition(_CALL)
     if node in node_ids and suffix and _CALL not in suffix and "." not in suffix:
         return
     if node in node_ids:
         raise GraphError(
-            f"{owner}: edge {edge!r} names {name!r}; a further call of a node is written node{_CALL}suffix, "
+            f"{owner}: {where} names {name!r}; a further call of a node is written node{_CALL}suffix, "
             f"with a suffix of letters, digits or '_' (such as {node}{_CALL}2)"
         )
     close = difflib.get_close_matches(node, node_ids, n=1)
     hint = f"did you mean {close[0] + _CALL + suffix!r}? " if close else ""
     raise GraphError(
-        f"{owner}: edge {edge!r} names {name!r}, a call of node {node!r}, which is not a node; "
+        f"{owner}: {where} names {name!r}, a call of node {node!r}, which is not a node; "
         f"{hint}{_known(inputs, node_ids)}"
     )
 
@@ -823,7 +882,7 @@ def _parse_edges(
             raise GraphError(f"{owner}: edge {edge!r} has an empty segment")
         for name in names:
             if _CALL in name:
-                _check_call(owner, edge, name, inputs, node_ids)
+                _check_call(owner, f"edge {edge!r}", name, inputs, node_ids)
             elif name not in known:
                 raise GraphError(f"{owner}: edge {edge!r} names {name!r}, which is unknown; {_known(inputs, node_ids)}")
         for source, target in pairwise(names):
@@ -832,6 +891,41 @@ def _parse_edges(
             pairs[source, target] = None
         paths.append(f" {_ARROW} ".join(names))
     return tuple(paths), pairs
+
+
+def _parse_arguments(
+    owner: str, arguments: Arguments | None, inputs: tuple[str, ...], node_ids: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    """The argument lists, checked: each of a node or call, naming inputs, nodes or calls."""
+    if arguments is None:
+        return {}
+    given = cast(object, arguments)
+    if not isinstance(given, Mapping):
+        raise GraphError(f"{owner}: arguments maps a node (or call) to its argument list, got {given!r}")
+    listed: dict[str, tuple[str, ...]] = {}
+    for call, read in cast(Mapping[object, object], given).items():
+        if not isinstance(call, str) or (call not in node_ids and _CALL not in call):
+            hint = "inputs take no arguments; " if call in inputs else ""
+            raise GraphError(
+                f"{owner}: arguments names {call!r}, which is not a node; {hint}{_known(inputs, node_ids)}"
+            )
+        where = f"the arguments of {call!r}"
+        if _CALL in call:
+            _check_call(owner, "arguments", call, inputs, node_ids)
+        names = _names(owner, where, read)
+        if not names:
+            raise GraphError(f"{owner}: {where} are empty; list at least one value")
+        for name in names:
+            if not isinstance(cast(object, name), str):
+                raise GraphError(f"{owner}: {where} are names, got {name!r}")
+            if _CALL in name:
+                _check_call(owner, where, name, inputs, node_ids)
+            elif name not in inputs and name not in node_ids:
+                close = difflib.get_close_matches(name, (*inputs, *node_ids), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise GraphError(f"{owner}: {where} name {name!r}, which is unknown; {hint}{_known(inputs, node_ids)}")
+        listed[call] = names
+    return listed
 
 
 def _topological_order(

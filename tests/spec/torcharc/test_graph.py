@@ -73,6 +73,56 @@ def test_a_list_output_returns_a_tuple() -> None:
     assert torch.equal(right, model.right(b))
 
 
+def test_self_attention_takes_one_value_as_query_key_and_value() -> None:
+    document = {
+        "modules": {
+            "attn": {"MultiheadAttention": {"embed_dim": 8, "num_heads": 2, "batch_first": True}},
+            "out": {"Get": {"key": 0}},
+        },
+        "graph": {
+            "input": "x",
+            "modules": {"attn": {"query": "x", "key": "x", "value": "x"}, "out": ["attn"]},
+            "output": "out",
+        },
+    }
+    model = spec.loads(document, inputs={"x": ["B", 5, 8]})
+    plain = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    plain.load_state_dict(model.attn.state_dict())
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(model(x), plain(x, x, x)[0])
+    assert model.sources("attn") == ("x", "x", "x")
+    assert model.arguments == {"attn": ("x", "x", "x")}
+    assert list(model.state_dict()) == [f"attn.{key}" for key in plain.state_dict()]
+
+
+def test_a_merge_may_take_one_value_twice() -> None:
+    calls = {"left": ["a"], "right": ["b"], "merge": [["left", "left"]], "tail": ["merge"]}
+    modules = {**HEADS, "tail": {"Linear": {"in_features": 6, "out_features": 1}}}
+    document = {"modules": modules, "graph": {"input": ["a", "b"], "modules": calls, "output": ["tail", "right"]}}
+    model = spec.loads(document)
+    a, b = torch.randn(2, 4), torch.randn(2, 5)
+    h = model.left(a)
+    tail, right = model(a, b)
+    torch.testing.assert_close(tail, model.tail(torch.cat([h, h], dim=1)))
+    torch.testing.assert_close(right, model.right(b))
+    assert model.edges == ("a -> left", "b -> right", "left -> merge", "merge -> tail")
+    again = spec.loads(spec.dump(model))
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again(a, b)[0], tail)
+
+
+def test_a_value_given_twice_among_others_keeps_every_place() -> None:
+    modules = {"dot": {"MergeDot": None}, "stack": {"MergeStack": {"dim": 1}}}
+    calls = {"dot": ["x", "x"], "stack": [["y", "x", "y"]]}
+    document = {"modules": modules, "graph": {"input": ["x", "y"], "modules": calls, "output": ["dot", "stack"]}}
+    model = spec.loads(document)
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    dot, stack = model(x, y)
+    torch.testing.assert_close(dot, torch.linalg.vecdot(x, x))
+    torch.testing.assert_close(stack, torch.stack([y, x, y], dim=1))
+    assert model.arguments == {"dot": ("x", "x"), "stack": ("y", "x", "y")}
+
+
 def _wire(graph: Any) -> None:
     kinds = {
         "left": "Linear",
@@ -135,11 +185,6 @@ def graph(calls: Any, output: Any = "tail", inputs: Any = ("a", "b")) -> dict[st
             "a list of values is an argument of TorchArc's Merge",
         ),
         (graph({"left": [["a", ["b"]]], "tail": ["left"]}), "graph.modules.left[0]", "Merge"),
-        (
-            graph({"left": ["a"], "merge": [["left", "left"]], "tail": ["merge"]}),
-            "graph.modules.merge[0][1]",
-            "passed to 'merge' twice",
-        ),
         (graph({"left": ["a"], "tail": {"inptu": "left"}}), "graph.modules.tail.inptu", "(closest: input)"),
         (graph({"attn": {"query": "a", "value": "b"}, "tail": ["attn"]}), "graph.modules.attn", "give key too"),
         (graph({"left": ["a"], "tail": ["left"]}, inputs=["a", "a"]), "graph.input[1]", "named twice"),

@@ -126,8 +126,18 @@ def _translation(data: Any) -> Translation:
         )
     spec: dict[str, Any] = {"type": "Graph", "inputs": wiring.inputs, "nodes": [], "edges": wiring.edges}
     spec["outputs"] = wiring.outputs
+    if wiring.arguments:
+        spec["arguments"] = wiring.arguments
     origins: dict[str, Origin] = {
-        "": Origin("", {"inputs": "graph.input", "outputs": "graph.output", "edges": "graph.modules"})
+        "": Origin(
+            "",
+            {
+                "inputs": "graph.input",
+                "outputs": "graph.output",
+                "edges": "graph.modules",
+                "arguments": "graph.modules",
+            },
+        )
     }
     for index, name in enumerate(wiring.order):
         node, inner = nodes[name]

@@ -5,6 +5,8 @@ arguments: a list of values (a nested list, TorchArc's one list argument of a Me
 gives its values in order) or a mapping of the forward's parameter names, which fluxion passes by
 position in the forward's order. ``name~suffix`` calls the module ``name`` again (the same weights).
 ``output`` is one value, a list (a tuple is returned) or a mapping (a dict is returned).
+A call given one value in several places (``attn: {query: x, key: x, value: x}``, ``merge: [[h, h]]``)
+gets that argument list in the Graph's ``arguments``, so each place takes the value.
 
 Unlike TorchArc, the calls may be listed in any order (the graph is a DAG); a cycle, a name that
 is neither an input nor a call, and a value no output needs are each one ``SpecError`` at the place
@@ -23,7 +25,7 @@ in the file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
@@ -39,18 +41,22 @@ REUSE = "~"
 
 @dataclass(frozen=True)
 class Wiring:
-    """The graph section translated: inputs, edges (one per argument, in argument order), the
-    modules called in the order the graph first calls them, and what the graph returns (a list of
-    names, or names by key for a dict).
+    """The graph section translated: inputs, edges (one per argument, in argument order; one per
+    value for a call given a value several times), the modules called in the order the graph first
+    calls them, what the graph returns (a list of names, or names by key for a dict), and the
+    argument lists of the calls given a value several times.
 
     >>> Wiring(["x"], ["x -> head"], ["head"], "head").order
     ['head']
+    >>> Wiring(["x"], ["x -> square"], ["square"], "square", {"square": ["x", "x"]}).arguments
+    {'square': ['x', 'x']}
     """
 
     inputs: list[str]
     edges: list[str]
     order: list[str]
     outputs: str | list[str] | dict[str, str]
+    arguments: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
 
 
 def wire(
@@ -113,9 +119,18 @@ def wire(
     )
     _refuse_dead(arguments, returned)
     calls_in_order = _topological(arguments)
-    edges = [f"{source} -> {call}" for call in calls_in_order for source, _ in arguments[call]]
+    edges = [
+        f"{source} -> {call}"
+        for call in calls_in_order
+        for source in dict.fromkeys(name for name, _ in arguments[call])
+    ]
+    repeated = {
+        call: [source for source, _ in arguments[call]]
+        for call in calls_in_order
+        if len({source for source, _ in arguments[call]}) < len(arguments[call])
+    }
     order = list(dict.fromkeys(call.partition(REUSE)[0] for call in calls_in_order))
-    return Wiring(inputs, edges, order, outputs)
+    return Wiring(inputs, edges, order, outputs, repeated)
 
 
 def _inputs(value: Any, kinds: Mapping[str, str]) -> list[str]:
@@ -170,15 +185,6 @@ def _call(
             f"got {value!r}",
             path=where,
         )
-    seen: dict[str, NodePath] = {}
-    for source, place in sources:
-        if source in seen:
-            raise SpecError(
-                f"{source!r} is passed to {call!r} twice ({json_path(seen[source])} and here): "
-                "fluxion's Graph passes a value once to a node",
-                path=json_path(place),
-            )
-        seen[source] = place
     return sources
 
 
