@@ -176,6 +176,8 @@ def build(
     if translation is not None:
         data = translation.spec
         document = dataclasses.replace(document, data=data)
+        if translation.init is not None and training.init is None:  # TorchArc 1's init inside a DAG
+            training = dataclasses.replace(training, init=translation.init)
     if not isinstance(data, Mapping):
         raise SpecError('a spec is an object: its root node (with a "type")', file=file)
     root = cast(Mapping[str, Any], data)

@@ -2,7 +2,7 @@
 
 A dialect says whether a spec's value is written in its tool's format (``detects``) and translates
 it to fluxion's own spec format (``translation``, with where each node came from). narchi's
-architectures and TorchArc's YAML (format 2) are the dialects; a value neither recognises is
+architectures and TorchArc's YAML (format 2) and dict arcs (format 1) are the dialects; a value neither recognises is
 fluxion's own format.
 
 >>> found = translation({"modules": {"act": {"ReLU": None}}, "graph": {"input": "x", "modules": {"act": ["x"]},
@@ -36,9 +36,11 @@ class Dialect:
 
 DIALECTS = (
     Dialect("narchi", narchi.is_narchi, lambda data, file: narchi.translation(data, file=file)),
+    Dialect("TorchArc 1", torcharc.is_arc, lambda data, file: torcharc.arc_translation(data, file=file)),
     Dialect("TorchArc", torcharc.is_torcharc, lambda data, file: torcharc.translation(data, file=file)),
 )
-"""Every dialect, asked in order: TorchArc's ``modules``/``graph`` keys are no narchi keys."""
+"""Every dialect, asked in order: TorchArc's ``modules``/``graph`` keys are no narchi keys, and
+``dag_in_shape`` or ``type`` + ``layers`` (TorchArc 1's arcs) are neither."""
 
 
 def dialect_of(data: Any) -> Dialect | None:

@@ -51,6 +51,9 @@ class Translation:
     ``materialize_on_call`` a model whose sizes are left out and whose input shapes are not given
     is built all the same: its first call infers them (as TorchArc's lazy modules do), instead of
     the load being refused.
+    ``init`` gives initializers by address glob that the file writes inside the architecture
+    (TorchArc 1's ``init`` on a sub-arc): applied as a root ``init`` section would be, when the
+    file has none.
 
     >>> found = Translation({"type": "Chain", "children": [{"type": "ReLU"}]}, {"children[0]": Origin("blocks[0]")})
     >>> found.origins["children[0]"].path, found.materialize_on_call
@@ -62,6 +65,7 @@ class Translation:
     outputs: tuple[str, ...] = ()
     classes: Mapping[str, type[torch.nn.Module]] = field(default_factory=dict[str, type[torch.nn.Module]])
     materialize_on_call: bool = False
+    init: Mapping[str, Any] | None = None
 
     def source_path(self, path: str | None) -> str | None:
         """The path in the other tool's file of a place in the spec: its node's origin, and the key
