@@ -100,3 +100,65 @@ def test_the_schema_takes_every_form_of_outputs() -> None:
     outputs = spec.schema()["$defs"]
     text = str(outputs)
     assert "names by key (a dict)" in text
+
+
+def attention_spec(arguments: Any) -> dict[str, Any]:
+    return {
+        "type": "Graph",
+        "inputs": {"x": ["B", 5, 8], "context": ["B", 7, 8]},
+        "nodes": [
+            {"type": "MultiHeadAttention", "id": "attn", "num_heads": 2},
+            {"type": "MultiHeadAttention", "id": "cross", "num_heads": 2},
+        ],
+        "edges": ["x -> attn"],
+        "outputs": "cross",
+        "arguments": arguments,
+    }
+
+
+def test_a_graph_spec_gives_a_node_one_value_in_several_slots_and_dumps_it_back() -> None:
+    arguments = {"attn": ["x", "x", "x"], "cross": ["attn", "context", "context"]}
+    data = attention_spec(arguments)
+    model = spec.loads(data)  # the sizes inferred at load, through each slot
+    assert model.attn.embed_dim == 8
+    x, context = torch.randn(2, 5, 8), torch.randn(2, 7, 8)
+    torch.testing.assert_close(model(x, context), model.cross(model.attn(x, x, x), context, context))
+    assert shapes.infer(model, ("B", 5, 8), context=("B", 7, 8)).output == dims.Shape(["B", 5, 8])
+    written = spec.dump(model, inputs={"x": ["B", 5, 8], "context": ["B", 7, 8]})
+    assert written["arguments"] == arguments
+    assert written["edges"] == data["edges"]
+    again = spec.loads(written)
+    again.load_state_dict(model.state_dict())
+    assert repr(again) == repr(model)
+    torch.testing.assert_close(again(x, context), model(x, context))
+
+
+def test_a_graph_without_argument_lists_dumps_none() -> None:
+    assert "arguments" not in spec.dump(spec.loads(stereo_spec(["l_mlp", "r_mlp"])))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "path", "message"),
+    [
+        (["x"], "arguments", 'a Graph\'s "arguments" is an object of argument lists by node id'),
+        ({"attn": "x"}, "arguments.attn", "an argument list is a list of names"),
+        ({"attn": ["x", 3]}, "arguments.attn", "an argument list is a list of names"),
+        ({"attn": ["x", "xx", "x"], "cross": ["attn", "context"]}, "", "did you mean 'x'?"),
+        ({"attn": ["context", "context"], "cross": ["attn", "context"]}, "", "an edge leads from 'x' into 'attn'"),
+    ],
+)
+def test_a_wrong_argument_list_is_a_spec_error_at_its_place(arguments: Any, path: str, message: str) -> None:
+    with pytest.raises(spec.SpecError, match=message) as caught:
+        spec.loads({"type": "Chain", "children": [attention_spec(arguments)]})
+    assert caught.value.path == "children[0]" + (f".{path}" if path else "")
+
+
+def test_arguments_belong_to_a_graph_node() -> None:
+    with pytest.raises(spec.SpecError, match='"arguments" belongs to a Graph node') as caught:
+        spec.loads({"type": "Chain", "children": [{"type": "ReLU", "arguments": {"a": ["b"]}}]})
+    assert caught.value.path == "children[0]"
+
+
+def test_the_schema_describes_argument_lists() -> None:
+    layer = spec.schema()["$defs"]["layer"]["properties"]
+    assert layer["arguments"]["additionalProperties"]["items"] == {"type": "string"}
