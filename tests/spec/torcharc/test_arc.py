@@ -389,3 +389,14 @@ def test_translate_gives_fluxions_own_spec() -> None:
     rebuilt = spec.loads(found)
     assert list(rebuilt.state_dict()) == ["module_dict.head.weight", "module_dict.head.bias"]
     assert math.isclose(rebuilt(torch.ones(1, 4)).shape[1], 2)
+
+
+def test_a_yaml_arc_loads_with_its_init(tmp_path: Path) -> None:
+    path = tmp_path / "mlp.yaml"
+    path.write_text(
+        "type: Linear\nin_features: 5\nlayers: [4, 3]\nactivation: ReLU\ninit:\n  type: constant_\n  val: 0.5\n"
+    )
+    model = spec.load(path)
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert torch.all(model[0].weight == 0.5)
+    assert torch.all(model[2].weight == 0.5)
