@@ -1,8 +1,10 @@
 """``infer``: run the shape rules over a tree, recording every node's shapes by address.
 
-Each node's rule is its class's ``output_shape`` method. A node without one (a plain torch
-module, a user layer, a ``Lambda``) is evaluated on ``meta`` tensors when its input sizes are all
-numbers; with symbolic sizes the error says which layer needs a rule. Nothing in the model is
+Each node's rule is its class's ``output_shape`` method, else the rule registered for its class
+(``register_rule``; torch's own classes come with theirs, ``fluxion.shapes.torch_rules``). A node
+without either (a plain torch module of another kind, a user layer, a ``Lambda``) is evaluated on
+``meta`` tensors when its input sizes are all numbers; with symbolic sizes the error says which
+layer needs a rule. Nothing in the model is
 changed.
 
 >>> import fluxion.layers as fl
@@ -36,12 +38,16 @@ from fluxion.shapes.report import (
     format_value,
     node_addresses,
 )
+from fluxion.shapes.rules import rule_for
+from fluxion.shapes.torch_rules import register_torch_rules
 from fluxion.tree.chain import ReturnSignal, too_deep_error
 from fluxion.tree.context import context_of
 from fluxion.tree.graph import Graph
 
 ShapeLike = Sequence[DimLike] | torch.Size
 """An input shape as given by a user: ``("B", 3, "H", "W")``, ``[2, 8]`` or a ``torch.Size``."""
+
+register_torch_rules()
 
 _TRAIL = 6  # how many steps before a failure its message shows
 _RULE_FRAMES = 4  # Python frames inference takes per level of the tree (dims.run, run, _apply, the rule)
@@ -305,6 +311,8 @@ class _Inference:
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue], address: str
     ) -> ShapeValue:
         rule = getattr(node, "output_shape", None)
+        if rule is None:
+            rule = rule_for(node)
         try:
             if rule is not None:
                 return cast(ShapeValue, rule(*inputs, **named))
@@ -351,13 +359,15 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
     if symbolic:
         raise ShapeError(
             f"{type(node).__name__} has no shape rule and its input {symbolic[0]} has symbolic sizes: "
-            "give its class an output_shape method (see docs/shapes.md), or infer with numbers"
+            "give its class an output_shape method or register one (fluxion.shapes.register_rule, see docs/shapes.md), "
+            "or infer with numbers"
         )
     lazy = [address for address, module in _named_modules(node) if isinstance(module, Materializable) and module.lazy]
     if lazy:
         raise ShapeError(
             f"{type(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "
-            "cannot be inferred: give its class an output_shape method (see docs/shapes.md)"
+            "cannot be inferred: give its class an output_shape method or register one "
+            "(fluxion.shapes.register_rule, see docs/shapes.md)"
         )
     store = context_of(node)
     saved = {key: dict(values) for key, values in store.items()}
