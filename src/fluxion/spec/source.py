@@ -265,7 +265,10 @@ def _parse_json(text: str, file: str | Path) -> Any:
         raise SpecError(_too_deep(), file=file) from None
 
 
-class _YamlLoader(yaml.SafeLoader):
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser: ~7x faster
+
+
+class _YamlLoader(_SafeLoader):
     """PyYAML's safe loader (anchors, aliases, ``<<:`` merge keys, as TorchArc reads its files), with
     ``1e-3`` read as the number it means (YAML 1.1 wants ``1.0e-3``) and a key given twice refused."""
 

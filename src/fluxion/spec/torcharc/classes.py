@@ -152,13 +152,19 @@ def torch_classes() -> dict[str, type[torch.nn.Module]]:
     >>> torch_classes()["Linear"] is torch.nn.Linear, "Module" in torch_classes()
     (True, False)
     """
-    found: dict[str, type[torch.nn.Module]] = {}
-    for name in dir(torch.nn):
-        value = getattr(torch.nn, name)
-        leaf_class = name not in _NOT_LEAVES and name != "Sequential" and not name.startswith("_")
-        if leaf_class and isinstance(value, type) and issubclass(value, torch.nn.Module):
-            found[name] = value
-    return found
+    names = vars(torch.nn)
+    if _found[0] != len(names):  # read again when classes were added to torch.nn (as TorchArc does)
+        found: dict[str, type[torch.nn.Module]] = {}
+        for name in dir(torch.nn):
+            value = getattr(torch.nn, name)
+            leaf_class = name not in _NOT_LEAVES and name != "Sequential" and not name.startswith("_")
+            if leaf_class and isinstance(value, type) and issubclass(value, torch.nn.Module):
+                found[name] = value
+        _found[:] = [len(names), found]
+    return dict(_found[1])
+
+
+_found: list[Any] = [-1, {}]  # (how many names torch.nn had, the classes found then)
 
 
 def known_names() -> list[str]:
