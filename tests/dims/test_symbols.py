@@ -115,6 +115,11 @@ def test_show_prefers_the_shortest_equal_form() -> None:
     assert dims.show(3 * stride_2) == "3*ceil(H/2)"
     assert dims.show(dims.floordiv(H, 2)) == "floor(H/2)"  # a tie keeps the floor
     assert dims.show(dims.floordiv(H, 3) + 1) == "floor(H/3) + 1"
+    # several floors at once: a flatten after strides, a concatenation of two scales
+    quarter_h = dims.conv_output(stride_2, 3, 2, 1)
+    quarter_w = dims.conv_output(dims.conv_output(W, 3, 2, 1), 3, 2, 1)
+    assert dims.show(3 * quarter_h * quarter_w) == "3*ceil(H/4)*ceil(W/4)"
+    assert dims.show(stride_2 + quarter_h) == "ceil(H/4) + ceil(H/2)"
 
 
 @st.composite
@@ -136,8 +141,20 @@ def layer_sizes(draw: st.DrawFn) -> dims.Dim:
     return size
 
 
-@settings(max_examples=60, deadline=None)
-@given(layer_sizes())
+@st.composite
+def combined_sizes(draw: st.DrawFn) -> dims.Dim:
+    """One size as layers make it, or two combined as a flatten (a product) or a concatenation (a sum) does."""
+    first = draw(layer_sizes())
+    join = draw(st.sampled_from(["one", "product", "sum"]))
+    if join == "one":
+        return first
+    second = draw(layer_sizes())
+    scale = draw(st.integers(1, 4))
+    return dims.normal(scale * first * second if join == "product" else first + scale * second)
+
+
+@settings(max_examples=80, deadline=None)
+@given(combined_sizes())
 def test_printed_sizes_equal_the_exact_expression_for_every_size_from_1_to_64(size: dims.Dim) -> None:
     text = dims.show(size)
     for h in range(1, 65):

@@ -143,7 +143,8 @@ def show(value: Dim) -> str:
     than ``floor((H - 1)/2) + 1``, ``floor((H - 1)/2)`` rather than sympy's ``floor(H/2 - 1/2)``.
 
     The forms are equal for every integer value of the symbols (``floor(N/k) + c`` is
-    ``ceil((N - k + 1 + c*k)/k)``); only the text changes, the expression stays as it is.
+    ``ceil((N - k + 1 + c*k)/k)``), for each floor of a product or a sum too (a flatten after
+    strides prints ``3*ceil(H/4)*ceil(W/4)``); only the text changes, the expression stays as it is.
 
     >>> from fluxion import dims
     >>> dims.show(dims.dim("T") + 1), dims.show(4)
@@ -163,35 +164,37 @@ def _shown(value: Any) -> str:
     if isinstance(value, sp.Min | sp.Max):  # each bound on its own (a pooling window in ceil_mode)
         return f"{type(value).__name__}({', '.join(_shown(argument) for argument in value.args)})"
     tidy = value.replace(sp.floor, lambda argument: sp.floor(sp.together(argument)))  # pyright: ignore[reportUnknownLambdaType]
-    return min((str(tidy), *_ceiling_forms(value)), key=len)  # the first of the shortest: floor on a tie
+    return min((str(tidy), *_rounded_forms(value)), key=len)  # the first of the shortest: floor on a tie
 
 
-def _ceiling_forms(value: Any) -> list[str]:
-    """``value`` rewritten around its one term ``m*floor(N/k)``: with the constant of ``N`` kept
-    below ``k`` and the rest moved out (``floor((T - 3)/2) + 1`` is ``floor((T - 1)/2)``), and as a
-    ``ceil`` (``floor(N/k)`` is ``ceil((N - k + 1)/k)``). Equal for integers: N has integer coefficients."""
+def _rounded_forms(value: Any) -> list[str]:
+    """``value`` with every ``floor(N/k)`` written again, all as floors or all as ceilings, with the
+    constant of ``N`` brought near zero and the rest moved out: ``floor((T - 3)/2)`` is
+    ``floor((T - 1)/2) - 1``, and ``floor(N/k)`` is ``ceil((N - k + 1)/k)``. sympy then gathers the
+    constants (``3*(ceil(H/4) - 1) + 3`` is ``3*ceil(H/4)``). Equal for integers: each N has
+    integer coefficients (a floor whose N has not, or holds another floor, stays as it is)."""
     sp = sympy_module()
-    ceil = sp.Function("ceil")
-    constant, rest = value.as_coeff_Add()
-    terms = sp.Add.make_args(rest)
-    floors = [position for position, term in enumerate(terms) if term.as_coeff_Mul()[1].func is sp.floor]
-    if not constant.is_Integer or len(floors) != 1:
+    shown = {"floor": sp.Function("floor"), "ceil": sp.Function("ceil")}  # printed as is, never evaluated
+    splits: list[tuple[Any, Any, int, int]] = []
+    for floor in value.atoms(sp.floor):
+        numerator, denominator = sp.fraction(sp.together(floor.args[0]))
+        shift, variable = sp.expand(numerator).as_coeff_Add()
+        integral = all(part.as_coeff_Mul()[0].is_Integer for part in sp.Add.make_args(variable))
+        if denominator.is_Integer and shift.is_Integer and integral and not variable.has(sp.floor):
+            splits.append((floor, variable, int(shift), int(denominator)))
+    if not splits:
         return []
-    factor, floor = terms[floors[0]].as_coeff_Mul()
-    numerator, denominator = sp.fraction(sp.together(floor.args[0]))
-    shift, variable = sp.expand(numerator).as_coeff_Add()
-    parts = sp.Add.make_args(variable)
-    if not (factor.is_Integer and denominator.is_Integer and shift.is_Integer):
-        return []
-    if not all(part.as_coeff_Mul()[0].is_Integer for part in parts):
-        return []
-    divisor, others = int(denominator), [term for position, term in enumerate(terms) if position != floors[0]]
     forms: list[str] = []
-    for function, start in ((sp.floor, int(shift)), (ceil, int(shift) - divisor + 1)):
-        for kept in {start % divisor, start % divisor - divisor}:  # the constant left inside, nearest zero
-            outside = int(factor) * ((start - kept) // divisor) + int(constant)
-            inside = function(sp.together((variable + kept) / divisor))
-            forms.append(str(sp.Add(factor * inside, outside, *others)))
+    for kind in ("floor", "ceil"):
+        for nearest in (True, False):
+            replaced: dict[Any, Any] = {}
+            for floor, variable, shift, divisor in splits:
+                start = shift if kind == "floor" else shift - divisor + 1
+                low, high = start % divisor - divisor, start % divisor  # the constant left inside
+                kept = (high if high <= -low else low) if nearest else (low if high <= -low else high)
+                inside = shown[kind](sp.together((variable + kept) / divisor))
+                replaced[floor] = inside + (start - kept) // divisor
+            forms.append(str(value.xreplace(replaced)))
     return forms
 
 
