@@ -297,3 +297,18 @@ def test_a_pools_spec_states_its_part_and_builds_the_same_stride_again() -> None
     assert written["children"][1] == {"type": "MaxPool2d", "kernel_size": 3, "model_downsample": 4}
     again = spec.loads(written)
     assert repr(again) == repr(model)
+
+
+@pytest.mark.parametrize("ratio", [2.0, 0, -1, True, (2, 2, 2), [2], "2", "ab", b"ab", (2.0, 2), {2}])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda ratio: fl.Conv2d(3, 4, 3, model_downsample=ratio),
+        lambda ratio: fl.Conv2d(out_channels=4, kernel_size=3, model_downsample=ratio),
+        lambda ratio: fl.MaxPool2d(3, model_downsample=ratio),
+        lambda ratio: fl.AvgPool2d(3, model_downsample=ratio),
+    ],
+)
+def test_a_ratio_that_is_no_positive_int_per_axis_is_a_layer_error_saying_what_it_takes(build: Any, ratio: Any) -> None:
+    with pytest.raises(fl.LayerError, match=r"expects model_downsample as a positive int or a tuple of 2, got "):
+        build(ratio)

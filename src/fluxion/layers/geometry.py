@@ -16,6 +16,7 @@ take their stride and padding from here.
 
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import cast
 
 from fluxion import dims
 from fluxion.dims import Dim
@@ -93,13 +94,22 @@ def per_axis(value: int | Sequence[int] | None, axes: int, layer: str, name: str
     Traceback (most recent call last):
     ...
     fluxion.errors.LayerError: Conv2d expects downsample as a positive int or a tuple of 2, got (2, 0)
+    >>> geometry.per_axis(2.0, 2, "Conv2d", "model_downsample")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.LayerError: Conv2d expects model_downsample as a positive int or a tuple of 2, got 2.0
     """
     if value is None:
         return None
-    values = (value,) * axes if isinstance(value, int) else tuple(value)
+    given = cast(object, value)
+    values: tuple[object, ...] = ()  # a float, a str or bytes (which iterate) is refused below
+    if isinstance(given, int):
+        values = (given,) * axes
+    elif isinstance(given, list | tuple):
+        values = tuple(cast(Sequence[object], given))
     if len(values) != axes or any(type(item) is not int or item < 1 for item in values):
         raise LayerError(f"{layer} expects {name} as a positive int or a tuple of {axes}, got {value!r}")
-    return values
+    return cast(tuple[int, ...], values)
 
 
 def targets(
