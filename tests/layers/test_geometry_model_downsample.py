@@ -228,22 +228,50 @@ def test_a_materialized_layer_keeps_its_stride_and_runs_at_other_sizes() -> None
         shapes.infer(model, ("B", 3, 65, 64))
 
 
-def test_the_spec_states_the_part_and_builds_the_same_strides_again() -> None:
+def test_an_unmaterialized_spec_states_the_part_alone_and_finds_the_strides_when_loaded() -> None:
+    written = spec.dump(stem(), inputs={"x": ["B", 3, "H", "W"]})
+    assert written["children"][0] == {
+        "id": "conv1",
+        "type": "Conv2d",
+        "out_channels": 8,
+        "kernel_size": 7,
+        "bias": False,
+        "model_downsample": 2,
+    }
+    again = spec.loads(written)
+    assert not any(layer.lazy for layer in again)
+    assert [layer.stride for layer in again] == [(2, 2), (2, 2), (2, 2), (1, 1), (4, 4)]
+    with pytest.raises(spec.SpecError, match="leaves sizes to be inferred"):
+        spec.loads({key: value for key, value in written.items() if key != "inputs"})
+
+
+@pytest.mark.parametrize("inputs", [None, {"x": ["B", 3, "H", "W"]}])
+def test_a_materialized_spec_states_the_part_with_the_strides_found_and_loads_without_input_shapes(
+    inputs: dict[str, list[Any]] | None,
+) -> None:
     model = stem()
     shapes.materialize(model, ("B", 3, "H", "W"))
-    written = spec.dump(model, inputs={"x": ["B", 3, "H", "W"]})
+    written = spec.dump(model, inputs=inputs)
     first = written["children"][0]
-    assert first["model_downsample"] == 2  # as it was given
-    assert "stride" not in first
-    assert "padding" not in first
-    again = spec.loads(written)
+    assert (first["stride"], first["padding"], first["model_downsample"]) == ([2, 2], [3, 3], 2)
+    again = spec.loads(written)  # without input shapes as with them: nothing is left to infer
     assert repr(again) == repr(model)
-    assert spec.dump(again, inputs={"x": ["B", 3, "H", "W"]}) == written
+    assert spec.dump(again, inputs=inputs) == written
     again.load_state_dict(model.state_dict())
     images = torch.randn(1, 3, 64, 64)
     assert torch.equal(again(images), model(images))
-    with pytest.raises(spec.SpecError, match="leaves sizes to be inferred"):
-        spec.loads({key: value for key, value in written.items() if key != "inputs"})
+    with pytest.raises(dims.ShapeError, match="downsamples by 2 and expects a size divisible by 2"):
+        shapes.infer(again, ("B", 3, 65, 64))  # still checked as a downsampling by the stride found
+
+
+def test_the_materialized_form_takes_both_stride_and_padding() -> None:
+    layer = fl.Conv2d(3, 4, 3, stride=2, padding=1, model_downsample=4)
+    assert not layer.lazy
+    assert repr(layer).endswith("stride=(2, 2), padding=(1, 1), model_downsample=(4, 4))")
+    with pytest.raises(fl.LayerError, match="got model_downsample and stride; a layer already materialized takes"):
+        fl.Conv2d(3, 4, 3, stride=2, model_downsample=4)
+    with pytest.raises(fl.LayerError, match="got model_downsample and padding; a layer already materialized takes"):
+        fl.MaxPool2d(3, padding=1, model_downsample=4)
 
 
 # -- pools ---------------------------------------------------------------------------------------------
@@ -292,11 +320,19 @@ def test_a_pool_refuses_what_its_padding_limit_or_the_stride_cannot_reach() -> N
 
 def test_a_pools_spec_states_its_part_and_builds_the_same_stride_again() -> None:
     model = fl.Chain(conv(4, 7, 2), fl.MaxPool2d(3, model_downsample=4))
+    assert spec.dump(model)["children"][1] == {"type": "MaxPool2d", "kernel_size": 3, "model_downsample": 4}
     shapes.materialize(model, ("B", 3, 32, 32))
-    written = spec.dump(model, inputs={"x": ["B", 3, 32, 32]})
-    assert written["children"][1] == {"type": "MaxPool2d", "kernel_size": 3, "model_downsample": 4}
+    written = spec.dump(model)
+    assert written["children"][1] == {
+        "type": "MaxPool2d",
+        "kernel_size": 3,
+        "stride": [2, 2],
+        "padding": [1, 1],
+        "model_downsample": 4,
+    }
     again = spec.loads(written)
     assert repr(again) == repr(model)
+    assert not again[1].lazy
 
 
 @pytest.mark.parametrize("ratio", [2.0, 0, -1, True, (2, 2, 2), [2], "2", "ab", b"ab", (2.0, 2), {2}])

@@ -132,10 +132,13 @@ class _Convolution(Inferable):
         """
         super().adopt(twin)
         _repeat_padding(cast(_Conv, self))
-        # stride and padding follow from output_size: a spec written from this layer states only that
-        inferred = self.__dict__["_fluxion_inferred"]
-        derived = ("stride", "padding")
-        self.__dict__["_fluxion_inferred"] = {key: value for key, value in inferred.items() if key not in derived}
+        if self.output_size is not None:
+            # stride and padding follow from output_size and the layer's input: a spec states only that.
+            # With model_downsample they follow from where the layer sits, which a spec without input
+            # shapes does not say: it states them beside model_downsample (a materialized layer).
+            inferred = self.__dict__["_fluxion_inferred"]
+            derived = ("stride", "padding")
+            self.__dict__["_fluxion_inferred"] = {key: value for key, value in inferred.items() if key not in derived}
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

@@ -122,7 +122,8 @@ def targets(
 ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
     """``downsample`` and ``output_size`` checked and made per axis; a LayerError when more than one
     of them and ``model_downsample`` (checked by ``per_axis`` on its own) is given, or one with an
-    argument they derive (``given`` names those the caller gave).
+    argument they derive (``given`` names those the caller gave). ``model_downsample`` with both
+    stride and padding is a layer already materialized (as ``spec.dump`` writes one): taken.
 
     >>> from fluxion.layers import geometry
     >>> geometry.targets("Conv2d", 2, 2, None, given=())
@@ -137,6 +138,8 @@ def targets(
     ...
     fluxion.errors.LayerError: Conv2d takes one of downsample, model_downsample and output_size, got \
 model_downsample and output_size
+    >>> geometry.targets("Conv2d", 2, None, None, given=("stride", "padding"), model_downsample=4)
+    (None, None)
     """
     ratios = per_axis(downsample, axes, layer, "downsample")
     outputs = per_axis(output_size, axes, layer, "output_size")
@@ -147,10 +150,13 @@ model_downsample and output_size
             f"{layer} takes one of downsample, model_downsample and output_size, got {' and '.join(stated)}"
         )
     wanted = stated[0] if stated else None
-    if wanted is not None and given:
+    resolved = wanted == "model_downsample" and set(given) == {"stride", "padding"}
+    if wanted is not None and given and not resolved:
+        # with both, model_downsample is the form a materialized layer is written in (spec.dump)
+        both = "; a layer already materialized takes it with both" if wanted == "model_downsample" else ""
         raise LayerError(
             f"{layer} takes either {wanted} or stride and padding ({wanted} derives them), "
-            f"got {wanted} and {' and '.join(given)}"
+            f"got {wanted} and {' and '.join(given)}{both}"
         )
     return ratios, outputs
 

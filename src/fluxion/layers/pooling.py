@@ -122,6 +122,8 @@ class _OutputDriven(torch.nn.Module):
             raise LayerError(f"{type(self).__name__}.adopt expects a materialized twin of a lazy pool")
         pool, done = cast(_Pool, self), cast(_Pool, twin)
         pool.stride, pool.padding = done.stride, done.padding
+        if pool.model_downsample is not None:  # found from where the pool sits: a spec states them (see conv)
+            self.__dict__["_fluxion_inferred"] = {"stride": done.stride, "padding": done.padding}
         allow_calls(self)
 
     def extra_repr(self) -> str:
@@ -160,7 +162,7 @@ class _MaxPooling(_OutputDriven):
         layout.__init__(
             self, given["kernel_size"], stride, padding, given["dilation"], given["return_indices"], given["ceil_mode"]
         )
-        _aim(cast(_Pool, self), ratios, outputs, of_model)
+        _aim(cast(_Pool, self), ratios, outputs, of_model, given["stride"] is not None)
 
     def forward(self, input: Float[Tensor, "..."]) -> Any:  # (*batch, channels, *spatial); with indices a pair
         return super().forward(input)
@@ -213,7 +215,7 @@ class _AvgPooling(_OutputDriven):
         layout.__init__(
             self, given["kernel_size"], stride, padding, given["ceil_mode"], given["count_include_pad"], *extra
         )
-        _aim(cast(_Pool, self), ratios, outputs, of_model)
+        _aim(cast(_Pool, self), ratios, outputs, of_model, given["stride"] is not None)
 
     def forward(self, input: Float[Tensor, "..."]) -> Float[Tensor, "..."]:  # (*batch, channels, *spatial)
         return super().forward(input)
@@ -681,13 +683,18 @@ def _check_window(
 
 
 def _aim(
-    layer: _Pool, ratios: tuple[int, ...] | None, outputs: tuple[int, ...] | None, of_model: tuple[int, ...] | None
+    layer: _Pool,
+    ratios: tuple[int, ...] | None,
+    outputs: tuple[int, ...] | None,
+    of_model: tuple[int, ...] | None,
+    resolved: bool,
 ) -> None:
     """Record what the pool must produce; with ``output_size`` or ``model_downsample``, stride and
-    padding wait for the input."""
+    padding wait for the input, unless ``model_downsample`` came with them (``resolved``: a pool
+    already materialized)."""
     if ratios is not None or outputs is not None or of_model is not None:
         layer.downsample, layer.output_size, layer.model_downsample = ratios, outputs, of_model
-    if outputs is not None or of_model is not None:
+    if outputs is not None or (of_model is not None and not resolved):
         layer.stride = layer.padding = None
         refuse_calls(layer)
 
