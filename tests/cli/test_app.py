@@ -167,3 +167,24 @@ def test_narchi_s_stack_trace_shows_the_traceback_of_a_bug(
     result = run(capsys, "--stack_trace=true", "validate", str(mlp))
     assert (result.code, "Traceback" in result.err, "RuntimeError: a bug" in result.err) == (1, True, True)
     fails(run(capsys, "--stack_trace=sometimes", "validate", str(mlp)), 2, "--stack_trace is true or false")
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "render", "summary", "export"])
+def test_narchi_s_stack_trace_may_follow_the_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, mlp: Path, command: str
+) -> None:
+    def broken(args: argparse.Namespace) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.delenv("FLUXION_TRACEBACK", raising=False)
+    module = {"validate": validate, "show": show, "render": render, "summary": summary, "export": export}[command]
+    monkeypatch.setattr(module, "run", broken)
+    output = ["-o", "-"] if command in ("render", "export") else []
+    result = run(capsys, command, "--stack_trace=true", str(mlp), *output)
+    assert (result.code, "Traceback" in result.err, "RuntimeError: a bug" in result.err) == (1, True, True)
+    result = run(capsys, command, str(mlp), "--stack_trace", "true", *output)
+    assert (result.code, "Traceback" in result.err) == (1, True)
+    # not given after the command, the value given before it holds; given after, it is the last word
+    assert "Traceback" in run(capsys, "--stack_trace=true", command, str(mlp), *output).err
+    assert "Traceback" not in run(capsys, "--stack_trace=true", command, "--stack_trace=false", str(mlp), *output).err
+    fails(run(capsys, command, "--stack_trace=maybe", str(mlp), *output), 2, "--stack_trace is true or false")

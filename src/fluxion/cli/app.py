@@ -3,9 +3,10 @@
 Exit codes: 0 for success, 1 for a problem fluxion reports (an invalid spec, a checkpoint that
 does not fit, a missing program), printed as one message on stderr, without a traceback; 2 for a
 command line that cannot be understood. An error fluxion did not foresee (a bug) is one line
-too, exit code 1; ``FLUXION_TRACEBACK=1`` in the environment (or narchi's ``--stack_trace=true``)
-shows its traceback. An unknown option is named, with the closest options the command has, and
-narchi's spellings of options are understood (see ``fluxion.cli.parsing`` and ``narchi_options``).
+too, exit code 1; ``FLUXION_TRACEBACK=1`` in the environment (or narchi's ``--stack_trace=true``,
+before or after the command) shows its traceback. An unknown option is named, with the closest
+options the command has, and narchi's spellings of options are understood (see
+``fluxion.cli.parsing`` and ``narchi_options``).
 
 >>> main(["validate"])
 2
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
     for command in (validate, show, render, summary, export):
         command.register(commands)
+    for command_parser in commands.choices.values():  # narchi's --stack_trace, written after the command
+        add_stack_trace_option(command_parser, after_command=True)
     return parser
 
 

@@ -13,7 +13,8 @@ instead. ``--ext_vars`` is fluxion's ``--ext-vars`` (a ``--a_name`` is always ``
 - booleans fluxion always honours (``--validate=true``, ``--propagate=true``, ``--propagated=false``,
   ``--full_ids=false``...) and values it always uses (``--propagators default``, ``--layout_prog dot``,
   ``--parent_id ''``) are accepted; the other values are refused, saying why.
-- ``--stack_trace=true`` (before the command) shows the traceback of an error nobody foresaw.
+- ``--stack_trace=true`` (before the command, as narchi takes it, or after it) shows the traceback of
+  an error nobody foresaw.
 
 >>> from fluxion.cli.parsing import CommandParser
 >>> parser = CommandParser(prog="fluxion render")
@@ -87,12 +88,14 @@ def _refused(option: str, why: str) -> Callable[[str], Any]:
     return parse
 
 
-def _add(parser: argparse.ArgumentParser, option: str, kind: Callable[[str], Any], *, flag: bool = False) -> None:
+def _add(
+    parser: argparse.ArgumentParser, option: str, kind: Callable[[str], Any], *, flag: bool = False, default: Any = None
+) -> None:
     """A hidden option in narchi's spelling and in fluxion's (``--save_pdf``, ``--save-pdf``)."""
     names = [option] if "_" not in option else [option, option.replace("_", "-")]
     extra: dict[str, Any] = {"nargs": "?", "const": "true"} if flag else {"metavar": "VALUE"}
     parser.add_argument(
-        *names, dest="narchi_" + option.lstrip("-"), type=kind, default=None, help=argparse.SUPPRESS, **extra
+        *names, dest="narchi_" + option.lstrip("-"), type=kind, default=default, help=argparse.SUPPRESS, **extra
     )
 
 
@@ -141,13 +144,19 @@ def add_narchi_options(parser: argparse.ArgumentParser, command: Literal["valida
     )
 
 
-def add_stack_trace_option(parser: argparse.ArgumentParser) -> None:
+def add_stack_trace_option(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
     """narchi's global ``--stack_trace=true``: the traceback of an error nobody foresaw, as
-    ``FLUXION_TRACEBACK=1`` shows it.
+    ``FLUXION_TRACEBACK=1`` shows it. narchi takes it before the command; a command's parser
+    (``after_command``) takes it too, leaving the value given before the command when not given.
 
     >>> parser = argparse.ArgumentParser()
     >>> add_stack_trace_option(parser)
     >>> vars(parser.parse_args(["--stack_trace=true"]))["narchi_stack_trace"]
     True
+    >>> command = argparse.ArgumentParser()
+    >>> add_stack_trace_option(command, after_command=True)
+    >>> vars(command.parse_args([]))
+    {}
     """
-    _add(parser, "--stack_trace", lambda text: narchi_bool(text, "--stack_trace"), flag=True)
+    default = argparse.SUPPRESS if after_command else None
+    _add(parser, "--stack_trace", lambda text: narchi_bool(text, "--stack_trace"), flag=True, default=default)
