@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,14 @@ def test_tla_deep_enough_for_python_but_not_for_specs(capsys: pytest.CaptureFixt
         (["--stack-limit", str(2**31)], ["--stack-limit"]),
         (["--ext-var", "x=" + "[" * 3000 + "]" * 3000], ["--ext-var x", "too deeply"]),
         (["--ext-vars", "[2, 2]"], ["--ext-vars", "JSON object", "got a list"]),
-        (["--ext-vars", "{num_blocks: 2}"], ["--ext-vars", "is not JSON"]),
+        (["--ext-vars", "{num_blocks: [2}"], ["--ext-vars", "is neither JSON", "nor YAML"]),
+        (["--ext-vars", "{day: 2024-01-31}"], ["--ext-vars", "not JSON's kind"]),
+        (["--ext-vars", "{ratio: .nan}"], ["--ext-vars", "not JSON's kind"]),
+        (["--ext-vars", "{1: 2}"], ["--ext-vars", "identifier"]),
+        (["--ext-vars", "num_blocks"], ["--ext-vars", "JSON object", "got a string"]),
+        (["--ext-var", "v=[1,]"], ["--ext-var v", "starts as JSON but is not JSON", "Expecting value"]),
+        (["--ext-var", "v={a: 1}"], ["--ext-var v", "starts as JSON but is not JSON", "property name"]),
+        (["--tla", "widths=[64, 32"], ["--tla widths", "starts as JSON but is not JSON", "delimiter"]),
         (["--ext-vars", '{"not a name": 2}'], ["--ext-vars", "identifier"]),
         (["--assume", "H%32"], ["--assume", "NAME%N==0"]),
         (["--assume", "H%1==0"], ["--assume", "2 or more"]),
@@ -90,7 +98,9 @@ def test_assignment_needs_an_identifier_and_an_equals_sign(text: str) -> None:
         ('id="50"', "50"),
         ("act=gelu", "gelu"),
         ("text=", ""),
-        ("broken=[1, 2", "[1, 2"),
+        ("spaced=  [1, 2] ", [1, 2]),
+        ('bracket="[1, 2"', "[1, 2"),
+        ("closed=1, 2]", "1, 2]"),
         ("python=True", "True"),
     ],
 )
@@ -108,12 +118,41 @@ JSON_VALUES = st.recursive(
 )
 
 
+def _read_or_refused(read: Callable[[str], tuple[str, object]], text: str) -> tuple[str, object]:
+    try:
+        return read(text)
+    except argparse.ArgumentTypeError as error:
+        return ("refused", str(error).partition(":")[2])
+
+
 @given(st.text())
 def test_an_ext_var_is_read_by_the_rule_a_tla_is_read_by(value: str) -> None:
-    name, read = ext_var_value("x=" + value)
-    assert name == "x"
-    assert read == tla_value("x=" + value)[1]
-    assert type(read) is type(tla_value("x=" + value)[1])
+    read = _read_or_refused(ext_var_value, "x=" + value)
+    assert read == _read_or_refused(tla_value, "x=" + value)
+    assert type(read) is type(_read_or_refused(tla_value, "x=" + value))
+
+
+@given(st.text())
+def test_only_text_that_starts_as_json_and_is_not_json_is_refused(value: str) -> None:
+    name, read = _read_or_refused(tla_value, "x=" + value)
+    if name == "refused":
+        assert value.lstrip().startswith(("[", "{"))
+        assert str(read).startswith(" '")  # after "--tla x:", the value itself
+    else:
+        assert read == value or read == json.loads(value)
+
+
+def test_a_value_that_starts_as_json_and_is_not_is_one_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "model.jsonnet"
+    path.write_text("{type: 'Chain', inputs: {x: ['B', std.length(std.extVar('v'))]}, children: [{type: 'ReLU'}]}")
+    result = run(capsys, "validate", str(path), "--ext-var", "v=[1,]")
+    fails(result, 2, "--ext-var v: '[1,]' starts as JSON but is not JSON (Expecting value", "v='\"[1,]\"'")
+    assert result.out == ""
+    # what the message says to write for the string is that string
+    result = run(capsys, "validate", str(path), "--ext-var", 'v="[1,]"', "--format", "json")
+    assert (result.code, json.loads(result.out)["inputs"]) == (0, {"x": ["B", 4]}), result.err
 
 
 @given(JSON_VALUES)
@@ -143,8 +182,37 @@ def test_ext_vars_is_a_json_object_of_variables_in_order() -> None:
     ]:
         with pytest.raises(argparse.ArgumentTypeError, match=f"got {kind}$"):
             ext_vars_object(text)
-    with pytest.raises(argparse.ArgumentTypeError, match="is not JSON"):
-        ext_vars_object('{"x": NaN}')
+    with pytest.raises(argparse.ArgumentTypeError, match="not JSON's kind"):
+        ext_vars_object('{"x": .nan}')
+    # JSON's NaN is no JSON, so YAML reads it, as a plain string
+    assert ext_vars_object('{"x": NaN}') == [("x", "NaN")]
+
+
+@pytest.mark.parametrize(
+    ("text", "pairs"),
+    [
+        ("{num_symbols: 68}", [("num_symbols", 68)]),
+        (
+            "{depths: [2, 2], act: gelu, scale: 0.5, lr: 1e-3, bias: true, norm: null}",
+            [("depths", [2, 2]), ("act", "gelu"), ("scale", 0.5), ("lr", 0.001), ("bias", True), ("norm", None)],
+        ),
+        ("{nested: {size: 9, 'quoted key': x}}", [("nested", {"size": 9, "quoted key": "x"})]),
+        ("{}", []),
+    ],
+)
+def test_ext_vars_reads_yaml_flow_style_when_it_is_not_json(text: str, pairs: list[tuple[str, object]]) -> None:
+    assert ext_vars_object(text) == pairs
+
+
+def test_ext_vars_in_yaml_flow_style_reach_jsonnet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "model.jsonnet"
+    path.write_text(
+        "{type: 'Chain', inputs: {x: ['B', std.extVar('num_symbols')]}, children: [{type: std.extVar('act')}]}"
+    )
+    # narchi's spelling, as its jsonargparse reads the value
+    result = run(capsys, "validate", str(path), "--ext_vars", "{num_symbols: 68, act: ReLU}", "--format", "json")
+    assert (result.code, json.loads(result.out)["inputs"]) == (0, {"x": ["B", 68]}), result.err
+    fails(run(capsys, "validate", str(path), "--ext-vars", "[68]"), 2, "--ext-vars", "got a list")
 
 
 @pytest.mark.parametrize(
@@ -164,9 +232,11 @@ def test_assumptions_refused(text: str) -> None:
         assumption(text)
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_not_json_so_a_tla_keeps_them_as_text(constant: str) -> None:
     assert tla_value(f"x={constant}") == ("x", constant)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"--tla x: .* is not JSON \\({constant} is not JSON\\)"):
+        tla_value(f"x=[1, {constant}]")  # a list, meant as JSON, with something JSON has not
 
 
 def test_a_tla_nan_or_infinity_reaches_the_spec_as_text(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

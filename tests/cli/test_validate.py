@@ -214,13 +214,26 @@ def test_assume_reads_sizes_under_it_and_says_so(capsys: pytest.CaptureFixture[s
     assert "assuming" not in run(capsys, "validate", path).out
 
 
+def test_several_assumptions_of_one_size_combine(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    result = run(capsys, "validate", path, "--assume", "H%2==0", "--assume", "H%3==0", "--assume", "H%4==0")
+    assert result.code == 0, result.err
+    # 12 = lcm(2, 3, 4): H/2, then ceil(H/4) is H/4, then ceil(H/8) stays (12 does not divide by 8)
+    assert "  output: (B, 4, ceil(H/8), ceil(W/8))\n" in result.out
+    assert result.out.endswith("  parameters: 408\n  assuming: H % 12 == 0\n")
+    report = json.loads(
+        run(capsys, "validate", path, "--assume", "H%8==0", "--assume", "H%4==0", "--format", "json").out
+    )
+    assert (report["output"], report["assuming"]) == (["B", 4, "H/8", "ceil(W/8)"], ["H % 8 == 0"])
+
+
 @pytest.mark.parametrize(
     ("given", "words"),
     [
         (["--assume", "H%8"], ["argument --assume", "NAME%N==0"]),
         (["--assume", "H%0==0"], ["argument --assume", "2 or more"]),
         (["--assume", "Q%8==0"], ["--assume Q", "B, H, W"]),
-        (["--assume", "H%8==0", "--assume", "H%4==0"], ["--assume H is given twice"]),
+        (["--assume", f"H%{2**62}==0", "--assume", "H%3==0"], ["--assume H", "combine to", "above 2**63 - 1"]),
     ],
 )
 def test_bad_assumptions_are_usage_errors(

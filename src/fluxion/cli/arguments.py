@@ -21,6 +21,7 @@ from fluxion.cli.options import (
     assumption,
     by_name,
     byte_size,
+    combined_assumptions,
     ext_var_value,
     ext_vars_object,
     input_shape,
@@ -154,7 +155,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
 
 def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptions:
     """The spec options of a parsed command line, for its spec or ``file``; a name given twice is a
-    usage error.
+    usage error, except in ``--assume``, where a size's divisors combine.
 
     >>> import argparse
     >>> spec_options(argparse.Namespace(spec="m.json", ext_var=[("a", "1")], ext_code=None, tla=None,
@@ -173,7 +174,7 @@ def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptio
         inputs=by_name(args.input, "--input"),
         search_paths=tuple(args.search_path or ()),
         limits=limits,
-        assume=by_name(getattr(args, "assume", None), "--assume"),
+        assume=combined_assumptions(getattr(args, "assume", None)),
     )
 
 
@@ -246,5 +247,5 @@ def add_assume_argument(parser: argparse.ArgumentParser) -> None:
         type=assumption,
         action="append",
         help="read the shapes knowing that input size NAME divides by N: H/32 rather than ceil(H/32); "
-        "printed with the shapes",
+        "printed with the shapes (H%%2==0 and H%%3==0 combine into H%%6==0)",
     )

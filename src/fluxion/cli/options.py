@@ -2,10 +2,12 @@
 
 An ``--ext-var`` or ``--tla`` value is read as JSON when it is valid JSON (``depth=50``,
 ``widths=[64,32]``, ``pretrained=true``) and is a string otherwise (``name=resnet``;
-``name='"50"'`` for the string ``"50"``); ``--ext-vars`` takes a whole JSON object of them
-(narchi's ``--ext_vars``), and ``--ext-code`` values are jsonnet code. An ``--input`` gives a
-shape as sizes and symbols separated by commas: ``image=B,3,224,224``; an ``--assume`` states
-that a size divides by a number: ``H%32==0``.
+``name='"50"'`` for the string ``"50"``), except that a value starting with ``[`` or ``{`` is
+meant as JSON: when it is not JSON, that is an error. ``--ext-vars`` takes a whole object of them
+(narchi's ``--ext_vars``): JSON, or else YAML's flow style (``{num_blocks: [2, 2]}``), as narchi
+reads it; ``--ext-code`` values are jsonnet code. An ``--input`` gives a shape as sizes and
+symbols separated by commas: ``image=B,3,224,224``; an ``--assume`` states that a size divides
+by a number: ``H%32==0``, and several of one size combine (``H%2==0`` and ``H%3==0``: ``H%6==0``).
 
 >>> tla_value("widths=[64, 32]"), tla_value("norm=batch"), ext_var_value("depths=[2, 2]")
 (('widths', [64, 32]), ('norm', 'batch'), ('depths', [2, 2]))
@@ -26,7 +28,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, cast
 
-from fluxion.errors import UsageError
+from fluxion.errors import SpecError, UsageError
+from fluxion.spec.source import read_yaml
 
 Shape = tuple[int | str, ...]
 """A shape as the command line gives it: sizes and symbol names."""
@@ -75,47 +78,73 @@ def ext_var_value(text: str) -> tuple[str, Any]:
 def json_or_text(value: str, option: str) -> Any:
     """``value`` read as JSON when it is valid JSON, else the text itself; ``option`` names it in errors.
 
-    >>> json_or_text("[1, 2]", "--tla x"), json_or_text("NaN", "--tla x")
-    ([1, 2], 'NaN')
+    A value starting with ``[`` or ``{`` is meant as JSON: when it is not JSON, that is an error
+    with the JSON parser's message (a string that starts so is given as JSON: ``x='"[1"'``).
+
+    >>> json_or_text("[1, 2]", "--tla x"), json_or_text("NaN", "--tla x"), json_or_text('"[1,"', "--tla x")
+    ([1, 2], 'NaN', '[1,')
+    >>> json_or_text("[1,]", "--ext-var v")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: --ext-var v: '[1,]' starts as JSON but is not JSON (Expecting value: \
+line 1 column 4 (char 3)); for a string, give it as JSON: v='"[1,]"'
     """
     try:
         return json.loads(value, parse_constant=_not_json)
-    except ValueError:  # not JSON (NaN and Infinity are refused too): the text itself
-        return value
+    except ValueError as error:  # not JSON (NaN and Infinity are refused too): the text itself
+        if not value.lstrip().startswith(("[", "{")):
+            return value
+        name = option.rpartition(" ")[2]
+        raise argparse.ArgumentTypeError(
+            f"{option}: {value[:40]!r} starts as JSON but is not JSON ({error}); "
+            f"for a string, give it as JSON: {name}='{json.dumps(value)}'"
+        ) from None
     except RecursionError:
         raise argparse.ArgumentTypeError(f"{option}: the value nests too deeply") from None
 
 
 def ext_vars_object(text: str) -> list[tuple[str, Any]]:
-    """An ``--ext-vars`` value: a JSON object of external variables, as narchi's ``--ext_vars`` takes.
+    """An ``--ext-vars`` value: an object of external variables, as narchi's ``--ext_vars`` takes: JSON,
+    or else YAML's flow style (read by YAML's safe loader); a value that is not JSON's kind is refused.
 
-    >>> ext_vars_object('{"width": 64, "act": "relu"}')
-    [('width', 64), ('act', 'relu')]
+    >>> ext_vars_object('{"width": 64, "act": "relu"}'), ext_vars_object("{depths: [2, 2], act: gelu}")
+    ([('width', 64), ('act', 'relu')], [('depths', [2, 2]), ('act', 'gelu')])
     >>> ext_vars_object("[2, 2]")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    argparse.ArgumentTypeError: --ext-vars takes a JSON object of names and values, such as '{...}'; got a list
+    argparse.ArgumentTypeError: --ext-vars takes a JSON object of names and values (or YAML's flow style), \
+such as '{...}'; got a list
     """
-    example = """'{"num_blocks": [2, 2, 2, 2]}'"""
+    takes = """--ext-vars takes a JSON object of names and values (or YAML's flow style), \
+such as '{"num_blocks": [2, 2, 2, 2]}'"""
     try:
         value = json.loads(text, parse_constant=_not_json)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"--ext-vars takes a JSON object of names and values, such as {example}; "
-            f"{text[:40]!r} is not JSON ({error})"
-        ) from None
+    except ValueError as json_error:
+        value = _yaml_value(text, f"{takes}; {text[:40]!r} is neither JSON ({json_error}) nor YAML")
     except RecursionError:
         raise argparse.ArgumentTypeError("--ext-vars: the value nests too deeply") from None
     if not isinstance(value, dict):
         kinds: dict[type, str] = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
         kind = kinds.get(type(cast(object, value)), "a number")
-        raise argparse.ArgumentTypeError(
-            f"--ext-vars takes a JSON object of names and values, such as {example}; got {kind}"
-        )
-    pairs = list(cast(dict[str, Any], value).items())
+        raise argparse.ArgumentTypeError(f"{takes}; got {kind}")
+    pairs = list(cast(dict[Any, Any], value).items())
     for name, _ in pairs:
-        if not name.isidentifier():
-            raise argparse.ArgumentTypeError(f"--ext-vars: a name is an identifier, got {name[:40]!r}")
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise argparse.ArgumentTypeError(f"--ext-vars: a name is an identifier, got {str(name)[:40]!r}")
     return pairs
+
+
+def _yaml_value(text: str, neither: str) -> Any:
+    """``text`` read as YAML, as JSON's kinds of values (so that jsonnet can take it); ``neither`` starts
+    the message when it is not YAML."""
+    try:
+        value = read_yaml(text)
+    except SpecError as error:
+        raise argparse.ArgumentTypeError(f"{neither} ({error})") from None
+    try:  # YAML has more kinds of values than JSON: dates, .nan, sets...
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"--ext-vars: a value is not JSON's kind ({error})") from None
+    except RecursionError:
+        raise argparse.ArgumentTypeError("--ext-vars: the value nests too deeply") from None
 
 
 def assumption(text: str) -> tuple[str, int]:
@@ -236,3 +265,22 @@ def by_name(pairs: Iterable[tuple[str, Any]] | None, option: str) -> dict[str, A
             raise UsageError(f"{option} {name} is given twice")
         values[name] = value
     return values
+
+
+def combined_assumptions(pairs: Iterable[tuple[str, int]] | None) -> dict[str, int]:
+    """The ``--assume`` divisors by name, in order; several of one name combine into their least common
+    multiple (a size that divides by 2 and by 3 divides by 6).
+
+    >>> combined_assumptions([("H", 2), ("W", 32), ("H", 3), ("H", 2)])
+    {'H': 6, 'W': 32}
+    >>> combined_assumptions([("H", 2**62), ("H", 3)])
+    Traceback (most recent call last):
+    fluxion.errors.UsageError: --assume H: the divisors given combine to 13835058055282163712, above 2**63 - 1
+    """
+    divisors: dict[str, int] = {}
+    for name, divisor in pairs or ():
+        combined = math.lcm(divisors.get(name, 1), divisor)
+        if combined > LARGEST_SIZE:
+            raise UsageError(f"--assume {name}: the divisors given combine to {combined}, above 2**63 - 1")
+        divisors[name] = combined
+    return divisors
