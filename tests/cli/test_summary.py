@@ -130,3 +130,33 @@ def test_assume_is_applied_and_printed(capsys: pytest.CaptureFixture[str], tmp_p
     report = json.loads(run(capsys, "summary", path, "--assume", "H%8==0", "--format", "json").out)
     assert report["activations"]["assuming"] == ["H % 8 == 0"]
     fails(run(capsys, "summary", path, "--assume", "X%8==0"), 2, "--assume X")
+
+
+def test_a_symbol_s_default_value_is_what_assume_says_it_divides_by(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    result = run(capsys, "summary", path, "--assume", "H%32==0", "--top", "1")
+    assert result.code == 0, result.err
+    # H=1 would break the assumption (and make H/2 a half): the first value that keeps it is 32
+    header = "largest activations (B=1, H=32, W=1; --size NAME=N changes it)"
+    table = result.out.splitlines()[result.out.splitlines().index(header) + 1 :]
+    assert table[0].split() == ["address", "type", "shape", "elements", "at", "B=1,", "H=32,", "W=1", "bytes"]
+    assert table[1].split()[-4:] == ["2*B*H*ceil(W/2)", "64", "256", "B"]
+    report = json.loads(run(capsys, "summary", path, "--assume", "H%32==0", "--format", "json").out)["activations"]
+    assert report["symbols"] == {"B": 1, "H": 32, "W": 1}
+    assert all(isinstance(a["evaluated"], int) for a in report["largest"])
+    given = json.loads(run(capsys, "summary", path, "--assume", "H%32==0", "--size", "H=64", "--format", "json").out)
+    assert given["activations"]["symbols"] == {"B": 1, "H": 64, "W": 1}
+
+
+def test_a_size_the_assumption_rules_out_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = str(write_spec(tmp_path / "convs.json", CONVS))
+    result = run(capsys, "summary", path, "--assume", "H%32==0", "--size", "H=100")
+    fails(result, 2, "--size H=100", "--assume H%32==0")
+    assert result.out == ""
+    # divisors combined: H divides by 6, so H=6 is the default and H=9 is refused
+    combined = ["--assume", "H%2==0", "--assume", "H%3==0"]
+    report = json.loads(run(capsys, "summary", path, *combined, "--format", "json").out)["activations"]
+    assert (report["symbols"]["H"], report["assuming"]) == (6, ["H % 6 == 0"])
+    fails(run(capsys, "summary", path, *combined, "--size", "H=9"), 2, "--size H=9", "--assume H%6==0")

@@ -3,9 +3,10 @@
 The counting and ranking are ``fluxion.inspect``'s (``layer_counts``, ``largest_activations``):
 an activation is the output of a leaf, or of a combinator that makes a new tensor (Residual,
 Sum, Concatenate, Matmul). Its size is an expression in the input's symbols (``802816*B``);
-to rank them, every symbol is given a value: 1 unless ``--size NAME=N`` says otherwise, and the
-header says which values were used. Bytes assume each layer's parameter dtype (float32 for a
-layer without parameters).
+to rank them, every symbol is given a value: 1, or the divisor ``--assume`` states of it (so that
+``H/32`` is a whole number: ``H%32==0`` makes it 32), unless ``--size NAME=N`` says otherwise
+(a value ``--assume`` rules out is a usage error), and the header says which values were used.
+Bytes assume each layer's parameter dtype (float32 for a layer without parameters).
 
 >>> import pathlib, tempfile
 >>> from fluxion.cli import main
@@ -45,6 +46,7 @@ from fluxion.cli.arguments import (
 from fluxion.cli.loading import LoadedSpec, load_spec
 from fluxion.cli.options import assignment, by_name
 from fluxion.cli.values import shape_json
+from fluxion.errors import UsageError
 from fluxion.inspect.activations import Activation, input_symbols, largest_activations
 from fluxion.inspect.counting import LayerCount, human_bytes, layer_counts, parameter_count
 from fluxion.shapes.report import assumptions_text, format_value
@@ -80,7 +82,8 @@ def register(commands: Subcommands) -> None:
         metavar="NAME=N",
         type=symbol_value,
         action="append",
-        help="the value of a symbolic size when ranking activations (default: 1 for each symbol)",
+        help="the value of a symbolic size when ranking activations (default: 1 for each symbol, or the N "
+        "of its --assume NAME%%N==0)",
     )
     parser.add_argument("--top", metavar="N", type=top, default=10, help="how many activations to list (default 10)")
     add_assume_argument(parser)
@@ -124,11 +127,20 @@ def run(args: argparse.Namespace) -> int:
     >>> main(["summary", "no/such/spec.json"])
     1
     """
-    loaded = load_spec(spec_options(args))
+    options = spec_options(args)
     sizes = cast(dict[str, int], by_name(args.size, "--size"))
+    for name, value in sizes.items():
+        divisor = options.assume.get(name, 1)
+        if value % divisor:
+            raise UsageError(
+                f"--size {name}={value} is not a multiple of {divisor}, as --assume {name}%{divisor}==0 says it is"
+            )
+    loaded = load_spec(options)
     counts = layer_counts(loaded.model)
     report = loaded.report
-    used = {} if report is None else {name: sizes.get(name, 1) for name in input_symbols(report)}
+    used = (
+        {} if report is None else {name: sizes.get(name, options.assume.get(name, 1)) for name in input_symbols(report)}
+    )
     activations = None if report is None else largest_activations(report, used | sizes, top=args.top)
     if args.format == "json":
         print(json.dumps(_as_json(loaded, counts, used, activations), indent=2))
