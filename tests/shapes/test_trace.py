@@ -58,3 +58,12 @@ def test_trace_in_train_mode_leaves_batch_norm_statistics_as_they_were() -> None
     before = {key: value.clone() for key, value in model.state_dict().items()}
     shapes.trace(model, torch.randn(8, 3))
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+
+
+def test_an_output_changed_in_place_later_is_kept_as_it_was() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(lin=fl.Linear(4, 4), act=fl.ReLU(inplace=True))
+    x = torch.randn(8, 4)
+    outputs = shapes.trace(model, x)
+    assert torch.equal(outputs["lin"], model.lin(x).detach())
+    assert (outputs["lin"] < 0).any()

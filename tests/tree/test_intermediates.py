@@ -1,5 +1,8 @@
 """Intermediates: the outputs of named nodes, with gradients, in the forward that gives the output."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 
@@ -93,3 +96,43 @@ def test_compiles_in_one_graph_with_the_same_values_and_gradients() -> None:
             assert torch.allclose(compiled_outputs[address], value)
         compiled_outputs["stem"].sum().backward()
     assert model.stem.weight.grad is not None
+
+
+def test_a_later_in_place_layer_cannot_change_a_kept_output() -> None:
+    torch.manual_seed(0)
+    model = fl.Chain(lin=fl.Linear(4, 4), act=fl.ReLU(inplace=True))
+    x = torch.randn(8, 4)
+    with fl.Intermediates(model, "lin") as tapped:
+        _, outputs = tapped(x)
+    assert torch.equal(outputs["lin"], model.lin(x))
+    assert (outputs["lin"] < 0).any()  # the ReLU ran in place on the layer's own output, not on the copy
+
+
+def test_copies_and_pickles_keep_collecting_for_their_own_wrapper() -> None:
+    model = small_model()
+    tapped = fl.Intermediates(model, "stem")
+    twin = copy.deepcopy(tapped)
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        twin.model.stem.weight.add_(1.0)
+    assert torch.equal(twin(x)[1]["stem"], twin.model.stem(x))
+    assert torch.equal(tapped(x)[1]["stem"], model.stem(x))  # the original still collects its own
+    restored = pickle.loads(pickle.dumps(tapped))
+    assert list(restored(x)[1]) == ["stem"]
+    twin.remove()
+    assert len(twin.model.stem._forward_hooks) == 0
+    assert len(model.stem._forward_hooks) == 1  # removing the copy's hooks leaves the original's
+
+
+def test_outputs_follow_surgery_and_a_removed_node_is_an_error() -> None:
+    model = fl.Chain(fl.Linear(2, 2), fl.ReLU())
+    tapped = fl.Intermediates(model, "Linear")
+    layer = model.Linear
+    model.insert(0, fl.Linear(2, 2))  # the tapped layer is now Linear_2
+    _, outputs = tapped(torch.ones(1, 2))
+    assert list(outputs) == ["Linear_2"]
+    assert tapped.addresses == ("Linear_2",)
+    assert torch.equal(outputs["Linear_2"], layer(model.Linear_1(torch.ones(1, 2))))
+    model.remove(layer)
+    with pytest.raises(fl.TreeError, match="the node tapped as 'Linear_2' is no longer in the model"):
+        tapped(torch.ones(1, 2))

@@ -26,9 +26,10 @@ def trace(model: torch.nn.Module, *inputs: Any, **keyword_inputs: Any) -> dict[s
     """Run ``model(*inputs, **keyword_inputs)`` once (without gradients) and return every node's
     output, keyed by address, in the order the nodes finished (the root, ``""``, last).
 
-    Tensors are detached; tuples of them stay tuples. A node called more than once keeps its last
-    output. The model is left as it was: the hooks are removed even when the forward fails, and
-    buffers a forward updates in train mode (batch-norm statistics) get their values back.
+    Tensors are detached copies (a later in-place layer cannot change them); tuples of them stay
+    tuples. A node called more than once keeps its last output. The model is left as it was: the
+    hooks are removed even when the forward fails, and buffers a forward updates in train mode
+    (batch-norm statistics) get their values back.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -66,7 +67,7 @@ def _recorder(outputs: dict[str, Any], address: str) -> Any:
 
 def _detached(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return value.detach()
+        return value.detach().clone()  # a later in-place layer (ReLU(inplace=True)) cannot change it
     if isinstance(value, tuple | list):
         items = [_detached(item) for item in cast("list[Any]", value)]
         return tuple(items) if isinstance(value, tuple) else items

@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 import torch
-from torch.utils.hooks import RemovableHandle
 
 from fluxion.errors import TreeError
 
@@ -34,10 +33,13 @@ class Intermediates(torch.nn.Module):
     ``nodes`` is an address or a glob (``"blocks.*.attention"``, ``*`` matching across dots as in
     ``fnmatch``), or a list of them; each must name at least one node, or a ``TreeError`` lists
     addresses close to it. Outputs are keyed by address in the order the nodes finished; a node
-    called more than once keeps its last output. The hooks that collect them stay on the model
-    until :meth:`remove` (or the end of a ``with`` block); calling ``model`` directly meanwhile
-    collects nothing. ``torch.compile(Intermediates(model, ...), fullgraph=True)`` compiles the
-    whole call.
+    called more than once keeps its last output. Tensors are kept as copies (``clone``, which
+    gradients go through), so a later in-place layer (``ReLU(inplace=True)``) cannot change them.
+    The hooks that collect them stay on the model until :meth:`remove` (or the end of a ``with``
+    block); calling ``model`` directly meanwhile collects nothing. After surgery moves a tapped node,
+    its outputs are keyed by its new address; a tapped node taken out of the model is an error.
+    Copies (``copy.deepcopy``, an EMA model) and pickles of the model and of the wrapper keep
+    collecting. ``torch.compile(Intermediates(model, ...), fullgraph=True)`` compiles the whole call.
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -54,10 +56,10 @@ class Intermediates(torch.nn.Module):
         self.model = model
         self.addresses = _selected(model, nodes)
         self._collecting: list[dict[str, Any]] = []  # one dict per call in progress
-        self._active = True  # a plain flag: torch.compile cannot read the handles
-        self._handles: list[RemovableHandle] = [
-            model.get_submodule(address).register_forward_hook(self._collector(address)) for address in self.addresses
-        ]
+        self._active = True
+        self._tapped = [model.get_submodule(address) for address in self.addresses]
+        for address, module in zip(self.addresses, self._tapped, strict=True):
+            module.register_forward_hook(_Collector(self, address))
 
     def forward(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """``(model(*args, **kwargs), {address: output})``.
@@ -71,6 +73,10 @@ class Intermediates(torch.nn.Module):
         """
         if not self._active:
             raise TreeError("Intermediates: its hooks were removed; wrap the model again to collect outputs")
+        if any(
+            _at(self.model, address) is not module for address, module in zip(self.addresses, self._tapped, strict=True)
+        ):
+            self._follow_surgery()
         collected: dict[str, Any] = {}
         self._collecting.append(collected)
         try:
@@ -88,9 +94,10 @@ class Intermediates(torch.nn.Module):
         >>> len(model.ReLU._forward_hooks)
         0
         """
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        for module in self._tapped:
+            hooks = _hooks(module)
+            for key in [key for key, hook in hooks.items() if isinstance(hook, _Collector) and hook.owner is self]:
+                del hooks[key]
         self._active = False
 
     def __enter__(self) -> Self:
@@ -104,15 +111,62 @@ class Intermediates(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"nodes={list(self.addresses)!r}"
 
-    def _collector(self, address: str) -> Any:
-        calls = self._collecting
+    def _follow_surgery(self) -> None:
+        """Key each tapped node by its address now; a node no longer in the model is an error."""
+        named = cast("Iterator[tuple[str, torch.nn.Module]]", self.model.named_modules(remove_duplicate=False))
+        found = {id(module): address for address, module in named}
+        for address, module in zip(self.addresses, self._tapped, strict=True):
+            if id(module) not in found:
+                raise TreeError(
+                    f"Intermediates: the node tapped as {address!r} is no longer in the model (surgery after "
+                    "wrapping); wrap the model again to choose the nodes"
+                )
+        self.addresses = tuple(found[id(module)] for module in self._tapped)
+        for address, module in zip(self.addresses, self._tapped, strict=True):
+            for hook in _hooks(module).values():
+                if isinstance(hook, _Collector) and hook.owner is self:
+                    hook.address = address
 
-        def collect(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if calls:
-                calls[-1].pop(address, None)  # the latest call goes last, in finishing order
-                calls[-1][address] = output
 
-        return collect
+def _hooks(module: torch.nn.Module) -> dict[int, object]:
+    """torch's table of a module's forward hooks (where this wrapper finds its own, by owner)."""
+    return cast(dict[int, object], module.__dict__["_forward_hooks"])
+
+
+class _Collector:
+    """The forward hook that keeps one node's output for the call in progress of its ``owner``.
+
+    A class rather than a closure, so that the model (and the wrapper) can be pickled and copied:
+    a deep copy's hooks then collect for the copied wrapper.
+    """
+
+    def __init__(self, owner: Intermediates, address: str) -> None:
+        self.owner = owner
+        self.address = address
+
+    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        calls = self.owner._collecting  # pyright: ignore[reportPrivateUsage]
+        if calls:
+            calls[-1].pop(self.address, None)  # the latest call goes last, in finishing order
+            calls[-1][self.address] = _copied(output)
+
+
+def _at(model: torch.nn.Module, address: str) -> torch.nn.Module | None:
+    """The node at ``address`` in ``model``, or None when there is none."""
+    try:
+        return model.get_submodule(address)
+    except AttributeError:
+        return None
+
+
+def _copied(value: Any) -> Any:
+    """``value`` with its tensors cloned (gradients flow through a clone), tuples and lists kept."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, tuple | list):
+        items = [_copied(item) for item in cast("list[Any]", value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
 
 
 def _selected(model: torch.nn.Module, nodes: str | Sequence[str]) -> tuple[str, ...]:
