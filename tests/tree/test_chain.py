@@ -714,11 +714,16 @@ def test_walk_takes_refiners_two_argument_predicates() -> None:
     model = fl.Chain(fl.Linear(2, 2), inner)
     found = [(module.address, parent is inner) for module, parent in model.walk(lambda m, p: p is inner)]
     assert found == [("Chain.Linear", True), ("Chain.ReLU", True)]
-    # one-argument functions, defaults and builtins keep being called with the module alone
-    assert [m.address for m, _ in model.walk(lambda m, flag=True: isinstance(m, fl.ReLU))] == ["Chain.ReLU"]
+    # a function that can take the parent gets it; one of the module alone, and builtins, get the module
+    assert [m.address for m, _ in model.walk(lambda m, parent=None: parent is inner)] == ["Chain.Linear", "Chain.ReLU"]
+    assert [m.address for m, _ in model.walk(lambda *given: given[1] is inner)] == ["Chain.Linear", "Chain.ReLU"]
     assert len(list(model.walk(callable, recurse=True))) == 4
     with pytest.raises(fl.TreeError, match=r"called with \(module\) or \(module, parent\); .* needs 3 arguments"):
         list(model.walk(lambda m, p, q: True))
+    with pytest.raises(fl.TreeError, match=r"called with \(module\) or \(module, parent\); .* takes no argument"):
+        list(model.walk(lambda: True))
+    with pytest.raises(fl.TreeError, match=r"walk takes a type, not a module: got a ReLU"):
+        list(model.walk(fl.ReLU()))
 
 
 def test_a_mistyped_attribute_path_names_the_chain_and_its_children() -> None:

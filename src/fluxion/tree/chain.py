@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import operator
 import sys
 from collections import Counter, OrderedDict
@@ -1398,14 +1399,20 @@ def _matcher(predicate: Predicate | None, owner: str) -> Callable[[torch.nn.Modu
     if _is_types(given):
         kinds = cast(type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], given)
         return lambda module, _: isinstance(module, kinds)
+    if isinstance(given, torch.nn.Module):
+        raise TreeError(
+            f"{owner}: walk takes a type, not a module: got a {type(given).__name__} "
+            f"(its class, {type(given).__name__}, selects every one)"
+        )
     if callable(given):
-        if _required_arguments(given) == 2:
-            return cast(Callable[[torch.nn.Module, Chain], bool], given)
-        if _required_arguments(given) > 2:
+        arguments = _positional_arguments(given)
+        if arguments[0] > 2 or arguments[1] == 0:
+            wanted = f"needs {arguments[0]} arguments" if arguments[0] > 2 else "takes no argument"
             raise TreeError(
-                f"{owner}: walk's predicate is called with (module) or (module, parent); "
-                f"{_shown(given)} needs {_required_arguments(given)} arguments"
+                f"{owner}: walk's predicate is called with (module) or (module, parent); {_shown(given)} {wanted}"
             )
+        if arguments[1] >= 2:
+            return cast(Callable[[torch.nn.Module, Chain], bool], given)
         function = cast(Callable[[torch.nn.Module], bool], given)
         return lambda module, _: function(module)
     raise TreeError(
@@ -1414,14 +1421,19 @@ def _matcher(predicate: Predicate | None, owner: str) -> Callable[[torch.nn.Modu
     )
 
 
-def _required_arguments(function: Callable[..., Any]) -> int:
-    """How many positional arguments ``function`` needs (1 when its signature cannot be read)."""
+def _positional_arguments(function: Callable[..., Any]) -> tuple[int, float]:
+    """How many positional arguments ``function`` needs, and how many it can take (``inf`` with
+    ``*args``); ``(1, 1)`` when its signature cannot be read."""
     try:
-        parameters = inspect.signature(function).parameters.values()
+        parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):  # some builtins have no signature
-        return 1
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for parameter in parameters if parameter.kind in positional and parameter.default is parameter.empty)
+        return 1, 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [parameter for parameter in parameters if parameter.kind in kinds]
+    needed = sum(1 for parameter in positional if parameter.default is parameter.empty)
+    if any(parameter.kind is inspect.Parameter.VAR_POSITIONAL for parameter in parameters):
+        return needed, math.inf
+    return needed, len(positional)
 
 
 def _is_types(value: object) -> bool:
