@@ -140,6 +140,80 @@ def test_every_layer_strides_from_the_part_before_it_and_gives_its_part_in_a_rea
         assert outputs[address].shape[-2:] == (size // ratio, size // ratio)
 
 
+# -- models with several inputs: the one the layer's input comes from -----------------------------------
+
+
+def tokens_and_image() -> fl.Graph:
+    return fl.Graph(
+        {"embed": fl.Embedding(100, 8), "conv": conv(8, 3, 2)},
+        edges=["tokens -> embed", "image -> conv"],
+        inputs=("tokens", "image"),
+        outputs=("embed", "conv"),
+    )
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_layer_on_the_second_input_reads_that_input_not_the_first(named: bool) -> None:
+    model = tokens_and_image()
+    given = {"image": (2, 3, 32, 32), "tokens": (2, 64)}  # by name, in another order than the graph's
+    report = shapes.materialize(model, **given) if named else shapes.materialize(model, (2, 64), (2, 3, 32, 32))
+    assert (model.conv.stride, model.conv.padding) == ((2, 2), (1, 1))
+    assert report["conv"].output == dims.Shape([2, 8, 16, 16])
+    symbolic = tokens_and_image()
+    report = shapes.materialize(symbolic, ("B", "T"), ("B", 3, "H", "W"))
+    assert report["conv"].output == dims.Shape(["B", 8, H / 2, W / 2])
+    assert repr(symbolic) == repr(model)
+    tokens = torch.randint(0, 100, (2, 64))
+    assert model(tokens, torch.randn(2, 3, 32, 32))[1].shape == (2, 8, 16, 16)
+
+
+def test_two_images_of_different_sizes_each_give_their_own_parts() -> None:
+    model = fl.Graph(
+        {"big1": conv(4, 3, 2), "big2": conv(4, 3, 4), "small1": conv(4, 3, 2), "small2": conv(4, 3, 4)},
+        edges=["big -> big1 -> big2", "small -> small1 -> small2"],
+        inputs=("big", "small"),
+        outputs=("big2", "small2"),
+    )
+    report = shapes.materialize(model, (1, 3, 64, 64), (1, 3, 32, 32))
+    assert [model[name].stride for name in ("big1", "big2", "small1", "small2")] == [(2, 2)] * 4
+    assert (report["big2"].output, report["small2"].output) == (dims.Shape([1, 4, 16, 16]), dims.Shape([1, 4, 8, 8]))
+
+
+def test_inputs_that_cannot_be_meant_are_left_aside_and_differing_ones_are_refused() -> None:
+    conditioned = fl.Graph(
+        {"stem": conv(8, 3, 2), "film": fl.FiLM(8, 4), "down": conv(8, 3, 4)},
+        edges=["image -> stem -> film -> down", "style -> film"],
+        inputs=("image", "style"),
+    )
+    shapes.materialize(conditioned, (1, 3, 32, 32), (1, 4))  # the style vector has no spatial dims
+    assert conditioned.down.stride == (2, 2)
+    merged = fl.Graph(
+        {"big1": conv(4, 3, 2), "cat": fl.Cat(dim=1), "down": conv(4, 3, 4)},
+        edges=["big -> big1 -> cat", "small -> cat -> down"],
+        inputs=("big", "small"),
+    )
+    message = refusal_of(merged, (1, 3, 64, 64), (1, 3, 32, 32))
+    assert "Conv2d at 'down'" in message
+    assert (
+        "its input comes from several of the model's inputs, (1, 3, 64, 64) and (1, 3, 32, 32), whose sizes at "
+        "dim -2 differ" in message
+    )
+    assert merged.down.lazy
+    same = fl.Graph(
+        {"cat": fl.Cat(dim=1), "down": conv(4, 3, 2)},
+        edges=["left -> cat -> down", "right -> cat"],
+        inputs=("left", "right"),
+    )
+    shapes.materialize(same, (1, 3, 32, 32), (1, 1, 32, 32))  # both are 32: either is meant
+    assert same.down.stride == (2, 2)
+
+
+def refusal_of(model: torch.nn.Module, *shapes_given: tuple[Any, ...]) -> str:
+    with pytest.raises(dims.ShapeError) as caught:
+        shapes.materialize(model, *shapes_given)
+    return str(caught.value)
+
+
 # -- refusals, naming the node and the sizes ---------------------------------------------------------
 
 

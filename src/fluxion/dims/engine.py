@@ -76,9 +76,11 @@ def context_values() -> dict[str, dict[str, Any]]:
 
 
 def model_inputs() -> tuple[ShapeValue, ...]:
-    """The input shapes of the model that the current inference runs on (positional inputs first,
-    then named ones, in a Graph's order of inputs), or ``()`` outside one: what a layer sized
-    relative to the model's input reads.
+    """The input shapes of the model that the current inference runs on, or ``()`` outside one: what
+    a layer sized relative to the model's input reads. Inside ``fluxion.shapes.infer`` they are those
+    that the input of the rule now running comes from (inference follows every value from the
+    model's inputs), in the model's order (positional inputs first, then named ones, in a Graph's
+    order of inputs).
 
     Inside ``fluxion.shapes.infer`` they are written in the same symbols as the input of the rule
     that asks (once H must be a multiple of 4, H reads ``4*h`` where the rule's input reads ``h``).

@@ -482,6 +482,7 @@ def _derived(layer: _Conv, axis: int, size: Dim) -> tuple[int, int]:
             layer.kernel_size[axis],
             layer.dilation[axis],
             axis - spatial,
+            spatial=spatial,
             most=most,
         )
     return geometry.output_geometry(

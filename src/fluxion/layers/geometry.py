@@ -252,15 +252,30 @@ a number, or use downsample= for a size relative to the input
 # -- sizes relative to the model's input (Neurlink's way) ----------------------------------------------
 
 
-def model_size(layer: str, ratio: int, where: int) -> Dim:
-    """The size at dim ``where`` of the model's first input, as the running inference gives it
-    (``dims.model_inputs``), or a ShapeError saying that only inference knows it.
+def model_size(layer: str, ratio: int, where: int, spatial: int) -> Dim:
+    """The size at dim ``where`` of the model's input that the layer's input comes from, as the running
+    inference gives it (``dims.model_inputs``), for a layer of ``spatial`` spatial dims; a ShapeError
+    when only inference knows it, or when the input comes from several of the model's inputs (a
+    ``Cat``, a FiLM) whose sizes there could be meant and differ.
+
+    Of several, those without ``spatial`` dims after a channel dim are not meant (tokens that
+    modulate an image's features).
 
     >>> from fluxion import dims
     >>> from fluxion.layers import geometry
     >>> with dims.running(inputs=(dims.Shape(["B", 3, "H", 224]),)):
-    ...     geometry.model_size("Conv2d", 4, -2), geometry.model_size("Conv2d", 4, -1)
+    ...     geometry.model_size("Conv2d", 4, -2, spatial=2), geometry.model_size("Conv2d", 4, -1, spatial=2)
     (H, 224)
+    >>> with dims.running(inputs=(dims.Shape(["B", 64]), dims.Shape(["B", 3, 32, 32]))):
+    ...     geometry.model_size("Conv2d", 4, -1, spatial=2)
+    32
+    >>> with dims.running(inputs=(dims.Shape(["B", 3, 64, 64]), dims.Shape(["B", 3, 32, 32]))):
+    ...     geometry.model_size("Conv2d", 4, -1, spatial=2)
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.ShapeError: Conv2d is sized relative to the model's input (model_downsample=4), and its input \
+comes from several of the model's inputs, (B, 3, 64, 64) and (B, 3, 32, 32), whose sizes at dim -1 differ: \
+which one it is relative to is unclear; give it stride and padding, or downsample= (relative to its own input)
     """
     inputs = dims.model_inputs()
     what = f"{layer} is sized relative to the model's input (model_downsample={ratio})"
@@ -268,10 +283,26 @@ def model_size(layer: str, ratio: int, where: int) -> Dim:
         raise ShapeError(
             f"{what}, which only shape inference knows: call fluxion.shapes.materialize(model, *input_shapes)"
         )
-    first = inputs[0]
-    if not isinstance(first, dims.Shape) or len(first) < -where:
-        raise ShapeError(f"{what}, whose first input {first!r} has no dim {where}")
-    return first[where]
+    if len(inputs) == 1:
+        first = inputs[0]
+        if not isinstance(first, dims.Shape) or len(first) < -where:
+            raise ShapeError(f"{what}, whose input {first!r} has no dim {where}")
+        return first[where]
+    shown = f"{', '.join(repr(value) for value in inputs[:-1])} and {inputs[-1]!r}"
+    meant = [value for value in inputs if isinstance(value, dims.Shape) and len(value) > spatial]
+    if not meant:
+        raise ShapeError(
+            f"{what}, and its input comes from the model's inputs {shown}, none of which has {spatial} spatial "
+            "dims after a channel dim"
+        )
+    sizes = [shape[where] for shape in meant]
+    if any(dims.equal(size, sizes[0]) is not True for size in sizes[1:]):
+        raise ShapeError(
+            f"{what}, and its input comes from several of the model's inputs, {shown}, whose sizes at dim {where} "
+            "differ: which one it is relative to is unclear; give it stride and padding, or downsample= "
+            "(relative to its own input)"
+        )
+    return sizes[0]
 
 
 def model_stride(layer: str, ratio: int, base: Dim, size: Dim, where: int) -> int:
@@ -327,11 +358,13 @@ def model_geometry(
     dilation: int,
     where: int,
     *,
+    spatial: int,
     most: int | None = None,
     ceil_mode: bool = False,
 ) -> tuple[int, int]:
-    """The stride and padding with which ``layer`` turns ``size`` at dim ``where`` into ``1/ratio`` of
-    the model's input: the stride from the two sizes (``model_stride``), then the smallest symmetric
+    """The stride and padding with which ``layer`` (of ``spatial`` spatial dims) turns ``size`` at dim
+    ``where`` into ``1/ratio`` of the model's input (``model_size``): the stride from the two sizes
+    (``model_stride``), then the smallest symmetric
     padding (up to ``most``) that divides every multiple of the stride (``downsample_padding``),
     which is torchvision's wherever its layouts use one. Records that the model's input must be a
     multiple of ``ratio``; a ShapeError when no stride or no symmetric padding does it.
@@ -339,12 +372,12 @@ def model_geometry(
     >>> from fluxion import dims
     >>> from fluxion.layers import geometry
     >>> with dims.running(inputs=(dims.Shape(["B", 3, 224, 224]),)):
-    ...     geometry.model_geometry("Conv2d", 2, 224, kernel=7, dilation=1, where=-1)
-    ...     geometry.model_geometry("MaxPool2d", 4, 112, kernel=3, dilation=1, where=-1, most=1)
+    ...     geometry.model_geometry("Conv2d", 2, 224, kernel=7, dilation=1, where=-1, spatial=2)
+    ...     geometry.model_geometry("MaxPool2d", 4, 112, kernel=3, dilation=1, where=-1, spatial=2, most=1)
     (2, 3)
     (2, 1)
     """
-    base = model_size(layer, ratio, where)
+    base = model_size(layer, ratio, where, spatial)
     dims.require_equal(
         dims.normal(ratio * dims.floordiv(base, ratio)),
         base,

@@ -708,7 +708,7 @@ def _derived(layer: _Pool, axis: int, size: Dim) -> tuple[int, int]:
         dilation = _per_axis(_dilation(layer), spatial, name, "dilation")[axis]
         ratio, where = layer.model_downsample[axis], axis - spatial
         return geometry.model_geometry(
-            name, ratio, size, kernel, dilation, where, most=kernel // 2, ceil_mode=layer.ceil_mode
+            name, ratio, size, kernel, dilation, where, spatial=spatial, most=kernel // 2, ceil_mode=layer.ceil_mode
         )
     return geometry.output_geometry(
         name,

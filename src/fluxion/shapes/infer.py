@@ -84,13 +84,45 @@ def infer(
     fluxion.errors.ShapeError: Linear at 'Linear' got (B, 300): Linear expects last dim 200, got 300
       path: input (B, 300)
     """
+    return infer_with_sources(model, *input_shapes, assume=assume, **named_input_shapes)[0]
+
+
+Sources = dict[str, tuple[tuple[int, ...], ...]]
+"""For each address, for each call of the node there: the positions, among the model's inputs
+(``report[""].inputs``), of those that the node's inputs were computed from."""
+
+
+def infer_with_sources(
+    model: torch.nn.Module,
+    *input_shapes: ShapeLike,
+    assume: Mapping[str, int] | None = None,
+    **named_input_shapes: ShapeLike,
+) -> tuple[ShapeReport, Sources]:
+    """``infer``'s report, and which of the model's inputs each node's inputs come from, call by call.
+
+    Inference follows every value from the model's inputs through the rules: a node's output comes
+    from the inputs its own inputs come from (a value a rule makes itself, from those of the node
+    running it). A layer sized relative to the model's input reads these (``dims.model_inputs``).
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> from fluxion.shapes.infer import infer_with_sources
+    >>> graph = fl.Graph(
+    ...     {"fc": fl.Linear(4, 8), "cat": fl.Cat(dim=-1)}, edges=["x -> fc -> cat", "y -> cat"], inputs=("x", "y")
+    ... )
+    >>> report, sources = infer_with_sources(graph, ("B", 4), y=("B", 2))
+    >>> sources["fc"], sources["cat"], report[""].inputs
+    (((0,),), ((0, 1),), ((B, 4), (B, 2)))
+    """
     inputs = tuple(_as_shape(shape, f"input {position}") for position, shape in enumerate(input_shapes))
-    named = {name: _as_shape(shape, f"input {name!r}") for name, shape in named_input_shapes.items()}
+    named = _in_input_order(
+        model, {name: _as_shape(shape, f"input {name!r}") for name, shape in named_input_shapes.items()}
+    )
     assumed = _checked_assumptions(assume, [*inputs, *named.values()])
     fixed: list[Constraint] = []  # constraints that fix a symbol to a number, from earlier rounds
     while True:
         inference = _Inference(model)
-        with inference.active((*inputs, *_in_input_order(model, named))):
+        with inference.active((*inputs, *named.values())):
             inference.trail.extend(("input", shape) for shape in inputs)
             try:
                 inference.run_root(inputs, named)
@@ -104,7 +136,8 @@ def infer(
         found = [_unwound_constraint(constraint) for constraint in inference.constraints]
         values = _fixed_values(found)
         if not values:
-            return _read_under_constraints(model, inference.nodes, [*fixed, *found], assumed)
+            sources = {address: tuple(calls) for address, calls in inference.sources.items()}
+            return _read_under_constraints(model, inference.nodes, [*fixed, *found], assumed), sources
         for name, value in values.items():
             if name in assumed and value % assumed[name]:
                 raise ShapeError(
@@ -117,12 +150,12 @@ def infer(
         named = {key: cast(Shape, dims.substitute_shape(shape, values)) for key, shape in named.items()}
 
 
-def _in_input_order(model: torch.nn.Module, named: Mapping[str, Shape]) -> list[Shape]:
+def _in_input_order(model: torch.nn.Module, named: dict[str, Shape]) -> dict[str, Shape]:
     """The shapes given by name, in the order of the graph's inputs when the model is a Graph."""
     if not isinstance(model, Graph):
-        return list(named.values())
+        return named
     order = {name: position for position, name in enumerate(model.inputs)}
-    return [named[name] for name in sorted(named, key=lambda name: order.get(name, len(order)))]
+    return {name: named[name] for name in sorted(named, key=lambda name: order.get(name, len(order)))}
 
 
 def _unwound(shapes: NodeShapes) -> NodeShapes:
@@ -246,14 +279,27 @@ class _Inference:
         self.context: dict[str, dict[str, Any]] = {}
         self.facts = Multiples()
         self.overflow: RecursionError | None = None  # raised because the tree is too deep, on its way up
+        # which of the model's inputs (their positions) each value comes from, by id (the value kept
+        # alive so that its id is not reused); for each node in `within`, where its inputs come from;
+        # for each address, where each call's inputs came from
+        self.origins: dict[int, tuple[ShapeValue, frozenset[int]]] = {}
+        self.coming_from: list[frozenset[int]] = []
+        self.sources: dict[str, list[tuple[int, ...]]] = {}
+        self.every_input: frozenset[int] = frozenset()
 
     @contextmanager
     def active(self, inputs: tuple[ShapeValue, ...]) -> Generator[None]:
-        """Every rule run in the block goes through this inference, and sees ``inputs`` as the model's
-        (``dims.model_inputs``), read as the divisibility found so far reads the rules' inputs."""
+        """Every rule run in the block goes through this inference, and sees those of ``inputs`` (the
+        model's) that the running node's inputs come from (``dims.model_inputs``), read as the
+        divisibility found so far reads the rules' inputs."""
+        self.every_input = frozenset(range(len(inputs)))
+        for position, value in enumerate(inputs):  # one shape given twice comes from both places
+            self.origins[id(value)] = (value, self._origin(value, frozenset()) | {position})
 
         def model_inputs() -> tuple[ShapeValue, ...]:
-            return tuple(self.facts.read_value(value) for value in inputs) if self.facts else inputs
+            positions = self.coming_from[-1] if self.coming_from else self.every_input
+            chosen = tuple(inputs[position] for position in sorted(positions))
+            return tuple(self.facts.read_value(value) for value in chosen) if self.facts else chosen
 
         with dims.running(self.run, self.constrain, self.context, inputs=model_inputs):
             yield
@@ -265,23 +311,57 @@ class _Inference:
         self, node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mapping[str, ShapeValue] | None = None
     ) -> ShapeValue:
         address = self.address_of(node)
+        # a value the running rule made itself comes from what that rule's node came from
+        made_here = self.coming_from[-1] if self.coming_from else self.every_input
+        came = [self._origin(value, made_here) for value in (*inputs, *(named or {}).values())]
+        coming = frozenset[int]().union(*came)
         if self.facts:  # rules see sizes as the divisibility so far makes them (H/2, not floor((H - 1)/2) + 1)
             inputs = tuple(self.facts.read_value(value) for value in inputs)
             named = {key: self.facts.read_value(value) for key, value in (named or {}).items()}
+            for value, origin in zip((*inputs, *named.values()), came, strict=True):
+                self._remember(value, origin)
         given = (*inputs, *(named or {}).values())
         earlier = self.nodes.get(address)
         if earlier is None:
             self.nodes[address] = NodeShapes(given, None)  # its place in tree order, filled in below
+            self.sources[address] = [tuple(sorted(coming))]  # one entry for each call recorded, in order
         self.within.append((node, address))
+        self.coming_from.append(coming)
         try:
             output = self._apply(node, inputs, named or {}, address)
         finally:
             self.within.pop()
+            self.coming_from.pop()
+        origin = self._origin(output, coming)  # an input passed on keeps its own
+        self._remember(output, origin)
         if self.facts:
             output = self.facts.read_value(output)
+            self._remember(output, origin)
         self.nodes[address] = NodeShapes(given, output) if earlier is None else earlier.called_again(given, output)
+        if earlier is not None:
+            self.sources[address].append(tuple(sorted(coming)))
         self.trail.append((_label(node, address), output))
         return output
+
+    def _origin(self, value: ShapeValue, otherwise: frozenset[int]) -> frozenset[int]:
+        """The model's inputs that ``value`` comes from, ``otherwise`` for a shape not seen yet."""
+        if value is None:
+            return frozenset()
+        known = self.origins.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        if isinstance(value, Shape):
+            return otherwise
+        return frozenset[int]().union(*(self._origin(part, otherwise) for part in dims.parts(value)))
+
+    def _remember(self, value: ShapeValue, origin: frozenset[int]) -> None:
+        """Record where ``value``, and each part of it not seen yet, comes from (a value seen keeps its own)."""
+        if value is None or id(value) in self.origins:
+            return
+        if isinstance(value, Shape) or dims.parts(value):  # never (): the empty tuple is one object
+            self.origins[id(value)] = (value, origin)
+        for part in dims.parts(value):
+            self._remember(part, origin)
 
     def address_of(self, node: torch.nn.Module) -> str:
         """The node's address where it runs now: under the running node when it is a child of that one

@@ -25,7 +25,7 @@ from fluxion import dims
 from fluxion.dims import Dim
 from fluxion.errors import ShapeError
 from fluxion.layers.lazy import Argument, Materializable
-from fluxion.shapes.infer import ShapeLike, infer
+from fluxion.shapes.infer import ShapeLike, Sources, infer, infer_with_sources
 from fluxion.shapes.report import ShapeReport
 from fluxion.tree.chain import Chain
 
@@ -51,17 +51,14 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     ...
     fluxion.errors.ShapeError: Linear at 'Linear' needs its in_features as a number, got F: give F as a number
     """
-    report = infer(model, *input_shapes, assume=None, **named_input_shapes)
+    report, sources = infer_with_sources(model, *input_shapes, assume=None, **named_input_shapes)
     twins: list[tuple[Materializable, Materializable]] = []
     problems: list[tuple[str, str]] = []
-    root = report.get("")
-    # a layer sized relative to the model's input (model_downsample=) reads it here, as during inference
-    with dims.running(inputs=() if root is None else root.inputs):
-        for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
-            if isinstance(node, Materializable) and node.lazy:
-                twin = _twin(node, address, report, problems)
-                if twin is not None:
-                    twins.append((node, twin))
+    for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
+        if isinstance(node, Materializable) and node.lazy:
+            twin = _twin(node, address, report, sources, problems)
+            if twin is not None:
+                twins.append((node, twin))
     if problems:
         if len(problems) == 1:
             message = problems[0][1]
@@ -77,7 +74,7 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
 
 
 def _twin(
-    node: Materializable, address: str, report: ShapeReport, problems: list[tuple[str, str]]
+    node: Materializable, address: str, report: ShapeReport, sources: Sources, problems: list[tuple[str, str]]
 ) -> Materializable | None:
     """The complete twin of a lazy ``node``, or None with the reason added to ``problems``."""
     label = f"{type(node).__name__} at {address!r}" if address else f"{type(node).__name__} (the root)"
@@ -87,9 +84,15 @@ def _twin(
         problems.append((address, f"{label} was not reached by shape inference, so its {missing} is unknown"))
         return None
     found: list[dict[str, Argument]] = []
-    for call in shapes.calls:
+    model_inputs = report[""].inputs
+    calls_from = sources.get(address, ())
+    for number, call in enumerate(shapes.calls):
+        # a layer sized relative to the model's input (model_downsample=) reads here, as during
+        # inference, the model's inputs that this call's input comes from
+        positions = calls_from[number] if number < len(calls_from) else range(len(model_inputs))
         try:
-            found.append(node.inferred_arguments(*call.inputs))
+            with dims.running(inputs=tuple(model_inputs[position] for position in positions)):
+                found.append(node.inferred_arguments(*call.inputs))
         except ShapeError as error:
             problems.append((address, f"{label} cannot infer its {missing}: {error}"))
             return None
