@@ -267,3 +267,24 @@ def test_rules_see_the_models_inputs_in_the_symbols_of_their_own() -> None:
     named = shapes.infer(graph, y=(2, 5), x=(3, 4))
     assert named.output == Shape([3, 4])  # the graph's first input, whatever order the shapes came in
     assert dims.model_inputs() == ()
+
+
+def test_sources_follow_each_value_from_the_model_inputs_through_nested_nodes() -> None:
+    from fluxion.shapes.infer import infer_with_sources
+
+    graph = fl.Graph(
+        {
+            "left": fl.Chain(fl.Linear(4, 4), fl.ReLU()),
+            "right": fl.Linear(2, 4),
+            "add": fl.Add(),
+            "after": fl.Linear(4, 3),
+        },
+        edges=["x -> left -> add", "y -> right -> add", "add -> after"],
+        inputs=("x", "y"),
+    )
+    report, sources = infer_with_sources(graph, y=("B", 2), x=("B", 4))  # by name, in another order
+    assert report[""].inputs == (dims.Shape(["B", 4]), dims.Shape(["B", 2]))  # the graph's order
+    assert sources["left"] == sources["left.Linear"] == sources["left.ReLU"] == ((0,),)
+    assert sources["right"] == ((1,),)
+    assert sources["add"] == sources["after"] == ((0, 1),)
+    assert sources[""] == ((0, 1),)
