@@ -9,6 +9,7 @@ import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.adapters import Adapter, LinearLora, lora
 from fluxion.dims import Shape, ShapeValue
+from fluxion.shapes.infer import infer_with_sources
 from fluxion.tree import context_of
 
 
@@ -270,8 +271,6 @@ def test_rules_see_the_models_inputs_in_the_symbols_of_their_own() -> None:
 
 
 def test_sources_follow_each_value_from_the_model_inputs_through_nested_nodes() -> None:
-    from fluxion.shapes.infer import infer_with_sources
-
     graph = fl.Graph(
         {
             "left": fl.Chain(fl.Linear(4, 4), fl.ReLU()),
