@@ -16,8 +16,8 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 
 class FluxionError(Exception):
@@ -71,6 +71,14 @@ class ChildAttributeError(ChildNotFoundError, AttributeError):
     ...     print(error)
     Chain has no child or attribute 'Linaer'; its children are: Linear, ReLU (did you mean 'Linear'?)
     """
+
+    def __init__(self, message: str | Callable[[], str]) -> None:
+        # the message may be a function: hasattr() probes Chains often and never reads it
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        message = cast(object, self.args[0]) if self.args else ""
+        return str(message()) if callable(message) else str(message)
 
 
 class ChildIndexError(TreeError, IndexError):

@@ -12,7 +12,7 @@ import torch
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
-from fluxion.layers.lazy import Inferable, allow_calls, not_materialized, refuse_calls
+from fluxion.layers.lazy import Inferable, allow_calls, is_lazy, not_materialized, refuse_calls
 
 # Every layer that may wait for its input: (layer, an input it takes, what it lacks).
 LAZY: list[Any] = [
@@ -217,3 +217,11 @@ def test_a_lazy_layer_checks_its_other_arguments_at_construction() -> None:
         fl.Conv2d(out_channels=5, kernel_size=3, groups=2)
     with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
         fl.Conv1d(out_channels=4, kernel_size=3, stride=2, padding="same")
+
+
+def test_is_lazy_tells_the_nodes_materialize_works_on() -> None:
+    assert is_lazy(fl.Linear(out_features=2))
+    assert is_lazy(fl.MultiHeadAttention(num_heads=2))
+    assert not is_lazy(fl.Linear(2, 2))
+    assert not is_lazy(fl.Chain(fl.Linear(out_features=2)))  # a Chain holding one is not itself lazy
+    assert not is_lazy(torch.nn.LazyLinear(2))  # torch's own lazy modules are not fluxion's protocol

@@ -26,7 +26,7 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim, DimLike, Shape, ShapeValue
 from fluxion.errors import ShapeError
-from fluxion.layers.lazy import Materializable
+from fluxion.layers.lazy import is_lazy
 from fluxion.shapes.assumptions import Assumptions
 from fluxion.shapes.multiples import Multiples, unwind, unwind_value
 from fluxion.shapes.report import (
@@ -442,7 +442,7 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             "give its class an output_shape method or register one (fluxion.shapes.register_rule, see docs/shapes.md), "
             "or infer with numbers"
         )
-    lazy = [address for address, module in _named_modules(node) if isinstance(module, Materializable) and module.lazy]
+    lazy = [address for address, module in _named_modules(node) if is_lazy(module)]
     if lazy:
         raise ShapeError(
             f"{type(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "

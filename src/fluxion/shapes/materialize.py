@@ -24,7 +24,7 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim
 from fluxion.errors import ShapeError
-from fluxion.layers.lazy import Argument, Materializable
+from fluxion.layers.lazy import Argument, Materializable, is_lazy
 from fluxion.shapes.infer import ShapeLike, Sources, infer, infer_with_sources
 from fluxion.shapes.report import ShapeReport
 from fluxion.tree.chain import Chain
@@ -55,7 +55,7 @@ def materialize(model: torch.nn.Module, *input_shapes: ShapeLike, **named_input_
     twins: list[tuple[Materializable, Materializable]] = []
     problems: list[tuple[str, str]] = []
     for address, node in cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules()):
-        if isinstance(node, Materializable) and node.lazy:
+        if is_lazy(node):
             twin = _twin(node, address, report, sources, problems)
             if twin is not None:
                 twins.append((node, twin))

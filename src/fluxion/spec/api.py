@@ -35,7 +35,7 @@ import torch
 import fluxion.layers as fl
 from fluxion.errors import ShapeError, SpecError
 from fluxion.files import write_text_atomically
-from fluxion.layers.lazy import Materializable
+from fluxion.layers.lazy import is_lazy
 from fluxion.shapes import materialize
 from fluxion.spec import dialects
 from fluxion.spec.build import LARGEST_SIZE, Builder, input_shapes, tie
@@ -202,7 +202,7 @@ def build(
         if given is not None:
             _materialize(model, given, builder.paths, file)
     if given is None:
-        lazy = [address for address, node in _named_modules(model) if isinstance(node, Materializable) and node.lazy]
+        lazy = [address for address, node in _named_modules(model) if is_lazy(node)]
         if lazy and translation is not None and translation.materialize_on_call:
             _materialize_on_first_call(model, builder.paths, file)
         elif lazy:

@@ -33,7 +33,7 @@ import torch
 
 import fluxion.layers as fl
 from fluxion.errors import SpecError, TrainingError
-from fluxion.layers.lazy import Materializable
+from fluxion.layers.lazy import is_lazy
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import json_path
 from fluxion.spec.source import Document, read
@@ -98,7 +98,7 @@ def apply(model: fl.Chain, sections: Sections) -> None:
     """
     if sections.loss is not None:
         _reported(lambda: build_loss(sections.loss), "loss", sections.file)
-    if any(isinstance(node, Materializable) and node.lazy for node in _modules(model)):
+    if any(is_lazy(node) for node in _modules(model)):
 
         def after_sizes(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             handle.remove()

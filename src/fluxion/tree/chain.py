@@ -224,7 +224,7 @@ class Chain(Module):
             # private names are torch's and other libraries' probes (hasattr): their usual error
             if name.startswith("_") or hasattr(type(self), name):
                 raise
-            raise ChildAttributeError(self._no_such_child(name)) from None
+            raise ChildAttributeError(functools.partial(self._no_such_child, name)) from None
 
     def _no_such_child(self, name: str) -> str:
         children = list(self.__dict__["_modules"])
