@@ -277,24 +277,22 @@ class Inferable(torch.nn.Module):
         if set(arguments) != set(deferred.missing):
             got = ", ".join(arguments) or "none"
             raise LayerError(f"{name} expects exactly {', '.join(deferred.missing)}, got {got}")
-        layout = deferred.layout(**deferred.arguments, **arguments, device="meta", dtype=deferred.dtype)
+        # torch's constructor lays the tensors out and, with torch's reset_parameters, initialises
+        # them where they will live: the twin takes them as they are
+        layout = deferred.layout(**deferred.arguments, **arguments, device=deferred.device, dtype=deferred.dtype)
         twin = clone_shell(self)
         for missing in deferred.missing:
             setattr(twin, missing, getattr(layout, missing))  # torch's form, e.g. a tuple for normalized_shape
-        parameters = twin._parameters  # the clone's own tables
-        for key, value in layout._parameters.items():
-            parameters[key] = (
-                None if value is None else torch.nn.Parameter(_empty(value, deferred.device), value.requires_grad)
-            )
-        buffers = twin._buffers
-        for key, value in layout._buffers.items():
-            buffers[key] = None if value is None else _empty(value, deferred.device)
+        twin._parameters.update(layout._parameters)  # the clone's own tables
+        twin._buffers.update(layout._buffers)
         twin._non_persistent_buffers_set.update(layout._non_persistent_buffers_set)
         del twin.__dict__["deferred"]
         allow_calls(twin)
         reset: Callable[[], None] | None = getattr(twin, "reset_parameters", None)
-        if reset is not None:
-            reset()
+        if reset is not None and getattr(type(twin), "reset_parameters", None) is not getattr(
+            deferred.layout, "reset_parameters", None
+        ):
+            reset()  # the layer initialises in its own way
         return twin
 
     def adopt(self, twin: Self) -> None:
@@ -415,8 +413,3 @@ to be inferred by fluxion.shapes.materialize; name the others, as in Linear(out_
             f"fluxion.shapes.materialize; name the others, as in {example})"
         )
     return value
-
-
-def _empty(layout: torch.Tensor, device: torch.device) -> torch.Tensor:
-    # torch.empty rather than empty_like: empty_like from a meta tensor takes a slow path (about 0.5 ms each)
-    return torch.empty(layout.shape, dtype=layout.dtype, device=device)
