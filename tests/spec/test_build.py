@@ -163,6 +163,61 @@ def test_every_builtin_layer_round_trips_with_the_same_tree_and_shapes(name: str
     )
 
 
+def test_torch_classes_named_torch_nn_build_as_torch_leaves_and_round_trip() -> None:
+    document = {
+        "type": "Graph",
+        "inputs": {"x": ["B", "T", 8]},
+        "nodes": [
+            {
+                "type": "torch.nn.MultiheadAttention",
+                "id": "attention",
+                "embed_dim": 8,
+                "num_heads": 2,
+                "batch_first": True,
+            },
+            {"type": "Get", "id": "attended"},
+            {"type": "torch.nn.TransformerEncoderLayer", "id": "block", "d_model": 8, "nhead": 2, "dropout": 0.0},
+            {"type": "torch.nn.GELU", "id": "act", "approximate": "tanh"},
+        ],
+        "edges": ["x -> attention -> attended -> block -> act"],
+        "arguments": {"attention": ["x", "x", "x"]},
+        "outputs": "act",
+    }
+    jsonschema.validate(document, SCHEMA)
+    model = spec.loads(document)
+    assert type(model.get_submodule("attention")) is torch.nn.MultiheadAttention
+    written = spec.dump(model, inputs={"x": ["B", "T", 8]})
+    jsonschema.validate(written, SCHEMA)
+    assert written["nodes"][2] == {
+        "type": "torch.nn.TransformerEncoderLayer",
+        "d_model": 8,
+        "nhead": 2,
+        "dropout": 0.0,
+        "id": "block",
+    }
+    again = spec.loads(json.loads(json.dumps(written)))
+    same_tree(model, again)
+    again.load_state_dict(model.state_dict())
+    model.eval(), again.eval()
+    x = torch.randn(2, 5, 8)
+    assert torch.equal(again(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("torch.nn.MultiHeadAttention", "not one of torch.nn's module classes (closest: torch.nn.MultiheadAttention)"),
+        ("torch.nn.Sequential", "torch.nn.Sequential is a container or a base class, not a leaf a spec builds"),
+        ("torch.nn.functional", "not one of torch.nn's module classes"),
+    ],
+)
+def test_a_torch_nn_name_that_is_no_module_class_is_refused_with_a_suggestion(kind: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        spec.loads({"type": "Chain", "children": [{"type": kind}]})
+    assert caught.value.path == "children[0].type"
+    assert message in caught.value.reason
+
+
 @pytest.mark.parametrize("name", sorted(CONTAINERS))
 def test_containers_keep_children_ids_and_automatic_names(name: str) -> None:
     document = {

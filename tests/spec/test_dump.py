@@ -3,6 +3,9 @@ why it cannot be written."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -12,6 +15,7 @@ import fluxion.layers as fl
 from fluxion import spec
 from fluxion.adapters import lora
 from fluxion.spec import SpecError
+from fluxion.tree.module import record_constructor_call
 
 
 def test_a_chain_that_builds_its_children_is_refused_when_they_changed() -> None:
@@ -122,8 +126,15 @@ def test_a_graph_is_written_with_its_wiring() -> None:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (torch.nn.Linear(2, 2), "the root is a Linear, which is not registered: call fluxion.spec.register(Linear)"),
-        (fl.Chain(inner=fl.Chain(torch.nn.GELU())), "the node at 'inner.GELU' is a GELU, which is not registered"),
+        (torch.nn.Linear(2, 2), "the root is a torch.nn.Linear built in Python: its constructor arguments are unknown"),
+        (
+            fl.Chain(fl.Chain(torch.nn.Sequential())),
+            "the node at 'Chain.Sequential' is a Sequential, which is not registered: call fluxion.spec.register",
+        ),
+        (
+            fl.Chain(inner=fl.Chain(torch.nn.GELU())),
+            "the node at 'inner.GELU' is a torch.nn.GELU built in Python: its constructor arguments are unknown",
+        ),
     ],
 )
 def test_an_unregistered_class_is_named_by_its_address(model: torch.nn.Module, message: str) -> None:
@@ -143,6 +154,52 @@ def test_a_registered_torch_module_built_outside_fluxion_cannot_be_written() -> 
         spec.dump(fl.Chain(PlainScale()))
     built = spec.loads({"type": "Chain", "children": [{"type": "DumpPlainScale", "factor": 3.0}]})
     assert spec.dump(built)["children"] == [{"type": "DumpPlainScale", "factor": 3.0}]
+
+
+def test_a_torch_class_a_spec_built_is_written_with_the_arguments_it_was_built_with() -> None:
+    node = {"type": "torch.nn.MultiheadAttention", "id": "attention", "embed_dim": 8, "num_heads": 2}
+    model = spec.loads({"type": "Chain", "children": [node, {"type": "torch.nn.GELU", "approximate": "tanh"}]})
+    written = spec.dump(model)
+    assert written["children"] == [node, {"type": "torch.nn.GELU", "approximate": "tanh"}]
+    again = spec.loads(written)
+    assert [(k, v.shape) for k, v in again.state_dict().items()] == [
+        (k, v.shape) for k, v in model.state_dict().items()
+    ]
+    assert spec.dump(copy.deepcopy(model)) == written  # copies and pickles keep the call
+    assert spec.dump(pickle.loads(pickle.dumps(model))) == written
+
+
+def test_a_torch_class_built_in_python_is_refused_saying_how_to_write_it() -> None:
+    with pytest.raises(SpecError) as caught:
+        spec.dump(fl.Chain(attention=torch.nn.MultiheadAttention(8, 2)))
+    message = str(caught.value)
+    assert "the node at 'attention' is a torch.nn.MultiheadAttention built in Python" in message
+    assert '{"type": "torch.nn.MultiheadAttention", ...its arguments}' in message
+    assert "fluxion.spec.register" in message
+
+
+@pytest.mark.parametrize(
+    ("layer", "kwargs", "message"),
+    [
+        (
+            torch.nn.TransformerEncoderLayer(8, 2, activation=torch.nn.functional.gelu),
+            {"d_model": 8, "nhead": 2, "activation": torch.nn.functional.gelu},
+            "TransformerEncoderLayer.activation is a builtin_function_or_method, which a spec cannot hold",
+        ),
+        (
+            torch.nn.CrossEntropyLoss(weight=torch.ones(3)),
+            {"weight": torch.ones(3)},
+            "CrossEntropyLoss.weight is a Tensor, which a spec cannot hold",
+        ),
+    ],
+)
+def test_an_argument_a_spec_cannot_hold_is_refused_naming_it(
+    layer: torch.nn.Module, kwargs: dict[str, object], message: str
+) -> None:
+    record_constructor_call(layer, (), kwargs)  # as a spec would, were these JSON values
+    with pytest.raises(SpecError) as caught:
+        spec.dump(fl.Chain(block=layer))
+    assert str(caught.value) == f"the node at 'block' cannot be written: {message}"
 
 
 def nested(depth: int) -> torch.nn.Module:

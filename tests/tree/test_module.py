@@ -8,7 +8,16 @@ import pickle
 import torch
 
 import fluxion.layers as fl
-from fluxion.tree.module import CHILD, address_of, clone_shell, constructor_call, parent_of, set_parent, shallow_copy
+from fluxion.tree.module import (
+    CHILD,
+    address_of,
+    clone_shell,
+    constructor_call,
+    parent_of,
+    record_constructor_call,
+    set_parent,
+    shallow_copy,
+)
 
 # -- parents, roots, addresses -----------------------------------------------------------------------
 
@@ -139,3 +148,13 @@ def test_a_weighted_modules_dtype_and_device_are_its_parameters() -> None:
     assert linear.dtype == torch.float16
     meta = fl.Linear(2, 2, device="meta")
     assert meta.device.type == "meta"
+
+
+def test_a_recorded_constructor_call_is_kept_by_copies_and_pickles() -> None:
+    plain = torch.nn.GELU(approximate="tanh")
+    record_constructor_call(plain, (), {"approximate": "tanh"})
+    expected = ((), {"approximate": "tanh"})
+    assert constructor_call(plain) == expected
+    assert constructor_call(copy.deepcopy(plain)) == expected
+    assert constructor_call(pickle.loads(pickle.dumps(plain))) == expected
+    assert constructor_call(shallow_copy(plain)) == expected

@@ -1,11 +1,12 @@
 """Building a tree from a spec's JSON value: nodes to modules, ids to addresses.
 
-A node is an object naming a registered class in ``"type"``, with an optional ``"id"`` (its name
-in its parent, so its address is the path of ids), its constructor arguments (as keys of the node
-or in ``"args"``) and, for a container, its ``"children"``. A ``"Graph"`` node has ``"nodes"``,
-``"edges"``, ``"inputs"`` and ``"outputs"`` instead. A node ``{"spec": "file.jsonnet", "args": {...}}``
-builds another spec file (``args`` are its top-level arguments). ``"share"`` ties a node's
-parameters to another node's, by address. See docs/specs.md for the whole format.
+A node is an object naming a registered class (or one of torch's, ``"torch.nn.GELU"``) in
+``"type"``, with an optional ``"id"`` (its name in its parent, so its address is the path of ids),
+its constructor arguments (as keys of the node or in ``"args"``) and, for a container, its
+``"children"``. A ``"Graph"`` node has ``"nodes"``, ``"edges"``, ``"inputs"`` and ``"outputs"``
+instead. A node ``{"spec": "file.jsonnet", "args": {...}}`` builds another spec file (``args`` are
+its top-level arguments). ``"share"`` ties a node's parameters to another node's, by address.
+See docs/specs.md for the whole format.
 
 >>> import fluxion.layers as fl
 >>> from fluxion.spec.build import Builder
@@ -21,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,7 @@ from fluxion.spec.messages import json_path, without_torch_trace
 from fluxion.spec.source import Document, read, resolve
 from fluxion.spec.translation import Origin, Translation
 from fluxion.tree.display import set_display_name, set_output_names
-from fluxion.tree.module import constructor_call
+from fluxion.tree.module import constructor_call, record_constructor_call
 
 NodePath = list[str | int]
 
@@ -62,17 +62,6 @@ STRUCTURE_KEYS = (
 
 LARGEST_SIZE = 2**63 - 1
 """The largest size torch can hold (an int64): a larger input size is refused where the spec gives it."""
-
-_built_calls: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def built_arguments(module: torch.nn.Module) -> dict[str, Any] | None:
-    """The checked arguments a spec built ``module`` with (for classes fluxion does not record).
-
-    >>> built_arguments(torch.nn.ReLU()) is None
-    True
-    """
-    return _built_calls.get(module)
 
 
 @dataclass(frozen=True)
@@ -207,8 +196,8 @@ class Builder:
                     raise SpecError(f'"{key}" belongs to a Graph node, not to {cls.__name__}', path=where)
             arguments = arguments_in(cls, given, path)
             module = _construct(cls, arguments, (), where)
-            if registry.name_of(cls) and constructor_call(module) is None:
-                _built_calls[module] = arguments
+            if constructor_call(module) is None:  # a plain torch class (torch.nn.GELU): keep the call to write it back
+                record_constructor_call(module, *call(cls, arguments))
         self._record(module, node, path, document)
         return identifier, module
 

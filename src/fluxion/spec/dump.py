@@ -24,7 +24,7 @@ import fluxion.layers as fl
 from fluxion.errors import SpecError
 from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_out, to_json
-from fluxion.spec.build import FORMAT_VERSION, Builder, built_arguments
+from fluxion.spec.build import FORMAT_VERSION, Builder
 from fluxion.spec.source import MAX_NESTING, Document, check_nesting
 from fluxion.tree.module import CHILD, constructor_call
 
@@ -32,8 +32,9 @@ from fluxion.tree.module import CHILD, constructor_call
 def dump(model: torch.nn.Module, *, inputs: Mapping[str, Sequence[int | str]] | None = None) -> dict[str, Any]:
     """``model`` as a spec (a JSON-ready dict); ``inputs`` adds input shapes by name.
 
-    Every class in the tree must be registered (``fluxion.spec.register``). Loading the result
-    gives the same tree: same addresses, classes, arguments, parameters and shapes.
+    Every class in the tree must be registered (``fluxion.spec.register``) or be one of torch's
+    that a spec built (written ``"torch.nn.<Name>"`` with the arguments it was built with). Loading
+    the result gives the same tree: same addresses, classes, arguments, parameters and shapes.
 
     >>> import fluxion.layers as fl
     >>> from fluxion import spec, shapes
@@ -88,7 +89,7 @@ def _own_node(
     """A node without its children's nodes: the node, its children (name, module, id, whether the id
     comes last) and the list in the node their nodes go in."""
     cls = type(module)
-    name = registry.name_of(cls)
+    name = registry.name_of(cls) or registry.torch_name_of(cls)
     where = f"the node at {address!r}" if address else "the root"
     if name is None:
         raise SpecError(
@@ -151,16 +152,26 @@ def _check_rebuilds(
 
 def _arguments(module: torch.nn.Module, where: str) -> dict[str, Any]:
     recorded = constructor_call(module)
+    cls = type(module)
+    torch_name = registry.torch_name_of(cls) if registry.name_of(cls) is None else None
+    if recorded is None and torch_name is not None:
+        raise SpecError(
+            f"{where} is a {torch_name} built in Python: its constructor arguments are unknown, so a spec cannot "
+            f'write it; build it from a spec ({{"type": "{torch_name}", ...its arguments}}) or register a fluxion '
+            "class for it (fluxion.spec.register)"
+        )
     if recorded is None:
-        built = built_arguments(module)
-        if built is None:
-            raise SpecError(
-                f"{where} is a {type(module).__name__} built outside fluxion: its constructor arguments are unknown "
-                "(derive it from fluxion.layers.Module, or build it from a spec)"
-            )
-        return {key: to_json(value, f"{where}.{key}") for key, value in built.items()}
+        raise SpecError(
+            f"{where} is a {cls.__name__} built outside fluxion: its constructor arguments are unknown "
+            "(derive it from fluxion.layers.Module, or build it from a spec)"
+        )
     args, kwargs = recorded
-    written = arguments_out(type(module), args, kwargs)  # children (CHILD) are left out by name
+    try:
+        written = arguments_out(cls, args, kwargs)  # children (CHILD) are left out by name
+    except SpecError as error:
+        if torch_name is None:
+            raise
+        raise SpecError(f"{where} cannot be written: {error}") from None
     inferred = cast(dict[str, Any], module.__dict__.get("_fluxion_inferred", {}))
     for key, value in inferred.items():
         written[key] = to_json(value, f"{where}.{key}")

@@ -1,7 +1,9 @@
 """The registry: the only way a spec names a class.
 
 A spec's ``"type"`` is looked up here and nowhere else: no dotted import paths, no ``eval``. Every
-layer of ``fluxion.layers`` is registered under its class name; ``register`` adds your own.
+layer of ``fluxion.layers`` is registered under its class name; ``register`` adds your own. torch's
+own module classes are named ``"torch.nn.<Name>"`` (``"torch.nn.MultiheadAttention"``): built as
+plain torch leaves, with torch's arguments.
 
 >>> import torch
 >>> import fluxion.layers as fl
@@ -21,6 +23,7 @@ layer of ``fluxion.layers`` is registered under its class name; ``register`` add
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from typing import TypeVar, cast, overload
 
@@ -92,8 +95,66 @@ def register(cls: M | None = None, name: str | None = None) -> M | Callable[[M],
     return add if cls is None else add(cls)
 
 
+TORCH_PREFIX = "torch.nn."
+"""How a spec names one of torch's own module classes (a registered name never has a dot)."""
+
+_TORCH_CONTAINERS = frozenset(
+    {"Module", "Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
+)
+
+
+@functools.cache
+def torch_module_classes() -> dict[str, type[torch.nn.Module]]:
+    """torch's own module classes a spec may name, by spec type (``"torch.nn.GELU"``): every
+    ``torch.nn.Module`` subclass defined by torch in ``torch.nn`` but the containers and bases.
+
+    >>> classes = torch_module_classes()
+    >>> classes["torch.nn.MultiheadAttention"] is torch.nn.MultiheadAttention, "torch.nn.Sequential" in classes
+    (True, False)
+    """
+    found: dict[str, type[torch.nn.Module]] = {}
+    for name, value in vars(torch.nn).items():
+        if name.startswith("_") or name in _TORCH_CONTAINERS or not isinstance(value, type):
+            continue
+        if issubclass(value, torch.nn.Module) and value.__module__.startswith("torch."):
+            found[TORCH_PREFIX + name] = value
+    return found
+
+
+def torch_name_of(cls: type[torch.nn.Module]) -> str | None:
+    """The spec type of one of torch's own module classes (``"torch.nn.GELU"``), or None.
+
+    >>> import fluxion.layers as fl
+    >>> torch_name_of(torch.nn.GELU), torch_name_of(fl.Linear)
+    ('torch.nn.GELU', None)
+    """
+    key = TORCH_PREFIX + cls.__name__
+    return key if torch_module_classes().get(key) is cls else None
+
+
+def _torch_lookup(name: str) -> type[torch.nn.Module]:
+    classes = torch_module_classes()
+    found = classes.get(name)
+    if found is not None:
+        return found
+    short = name.removeprefix(TORCH_PREFIX)
+    if short in _TORCH_CONTAINERS:
+        raise SpecError(f"{name} is a container or a base class, not a leaf a spec builds (a Chain holds children)")
+    names = [key.removeprefix(TORCH_PREFIX) for key in classes]
+    close = difflib.get_close_matches(short, names, n=3, cutoff=0.6) or difflib.get_close_matches(
+        short.lower(), [key.lower() for key in names], n=3, cutoff=0.6
+    )
+    spelled = {key.lower(): key for key in names}
+    hint = ", ".join(TORCH_PREFIX + spelled.get(key.lower(), key) for key in close)
+    raise SpecError(
+        f"unknown type {name!r}: not one of torch.nn's module classes"
+        + (f" (closest: {hint})" if hint else " (torch.nn.<Name>, such as torch.nn.GELU)")
+    )
+
+
 def lookup(name: object) -> type[torch.nn.Module]:
-    """The class registered as ``name``, or a SpecError with the closest registered names.
+    """The class registered as ``name`` (or torch's class named ``"torch.nn.<Name>"``), or a
+    SpecError with the closest names.
 
     >>> lookup("Conv2d").__name__
     'Conv2d'
@@ -101,10 +162,19 @@ def lookup(name: object) -> type[torch.nn.Module]:
     Traceback (most recent call last):
     ...
     fluxion.errors.SpecError: unknown type 'Conv2D' (closest registered: Conv2d, Conv3d, Conv1d)
+    >>> lookup("torch.nn.MultiheadAttention").__name__
+    'MultiheadAttention'
+    >>> lookup("torch.nn.MultiHeadAttention")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.SpecError: unknown type 'torch.nn.MultiHeadAttention': not one of torch.nn's module classes \
+(closest: torch.nn.MultiheadAttention)
     """
     classes = _builtins()
     if not isinstance(name, str):
         raise SpecError(f"a node's type is a registered class name (a string), got {name!r}")
+    if name.startswith(TORCH_PREFIX):
+        return _torch_lookup(name)
     found = classes.get(name)
     if found is None:
         lowered = {key.lower(): key for key in classes}  # suggestions are names as registered

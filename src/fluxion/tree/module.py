@@ -148,7 +148,8 @@ CHILD = _Child()
 def constructor_call(module: torch.nn.Module) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     """The arguments a fluxion module was constructed with (modules given replaced by ``CHILD``).
 
-    None for a module that fluxion did not construct (a plain torch module).
+    None for a module that fluxion did not construct (a plain torch module built in Python); a
+    plain torch module that a spec built has the call the spec made (``record_constructor_call``).
 
     >>> import torch
     >>> import fluxion.layers as fl
@@ -158,6 +159,24 @@ def constructor_call(module: torch.nn.Module) -> tuple[tuple[Any, ...], dict[str
     (((<child>,), {'dim': 1}), None)
     """
     return module.__dict__.get(_CALL)
+
+
+def record_constructor_call(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Keep ``args`` and ``kwargs`` as the call that built ``module``, for a module whose class does
+    not keep it itself (a plain torch module a spec built), so that a spec can write it back.
+
+    The call is kept in the module, so copies and pickles of it keep it too.
+
+    >>> import copy, torch
+    >>> attention = torch.nn.MultiheadAttention(8, 2)
+    >>> record_constructor_call(attention, (), {"embed_dim": 8, "num_heads": 2})
+    >>> constructor_call(copy.deepcopy(attention))
+    ((), {'embed_dim': 8, 'num_heads': 2})
+    """
+    module.__dict__[_CALL] = (
+        tuple(CHILD if _holds_modules(value) else value for value in args),
+        {name: CHILD if _holds_modules(value) else value for name, value in kwargs.items()},
+    )
 
 
 def _holds_modules(value: object) -> bool:

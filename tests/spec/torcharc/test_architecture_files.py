@@ -86,3 +86,24 @@ def test_the_command_line_exports_a_torcharc_file_to_fluxions_format(tmp_path: P
     again = spec.load(target)
     original = spec.load(HERE / "conv_classifier.yaml", inputs=[["B", 3, 32, 32]])
     assert list(again.state_dict()) == list(original.state_dict())
+
+
+def test_a_file_with_torch_classes_fluxion_has_none_of_exports_and_loads_back_the_same(tmp_path: Path) -> None:
+    # text_classifier.yaml has torch.nn.MultiheadAttention, TransformerEncoderLayer and GELU: plain torch leaves
+    target = tmp_path / "model.json"
+    source = HERE / "text_classifier.yaml"
+    assert main(["export", str(source), "--input", "tokens=B,T", "-o", str(target)]) == 0
+    written = target.read_text()
+    for kind in ("torch.nn.MultiheadAttention", "torch.nn.TransformerEncoderLayer", "torch.nn.GELU"):
+        assert f'"type": "{kind}"' in written
+    original = spec.load(source, inputs=[["B", "T"]])
+    again = spec.load(target)
+    assert [(key, value.shape) for key, value in again.state_dict().items()] == [
+        (key, value.shape) for key, value in original.state_dict().items()
+    ]
+    assert type(again.get_submodule("attention")) is torch.nn.MultiheadAttention
+    again.load_state_dict(original.state_dict())
+    original.eval()
+    again.eval()
+    tokens = torch.randint(0, 1000, (2, 7))
+    assert torch.equal(again(tokens), original(tokens))
