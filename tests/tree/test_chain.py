@@ -739,3 +739,12 @@ def test_a_mistyped_attribute_path_names_the_chain_and_its_children() -> None:
     assert not hasattr(model, "_not_there")
     assert getattr(model, "missing", None) is None
     assert model.layer2.Chain_2.ReLU is model["layer2.Chain_2.ReLU"]
+
+
+def test_attributes_read_before_the_chain_is_set_up_are_attribute_errors() -> None:
+    class Early(fl.Chain):
+        def __init__(self) -> None:
+            self.probed = hasattr(self, "anything")  # before Chain.__init__: no children table yet
+            super().__init__(fl.ReLU())
+
+    assert Early().probed is False

@@ -215,8 +215,8 @@ class Chain(Module):
         >>> hasattr(model.Chain, "Lienar")
         False
         """
-        modules = self.__dict__["_modules"]
-        if name in modules:
+        modules = self.__dict__.get("_modules")  # None before torch's __init__ has run
+        if modules is not None and name in modules:
             return modules[name]
         try:
             return super().__getattr__(name)
@@ -227,7 +227,7 @@ class Chain(Module):
             raise ChildAttributeError(functools.partial(self._no_such_child, name)) from None
 
     def _no_such_child(self, name: str) -> str:
-        children = list(self.__dict__["_modules"])
+        children = list(self.__dict__.get("_modules", {}))
         close = difflib.get_close_matches(name, children, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         listed = ", ".join(children) or "none"
