@@ -162,6 +162,11 @@ def test_a_dict_with_missing_or_unknown_keys_is_one_error(given: dict[str, Any],
 def test_a_graph_of_one_input_takes_a_dict_as_its_value() -> None:
     graph = fl.Graph({"pick": fl.Lambda(lambda d: d["a"] * 2)}, edges=["x -> pick"], inputs=("x",))
     torch.testing.assert_close(graph({"a": torch.ones(2)}), torch.full((2,), 2.0))
+    # ...unless its keys are exactly the input's name: then it binds, as for several inputs
+    doubled = fl.Graph({"twice": fl.Lambda(lambda t: t * 2)}, edges=["x -> twice"], inputs=("x",))
+    torch.testing.assert_close(doubled({"x": torch.ones(2)}), torch.full((2,), 2.0))
+    # and a keyword always passes the dict itself
+    torch.testing.assert_close(graph(x={"a": torch.ones(2)}), torch.full((2,), 2.0))
 
 
 def test_a_dict_of_shapes_binds_the_named_inputs_in_shape_inference() -> None:

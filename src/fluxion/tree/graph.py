@@ -1031,11 +1031,14 @@ def _bind(
     error: type[FluxionError],
 ) -> list[Any]:
     """The input values in the order of ``names``, from positional and keyword arguments, or from one
-    mapping of them by name (for several inputs: one input takes a mapping as its value).
+    mapping of them by name. A graph with one input takes a mapping as that input's value, unless
+    its keys are exactly the input's name (``graph({"x": t})``); ``graph(x=mapping)`` always passes it.
 
     ``owner`` gives the graph's label for a message; it is only called when something is wrong.
     """
     if not kwargs and len(args) == len(names):
+        if len(names) == 1 and isinstance(args[0], Mapping) and list(cast(Mapping[object, Any], args[0])) == [names[0]]:
+            return [cast(Mapping[object, Any], args[0])[names[0]]]
         return list(args)
     if not kwargs and len(args) == 1 and isinstance(args[0], Mapping):
         return _bind_mapping(owner, names, cast(Mapping[object, Any], args[0]), error)

@@ -400,3 +400,10 @@ def test_a_yaml_arc_loads_with_its_init(tmp_path: Path) -> None:
     assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert torch.all(model[0].weight == 0.5)
     assert torch.all(model[2].weight == 0.5)
+
+
+def test_a_dag_of_one_named_input_takes_the_tensor_or_a_dict_of_it() -> None:
+    model = spec.loads({"dag_in_shape": {"x": [3]}, "out": {"type": "Linear", "out_features": 2}})
+    x = torch.randn(4, 3)
+    assert torch.equal(model({"x": x}), model(x))  # TorchArc's DAGNet takes both
+    assert list(model.state_dict()) == ["module_dict.out.weight", "module_dict.out.bias"]
