@@ -208,3 +208,12 @@ def test_new_merges_symbolic_rules() -> None:
     with pytest.raises(fl.LayerError, match="Mean merges two inputs or more, got 1"):
         fl.Mean()(randn(2))
     assert repr(fl.Stack(dim=2)) == "Stack(dim=2)"
+
+
+def test_pack_returns_its_inputs_as_one_tuple_and_its_rule_says_so() -> None:
+    first, second = torch.randn(2, 3), torch.randn(4)
+    packed = fl.Pack()(first, second)
+    assert isinstance(packed, tuple)
+    assert packed[0] is first
+    assert packed[1] is second
+    assert fl.Pack().output_shape(dims.Shape(["B", 3]), None) == (dims.Shape(["B", 3]), None)

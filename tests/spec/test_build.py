@@ -84,6 +84,7 @@ LAYERS: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
     "Split": ({"split_size_or_sections": [1, 3], "dim": -1}, ("B", 4)),
     "Mean": ({}, ("B", 4)),
     "Stack": ({"dim": -1}, ("B", 4)),
+    "Pack": ({}, ("B", 4)),
     "VecDot": ({}, ("B", 4)),
     "BatchMatmul": ({}, ("B", 3, 3)),
     "FiLM": ({}, ("B", 4)),  # both sizes inferred, and written back

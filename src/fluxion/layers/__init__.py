@@ -36,7 +36,7 @@ from fluxion.layers.embedding import Embedding, OptionalInputs, SequencePosition
 from fluxion.layers.film import FiLM
 from fluxion.layers.linear import Linear
 from fluxion.layers.masks import PaddingMask
-from fluxion.layers.merging import Add, BatchMatmul, Cat, Mean, Multiply, Stack, VecDot
+from fluxion.layers.merging import Add, BatchMatmul, Cat, Mean, Multiply, Pack, Stack, VecDot
 from fluxion.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from fluxion.layers.padding import Pad
 from fluxion.layers.pooling import (
@@ -148,6 +148,7 @@ __all__ = [
     "Multiply",
     "Narrow",
     "OptionalInputs",
+    "Pack",
     "Pad",
     "PaddingMask",
     "Parallel",

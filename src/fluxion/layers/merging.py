@@ -18,7 +18,7 @@ only: for those they give the same values, and they accept more (shapes that bro
 ([3.0, 3.0, 3.0], [2.0, 2.0, 2.0], torch.Size([2, 6]))
 """
 
-from typing import cast
+from typing import Any, cast
 
 import torch
 from jaxtyping import Shaped
@@ -182,6 +182,30 @@ class Mean(Module):
         (B, 4)
         """
         return dims.broadcast(_shapes(self, inputs), type(self).__name__)
+
+
+class Pack(Module):
+    """Its inputs as one tuple. As a Graph's output node it returns a tuple of one value where the
+    Graph would return the value itself (TorchArc's ``output: [y]`` gives ``(y,)``).
+
+    >>> import torch
+    >>> import fluxion.layers as fl
+    >>> fl.Pack()(torch.ones(2))
+    (tensor([1., 1.]),)
+    """
+
+    def forward(self, *inputs: Any) -> tuple[Any, ...]:
+        return inputs
+
+    def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
+        """The tuple of its input shapes.
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import dims
+        >>> fl.Pack().output_shape(dims.Shape(["B", 4]))
+        ((B, 4),)
+        """
+        return tuple(inputs)
 
 
 class Stack(Module):

@@ -199,3 +199,19 @@ def test_a_graph_mistake_is_one_error_at_its_place(section: Any, path: str, mess
         _wire(section)
     assert caught.value.path == path
     assert message in caught.value.reason
+
+
+def test_a_list_output_of_one_name_returns_a_tuple_of_one_as_torcharc_does() -> None:
+    document = {
+        "modules": {"output": {"Linear": {"in_features": 4, "out_features": 3}}},
+        "graph": {"input": "x", "modules": {"output": ["x"]}, "output": ["output"]},
+    }
+    model = spec.loads(document)
+    x = torch.randn(2, 4)
+    result = model(x)
+    assert isinstance(result, tuple)
+    assert len(result) == 1
+    assert torch.equal(result[0], model["output"](x))
+    assert list(model.state_dict()) == ["output.weight", "output.bias"]  # the packing node holds nothing
+    assert "output_1" in dict(model.named_children())  # named around the module called output
+    assert spec.loads(spec.dump(model))(x)[0].shape == (2, 3)

@@ -144,6 +144,16 @@ def _translation(data: Any) -> Translation:
         spec["nodes"].append({**node, "id": name})
         for place, origin in inner.items():
             origins[f"nodes[{index}]{'.' if place else ''}{place}"] = origin
+    if isinstance(wiring.outputs, list) and len(wiring.outputs) == 1:
+        # TorchArc returns a tuple of one value where a Graph returns the value: a Pack node packs it
+        taken = {*nodes, *wiring.inputs}
+        packed = next(
+            name for name in ("output", *(f"output_{n}" for n in range(1, len(taken) + 2))) if name not in taken
+        )
+        origins[f"nodes[{len(spec['nodes'])}]"] = Origin("graph.output", {})
+        spec["nodes"].append({"type": "Pack", "id": packed})
+        spec["edges"] = [*wiring.edges, f"{wiring.outputs[0]} -> {packed}"]
+        spec["outputs"] = packed
     return Translation(spec, origins, classes=classes, materialize_on_call=True)
 
 
