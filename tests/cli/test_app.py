@@ -188,3 +188,18 @@ def test_narchi_s_stack_trace_may_follow_the_command(
     assert "Traceback" in run(capsys, "--stack_trace=true", command, str(mlp), *output).err
     assert "Traceback" not in run(capsys, "--stack_trace=true", command, "--stack_trace=false", str(mlp), *output).err
     fails(run(capsys, command, "--stack_trace=maybe", str(mlp), *output), 2, "--stack_trace is true or false")
+
+
+def test_a_warning_is_one_line_naming_the_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    unused = tmp_path / "unused.yaml"
+    unused.write_text(
+        "modules:\n  head: {Linear: {in_features: 4, out_features: 2}}\n"
+        "  tail: {Linear: {in_features: 2, out_features: 1}}\n"
+        "graph: {input: x, modules: {head: [x]}, output: head}\n"
+    )
+    result = run(capsys, "validate", str(unused), "--input", "x=B,4")
+    assert result.code == 0
+    assert result.err.splitlines() == [
+        "fluxion validate: warning: TorchArc module 'tail' (modules.tail) is not called in graph.modules: "
+        "it is left out of the model, as TorchArc leaves it out"
+    ]

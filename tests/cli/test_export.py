@@ -205,3 +205,16 @@ def test_a_factory_takes_no_spec_options(capsys: pytest.CaptureFixture[str], fac
         2,
         "--ext-var, --ext-code, --tla and -J read spec files; a factory takes no arguments",
     )
+
+
+def test_a_file_whose_sizes_wait_for_the_first_call_needs_input_shapes_to_export(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # a TorchArc file loads without shapes (its first call sizes it); a spec of it would not load
+    film, target = str(ROOT / "tests" / "spec" / "torcharc" / "film.yaml"), tmp_path / "film.json"
+    refused = run(capsys, "export", film, "-o", str(target))
+    fails(refused, 2, "still leave sizes to be inferred: give the input shapes (--input NAME=DIMS)")
+    assert not target.exists()
+    given = ["--input", "image=B,3,32,32", "--input", "gyro=B,2"]
+    assert run(capsys, "export", film, *given, "-o", str(target)).code == 0
+    assert spec.load(target).state.in_features == 2

@@ -18,7 +18,9 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 import fluxion
 from fluxion.cli import export, render, show, summary, validate
@@ -73,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # argparse's way to end: --help, --version, or a usage error
         return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.run(args)
     except CliError as error:
         print(f"fluxion {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -98,3 +102,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """How a command shows a warning: ``fluxion COMMAND: warning: ...`` on stderr, without the line
+    of fluxion's source that Python's default display adds."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"fluxion {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
