@@ -38,7 +38,7 @@ def test_values_and_shapes_match_torch(name: str, kwargs: dict[str, Any], shapes
 
 
 def test_the_rule_needs_numbers_and_says_so() -> None:
-    with pytest.raises(ShapeError, match=r"TorchFunction\('flatten'\) has no symbolic shape rule"):
+    with pytest.raises(ShapeError, match=r"TorchFunction\('flatten'\) gives a size that follows no one symbol"):
         shapes.infer(fl.TorchFunction("flatten"), ("B", 3))
     with pytest.raises(ShapeError, match=r"TorchFunction\('topk'\) fails for these shapes: .*"):
         shapes.infer(fl.TorchFunction("topk", k=9), (2, 3))
@@ -66,3 +66,29 @@ def test_keyword_arguments_as_one_mapping_as_a_spec_writes_them() -> None:
     torch.testing.assert_close(both(x)[0], torch.topk(x, 3, dim=-1).values)
     with pytest.raises(LayerError, match="TorchFunction: kwargs must be a mapping of keyword arguments, got 3"):
         fl.TorchFunction("topk", 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape", "expected"),
+    [
+        ("topk", {"k": 3}, ("B", 10), "((B, 3), (B, 3))"),
+        ("cumsum", {"dim": 1}, ("B", "T", 4), "(B, T, 4)"),
+        ("mean", {"dim": 1}, ("B", "T", 4), "(B, 4)"),
+        ("transpose", {"dim0": 1, "dim1": 2}, ("B", "T", 4), "(B, 4, T)"),
+    ],
+)
+def test_symbolic_sizes_that_are_symbols_are_read_back(
+    name: str, kwargs: dict[str, Any], shape: tuple[Any, ...], expected: str
+) -> None:
+    report = shapes.infer(fl.Chain(fl.TorchFunction(name, **kwargs)), shape)
+    assert repr(report.output) == expected
+    # read back at other sizes, the symbolic output is what the function really gives
+    sizes = {symbol: 5 + index for index, symbol in enumerate(shape) if isinstance(symbol, str)}
+    output = fl.TorchFunction(name, **kwargs)(torch.zeros([sizes.get(size, size) for size in shape]))
+    real = tuple(dims.Shape(item.shape) for item in output) if isinstance(output, tuple) else dims.Shape(output.shape)
+    assert dims.substitute_shape(report.output, sizes) == real
+
+
+def test_a_size_that_is_an_expression_is_refused() -> None:
+    with pytest.raises(ShapeError, match="no symbolic shape rule for sizes that are expressions"):
+        fl.TorchFunction("relu").output_shape(dims.Shape([dims.dim("H") * 2]))

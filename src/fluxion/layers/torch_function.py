@@ -91,25 +91,46 @@ class TorchFunction(Module):
         return self.function(*inputs, **self.kwargs)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
-        """What the function gives for float32 tensors of these shapes (``meta`` ones unless small); numbers only.
+        """What the function gives for float32 tensors of these shapes (``meta`` ones unless small).
+
+        With symbolic sizes that are single symbols (``B``, ``T``), the function is evaluated at two
+        sets of sizes: an output size that stays the same is a number, one that follows a symbol is
+        that symbol; any other output size, or a size that is an expression, is a ShapeError.
 
         >>> import fluxion.layers as fl
         >>> from fluxion import dims
         >>> fl.TorchFunction("topk", k=2).output_shape(dims.Shape([4, 5]))
         ((4, 2), (4, 2))
-        >>> fl.TorchFunction("flatten").output_shape(dims.Shape(["B", 3]))
+        >>> fl.TorchFunction("topk", k=3).output_shape(dims.Shape(["B", 10]))
+        ((B, 3), (B, 3))
+        >>> fl.TorchFunction("flatten").output_shape(dims.Shape(["B", "T"]))
         Traceback (most recent call last):
         ...
-        fluxion.errors.ShapeError: TorchFunction('flatten') has no symbolic shape rule (it evaluates torch.flatten \
-on meta tensors): infer with numbers for every size, got (B, 3)
+        fluxion.errors.ShapeError: TorchFunction('flatten') gives a size that follows no one symbol (B*T?): \
+infer with numbers for every size, got (B, T)
         """
         what = f"TorchFunction({self.name!r})"
-        symbolic = [value for value in inputs if not _concrete(value)]
-        if symbolic:
+        symbols = _symbols(inputs)
+        if symbols is None:
+            symbolic = next(value for value in inputs if not _concrete(value))
             raise ShapeError(
-                f"{what} has no symbolic shape rule (it evaluates torch.{self.name} on meta tensors): "
-                f"infer with numbers for every size, got {symbolic[0]!r}"
+                f"{what} has no symbolic shape rule for sizes that are expressions (it evaluates torch.{self.name} "
+                f"on meta tensors): infer with numbers for every size, got {symbolic!r}"
             )
+        if not symbols:
+            return self._evaluated(what, inputs)
+        trials = [{symbol: base + 2 * index for index, symbol in enumerate(symbols)} for base in (37, 53)]
+        first, second = (self._evaluated(what, tuple(_sized(value, trial) for value in inputs)) for trial in trials)
+        try:
+            return _read_back(first, second, trials)
+        except ValueError:
+            symbolic = next(value for value in inputs if not _concrete(value))
+            raise ShapeError(
+                f"{what} gives a size that follows no one symbol ({'*'.join(map(str, symbols))}?): infer with "
+                f"numbers for every size, got {symbolic!r}"
+            ) from None
+
+    def _evaluated(self, what: str, inputs: tuple[ShapeValue, ...]) -> ShapeValue:
         # few elements: on the CPU, where torch checks arguments that some meta kernels do not
         device = "cpu" if sum(_elements(value) for value in inputs) <= SMALL else "meta"
         try:
@@ -122,6 +143,64 @@ on meta tensors): infer with numbers for every size, got (B, 3)
 
     def extra_repr(self) -> str:
         return ", ".join([repr(self.name), *(f"{key}={value!r}" for key, value in self.kwargs.items())])
+
+
+def _symbols(inputs: tuple[ShapeValue, ...]) -> list[Any] | None:
+    """The symbols the input sizes are, in order of appearance; None when a size is an expression."""
+    found: dict[Any, None] = {}
+    pending: list[object] = list(inputs)
+    while pending:
+        value = pending.pop(0)
+        if isinstance(value, Shape):
+            for size in value:
+                if not isinstance(size, int):
+                    if not getattr(size, "is_Symbol", False):
+                        return None
+                    found[size] = None
+        elif isinstance(value, Mapping):
+            pending.extend(cast(Mapping[str, object], value).values())
+        elif isinstance(value, tuple):
+            pending.extend(cast(tuple[object, ...], value))
+    return list(found)
+
+
+def _sized(value: ShapeValue, sizes: Mapping[Any, int]) -> ShapeValue:
+    """``value`` with each symbol replaced by its size in ``sizes``."""
+    if value is None:
+        return None
+    if isinstance(value, Shape):
+        return Shape(sizes.get(size, size) if not isinstance(size, int) else size for size in value)
+    if isinstance(value, Mapping):
+        return cast(
+            ShapeValue, {key: _sized(item, sizes) for key, item in cast(Mapping[str, ShapeValue], value).items()}
+        )
+    return tuple(_sized(item, sizes) for item in value)
+
+
+def _read_back(first: ShapeValue, second: ShapeValue, trials: list[dict[Any, int]]) -> ShapeValue:
+    """The symbolic output from two evaluations: sizes equal in both are numbers, sizes that are a
+    symbol's value in both are that symbol (a ValueError otherwise)."""
+    if first is None or second is None:
+        if first is not second:
+            raise ValueError("outputs of different kinds")
+        return None
+    if isinstance(first, Shape) and isinstance(second, Shape):
+        if len(first) != len(second):
+            raise ValueError("ranks differ")
+        sizes: list[Any] = []
+        for one, other in zip(first, second, strict=True):
+            if one == other:
+                sizes.append(one)
+                continue
+            matches = [symbol for symbol in trials[0] if trials[0][symbol] == one and trials[1][symbol] == other]
+            if len(matches) != 1:
+                raise ValueError("a size that follows no one symbol")
+            sizes.append(matches[0])
+        return Shape(sizes)
+    if isinstance(first, tuple) and isinstance(second, tuple) and len(first) == len(second):
+        pairs = zip(cast(tuple[ShapeValue, ...], first), cast(tuple[ShapeValue, ...], second), strict=True)
+        return tuple(_read_back(one, other, trials) for one, other in pairs)
+    raise ValueError("outputs of different kinds")
 
 
 def _concrete(value: object) -> bool:
