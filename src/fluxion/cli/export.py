@@ -41,8 +41,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -53,7 +53,7 @@ from fluxion.cli.loading import SpecOptions, load_spec
 from fluxion.cli.options import Shape
 from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
-from fluxion.layers.lazy import is_lazy
+from fluxion.layers.lazy import lazy_addresses
 
 EXAMPLES = """\
 examples:
@@ -110,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         loaded = load_spec(options)
         model, inputs = loaded.model, loaded.inputs
-    named = cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules())
-    lazy = [address or "the root" for address, node in named if is_lazy(node)]
+    lazy = [address or "the root" for address in lazy_addresses(model)]
     if lazy:  # a spec without these sizes and without input shapes would not load
         raise UsageError(
             f"{len(lazy)} node{'s' if len(lazy) > 1 else ''} ({', '.join(lazy[:3])}{'...' if len(lazy) > 3 else ''}) "

@@ -23,7 +23,7 @@ so a complete layer pays nothing for it and a layer's ``forward`` need not check
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Protocol, Self, TypeGuard, TypeVar, cast, runtime_checkable
@@ -140,6 +140,17 @@ def is_lazy(module: torch.nn.Module) -> TypeGuard[Materializable]:
     (True, False, False)
     """
     return getattr(module, "lazy", False) is True and isinstance(module, Materializable)
+
+
+def lazy_addresses(model: torch.nn.Module) -> list[str]:
+    """The addresses of the nodes of ``model`` with arguments still missing, in the model's order.
+
+    >>> import fluxion.layers as fl
+    >>> lazy_addresses(fl.Chain(fl.Linear(2, 2), fl.Chain(fl.Linear(out_features=2))))
+    ['Chain.Linear']
+    """
+    named = cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules())
+    return [address for address, node in named if is_lazy(node)]
 
 
 class Inferable(torch.nn.Module):

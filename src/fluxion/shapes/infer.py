@@ -17,7 +17,7 @@ changed.
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -26,7 +26,7 @@ import torch
 from fluxion import dims
 from fluxion.dims import Dim, DimLike, Shape, ShapeValue
 from fluxion.errors import ShapeError
-from fluxion.layers.lazy import is_lazy
+from fluxion.layers.lazy import lazy_addresses
 from fluxion.shapes.assumptions import Assumptions
 from fluxion.shapes.multiples import Multiples, unwind, unwind_value
 from fluxion.shapes.report import (
@@ -442,7 +442,7 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             "give its class an output_shape method or register one (fluxion.shapes.register_rule, see docs/shapes.md), "
             "or infer with numbers"
         )
-    lazy = [address for address, module in _named_modules(node) if is_lazy(module)]
+    lazy = lazy_addresses(node)
     if lazy:
         raise ShapeError(
             f"{type(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "
@@ -460,10 +460,6 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             store.clear()
             store.update(saved)
     return _shape_of(output)
-
-
-def _named_modules(node: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    return list(cast("Iterator[tuple[str, torch.nn.Module]]", node.named_modules()))
 
 
 def _concrete(value: ShapeValue) -> bool:

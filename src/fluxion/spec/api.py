@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any, cast
 
@@ -35,7 +35,7 @@ import torch
 import fluxion.layers as fl
 from fluxion.errors import ShapeError, SpecError
 from fluxion.files import write_text_atomically
-from fluxion.layers.lazy import is_lazy
+from fluxion.layers.lazy import lazy_addresses
 from fluxion.shapes import materialize
 from fluxion.spec import dialects
 from fluxion.spec.build import LARGEST_SIZE, Builder, input_shapes, tie
@@ -202,7 +202,7 @@ def build(
         if given is not None:
             _materialize(model, given, builder.paths, file)
     if given is None:
-        lazy = [address for address, node in _named_modules(model) if is_lazy(node)]
+        lazy = lazy_addresses(model)
         if lazy and translation is not None and translation.materialize_on_call:
             _materialize_on_first_call(model, builder.paths, file)
         elif lazy:
@@ -270,7 +270,3 @@ def _named_shapes(inputs: InputShapes, model: torch.nn.Module) -> dict[str, Sequ
             if large:
                 raise SpecError(f"inputs= {name}: a size is at most 2**63 - 1 (torch's largest), got {large[0]}")
     return named
-
-
-def _named_modules(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module]]:
-    return cast(Iterator[tuple[str, torch.nn.Module]], model.named_modules())

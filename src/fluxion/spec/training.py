@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import torch
 
 import fluxion.layers as fl
 from fluxion.errors import SpecError, TrainingError
-from fluxion.layers.lazy import is_lazy
+from fluxion.layers.lazy import lazy_addresses
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import json_path
 from fluxion.spec.source import Document, read
@@ -98,7 +98,7 @@ def apply(model: fl.Chain, sections: Sections) -> None:
     """
     if sections.loss is not None:
         _reported(lambda: build_loss(sections.loss), "loss", sections.file)
-    if any(is_lazy(node) for node in _modules(model)):
+    if lazy_addresses(model):
 
         def after_sizes(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             handle.remove()
@@ -176,7 +176,3 @@ def loss(
     section = _section(document, "loss")
     file = None if document.file is None else str(document.file)
     return _reported(lambda: build_loss(section), "loss", file)
-
-
-def _modules(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    return model.modules()
