@@ -21,6 +21,8 @@ from typing import Any, cast
 import torch
 from torch.utils.hooks import RemovableHandle
 
+from fluxion.tree.intermediates import output_copy
+
 
 def trace(model: torch.nn.Module, *inputs: Any, **keyword_inputs: Any) -> dict[str, Any]:
     """Run ``model(*inputs, **keyword_inputs)`` once (without gradients) and return every node's
@@ -60,15 +62,6 @@ def trace(model: torch.nn.Module, *inputs: Any, **keyword_inputs: Any) -> dict[s
 def _recorder(outputs: dict[str, Any], address: str) -> Any:
     def record(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         outputs.pop(address, None)  # the latest call goes last, in finishing order
-        outputs[address] = _detached(output)
+        outputs[address] = output_copy(output, detach=True)
 
     return record
-
-
-def _detached(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()  # a later in-place layer (ReLU(inplace=True)) cannot change it
-    if isinstance(value, tuple | list):
-        items = [_detached(item) for item in cast("list[Any]", value)]
-        return tuple(items) if isinstance(value, tuple) else items
-    return value

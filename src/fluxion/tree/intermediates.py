@@ -148,7 +148,7 @@ class _Collector:
         calls = self.owner._collecting  # pyright: ignore[reportPrivateUsage]
         if calls:
             calls[-1].pop(self.address, None)  # the latest call goes last, in finishing order
-            calls[-1][self.address] = _copied(output)
+            calls[-1][self.address] = output_copy(output)
 
 
 def _at(model: torch.nn.Module, address: str) -> torch.nn.Module | None:
@@ -159,12 +159,21 @@ def _at(model: torch.nn.Module, address: str) -> torch.nn.Module | None:
         return None
 
 
-def _copied(value: Any) -> Any:
-    """``value`` with its tensors cloned (gradients flow through a clone), tuples and lists kept."""
+def output_copy(value: Any, *, detach: bool = False) -> Any:
+    """A node's output with its tensors cloned (gradients flow through a clone, unless ``detach``),
+    tuples and lists kept: what a later in-place layer (``ReLU(inplace=True)``) cannot change.
+
+    >>> import torch
+    >>> output = (torch.ones(2),)
+    >>> kept = output_copy(output)
+    >>> _ = output[0].zero_()
+    >>> kept[0].tolist()
+    [1.0, 1.0]
+    """
     if isinstance(value, torch.Tensor):
-        return value.clone()
+        return value.detach().clone() if detach else value.clone()
     if isinstance(value, tuple | list):
-        items = [_copied(item) for item in cast("list[Any]", value)]
+        items = [output_copy(item, detach=detach) for item in cast("list[Any]", value)]
         return tuple(items) if isinstance(value, tuple) else items
     return value
 
