@@ -1,7 +1,11 @@
 """The registry: the only way a spec names a class.
 
 A spec's ``"type"`` is looked up here and nowhere else: no dotted import paths, no ``eval``. Every
-layer of ``fluxion.layers`` is registered under its class name; ``register`` adds your own. torch's
+layer of ``fluxion.layers`` is registered under its class name; ``register`` adds your own. A
+package adds its layers for everyone by naming a module in the ``fluxion.layers`` entry-point group
+(in its ``pyproject.toml``): the module's public ``torch.nn.Module`` classes (its ``__all__``) are
+registered the first time a type is looked up. fluxion's own ``fluxion.nas`` comes in this way, as
+a higher floor that this module may not import. torch's
 own module classes are named ``"torch.nn.<Name>"`` (``"torch.nn.MultiheadAttention"``): built as
 plain torch leaves, with torch's arguments.
 
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import TypeVar, cast, overload
 
 import torch
@@ -39,13 +45,27 @@ _NOT_IN_SPECS = {"Module", "WeightedModule", "Lambda", "Intermediates"}
 _classes: dict[str, type[torch.nn.Module]] = {}
 
 
+ENTRY_POINTS = "fluxion.layers"
+"""The entry-point group whose modules add their layers to every spec (``[project.entry-points."fluxion.layers"]``)."""
+
+
 def _builtins() -> dict[str, type[torch.nn.Module]]:
     if not _classes:
-        for name in fl.__all__:
-            value = getattr(fl, name)
-            if isinstance(value, type) and issubclass(value, torch.nn.Module) and name not in _NOT_IN_SPECS:
-                _classes[name] = value
+        _classes.update(_layers_of(fl))
+        for entry in entry_points(group=ENTRY_POINTS):
+            for name, value in _layers_of(importlib.import_module(entry.value)).items():
+                _classes.setdefault(name, value)
     return _classes
+
+
+def _layers_of(module: object) -> dict[str, type[torch.nn.Module]]:
+    """The public module classes of ``module`` (its ``__all__``), by name."""
+    found: dict[str, type[torch.nn.Module]] = {}
+    for name in cast(list[str], getattr(module, "__all__", [])):
+        value = getattr(module, name)
+        if isinstance(value, type) and issubclass(value, torch.nn.Module) and name not in _NOT_IN_SPECS:
+            found[name] = value
+    return found
 
 
 @overload

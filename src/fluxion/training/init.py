@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ import torch
 
 from fluxion.errors import TrainingError
 from fluxion.training.options import Place, check_arguments, close_addresses, did_you_mean, split_type
+from fluxion.tree.parameter_roles import named_weights
 
 InitializerSpec = str | Mapping[str, Any]
 """One initializer: a ``torch.nn.init`` name (``"kaiming_uniform_"``) or ``{"type": name, **arguments}``
@@ -179,7 +180,7 @@ def plan_init(
     >>> [(address, initializer.name) for address, initializer in plan_init(model, "xavier_uniform_")]
     [('Linear.weight', 'xavier_uniform_')]
     """
-    parameters = dict(_named_parameters(model))
+    parameters = dict(named_weights(model))
     if isinstance(spec, str) or "type" in spec:
         initializer = parse_initializer(spec, activation=activation)
         chosen = [(address, initializer) for address, tensor in parameters.items() if is_weight_matrix(address, tensor)]
@@ -245,10 +246,6 @@ def initialize(model: torch.nn.Module, spec: InitSpec, *, activation: str | None
     >>> torch.equal(model.Linear.weight, expected)
     True
     """
-    parameters = dict(_named_parameters(model))
+    parameters = dict(named_weights(model))
     for address, initializer in plan_init(model, spec, activation=activation):
         initializer.fill(parameters[address])
-
-
-def _named_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Parameter]]:
-    return model.named_parameters()

@@ -14,13 +14,14 @@ picked by address glob, each with its own options (learning rate, weight decay..
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import torch
 
 from fluxion.errors import TrainingError
 from fluxion.training.options import Place, check_arguments, close_addresses, did_you_mean, split_type
+from fluxion.tree.parameter_roles import named_weights
 
 OptimizerSpec = Mapping[str, Any]
 """``{"type": "Adam", "lr": 0.001, "groups": [{"params": "*.bias", "weight_decay": 0.0}, ...]}``."""
@@ -73,7 +74,7 @@ def parameter_groups(
     >>> [(len(group["params"]), group.get("lr")) for group in groups]
     [(1, 0.1), (1, None)]
     """
-    parameters = dict(_named_parameters(model))
+    parameters = dict(named_weights(model))
     lazy = [
         address
         for address, tensor in parameters.items()
@@ -152,7 +153,3 @@ def build_optimizer(spec: OptimizerSpec, model: torch.nn.Module) -> torch.optim.
         return cls(built, **options)
     except (ValueError, TypeError) as error:
         raise TrainingError(f"{cls.__name__}: {error}") from None
-
-
-def _named_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Parameter]]:
-    return model.named_parameters()

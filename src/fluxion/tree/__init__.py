@@ -39,6 +39,7 @@ from fluxion.tree.context import SetContext, UseContext, context_of
 from fluxion.tree.graph import Graph
 from fluxion.tree.intermediates import Intermediates
 from fluxion.tree.module import Module, WeightedModule, address_of, parent_of
+from fluxion.tree.parameter_roles import named_architecture_parameters, named_weights
 from fluxion.tree.tree_repr import draw_tree
 
 __all__ = [
@@ -68,5 +69,7 @@ __all__ = [
     "address_of",
     "context_of",
     "draw_tree",
+    "named_architecture_parameters",
+    "named_weights",
     "parent_of",
 ]

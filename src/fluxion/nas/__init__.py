@@ -1,0 +1,37 @@
+"""Architecture search on the tree: choice nodes, architecture parameters, finalize, search spaces.
+
+A supernet is a tree whose :class:`Choice` nodes hold candidate operations as children, each under
+its own name, and whose :class:`InputChoice` joins keep some of their inputs. Architecture
+parameters (the choices' ``alphas``) are a set apart from the weights (:func:`arch_parameters`,
+:func:`weights`). :func:`finalize` turns a trained supernet into a discrete tree that inherits the
+chosen operations' weights, with its genotype and spec. The DARTS operations are layers
+(``fluxion.nas.operations``), and ``examples/darts.jsonnet`` is DARTS's search space as a spec.
+
+>>> import torch
+>>> import fluxion.layers as fl
+>>> from fluxion import nas
+>>> supernet = fl.Chain(fl.Linear(4, 4), nas.Choice(relu=fl.ReLU(), tanh=fl.Tanh()))
+>>> [tuple(p.shape) for p in nas.arch_parameters(supernet)]
+[(2,)]
+>>> supernet(torch.randn(3, 4)).shape
+torch.Size([3, 4])
+"""
+
+from fluxion.errors import NasError
+from fluxion.nas.choice import Choice, Mode
+from fluxion.nas.input_choice import InputChoice
+from fluxion.nas.parameters import arch_parameters, choices, named_arch_parameters, set_mode, weights
+from fluxion.tree.parameter_roles import named_weights
+
+__all__ = [
+    "Choice",
+    "InputChoice",
+    "Mode",
+    "NasError",
+    "arch_parameters",
+    "choices",
+    "named_arch_parameters",
+    "named_weights",
+    "set_mode",
+    "weights",
+]
