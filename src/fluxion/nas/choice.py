@@ -15,7 +15,7 @@ candidates' outputs combine is the choice's ``mode``:
 
 >>> import torch
 >>> import fluxion.layers as fl
->>> choice = Choice(double=fl.Lambda(lambda x: 2 * x), negate=fl.Lambda(lambda x: -x))
+>>> choice = Choice(twice=fl.Lambda(lambda x: 2 * x), negate=fl.Lambda(lambda x: -x))
 >>> with torch.no_grad():
 ...     _ = choice.alphas.zero_()
 >>> choice(torch.ones(2)).tolist()  # (2 - 1) / 2
