@@ -52,6 +52,7 @@ def test_warnings_are_user_warnings_not_errors() -> None:
         (errors.AdapterStructureError, (errors.AdapterError, errors.TreeError)),
         (errors.TrainingError, (ValueError,)),
         (errors.SpecError, (ValueError,)),
+        (errors.NasError, (ValueError,)),
         (errors.UsageError, (errors.CliError,)),
     ],
 )
@@ -71,6 +72,7 @@ def test_the_families_are_distinct() -> None:
         errors.AdapterError,
         errors.TrainingError,
         errors.SpecError,
+        errors.NasError,
         errors.CliError,
     ]
     for family in families:

@@ -4,7 +4,8 @@ Every part of fluxion raises a subclass of :class:`FluxionError`, so one ``excep
 anything fluxion reports about bad input, while the subclasses say which part complained:
 ``TreeError`` (the tree), ``LayerError`` (a layer's arguments), ``ShapeError`` (shapes),
 ``WeightsError`` (checkpoints), ``AdapterError`` (adapters), ``TrainingError`` (init, optimizer
-and loss specs), ``SpecError`` (spec files) and ``CliError`` (the command line). Each part
+and loss specs), ``SpecError`` (spec files), ``NasError`` (architecture search) and ``CliError``
+(the command line). Each part
 re-exports its own (``fl.TreeError``, ``fluxion.weights.WeightsError``...), and all of them live
 here, below every other floor.
 
@@ -348,6 +349,22 @@ class SpecError(FluxionError, ValueError):
 
 def _rebuild(reason: str, fields: dict[str, Any]) -> SpecError:
     return SpecError(reason, **fields)
+
+
+# --- Architecture search
+
+
+class NasError(FluxionError, ValueError):
+    """Bad use of architecture search: an unknown operation name, a supernet or a genotype that
+    does not fit together.
+
+    >>> from fluxion.nas import operations
+    >>> try:
+    ...     operations.operation("sep_conv_3x", channels=8, stride=1)
+    ... except NasError as error:
+    ...     print(str(error).split(";")[0])
+    unknown primitive 'sep_conv_3x' (closest: sep_conv_3x3)
+    """
 
 
 # --- The command line
