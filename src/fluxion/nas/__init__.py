@@ -19,17 +19,28 @@ torch.Size([3, 4])
 
 from fluxion.errors import NasError
 from fluxion.nas.choice import Choice, Mode
+from fluxion.nas.finalize import Decisions, Finalized, Join, decide, finalize, genotype_of
+from fluxion.nas.genotype import Genotype
 from fluxion.nas.input_choice import InputChoice
 from fluxion.nas.parameters import arch_parameters, choices, named_arch_parameters, set_mode, weights
+from fluxion.nas.ranking import Rank
 from fluxion.tree.parameter_roles import named_weights
 
 __all__ = [
     "Choice",
+    "Decisions",
+    "Finalized",
+    "Genotype",
     "InputChoice",
+    "Join",
     "Mode",
     "NasError",
+    "Rank",
     "arch_parameters",
     "choices",
+    "decide",
+    "finalize",
+    "genotype_of",
     "named_arch_parameters",
     "named_weights",
     "set_mode",
