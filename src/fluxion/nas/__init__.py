@@ -22,20 +22,53 @@ from fluxion.nas.choice import Choice, Mode
 from fluxion.nas.finalize import Decisions, Finalized, Join, decide, finalize, genotype_of
 from fluxion.nas.genotype import Genotype
 from fluxion.nas.input_choice import InputChoice
+from fluxion.nas.operations import (
+    OPERATIONS,
+    PRIMITIVES,
+    AuxiliaryHeadCIFAR,
+    CifarStem,
+    ConvBNReLU,
+    DilConv,
+    DropPath,
+    FacConv,
+    FactorizedReduce,
+    PoolBN,
+    ReLUConvBN,
+    SepConv,
+    StemS4,
+    StemS4S2,
+    Zero,
+    operation,
+)
 from fluxion.nas.parameters import arch_parameters, choices, named_arch_parameters, set_mode, weights
 from fluxion.nas.ranking import Rank
 from fluxion.tree.parameter_roles import named_weights
 
 __all__ = [
+    "OPERATIONS",
+    "PRIMITIVES",
+    "AuxiliaryHeadCIFAR",
     "Choice",
+    "CifarStem",
+    "ConvBNReLU",
     "Decisions",
+    "DilConv",
+    "DropPath",
+    "FacConv",
+    "FactorizedReduce",
     "Finalized",
     "Genotype",
     "InputChoice",
     "Join",
     "Mode",
     "NasError",
+    "PoolBN",
     "Rank",
+    "ReLUConvBN",
+    "SepConv",
+    "StemS4",
+    "StemS4S2",
+    "Zero",
     "arch_parameters",
     "choices",
     "decide",
@@ -43,6 +76,7 @@ __all__ = [
     "genotype_of",
     "named_arch_parameters",
     "named_weights",
+    "operation",
     "set_mode",
     "weights",
 ]
