@@ -253,8 +253,11 @@ class Choice(Chain):
         with torch.no_grad():
             self.alphas.data = fresh
         self._candidate_names = tuple(names)
-        if self.chosen is not None and self.chosen not in names:
-            self.mode, self.chosen = "softmax", None
+        # Only the removal of the chosen candidate unfixes the choice: a spec builds the choice
+        # first (mode and chosen) and appends its candidates one by one. set_mode records the
+        # change, so a spec written later no longer names the candidate that left.
+        if self.chosen is not None and self.chosen in gone and self.chosen not in names:
+            self.set_mode("softmax")
 
     # -- internals -----------------------------------------------------------------------------
 
