@@ -473,3 +473,20 @@ def test_safetensors_keep_the_alphas_and_a_shared_tensor_once(tmp_path: Path) ->
     untied.cells.edge_3.alphas = torch.nn.Parameter(torch.zeros(3))
     weights.load(untied, path)  # the alias fills the second edge from the first one's tensor
     assert torch.equal(untied.cells.edge_3.alphas, model.cells.edge_0.alphas)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Choice.check_surgery is not told where a new candidate goes: a candidate put in place of another "
+    "under a new name (or inserted before others) comes last in `candidates` and `alphas` but not among the "
+    "children, and a spec lists the children: the weights file's alphas then load onto other candidates",
+)
+def test_a_replaced_candidate_keeps_its_alpha_through_a_spec_and_weights_round_trip(tmp_path: Path) -> None:
+    choice = nas.Choice(a=fl.Tanh(), b=fl.Sigmoid(), c=fl.ReLU())
+    model = fl.Chain(edge=choice)
+    choice.replace("a", fl.SiLU(), name="silu")
+    set_alphas(choice, [float(index) for index in range(3)])
+    weights.save(model, tmp_path / "supernet.safetensors")
+    loaded = spec.loads(spec.dump(model))
+    weights.load(loaded, tmp_path / "supernet.safetensors")
+    assert alphas_by_name(loaded.edge) == alphas_by_name(choice)
