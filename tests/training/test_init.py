@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fluxion.layers as fl
+from fluxion import nas
 from fluxion.training import TrainingError, initialize
 from fluxion.training.init import INITIALIZERS, is_weight_matrix, parse_initializer, plan_init
 
@@ -225,3 +226,19 @@ def test_nothing_is_added_to_torch() -> None:
     names = set(dir(torch.nn.init)), set(dir(torch.nn))
     initialize(mlp(), {"type": "kaiming_normal_", "activation": "ReLU"})
     assert (set(dir(torch.nn.init)), set(dir(torch.nn))) == names
+
+
+def test_the_architecture_parameters_of_a_supernet_are_never_initialized() -> None:
+    first = nas.Choice(fc=fl.Linear(4, 4), act=fl.Tanh())
+    second = nas.Choice(fc=fl.Linear(4, 4), act=fl.Tanh())
+    second.alphas = first.alphas
+    model = fl.Chain(fl.Linear(4, 4), cells=fl.Chain(edge_0=first, edge_1=second), join=nas.InputChoice(1, 1, True))
+    alphas_before = [tensor.detach().clone() for tensor in nas.arch_parameters(model)]
+    planned = [address for address, _ in plan_init(model, {"*": "zeros_"})]
+    assert planned == [address for address, _ in nas.named_weights(model)]
+    initialize(model, {"*": "ones_"})
+    for tensor, before in zip(nas.arch_parameters(model), alphas_before, strict=True):
+        assert torch.equal(tensor.detach(), before)
+    assert all(bool((tensor == 1).all()) for tensor in nas.weights(model))
+    with pytest.raises(TrainingError, match=r"'\*\.alphas' matches no parameter"):
+        initialize(model, {"*.alphas": "zeros_"})

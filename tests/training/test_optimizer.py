@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import fluxion.layers as fl
+from fluxion import nas
 from fluxion.training import TrainingError, build_optimizer
 from fluxion.training.optimizer import parameter_groups
 
@@ -155,3 +156,56 @@ def test_a_bad_spec_is_one_error_naming_where(spec: Any, path: tuple[Any, ...], 
 def test_a_layer_without_sizes_yet_is_refused() -> None:
     with pytest.raises(TrainingError, match="has no size yet"):
         build_optimizer({"type": "SGD", "lr": 0.1}, fl.Chain(torch.nn.LazyLinear(2)))
+
+
+# -- supernets: the architecture parameters are not the weights' to step -------------------------------
+
+
+def supernet() -> fl.Chain:
+    first = nas.Choice(fc=fl.Linear(4, 4), act=fl.Tanh(), skip=fl.Identity())
+    second = nas.Choice(fc=fl.Linear(4, 4), act=fl.Tanh(), skip=fl.Identity())
+    second.alphas = first.alphas  # shared, as cells of one type share theirs
+    return fl.Chain(
+        stem=fl.Linear(4, 4),
+        cells=fl.Chain(edge_0=first, edge_1=second, join=nas.InputChoice(keep=1, count=1, learn=True)),
+        head=fl.Linear(4, 2),
+    )
+
+
+def test_the_optimizer_of_a_supernet_holds_its_weights_and_no_architecture_parameter() -> None:
+    net = supernet()
+    optimizer = build_optimizer({"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, net)
+    held = [tensor for group in optimizer.param_groups for tensor in group["params"]]
+    assert [id(tensor) for tensor in held] == [id(tensor) for tensor in nas.weights(net)]
+    assert not {id(tensor) for tensor in held} & {id(tensor) for tensor in nas.arch_parameters(net)}
+    assert len(nas.arch_parameters(net)) == 2  # the shared alphas once, the join's own
+
+
+def test_groups_of_a_supernet_split_its_weights_only() -> None:
+    net = supernet()
+    spec = {"type": "AdamW", "lr": 1e-3, "groups": [{"params": "*.bias", "weight_decay": 0.0}]}
+    optimizer = build_optimizer(spec, net)
+    biases, rest = (group["params"] for group in optimizer.param_groups)
+    assert [id(tensor) for tensor in biases] == [id(t) for name, t in nas.named_weights(net) if name.endswith(".bias")]
+    assert {id(tensor) for tensor in rest} == {
+        id(tensor) for name, tensor in nas.named_weights(net) if not name.endswith(".bias")
+    }
+    with pytest.raises(TrainingError, match=r"'\*\.alphas' matches no parameter"):
+        build_optimizer({"type": "SGD", "lr": 0.1, "groups": [{"params": "*.alphas", "lr": 1.0}]}, net)
+
+
+def test_steps_of_the_built_optimizer_leave_the_alphas_bit_identical() -> None:
+    torch.manual_seed(0)
+    net = supernet()
+    alphas_before = [tensor.detach().clone() for tensor in nas.arch_parameters(net)]
+    weights_before = [tensor.detach().clone() for tensor in nas.weights(net)]
+    optimizer = build_optimizer({"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, net)
+    for _ in range(3):
+        optimizer.zero_grad()
+        net(torch.randn(5, 4)).square().sum().backward()
+        optimizer.step()
+    assert all(tensor.grad is not None for tensor in nas.arch_parameters(net))  # the loss reads them
+    for tensor, before in zip(nas.arch_parameters(net), alphas_before, strict=True):
+        assert torch.equal(tensor.detach(), before)
+    for tensor, before in zip(nas.weights(net), weights_before, strict=True):
+        assert not torch.equal(tensor.detach(), before)
