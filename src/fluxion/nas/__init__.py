@@ -19,6 +19,7 @@ torch.Size([3, 4])
 
 from fluxion.errors import NasError
 from fluxion.nas.choice import Choice, Mode
+from fluxion.nas.evaluate import EpochRecord, Evaluation, evaluate
 from fluxion.nas.finalize import Decisions, Finalized, Join, decide, finalize, genotype_of
 from fluxion.nas.genotype import Genotype
 from fluxion.nas.input_choice import InputChoice
@@ -42,6 +43,8 @@ from fluxion.nas.operations import (
 )
 from fluxion.nas.parameters import arch_parameters, choices, named_arch_parameters, set_mode, weights
 from fluxion.nas.ranking import Rank
+from fluxion.nas.search import Search, StepRecord
+from fluxion.nas.strategies import Darts, Gumbel, RandomSampling, StepContext, Strategy
 from fluxion.tree.parameter_roles import named_weights
 
 __all__ = [
@@ -51,27 +54,37 @@ __all__ = [
     "Choice",
     "CifarStem",
     "ConvBNReLU",
+    "Darts",
     "Decisions",
     "DilConv",
     "DropPath",
+    "EpochRecord",
+    "Evaluation",
     "FacConv",
     "FactorizedReduce",
     "Finalized",
     "Genotype",
+    "Gumbel",
     "InputChoice",
     "Join",
     "Mode",
     "NasError",
     "PoolBN",
+    "RandomSampling",
     "Rank",
     "ReLUConvBN",
+    "Search",
     "SepConv",
     "StemS4",
     "StemS4S2",
+    "StepContext",
+    "StepRecord",
+    "Strategy",
     "Zero",
     "arch_parameters",
     "choices",
     "decide",
+    "evaluate",
     "finalize",
     "genotype_of",
     "named_arch_parameters",
