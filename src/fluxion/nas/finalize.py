@@ -3,10 +3,11 @@
 Every :class:`Choice` gives way to the candidate it ranks best (never ``none``), under the
 choice's own name, so ``normal_0.edge_3.sep_conv_3x3.Conv2d_1.weight`` becomes
 ``normal_0.edge_3.Conv2d_1.weight``. Every :class:`InputChoice` in a Graph keeps its ``keep``
-strongest inputs and becomes an ``Add`` of them; the nodes that fed only the dropped inputs leave
-the Graph. The discrete tree is a structural copy of the supernet: the chosen operations keep
-their trained tensors (shared with the supernet; ``copy.deepcopy`` the result for tensors of its
-own). The supernet is not changed.
+strongest inputs and becomes an ``Add`` of them (an ``Identity`` when it keeps one); the nodes that
+fed only the dropped inputs leave the Graph. Outside a Graph, a join that learns its own weights
+becomes an ``InputChoice`` fixed to the positions it keeps, without weights. The discrete tree is
+a structural copy of the supernet: the chosen operations keep their trained tensors (shared with
+the supernet; ``copy.deepcopy`` the result for tensors of its own). The supernet is not changed.
 
 >>> import torch
 >>> import fluxion.layers as fl
@@ -36,8 +37,9 @@ from typing import Any, cast
 import torch
 
 from fluxion import spec, weights
-from fluxion.errors import NasError
+from fluxion.errors import GraphError, NasError
 from fluxion.files import write_text_atomically
+from fluxion.layers.activations import Identity
 from fluxion.layers.merging import Add
 from fluxion.nas.choice import Choice
 from fluxion.nas.genotype import Genotype, Pair
@@ -281,18 +283,43 @@ def _discrete(supernet: Chain, decisions: Decisions) -> torch.nn.Module:
     # Innermost choices first, so that the addresses of the others still hold.
     for address in sorted(decisions.choices, key=lambda found: -found.count(".") if found else 1):
         root = _replace(root, address, _chosen(root, address, decisions.choices[address]))
-    graphs = {join.rpartition(".")[0] for join in decisions.joins}
+    # A Graph inside a chosen candidate now has the choice's address; one inside a candidate left
+    # out is gone.
+    graphs = {
+        address: where
+        for address in {join.rpartition(".")[0] for join in decisions.joins}
+        if (where := _through_choices(address, decisions.choices)) is not None
+    }
     for address in sorted(graphs, key=lambda found: -found.count(".") if found else 1):
-        graph = root if not address else cast(Chain, root)[address]
-        if isinstance(graph, Graph):
-            prefix = f"{address}." if address else ""
-            joins = {
-                key[len(prefix) :]: join
-                for key, join in decisions.joins.items()
-                if key.startswith(prefix) and "." not in key[len(prefix) :]
-            }
-            root = _replace(root, address, _rebuilt(graph, joins))
+        joins = {
+            key.rpartition(".")[2]: join for key, join in decisions.joins.items() if key.rpartition(".")[0] == address
+        }
+        where = graphs[address]
+        if isinstance(supernet.get_submodule(address), Graph):
+            graph = cast(Graph, root if not where else cast(Chain, root)[where])
+            root = _replace(root, where, _rebuilt(graph, joins))
+            continue
+        for name, join in joins.items():  # outside a Graph, a join keeps its inputs by position
+            target = _through_choices(_join_address(address, name), decisions.choices)
+            if target is not None:
+                count = cast(InputChoice, supernet.get_submodule(_join_address(address, name))).count
+                positions = [int(position) for position in join.kept]
+                root = _replace(root, target, InputChoice(len(positions), count, mode="fixed", chosen=positions))
     return root
+
+
+def _through_choices(address: str, choices: Mapping[str, str]) -> str | None:
+    """The address in the discrete tree of the supernet's node at ``address`` (None: in a candidate left out)."""
+    kept: list[str] = []
+    prefix = ""
+    for part in address.split(".") if address else []:
+        if prefix in choices:
+            if part != choices[prefix]:
+                return None
+        else:
+            kept.append(part)
+        prefix = _join_address(prefix, part)
+    return ".".join(kept)
 
 
 def _chosen(root: torch.nn.Module, address: str, name: str) -> torch.nn.Module:
@@ -322,7 +349,10 @@ def _rebuilt(graph: Graph, joins: Mapping[str, Join]) -> Graph:
     nodes: dict[str, torch.nn.Module] = {}
     for name, module in graph.named_children():
         if name in kept:
-            nodes[name] = Add() if name in joins else _detached_copy(module)
+            if name not in joins:
+                nodes[name] = _detached_copy(module)
+            else:  # Add merges two inputs or more
+                nodes[name] = Add() if len(joins[name].kept) > 1 else Identity()
     edges: list[str] = []
     arguments: dict[str, list[str]] = {}
     given = graph.arguments
@@ -334,13 +364,18 @@ def _rebuilt(graph: Graph, joins: Mapping[str, Join]) -> Graph:
         else:
             edges.extend(f"{source} -> {call}" for source in found)
     outputs = graph.output_spec
-    return Graph(
-        nodes,
-        edges=edges,
-        inputs=graph.inputs,
-        outputs=outputs if isinstance(outputs, dict) else list(outputs),
-        arguments=arguments or None,
-    )
+    try:
+        return Graph(
+            nodes,
+            edges=edges,
+            inputs=graph.inputs,
+            outputs=outputs if isinstance(outputs, dict) else list(outputs),
+            arguments=arguments or None,
+        )
+    except GraphError as error:  # the inputs kept leave no valid graph (a graph input nothing reads now)
+        raise NasError(
+            f"finalize: the Graph at {graph.address!r} with only the inputs its joins keep: {error}"
+        ) from None
 
 
 def _reachable(graph: Graph, sources: Mapping[str, list[str]]) -> set[str]:
