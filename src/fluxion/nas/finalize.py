@@ -56,7 +56,11 @@ _STATE = re.compile(r"^state_(?P<index>\d+)$")
 
 @dataclass(frozen=True)
 class Join:
-    """What finalize keeps of one ``InputChoice``: its sources (node ids, strongest first) and those it drops."""
+    """What finalize keeps of one ``InputChoice``: its sources (node ids, strongest first) and those it drops.
+
+    >>> Join(kept=("edge_1", "edge_0"), dropped=("edge_2",)).kept
+    ('edge_1', 'edge_0')
+    """
 
     kept: tuple[str, ...]
     dropped: tuple[str, ...]
