@@ -368,3 +368,65 @@ def test_a_join_outside_a_graph_without_weights_of_its_own_is_refused() -> None:
     model = fl.Chain(fl.Parallel(fl.Linear(3, 3), fl.Tanh()), cells=fl.Chain(join=nas.InputChoice(keep=1)))
     with pytest.raises(NasError, match=re.escape("InputChoice at 'cells.join': finalize ranks a join's inputs")):
         nas.finalize(model)
+
+
+# -- DARTS's search space as a spec ---------------------------------------------------------------------
+
+DARTS_SPEC = Path(__file__).resolve().parents[2] / "examples" / "darts.jsonnet"
+DARTS_V2: dict[str, Any] = {
+    "normal": [
+        ["sep_conv_3x3", 0],
+        ["sep_conv_3x3", 1],
+        ["sep_conv_3x3", 0],
+        ["sep_conv_3x3", 1],
+        ["sep_conv_3x3", 1],
+        ["skip_connect", 0],
+        ["skip_connect", 0],
+        ["dil_conv_3x3", 2],
+    ],
+    "normal_concat": [2, 3, 4, 5],
+    "reduce": [
+        ["max_pool_3x3", 0],
+        ["max_pool_3x3", 1],
+        ["skip_connect", 2],
+        ["max_pool_3x3", 1],
+        ["max_pool_3x3", 0],
+        ["skip_connect", 2],
+        ["skip_connect", 2],
+        ["max_pool_3x3", 1],
+    ],
+    "reduce_concat": [2, 3, 4, 5],
+}
+
+
+def darts_supernet(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return spec.load(DARTS_SPEC, tla={"channels": 4, "cells": 3, "image_size": 8, "classes": 5})
+
+
+def test_the_darts_supernet_gives_back_darts_v2_and_its_outputs_through_a_checkpoint(tmp_path: Path) -> None:
+    model = darts_supernet(seed=0)
+    assert [name for name, _ in model.named_children() if "_" in name][:3] == ["normal_0", "reduce_1", "reduce_2"]
+    encode(model, DARTS_V2)
+    model.eval()
+    x = torch.randn(2, 3, 8, 8)
+    expected = model(x)
+    path = tmp_path / "supernet.safetensors"
+    weights.save(model, path)
+    fresh = darts_supernet(seed=1)
+    weights.load(fresh, path)
+    fresh.eval()
+    canonical = nas.Genotype.parse(DARTS_V2).canonical()
+    for rank in RANKS:
+        result = nas.finalize(fresh, rank=rank)
+        assert result.genotype is not None
+        assert result.genotype.to_json() == canonical.to_json()  # each node's edges in input order
+        assert torch.equal(result.model(x), expected), rank
+        assert nas.arch_parameters(result.model) == []
+    result = nas.finalize(fresh)
+    torch.manual_seed(2)
+    child = spec.loads(json.dumps(result.spec()))
+    loaded = weights.load(child, path, mapping=result.key_mapping())
+    assert loaded.missing == ()
+    child.eval()
+    assert torch.equal(child(x), expected)
