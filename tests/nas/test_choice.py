@@ -490,3 +490,15 @@ def test_a_replaced_candidate_keeps_its_alpha_through_a_spec_and_weights_round_t
     loaded = spec.loads(spec.dump(model))
     weights.load(loaded, tmp_path / "supernet.safetensors")
     assert alphas_by_name(loaded.edge) == alphas_by_name(choice)
+
+
+@pytest.mark.parametrize("mode", ["softmax", "sample", "gumbel", "gumbel_soft"])
+def test_a_key_error_inside_a_candidate_is_its_own_not_a_missing_candidate(mode: str) -> None:
+    def lookup(x: torch.Tensor) -> torch.Tensor:
+        return {"present": x}["absent"]
+
+    choice = nas.Choice(lookup=fl.Lambda(lookup), mode=mode)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(FluxionError) as caught:
+        fl.Chain(edge=choice)(torch.ones(2))
+    assert "is gone" not in str(caught.value)
+    assert "KeyError: 'absent'" in str(caught.value)

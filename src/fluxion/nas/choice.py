@@ -167,27 +167,37 @@ class Choice(Chain):
         names = self._candidate_names
         if not names:
             raise NasError(f"{self._where()} has no candidates: give it at least one operation")
-        modules = self._modules
         mode = self.mode
-        try:
-            if mode == "softmax":
-                return _weighted(names, modules, torch.softmax(self.alphas, dim=0), args)
-            if mode == "fixed":
-                return modules[cast(str, self.chosen)](*args)  # pyright: ignore[reportOptionalCall]
-            if mode == "sample":
-                index = int(torch.randint(len(names), ()).item())
-                return modules[names[index]](*args)  # pyright: ignore[reportOptionalCall]
-            if mode == "gumbel":
-                weights = torch.nn.functional.gumbel_softmax(self.alphas, tau=self.tau, hard=True)
-                index = int(weights.detach().argmax().item())
-                return weights[index] * modules[names[index]](*args)  # pyright: ignore[reportOptionalCall]
-            weights = torch.nn.functional.gumbel_softmax(self.alphas, tau=self.tau, hard=False)
-            return _weighted(names, modules, weights, args)
-        except KeyError as error:
-            raise NasError(
-                f"{self._where()}: its candidate {error.args[0]!r} is gone (renamed or removed outside the "
-                f"choice's own surgery); {self._listing()}"
-            ) from None
+        if mode == "softmax":
+            return _weighted(self._present(names), torch.softmax(self.alphas, dim=0), args)
+        if mode == "fixed":
+            return self._present((cast(str, self.chosen),))[0](*args)
+        if mode == "sample":
+            index = int(torch.randint(len(names), ()).item())
+            return self._present((names[index],))[0](*args)
+        if mode == "gumbel":
+            weights = torch.nn.functional.gumbel_softmax(self.alphas, tau=self.tau, hard=True)
+            index = int(weights.detach().argmax().item())
+            return weights[index] * self._present((names[index],))[0](*args)
+        weights = torch.nn.functional.gumbel_softmax(self.alphas, tau=self.tau, hard=False)
+        return _weighted(self._present(names), weights, args)
+
+    def _present(self, names: Sequence[str]) -> list[torch.nn.Module]:
+        """The candidates ``names``; a ``NasError`` when one left the choice other than by its own surgery.
+
+        Looked up before any candidate runs, so that a ``KeyError`` raised inside a candidate is not
+        taken for a missing one.
+        """
+        found: list[torch.nn.Module] = []
+        for name in names:
+            module = self._modules.get(name)
+            if module is None:
+                raise NasError(
+                    f"{self._where()}: its candidate {name!r} is gone (renamed or removed outside the "
+                    f"choice's own surgery); {self._listing()}"
+                )
+            found.append(module)
+        return found
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The candidates' common output shape; a ``ShapeError`` names the candidates that disagree.
@@ -269,12 +279,10 @@ class Choice(Chain):
         return f"candidates: {', '.join(self._candidate_names) or '(none)'}"
 
 
-def _weighted(
-    names: Sequence[str], modules: dict[str, torch.nn.Module | None], weights: torch.Tensor, args: tuple[Any, ...]
-) -> Any:
+def _weighted(modules: Sequence[torch.nn.Module], weights: torch.Tensor, args: tuple[Any, ...]) -> Any:
     total: Any = None
-    for name, weight in zip(names, weights.unbind(), strict=True):
-        output = weight * modules[name](*args)  # pyright: ignore[reportOptionalCall]
+    for module, weight in zip(modules, weights.unbind(), strict=True):
+        output = weight * module(*args)
         total = output if total is None else total + output
     return total
 
