@@ -153,3 +153,26 @@ def test_the_rule_is_checked() -> None:
         check_rank("max")
     with pytest.raises(NasError, match="unknown ranking rule 'max'"):
         nas.finalize(fl.Chain(e=edge(EDGE_A)), rank="max")  # pyright: ignore[reportArgumentType]
+
+
+def test_nan_architecture_weights_are_a_nas_error_naming_the_choice() -> None:
+    supernet = fl.Chain(cells=fl.Chain(edge_3=edge([0.0, math.nan, 1.0])))
+    for rank in RANKS:
+        with pytest.raises(NasError, match=re.escape("Choice at 'cells.edge_3': architecture weights")):
+            nas.finalize(supernet, rank=rank)  # pyright: ignore[reportArgumentType]
+
+
+def test_an_infinite_weight_ranks_under_the_raw_rule_but_gives_softmax_nothing_to_rank() -> None:
+    supernet = fl.Chain(edge_3=edge([0.0, math.inf, 1.0]))
+    assert nas.finalize(supernet, rank="raw").choices == {"edge_3": "x"}
+    with pytest.raises(NasError, match="give NaN scores"):
+        nas.finalize(supernet, rank="softmax")
+
+
+def test_a_learning_join_whose_weights_are_nan_is_a_nas_error_naming_it() -> None:
+    join = nas.InputChoice(keep=1, count=2, learn=True)
+    with torch.no_grad():
+        join.alphas.copy_(torch.tensor([math.nan, 0.0]))  # pyright: ignore[reportOptionalMemberAccess]
+    supernet = fl.Chain(fl.Parallel(fl.Identity(), fl.Identity()), join=join)
+    with pytest.raises(NasError, match=re.escape("InputChoice at 'join': architecture weights")):
+        nas.finalize(supernet)

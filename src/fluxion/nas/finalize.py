@@ -241,7 +241,7 @@ def _join(address: str, join: InputChoice, rank: Rank, keep: int | None, strengt
         return _split(tuple(str(index) for index in range(max(positions) + 1)), positions)
     graph = join.parent
     if join.alphas is not None:
-        own = scores(join.alphas, rank)
+        own = scores(join.alphas, rank, f"InputChoice at {address!r}")
         if isinstance(graph, Graph):
             sources = _sources(graph, address)
             if len(sources) != len(own):

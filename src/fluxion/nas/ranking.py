@@ -19,6 +19,7 @@ named ``none``, or any :class:`Zero`-like candidate named in ``never``) is never
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from typing import Literal, get_args
 
@@ -47,15 +48,24 @@ def check_rank(rank: str) -> Rank:
     return rank  # pyright: ignore[reportReturnType]
 
 
-def scores(values: torch.Tensor, rank: Rank) -> list[float]:
-    """The values a rule compares: ``softmax(values)`` or ``values`` as they are.
+def scores(values: torch.Tensor, rank: Rank, owner: str = "architecture weights") -> list[float]:
+    """The values a rule compares: ``softmax(values)`` or ``values`` as they are; a ``NasError``
+    naming ``owner`` when they hold a NaN (a diverged search ranks nothing; ``-inf`` is a weight of 0).
 
     >>> scores(torch.tensor([0.0, 0.0]), "softmax")
     [0.5, 0.5]
+    >>> scores(torch.tensor([0.0, float("nan")]), "raw", "Choice at 'edge'")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.NasError: Choice at 'edge': architecture weights [0.0, nan] give NaN scores ...
     """
     detached = values.detach().float()
     chosen = torch.softmax(detached, dim=0) if rank == "softmax" else detached
-    return [float(value) for value in chosen]
+    found = [float(value) for value in chosen]
+    if any(math.isnan(value) for value in found):
+        shown = [float(value) for value in detached]
+        raise NasError(f"{owner}: architecture weights {shown} give NaN scores (a diverged search?): nothing to rank")
+    return found
 
 
 def best_candidate(choice: Choice, rank: Rank, never: Collection[str] = NEVER) -> tuple[str, float]:
@@ -74,7 +84,7 @@ def best_candidate(choice: Choice, rank: Rank, never: Collection[str] = NEVER) -
         raise NasError(f"{_where(choice)} has no candidates: give it at least one operation")
     if choice.mode == "fixed" and choice.chosen is not None:
         return choice.chosen, float("inf")
-    values = scores(choice.alphas, rank)
+    values = scores(choice.alphas, rank, _where(choice))
     allowed = [index for index, name in enumerate(names) if name not in never]
     if not allowed:
         raise NasError(
