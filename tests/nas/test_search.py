@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import safetensors
+import safetensors.torch
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -542,4 +544,21 @@ def test_an_optimizer_over_other_parameters_is_refused_naming_them(tmp_path: Pat
         r"parameter 0 is 'stem\.weight' in the checkpoint, 'head\.bias' here",
     ):
         other.resume(tmp_path / "checkpoint")
+    check()
+
+
+def test_a_checkpoint_whose_random_state_does_not_fit_torch_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    search = build()
+    search.run(1)
+    search.save(tmp_path / "checkpoint")
+    tensors_file = tmp_path / "checkpoint" / "search.safetensors"
+    with safetensors.safe_open(str(tensors_file), framework="pt") as handle:
+        metadata: dict[str, str] = handle.metadata()
+        saved = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    saved["rng.cpu"] = saved["rng.cpu"][:10].clone()
+    safetensors.torch.save_file(saved, str(tensors_file), metadata=metadata)
+    fresh = build()
+    check = unchanged(fresh)
+    with pytest.raises(NasError, match=r"random state has shape \(10,\)"):
+        fresh.resume(tmp_path / "checkpoint")
     check()

@@ -571,6 +571,11 @@ class Search:
         cpu_state = cast(dict[str, object], random).get("cpu") if isinstance(random, dict) else None
         if not isinstance(cpu_state, torch.Tensor) or cpu_state.dtype != torch.uint8:
             raise NasError(f"{where}: {TENSORS_FILE} has no random state of torch's CPU generator")
+        if cpu_state.shape != torch.get_rng_state().shape:  # torch.set_rng_state would refuse it at the end
+            raise NasError(
+                f"{where}: {TENSORS_FILE}: the CPU generator's random state has shape {tuple(cpu_state.shape)}, "
+                f"torch's is {tuple(torch.get_rng_state().shape)}"
+            )
         history = _history(state.get("history"), where)
         temperature = state.get("temperature")
         if temperature is not None and not isinstance(temperature, int | float):
