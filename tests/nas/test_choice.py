@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import safetensors.torch
@@ -502,3 +503,16 @@ def test_a_key_error_inside_a_candidate_is_its_own_not_a_missing_candidate(mode:
         fl.Chain(edge=choice)(torch.ones(2))
     assert "is gone" not in str(caught.value)
     assert "KeyError: 'absent'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: nas.Choice(3), "candidates are modules, got int"),
+        (lambda: nas.Choice(["a"]), "candidates are modules, got str"),
+        (lambda: nas.Choice(a=fl.ReLU(), tau="x"), "tau is a temperature above 0, got 'x'"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_nas_errors(build: Any, message: str) -> None:
+    with pytest.raises(nas.NasError, match=re.escape(message)):
+        build()

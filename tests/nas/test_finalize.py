@@ -430,3 +430,15 @@ def test_the_darts_supernet_gives_back_darts_v2_and_its_outputs_through_a_checkp
     assert loaded.missing == ()
     child.eval()
     assert torch.equal(child(x), expected)
+
+
+def test_keep_of_the_wrong_type_is_a_nas_error_and_never_may_be_one_name() -> None:
+    model = fl.Chain(edge=nas.Choice(n=fl.ReLU(), none=fl.Tanh()))
+    with torch.no_grad():
+        model.edge.alphas.copy_(torch.tensor([0.0, 5.0]))
+    with pytest.raises(
+        nas.NasError, match=re.escape("keep is the number of inputs each join keeps (1 or more), got '2'")
+    ):
+        nas.finalize(model, keep="2")  # pyright: ignore[reportArgumentType]
+    # one name, not its letters: "n" is still a candidate finalize may keep
+    assert nas.finalize(model, never="none").choices == {"edge": "n"}

@@ -3,6 +3,7 @@ the inputs at fixed positions, ``keep`` inputs drawn at random; errors that name
 
 import json
 import re
+from typing import Any
 
 import pytest
 import torch
@@ -186,3 +187,16 @@ def test_a_spec_round_trip_keeps_keep_count_learning_mode_and_positions(join: na
         join.chosen,
     )
     assert (loaded.alphas is None) == (join.alphas is None)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: nas.InputChoice(keep=1, count="3"), "count ('3') is the number of inputs"),
+        (lambda: nas.InputChoice(keep=1, mode="fixed", chosen=["a"]), "chosen is a list of input positions, got ['a']"),
+        (lambda: nas.InputChoice(keep=1, mode="fixed", chosen=1), "chosen is a list of input positions, got 1"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_nas_errors(build: Any, message: str) -> None:
+    with pytest.raises(nas.NasError, match=re.escape(message)):
+        build()

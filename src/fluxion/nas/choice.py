@@ -137,7 +137,7 @@ class Choice(Chain):
             raise NasError(f"{self._where()}: mode 'fixed' needs the candidate it keeps: chosen=<name>")
         if chosen is not None and self._candidate_names and chosen not in self._candidate_names:
             raise NasError(f"{self._where()}: {chosen!r} is not a candidate; {self._listing()}")
-        if tau is not None and not tau > 0:
+        if tau is not None and (isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise NasError(f"{self._where()}: tau is a temperature above 0, got {tau!r}")
         self.mode = mode
         self.chosen = chosen if mode == "fixed" else None
@@ -290,10 +290,16 @@ def _weighted(modules: Sequence[torch.nn.Module], weights: torch.Tensor, args: t
 def _flatten(candidates: tuple[torch.nn.Module | Iterable[torch.nn.Module], ...]) -> list[torch.nn.Module]:
     flat: list[torch.nn.Module] = []
     for item in candidates:
-        if isinstance(item, torch.nn.Module):
-            flat.append(item)
+        given = cast(object, item)
+        if isinstance(given, torch.nn.Module):
+            flat.append(given)
+        elif isinstance(given, Iterable) and not isinstance(given, str | bytes):
+            for module in cast(Iterable[object], given):
+                if not isinstance(module, torch.nn.Module):
+                    raise NasError(f"Choice: candidates are modules, got {type(module).__name__}")
+                flat.append(module)
         else:
-            flat.extend(item)
+            raise NasError(f"Choice: candidates are modules, got {type(given).__name__}")
     return flat
 
 

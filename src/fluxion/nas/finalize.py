@@ -194,7 +194,9 @@ def decide(
     Join(kept=('a',), dropped=('b',))
     """
     rule = check_rank(rank)
-    if keep is not None and (isinstance(keep, bool) or keep < 1):
+    if isinstance(never, str):
+        never = (never,)  # one name, not its letters
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise NasError(f"finalize: keep is the number of inputs each join keeps (1 or more), got {keep!r}")
     choices: dict[str, str] = {}
     strengths: dict[str, float] = {}

@@ -68,7 +68,7 @@ class InputChoice(Module):
         super().__init__()
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise NasError(f"InputChoice: keep is the number of inputs to keep (1 or more), got {keep!r}")
-        if count is not None and (isinstance(count, bool) or count < keep):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < keep):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise NasError(f"InputChoice: count ({count!r}) is the number of inputs, at least keep ({keep})")
         if learn and count is None:
             raise NasError("InputChoice: learn=True needs count, the number of inputs (one weight each)")
@@ -91,7 +91,12 @@ class InputChoice(Module):
         if mode == "fixed":
             if chosen is None:
                 raise NasError(f"{self._where()}: mode 'fixed' needs the input positions it keeps: chosen=[...]")
-            positions = tuple(chosen)
+            given = cast(object, chosen)
+            if not isinstance(given, list | tuple) or not all(
+                isinstance(p, int) and not isinstance(p, bool) for p in list(cast(Sequence[object], given))
+            ):
+                raise NasError(f"{self._where()}: chosen is a list of input positions, got {chosen!r}")
+            positions = tuple(cast(Sequence[int], given))
             if not positions or len(set(positions)) != len(positions) or any(p < 0 for p in positions):
                 raise NasError(f"{self._where()}: chosen is a list of distinct input positions, got {list(positions)}")
             if self.count is not None and max(positions) >= self.count:
