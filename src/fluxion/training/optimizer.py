@@ -21,7 +21,7 @@ import torch
 
 from fluxion.errors import TrainingError
 from fluxion.training.options import Place, check_arguments, close_addresses, did_you_mean, split_type
-from fluxion.tree.parameter_roles import named_weights
+from fluxion.tree.parameter_roles import named_architecture_parameters, named_weights
 
 OptimizerSpec = Mapping[str, Any]
 """``{"type": "Adam", "lr": 0.001, "groups": [{"params": "*.bias", "weight_decay": 0.0}, ...]}``."""
@@ -97,7 +97,7 @@ def parameter_groups(
         options = {str(key): value for key, value in entries.items() if key != "params"}
         if cls is not None:
             check_arguments(options, cls, cls.__name__, place, skip=("params",))
-        matched = _matching(parameters, cast(object, entries["params"]), (*place, "params"))
+        matched = _matching(parameters, cast(object, entries["params"]), (*place, "params"), model)
         fresh = [address for address in matched if address not in claimed]
         if not fresh:
             raise TrainingError(
@@ -113,7 +113,7 @@ def parameter_groups(
     return built
 
 
-def _matching(parameters: Mapping[str, torch.Tensor], globs: object, place: Place) -> list[str]:
+def _matching(parameters: Mapping[str, torch.Tensor], globs: object, place: Place, model: torch.nn.Module) -> list[str]:
     listed = cast(object, [globs] if isinstance(globs, str) else globs)
     if (
         not isinstance(listed, list | tuple)
@@ -126,6 +126,13 @@ def _matching(parameters: Mapping[str, torch.Tensor], globs: object, place: Plac
         found = [address for address in parameters if fnmatch.fnmatchcase(address, glob)]
         if not found:
             where = place if isinstance(globs, str) else (*place, position)
+            architecture = [name for name, _ in named_architecture_parameters(model) if fnmatch.fnmatchcase(name, glob)]
+            if architecture:
+                raise TrainingError(
+                    f"{glob!r} matches only architecture parameters ({', '.join(architecture[:3])}), which an "
+                    "optimizer built here never holds: give them their own (fluxion.nas.arch_parameters)",
+                    path=where,
+                )
             raise TrainingError(f"{glob!r} matches no parameter{close_addresses(glob, parameters)}", path=where)
         matched.update(dict.fromkeys(found))
     return [address for address in parameters if address in matched]
