@@ -15,34 +15,9 @@ import fluxion.layers as fl
 from fluxion import nas, shapes, spec
 from fluxion.errors import SpecError
 from fluxion.nas import operations as ops
+from tests.nas.test_genotype import DARTS_V2  # DARTS's published cell, as JSON
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "darts.jsonnet"
-
-# DARTS_V2 (genotypes.DARTS), DARTS's published cell, in DARTS's form as JSON
-DARTS_V2: dict[str, Any] = {
-    "normal": [
-        ["sep_conv_3x3", 0],
-        ["sep_conv_3x3", 1],
-        ["sep_conv_3x3", 0],
-        ["sep_conv_3x3", 1],
-        ["sep_conv_3x3", 1],
-        ["skip_connect", 0],
-        ["skip_connect", 0],
-        ["dil_conv_3x3", 2],
-    ],
-    "normal_concat": [2, 3, 4, 5],
-    "reduce": [
-        ["max_pool_3x3", 0],
-        ["max_pool_3x3", 1],
-        ["skip_connect", 2],
-        ["max_pool_3x3", 1],
-        ["max_pool_3x3", 0],
-        ["skip_connect", 2],
-        ["skip_connect", 2],
-        ["max_pool_3x3", 1],
-    ],
-    "reduce_concat": [2, 3, 4, 5],
-}
 
 
 def load(**tla: Any) -> fl.Chain:

@@ -20,6 +20,7 @@ import fluxion.layers as fl
 from fluxion import nas, spec, weights
 from fluxion.errors import NasError
 from fluxion.nas.operations import Zero
+from tests.nas.test_genotype import DARTS_V2  # DARTS's published cell, as JSON
 
 CHANNELS = 3
 NODES = 3
@@ -373,30 +374,6 @@ def test_a_join_outside_a_graph_without_weights_of_its_own_is_refused() -> None:
 # -- DARTS's search space as a spec ---------------------------------------------------------------------
 
 DARTS_SPEC = Path(__file__).resolve().parents[2] / "examples" / "darts.jsonnet"
-DARTS_V2: dict[str, Any] = {
-    "normal": [
-        ["sep_conv_3x3", 0],
-        ["sep_conv_3x3", 1],
-        ["sep_conv_3x3", 0],
-        ["sep_conv_3x3", 1],
-        ["sep_conv_3x3", 1],
-        ["skip_connect", 0],
-        ["skip_connect", 0],
-        ["dil_conv_3x3", 2],
-    ],
-    "normal_concat": [2, 3, 4, 5],
-    "reduce": [
-        ["max_pool_3x3", 0],
-        ["max_pool_3x3", 1],
-        ["skip_connect", 2],
-        ["max_pool_3x3", 1],
-        ["max_pool_3x3", 0],
-        ["skip_connect", 2],
-        ["skip_connect", 2],
-        ["max_pool_3x3", 1],
-    ],
-    "reduce_concat": [2, 3, 4, 5],
-}
 
 
 def darts_supernet(seed: int) -> torch.nn.Module:
