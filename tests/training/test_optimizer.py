@@ -190,9 +190,7 @@ def test_groups_of_a_supernet_split_its_weights_only() -> None:
     assert {id(tensor) for tensor in rest} == {
         id(tensor) for name, tensor in nas.named_weights(net) if not name.endswith(".bias")
     }
-    with pytest.raises(
-        TrainingError, match=r"matches only architecture parameters \(cells\.edge_0\.alphas"
-    ):
+    with pytest.raises(TrainingError, match=r"matches only architecture parameters \(cells\.edge_0\.alphas"):
         build_optimizer({"type": "SGD", "lr": 0.1, "groups": [{"params": "*.alphas", "lr": 1.0}]}, net)
 
 
