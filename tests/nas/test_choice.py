@@ -476,13 +476,8 @@ def test_safetensors_keep_the_alphas_and_a_shared_tensor_once(tmp_path: Path) ->
     assert torch.equal(untied.cells.edge_3.alphas, model.cells.edge_0.alphas)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Choice.check_surgery is not told where a new candidate goes: a candidate put in place of another "
-    "under a new name (or inserted before others) comes last in `candidates` and `alphas` but not among the "
-    "children, and a spec lists the children: the weights file's alphas then load onto other candidates",
-)
 def test_a_replaced_candidate_keeps_its_alpha_through_a_spec_and_weights_round_trip(tmp_path: Path) -> None:
+    # alphas follow the children's order (Chain.children_changed), which a spec writes
     choice = nas.Choice(a=fl.Tanh(), b=fl.Sigmoid(), c=fl.ReLU())
     model = fl.Chain(edge=choice)
     choice.replace("a", fl.SiLU(), name="silu")
@@ -516,3 +511,21 @@ def test_a_key_error_inside_a_candidate_is_its_own_not_a_missing_candidate(mode:
 def test_arguments_of_the_wrong_type_are_nas_errors(build: Any, message: str) -> None:
     with pytest.raises(nas.NasError, match=re.escape(message)):
         build()
+
+
+def test_a_candidate_inserted_first_takes_the_first_alpha_and_the_others_keep_theirs() -> None:
+    choice = nas.Choice(a=fl.Tanh(), b=fl.Sigmoid())
+    before = alphas_by_name(choice)
+    choice.insert(0, fl.ReLU(), name="c")
+    assert choice.candidates == ("c", "a", "b") == tuple(name for name, _ in choice.named_children())
+    after = alphas_by_name(choice)
+    assert (after["a"], after["b"]) == (before["a"], before["b"])
+
+
+def test_a_choice_whose_shared_alphas_were_resized_by_another_says_so() -> None:
+    first, second = nas.Choice(a=fl.Tanh(), b=fl.ReLU()), nas.Choice(a=fl.Tanh(), b=fl.ReLU())
+    second.alphas = first.alphas
+    model = fl.Chain(first=first, second=second)
+    del first.a
+    with pytest.raises(FluxionError, match=r"alphas hold 1 weights for 2 candidates"):
+        model(torch.ones(2))

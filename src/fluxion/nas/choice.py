@@ -164,40 +164,27 @@ class Choice(Chain):
     # -- running -------------------------------------------------------------------------------
 
     def forward(self, *args: Any) -> Any:
-        names = self._candidate_names
-        if not names:
+        candidates = cast(list[torch.nn.Module], list(self._modules.values()))
+        if not candidates:
             raise NasError(f"{self._where()} has no candidates: give it at least one operation")
+        if self.alphas.shape[0] != len(candidates):
+            raise NasError(
+                f"{self._where()}: its alphas hold {self.alphas.shape[0]} weights for {len(candidates)} candidates "
+                "(alphas shared with a choice whose candidates changed?); give it alphas of its own size"
+            )
         mode = self.mode
         if mode == "softmax":
-            return _weighted(self._present(names), torch.softmax(self.alphas, dim=0), args)
+            return _weighted(candidates, torch.softmax(self.alphas, dim=0), args)
         if mode == "fixed":
-            return self._present((cast(str, self.chosen),))[0](*args)
+            return self._modules[cast(str, self.chosen)](*args)  # pyright: ignore[reportOptionalCall]
         if mode == "sample":
-            index = int(torch.randint(len(names), ()).item())
-            return self._present((names[index],))[0](*args)
+            return candidates[int(torch.randint(len(candidates), ()).item())](*args)
         if mode == "gumbel":
             weights = torch.nn.functional.gumbel_softmax(self.alphas, tau=self.tau, hard=True)
             index = int(weights.detach().argmax().item())
-            return weights[index] * self._present((names[index],))[0](*args)
+            return weights[index] * candidates[index](*args)
         weights = torch.nn.functional.gumbel_softmax(self.alphas, tau=self.tau, hard=False)
-        return _weighted(self._present(names), weights, args)
-
-    def _present(self, names: Sequence[str]) -> list[torch.nn.Module]:
-        """The candidates ``names``; a ``NasError`` when one left the choice other than by its own surgery.
-
-        Looked up before any candidate runs, so that a ``KeyError`` raised inside a candidate is not
-        taken for a missing one.
-        """
-        found: list[torch.nn.Module] = []
-        for name in names:
-            module = self._modules.get(name)
-            if module is None:
-                raise NasError(
-                    f"{self._where()}: its candidate {name!r} is gone (renamed or removed outside the "
-                    f"choice's own surgery); {self._listing()}"
-                )
-            found.append(module)
-        return found
+        return _weighted(candidates, weights, args)
 
     def output_shape(self, *inputs: ShapeValue) -> ShapeValue:
         """The candidates' common output shape; a ``ShapeError`` names the candidates that disagree.
@@ -233,28 +220,35 @@ class Choice(Chain):
     def check_surgery(
         self, removed: list[tuple[str, torch.nn.Module]], added: list[tuple[str | None, torch.nn.Module]]
     ) -> None:
-        """Candidates are named; the architecture weights follow the candidates that stay.
+        """Candidates are named: an unnamed one is refused.
 
         >>> import fluxion.layers as fl
-        >>> choice = Choice(a=fl.ReLU(), b=fl.Tanh())
-        >>> kept = choice.alphas[1].item()
-        >>> choice.append(fl.Sigmoid(), name="c")
-        >>> del choice.a
-        >>> choice.candidates, choice.alphas[0].item() == kept
-        (('b', 'c'), True)
+        >>> Choice(a=fl.ReLU()).append(fl.Tanh())
+        Traceback (most recent call last):
+        ...
+        fluxion.errors.TreeError: Choice: a candidate needs a name: append(module, name=...) (got an unnamed Tanh)
         """
-        gone = {name for name, _ in removed}
-        arriving: list[str] = []
         for name, module in added:
             if name is None:
                 raise TreeError(
                     f"{self._where()}: a candidate needs a name: append(module, name=...) "
                     f"(got an unnamed {class_name(module)})"
                 )
-            arriving.append(name)
+
+    def children_changed(self) -> None:
+        """The architecture weights follow the candidates: each one that stays keeps its weight, in
+        the candidates' new order, and a new one gets a weight drawn as at construction.
+
+        >>> import fluxion.layers as fl
+        >>> choice = Choice(a=fl.ReLU(), b=fl.Tanh())
+        >>> kept = choice.alphas[1].item()
+        >>> choice.insert(0, fl.Sigmoid(), name="c")
+        >>> del choice.a
+        >>> choice.candidates, choice.alphas[1].item() == kept
+        (('c', 'b'), True)
+        """
         old = self._candidate_names
-        names = [name for name in old if name not in gone or name in arriving]
-        names.extend(name for name in arriving if name not in names)
+        names = tuple(self._modules)
         values = self.alphas.detach()
         fresh = INITIAL_SCALE * torch.randn(len(names), dtype=values.dtype, device=values.device)
         for position, name in enumerate(names):
@@ -262,11 +256,11 @@ class Choice(Chain):
                 fresh[position] = values[old.index(name)]
         with torch.no_grad():
             self.alphas.data = fresh
-        self._candidate_names = tuple(names)
+        self._candidate_names = names
         # Only the removal of the chosen candidate unfixes the choice: a spec builds the choice
         # first (mode and chosen) and appends its candidates one by one. set_mode records the
         # change, so a spec written later no longer names the candidate that left.
-        if self.chosen is not None and self.chosen in gone and self.chosen not in names:
+        if self.chosen is not None and self.chosen in old and self.chosen not in names:
             self.set_mode("softmax")
 
     # -- internals -----------------------------------------------------------------------------

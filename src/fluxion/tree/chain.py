@@ -979,6 +979,24 @@ class Chain(Module):
         ['SiLU', 'Tanh']
         """
 
+    def children_changed(self) -> None:
+        """Called after every change of this Chain's children that :meth:`check_surgery` accepted.
+
+        The children are in place, in their new order, when it runs. A Chain does nothing; a
+        container that keeps something in step with its children (a table with one entry per
+        child, in the children's order) overrides it to bring that up to date. Building and
+        copying do not call it.
+
+        >>> import fluxion.layers as fl
+        >>> class Counted(fl.Chain):
+        ...     def children_changed(self):
+        ...         self.order = [name for name, _ in self.named_children()]
+        >>> counted = Counted(a=fl.ReLU(), b=fl.Tanh())
+        >>> counted.insert(1, fl.SiLU(), name="c")
+        >>> counted.order
+        ['a', 'c', 'b']
+        """
+
     def _refuse_over_child(self, name: str, value: object) -> None:
         child = type(self._modules[name]).__name__
         if value is None:
@@ -1073,6 +1091,8 @@ class Chain(Module):
         set_parent(new, self)
         self._child_names.pop(id(old), None)
         self._child_names[id(new)] = key
+        if type(self).children_changed is not Chain.children_changed:
+            self.children_changed()
 
     def _group_of(self, key: str) -> str:
         """The name group of the child with the automatic name ``key``, read from the name.
@@ -1259,6 +1279,8 @@ class Chain(Module):
         for name, module in zip(named, added, strict=True):
             set_parent(module, self)
             child_names[id(module)] = name
+        if not internal and type(self).children_changed is not Chain.children_changed:
+            self.children_changed()
         return removed
 
     def _check_entries(
