@@ -419,3 +419,28 @@ def test_keep_of_the_wrong_type_is_a_nas_error_and_never_may_be_one_name() -> No
         nas.finalize(model, keep="2")  # pyright: ignore[reportArgumentType]
     # one name, not its letters: "n" is still a candidate finalize may keep
     assert nas.finalize(model, never="none").choices == {"edge": "n"}
+
+
+def test_a_node_that_fed_only_a_dropped_edge_leaves_the_key_mapping_too(tmp_path: Path) -> None:
+    graph = fl.Graph(
+        {
+            "pre": fl.Linear(4, 4),
+            "a": nas.Choice(none=fl.Identity(), relu=fl.ReLU()),
+            "b": nas.Choice(none=fl.Identity(), tanh=fl.Tanh()),
+            "join": nas.InputChoice(keep=1),
+        },
+        edges=["input -> a -> join", "input -> pre -> b -> join"],
+    )
+    with torch.no_grad():
+        graph.a.alphas.copy_(torch.tensor([0.0, 5.0]))
+        graph.b.alphas.copy_(torch.tensor([0.0, 1.0]))
+    supernet = fl.Chain(cell=graph)
+    result = nas.finalize(supernet)
+    assert "pre" not in dict(result.model.cell.named_children())
+    assert result.address_map["cell.pre"] is None
+    assert result.keys["cell.pre.weight"] is None
+    weights.save(supernet, tmp_path / "supernet.safetensors")
+    child = spec.loads(result.spec())
+    weights.load(child, tmp_path / "supernet.safetensors", mapping=result.key_mapping())
+    x = torch.randn(3, 4)
+    assert torch.equal(child(x), torch.relu(x))

@@ -293,13 +293,11 @@ def _discrete(supernet: Chain, decisions: Decisions) -> torch.nn.Module:
     # out is gone.
     graphs = {
         address: where
-        for address in {join.rpartition(".")[0] for join in decisions.joins}
+        for address in _join_owners(decisions)
         if (where := _through_choices(address, decisions.choices)) is not None
     }
     for address in sorted(graphs, key=lambda found: -found.count(".") if found else 1):
-        joins = {
-            key.rpartition(".")[2]: join for key, join in decisions.joins.items() if key.rpartition(".")[0] == address
-        }
+        joins = _joins_in(decisions, address)
         where = graphs[address]
         if isinstance(supernet.get_submodule(address), Graph):
             graph = cast(Graph, root if not where else cast(Chain, root)[where])
@@ -345,12 +343,28 @@ def _replace(root: torch.nn.Module, address: str, module: torch.nn.Module) -> to
     return root
 
 
-def _rebuilt(graph: Graph, joins: Mapping[str, Join]) -> Graph:
+def _join_owners(decisions: Decisions) -> set[str]:
+    """The addresses of the nodes (Graphs, mostly) whose children include joins."""
+    return {join.rpartition(".")[0] for join in decisions.joins}
+
+
+def _joins_in(decisions: Decisions, owner: str) -> dict[str, Join]:
+    """The joins that are children of the node at ``owner``, by name."""
+    return {key.rpartition(".")[2]: join for key, join in decisions.joins.items() if key.rpartition(".")[0] == owner}
+
+
+def _remaining_sources(graph: Graph, joins: Mapping[str, Join]) -> dict[str, list[str]]:
+    """Each call's sources in ``graph`` once the joins' dropped inputs are gone."""
     dropped = {(node, source) for node, join in joins.items() for source in join.dropped}
     sources: dict[str, list[str]] = {}
-    for node in graph.named_children():
-        for call in graph.calls(node[0]):
+    for name, _ in graph.named_children():
+        for call in graph.calls(name):
             sources[call] = [source for source in graph.sources(call) if (call, source) not in dropped]
+    return sources
+
+
+def _rebuilt(graph: Graph, joins: Mapping[str, Join]) -> Graph:
+    sources = _remaining_sources(graph, joins)
     kept = _reachable(graph, sources)
     nodes: dict[str, torch.nn.Module] = {}
     for name, module in graph.named_children():
@@ -415,14 +429,8 @@ def _detached_copy(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def _addresses(supernet: Chain, decisions: Decisions) -> tuple[dict[str, str | None], dict[str, str | None]]:
-    dropped_nodes = {
-        _join_address(join.rpartition(".")[0], source)
-        for join, found in decisions.joins.items()
-        for source in found.dropped
-    }
     modules = dict(_named_modules(supernet))
-    kept_nodes = _kept_graph_nodes(supernet, decisions)
-    dropped_nodes = {address for address in dropped_nodes if address not in kept_nodes}
+    dropped_nodes = _dropped_graph_nodes(supernet, decisions)
 
     def translate(key: str) -> str | None:
         parts = key.split(".") if key else []
@@ -448,24 +456,16 @@ def _addresses(supernet: Chain, decisions: Decisions) -> tuple[dict[str, str | N
     return address_map, keys
 
 
-def _kept_graph_nodes(supernet: Chain, decisions: Decisions) -> set[str]:
-    """Sources dropped by one join but read elsewhere stay in their Graph."""
-    kept: set[str] = set()
-    graphs = {join.rpartition(".")[0] for join in decisions.joins}
-    for address in graphs:
-        graph = supernet if not address else supernet[address]
-        if not isinstance(graph, Graph):
-            continue
-        joins = {
-            key.rpartition(".")[2]: join for key, join in decisions.joins.items() if key.rpartition(".")[0] == address
-        }
-        dropped = {(node, source) for node, join in joins.items() for source in join.dropped}
-        sources: dict[str, list[str]] = {}
-        for name, _ in graph.named_children():
-            for call in graph.calls(name):
-                sources[call] = [source for source in graph.sources(call) if (call, source) not in dropped]
-        kept.update(_join_address(address, node) for node in _reachable(graph, sources))
-    return kept
+def _dropped_graph_nodes(supernet: Chain, decisions: Decisions) -> set[str]:
+    """The addresses of the Graph nodes that lead to no output once the joins' dropped inputs are gone
+    (a source one join drops but another node reads stays)."""
+    dropped: set[str] = set()
+    for address in _join_owners(decisions):
+        graph = supernet.get_submodule(address)
+        if isinstance(graph, Graph):
+            kept = _reachable(graph, _remaining_sources(graph, _joins_in(decisions, address)))
+            dropped.update(_join_address(address, name) for name, _ in graph.named_children() if name not in kept)
+    return dropped
 
 
 # -- genotype ----------------------------------------------------------------------------------
