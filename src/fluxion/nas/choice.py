@@ -36,7 +36,7 @@ from fluxion import dims
 from fluxion.dims import Shape, ShapeValue
 from fluxion.errors import NasError, ShapeError, TreeError
 from fluxion.tree.chain import Chain
-from fluxion.tree.module import record_constructor_call
+from fluxion.tree.module import place_of, record_constructor_call
 from fluxion.tree.naming import auto_names, class_name
 
 Mode = Literal["softmax", "gumbel", "gumbel_soft", "sample", "fixed"]
@@ -132,13 +132,13 @@ class Choice(Chain):
         fluxion.errors.NasError: Choice: unknown mode 'greedy'; modes: softmax, gumbel, gumbel_soft, sample, fixed
         """
         if mode not in MODES:
-            raise NasError(f"{self._where()}: unknown mode {mode!r}; modes: {', '.join(MODES)}")
+            raise NasError(f"{place_of(self)}: unknown mode {mode!r}; modes: {', '.join(MODES)}")
         if mode == "fixed" and chosen is None:
-            raise NasError(f"{self._where()}: mode 'fixed' needs the candidate it keeps: chosen=<name>")
+            raise NasError(f"{place_of(self)}: mode 'fixed' needs the candidate it keeps: chosen=<name>")
         if chosen is not None and self._candidate_names and chosen not in self._candidate_names:
-            raise NasError(f"{self._where()}: {chosen!r} is not a candidate; {self._listing()}")
+            raise NasError(f"{place_of(self)}: {chosen!r} is not a candidate; {self._listing()}")
         if tau is not None and (isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise NasError(f"{self._where()}: tau is a temperature above 0, got {tau!r}")
+            raise NasError(f"{place_of(self)}: tau is a temperature above 0, got {tau!r}")
         self.mode = mode
         self.chosen = chosen if mode == "fixed" else None
         if tau is not None:
@@ -166,10 +166,10 @@ class Choice(Chain):
     def forward(self, *args: Any) -> Any:
         candidates = cast(list[torch.nn.Module], list(self._modules.values()))
         if not candidates:
-            raise NasError(f"{self._where()} has no candidates: give it at least one operation")
+            raise NasError(f"{place_of(self)} has no candidates: give it at least one operation")
         if self.alphas.shape[0] != len(candidates):
             raise NasError(
-                f"{self._where()}: its alphas hold {self.alphas.shape[0]} weights for {len(candidates)} candidates "
+                f"{place_of(self)}: its alphas hold {self.alphas.shape[0]} weights for {len(candidates)} candidates "
                 "(alphas shared with a choice whose candidates changed?); give it alphas of its own size"
             )
         mode = self.mode
@@ -198,13 +198,13 @@ class Choice(Chain):
         """
         names = self._candidate_names
         if not names:
-            raise ShapeError(f"{self._where()} has no candidates: give it at least one operation")
+            raise ShapeError(f"{place_of(self)} has no candidates: give it at least one operation")
         if self.mode == "fixed" and self.chosen in names:
             names = (self.chosen,)
         results = [(name, dims.run(self._modules[name], *inputs)) for name in names]  # pyright: ignore[reportArgumentType]
         first_name, first = results[0]
         for name, result in results[1:]:
-            _require_same(first, result, f"{self._where()}: candidates {first_name!r} and {name!r}")
+            _require_same(first, result, f"{place_of(self)}: candidates {first_name!r} and {name!r}")
         return first
 
     def extra_repr(self) -> str:
@@ -231,7 +231,7 @@ class Choice(Chain):
         for name, module in added:
             if name is None:
                 raise TreeError(
-                    f"{self._where()}: a candidate needs a name: append(module, name=...) "
+                    f"{place_of(self)}: a candidate needs a name: append(module, name=...) "
                     f"(got an unnamed {class_name(module)})"
                 )
 
@@ -264,10 +264,6 @@ class Choice(Chain):
             self.set_mode("softmax")
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _where(self) -> str:
-        address = self.address
-        return f"{type(self).__name__} at {address!r}" if address else type(self).__name__
 
     def _listing(self) -> str:
         return f"candidates: {', '.join(self._candidate_names) or '(none)'}"

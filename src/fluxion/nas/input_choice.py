@@ -27,7 +27,7 @@ from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import NasError
 from fluxion.nas.choice import INITIAL_SCALE
-from fluxion.tree.module import Module, record_constructor_call
+from fluxion.tree.module import Module, place_of, record_constructor_call
 
 JoinMode = Literal["softmax", "sample", "fixed"]
 """How an input choice combines its inputs (see the class docstring)."""
@@ -87,20 +87,20 @@ class InputChoice(Module):
         (1,)
         """
         if mode not in JOIN_MODES:
-            raise NasError(f"{self._where()}: unknown mode {mode!r}; modes: {', '.join(JOIN_MODES)}")
+            raise NasError(f"{place_of(self)}: unknown mode {mode!r}; modes: {', '.join(JOIN_MODES)}")
         if mode == "fixed":
             if chosen is None:
-                raise NasError(f"{self._where()}: mode 'fixed' needs the input positions it keeps: chosen=[...]")
+                raise NasError(f"{place_of(self)}: mode 'fixed' needs the input positions it keeps: chosen=[...]")
             given = cast(object, chosen)
             if not isinstance(given, list | tuple) or not all(
                 isinstance(p, int) and not isinstance(p, bool) for p in list(cast(Sequence[object], given))
             ):
-                raise NasError(f"{self._where()}: chosen is a list of input positions, got {chosen!r}")
+                raise NasError(f"{place_of(self)}: chosen is a list of input positions, got {chosen!r}")
             positions = tuple(cast(Sequence[int], given))
             if not positions or len(set(positions)) != len(positions) or any(p < 0 for p in positions):
-                raise NasError(f"{self._where()}: chosen is a list of distinct input positions, got {list(positions)}")
+                raise NasError(f"{place_of(self)}: chosen is a list of distinct input positions, got {list(positions)}")
             if self.count is not None and max(positions) >= self.count:
-                raise NasError(f"{self._where()}: chosen {list(positions)} names an input past its {self.count}")
+                raise NasError(f"{place_of(self)}: chosen {list(positions)} names an input past its {self.count}")
             self.chosen = positions
         else:
             self.chosen = None
@@ -131,7 +131,7 @@ class InputChoice(Module):
         if self.mode == "fixed":
             chosen = cast(tuple[int, ...], self.chosen)
             if max(chosen) >= len(inputs):
-                raise NasError(f"{self._where()}: chosen {list(chosen)} but it got {len(inputs)} inputs")
+                raise NasError(f"{place_of(self)}: chosen {list(chosen)} but it got {len(inputs)} inputs")
             picked = [inputs[position] for position in chosen]
         elif self.mode == "sample":
             picked = [inputs[int(i)] for i in torch.randperm(len(inputs))[: self.keep].sort().values]
@@ -155,7 +155,7 @@ class InputChoice(Module):
         self._check_count(len(inputs))
         shapes = [value for value in inputs if isinstance(value, dims.Shape)]
         if len(shapes) != len(inputs):
-            raise NasError(f"{self._where()}: adds tensors, got {inputs}")
+            raise NasError(f"{place_of(self)}: adds tensors, got {inputs}")
         return dims.broadcast(shapes, type(self).__name__)
 
     def extra_repr(self) -> str:
@@ -173,8 +173,4 @@ class InputChoice(Module):
     def _check_count(self, got: int) -> None:
         if got < self.keep or (self.count is not None and got != self.count):
             wanted = self.count if self.count is not None else f"at least {self.keep}"
-            raise NasError(f"{self._where()}: expects {wanted} inputs, got {got}")
-
-    def _where(self) -> str:
-        address = self.address
-        return f"{type(self).__name__} at {address!r}" if address else type(self).__name__
+            raise NasError(f"{place_of(self)}: expects {wanted} inputs, got {got}")

@@ -27,6 +27,7 @@ import torch
 
 from fluxion.errors import NasError
 from fluxion.nas.choice import Choice
+from fluxion.tree.module import place_of
 
 Rank = Literal["softmax", "raw"]
 """How candidates and edges are ranked: by softmax probability (DARTS) or raw weight (Archai)."""
@@ -81,14 +82,14 @@ def best_candidate(choice: Choice, rank: Rank, never: Collection[str] = NEVER) -
     """
     names = choice.candidates
     if not names:
-        raise NasError(f"{_where(choice)} has no candidates: give it at least one operation")
+        raise NasError(f"{place_of(choice)} has no candidates: give it at least one operation")
     if choice.mode == "fixed" and choice.chosen is not None:
         return choice.chosen, float("inf")
-    values = scores(choice.alphas, rank, _where(choice))
+    values = scores(choice.alphas, rank, place_of(choice))
     allowed = [index for index, name in enumerate(names) if name not in never]
     if not allowed:
         raise NasError(
-            f"{_where(choice)}: no candidate can be chosen: every candidate is one finalize never keeps "
+            f"{place_of(choice)}: no candidate can be chosen: every candidate is one finalize never keeps "
             f"({', '.join(names)})"
         )
     best = max(allowed, key=lambda index: (values[index], -index))
@@ -103,8 +104,3 @@ def strongest(strengths: Sequence[float], keep: int) -> list[int]:
     """
     order = sorted(range(len(strengths)), key=lambda index: (-strengths[index], index))
     return order[:keep]
-
-
-def _where(choice: Choice) -> str:
-    address = choice.address
-    return f"Choice at {address!r}" if address else "Choice"

@@ -38,7 +38,7 @@ from fluxion.tree.combinators import (
 from fluxion.tree.context import SetContext, UseContext, context_of
 from fluxion.tree.graph import Graph
 from fluxion.tree.intermediates import Intermediates
-from fluxion.tree.module import Module, WeightedModule, address_of, parent_of
+from fluxion.tree.module import Module, WeightedModule, address_of, parent_of, place_of
 from fluxion.tree.parameter_roles import named_architecture_parameters, named_weights
 from fluxion.tree.tree_repr import draw_tree
 
@@ -72,4 +72,5 @@ __all__ = [
     "named_architecture_parameters",
     "named_weights",
     "parent_of",
+    "place_of",
 ]

@@ -31,7 +31,7 @@ from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ChainError, ChildAttributeError, ChildIndexError, ChildNotFoundError, TreeError
 from fluxion.tree.failure import describe_failure
-from fluxion.tree.module import Module, address_of, clone_shell, parent_of, set_parent, shallow_copy
+from fluxion.tree.module import Module, address_of, clone_shell, parent_of, place_of, set_parent, shallow_copy
 from fluxion.tree.naming import STAND_IN, auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
 from fluxion.tree.tree_repr import draw_tree
 
@@ -1012,8 +1012,7 @@ class Chain(Module):
     # -- internals -----------------------------------------------------------------------------
 
     def _label(self) -> str:
-        address = self.address
-        return f"{type(self).__name__} at {address!r}" if address else type(self).__name__
+        return place_of(self)
 
     def _layer_types(self, kinds: object, method: str) -> Any:
         """``kinds`` when it is a type or a tuple of types; a TreeError that says what was given otherwise."""

@@ -242,6 +242,18 @@ def address_of(module: torch.nn.Module) -> str:
     return ".".join(reversed(names))
 
 
+def place_of(module: torch.nn.Module) -> str:
+    """How error messages name a node: its class and address (its class alone for a root).
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain(body=fl.Chain(fl.Tanh()))
+    >>> place_of(model.body.Tanh), place_of(model)
+    ("Tanh at 'body.Tanh'", 'Chain')
+    """
+    address = address_of(module)
+    return f"{type(module).__name__} at {address!r}" if address else type(module).__name__
+
+
 def shallow_copy(module: torch.nn.Module) -> Any:
     """A new module object with the same attributes, sharing every parameter and buffer.
 
