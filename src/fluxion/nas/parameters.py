@@ -27,15 +27,8 @@ from fluxion.nas.choice import Choice, Mode
 from fluxion.nas.input_choice import InputChoice
 from fluxion.tree.parameter_roles import named_architecture_parameters, named_weights
 
-
-def named_arch_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
-    """The architecture parameters by address (the first address of a shared one).
-
-    >>> import fluxion.layers as fl
-    >>> named_arch_parameters(fl.Chain(fl.Linear(2, 2)))
-    []
-    """
-    return named_architecture_parameters(model)
+named_arch_parameters = named_architecture_parameters
+"""The architecture parameters by address (the first address of a shared one); ``fluxion.tree``'s function."""
 
 
 def arch_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -54,6 +54,7 @@ from fluxion.nas.finalize import genotype_of
 from fluxion.nas.parameters import arch_parameters, set_mode, weights
 from fluxion.nas.strategies import Batch, Darts, LossFunction, StepContext, Strategy
 from fluxion.progress import Ticker
+from fluxion.tree.parameter_roles import architecture_parameter_ids
 from fluxion.weights import load as load_weights
 from fluxion.weights import save as save_weights
 from fluxion.weights.plan import ALIASES_METADATA, model_slots
@@ -283,7 +284,7 @@ class Search:
         self.progress = progress
         self.stream = stream
         addresses = _parameter_addresses(model)
-        architecture = {id(parameter) for parameter in arch_parameters(model)}
+        architecture = architecture_parameter_ids(model)
         if weight_optimizer is not None:
             _check_optimizer(weight_optimizer, "weight", addresses, architecture)
         if arch_optimizer is not None:
