@@ -4,8 +4,8 @@ Every part of fluxion raises a subclass of :class:`FluxionError`, so one ``excep
 anything fluxion reports about bad input, while the subclasses say which part complained:
 ``TreeError`` (the tree), ``LayerError`` (a layer's arguments), ``ShapeError`` (shapes),
 ``WeightsError`` (checkpoints), ``AdapterError`` (adapters), ``TrainingError`` (init, optimizer
-and loss specs), ``SpecError`` (spec files), ``NasError`` (architecture search) and ``CliError``
-(the command line). Each part
+and loss specs), ``SpecError`` (spec files), ``NasError`` (architecture search), ``DistributedError`` (sharding
+and sharded checkpoints) and ``CliError`` (the command line). Each part
 re-exports its own (``fl.TreeError``, ``fluxion.weights.WeightsError``...), and all of them live
 here, below every other floor.
 
@@ -364,6 +364,21 @@ class NasError(FluxionError, ValueError):
     ... except NasError as error:
     ...     print(str(error).split(";")[0])
     unknown primitive 'sep_conv_3x' (closest: sep_conv_3x3)
+    """
+
+
+class DistributedError(FluxionError, ValueError):
+    """Bad use of ``fluxion.distributed``: no process group, a selection that matches nothing,
+    surgery or a load a sharded tree cannot take. Under a process group, every rank raises it with
+    the same message (the lowest failing rank's), so no rank is left waiting in a collective.
+
+    >>> from fluxion import distributed
+    >>> import fluxion.layers as fl
+    >>> try:
+    ...     distributed.shard(fl.Chain(fl.Linear(2, 2)))
+    ... except DistributedError as error:
+    ...     print(str(error).split(";")[0])
+    no process group is running
     """
 
 

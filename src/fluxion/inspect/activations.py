@@ -31,6 +31,7 @@ from fluxion.adapters import Lora
 from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.shapes import ShapeReport
+from fluxion.tree import node_class
 
 _MAKES_TENSORS = (fl.Residual, fl.Sum, fl.Concatenate, fl.Matmul, Lora)
 
@@ -85,7 +86,12 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
         evaluated = _evaluated(output, given)
         found.append(
             Activation(
-                address, type(module).__name__, output, _elements(output), evaluated, evaluated * _element_size(module)
+                address,
+                node_class(module).__name__,
+                output,
+                _elements(output),
+                evaluated,
+                evaluated * _element_size(module),
             )
         )
     found.sort(key=lambda activation: -activation.evaluated)

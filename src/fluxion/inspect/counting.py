@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 import fluxion.layers as fl
+from fluxion.tree import node_class
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def layer_counts(model: torch.nn.Module) -> list[LayerCount]:
     for layer in _layers(model) if isinstance(model, fl.Chain) else (model,):
         new = [parameter for parameter in layer.parameters() if id(parameter) not in counted]
         counted.update(id(parameter) for parameter in new)
-        count, parameters = counts.get(type(layer).__name__, (0, 0))
-        counts[type(layer).__name__] = (count + 1, parameters + sum(parameter.numel() for parameter in new))
+        count, parameters = counts.get(node_class(layer).__name__, (0, 0))
+        counts[node_class(layer).__name__] = (count + 1, parameters + sum(parameter.numel() for parameter in new))
     found = [LayerCount(name, count, parameters) for name, (count, parameters) in counts.items()]
     return sorted(found, key=lambda layer: (-layer.parameters, -layer.count, layer.type))
 

@@ -20,6 +20,7 @@ import re
 
 import torch
 
+from fluxion.tree import node_class
 from fluxion.tree.display import display_name
 from fluxion.tree.naming import base_of
 
@@ -40,7 +41,7 @@ def title(name: str, module: torch.nn.Module) -> str:
     >>> title("", fl.ReLU()), title("head", fl.Linear(2, 2)), title("0", block)
     ('ReLU', 'head: Linear', '0: ResBlock')
     """
-    kind = type(module).__name__
+    kind = node_class(module).__name__
     shown = display_name(module) or kind
     return shown if not name or name == shown or base_of(name) == kind else f"{name}: {shown}"
 
@@ -53,7 +54,7 @@ def key_arguments(module: torch.nn.Module) -> str:
     ('in_features=64, out_features=10', '')
     """
     text = _REPEATED.sub(r"\1", module.extra_repr().replace("\n", ", "))
-    defaults = _defaults(type(module))
+    defaults = _defaults(node_class(module))
     kept: list[str] = []
     for part in (part.strip() for part in _TOP_LEVEL_COMMA.split(text) if part.strip()):
         name, equals, value = part.partition("=")

@@ -40,6 +40,7 @@ from fluxion.shapes.report import (
 )
 from fluxion.shapes.rules import rule_for
 from fluxion.shapes.torch_rules import register_torch_rules
+from fluxion.tree import node_class
 from fluxion.tree.chain import ReturnSignal, too_deep_error
 from fluxion.tree.context import context_of
 from fluxion.tree.graph import Graph
@@ -420,7 +421,7 @@ class _Inference:
 
 
 def _label(node: torch.nn.Module, address: str) -> str:
-    return f"{type(node).__name__} at {address!r}" if address else f"{type(node).__name__} (the root)"
+    return f"{node_class(node).__name__} at {address!r}" if address else f"{node_class(node).__name__} (the root)"
 
 
 def _as_shape(shape: object, what: str) -> Shape:
@@ -438,14 +439,14 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
     symbolic = [format_value(value) for value in (*inputs, *named.values()) if not _concrete(value)]
     if symbolic:
         raise ShapeError(
-            f"{type(node).__name__} has no shape rule and its input {symbolic[0]} has symbolic sizes: "
+            f"{node_class(node).__name__} has no shape rule and its input {symbolic[0]} has symbolic sizes: "
             "give its class an output_shape method or register one (fluxion.shapes.register_rule, see docs/shapes.md), "
             "or infer with numbers"
         )
     lazy = lazy_addresses(node)
     if lazy:
         raise ShapeError(
-            f"{type(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "
+            f"{node_class(node).__name__} has no shape rule, so the sizes left out inside it ({', '.join(lazy[:3])}) "
             "cannot be inferred: give its class an output_shape method or register one "
             "(fluxion.shapes.register_rule, see docs/shapes.md)"
         )

@@ -29,6 +29,7 @@ from fluxion import dims
 from fluxion.dims import Dim, Shape, ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.shapes.rules import register_rule
+from fluxion.tree import node_class
 
 nn = torch.nn
 
@@ -63,7 +64,7 @@ ELEMENTWISE: tuple[type[torch.nn.Module], ...] = (
 
 
 def _name(module: torch.nn.Module) -> str:
-    return type(module).__name__
+    return node_class(module).__name__
 
 
 def _tensor(value: ShapeValue, what: str) -> Shape:

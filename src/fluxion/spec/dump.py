@@ -26,6 +26,7 @@ from fluxion.spec import registry
 from fluxion.spec.arguments import arguments_out, to_json
 from fluxion.spec.build import FORMAT_VERSION, Builder
 from fluxion.spec.source import MAX_NESTING, Document, check_nesting
+from fluxion.tree import node_class
 from fluxion.tree.module import CHILD, constructor_call
 
 
@@ -88,7 +89,7 @@ def _own_node(
 ) -> tuple[dict[str, Any], list[tuple[str, torch.nn.Module, str | None, bool]], list[dict[str, Any]]]:
     """A node without its children's nodes: the node, its children (name, module, id, whether the id
     comes last) and the list in the node their nodes go in."""
-    cls = type(module)
+    cls = node_class(module)
     name = registry.name_of(cls) or registry.torch_name_of(cls)
     where = f"the node at {address!r}" if address else "the root"
     if name is None:
@@ -138,7 +139,7 @@ def _check_rebuilds(
         name for name, _ in module.named_parameters()
     ]:
         raise SpecError(
-            f"{where} is a {type(module).__name__} whose children changed since it was built (surgery or "
+            f"{where} is a {node_class(module).__name__} whose children changed since it was built (surgery or "
             "adapters): a spec writes it as its arguments, which would build the original children"
         )
     for name, parameter in module.named_parameters(remove_duplicate=False):
@@ -146,13 +147,13 @@ def _check_rebuilds(
         if first_owner.get(id(parameter), here) != here:
             raise SpecError(
                 f"{where} holds {name!r} tied to {first_owner[id(parameter)]!r}, which a spec cannot write "
-                f"inside a {type(module).__name__} that builds its own children"
+                f"inside a {node_class(module).__name__} that builds its own children"
             )
 
 
 def _arguments(module: torch.nn.Module, where: str) -> dict[str, Any]:
     recorded = constructor_call(module)
-    cls = type(module)
+    cls = node_class(module)
     torch_name = registry.torch_name_of(cls) if registry.name_of(cls) is None else None
     if recorded is None and torch_name is not None:
         raise SpecError(
@@ -175,7 +176,7 @@ def _arguments(module: torch.nn.Module, where: str) -> dict[str, Any]:
     inferred = cast(dict[str, Any], module.__dict__.get("_fluxion_inferred", {}))
     for key, value in inferred.items():
         written[key] = to_json(value, f"{where}.{key}")
-    order = list(inspect.signature(type(module)).parameters)
+    order = list(inspect.signature(node_class(module)).parameters)
     return dict(sorted(written.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
 
 
@@ -193,7 +194,7 @@ def _shared(module: torch.nn.Module, address: str, first_owner: dict[int, str]) 
 def _has_children_in_spec(module: fl.Chain) -> bool:
     """Whether the Chain was given its children (``Chain(a, b)``, ``Matmul(a, b)``) rather than
     building them itself from arguments (``MultiHeadAttention(8)``)."""
-    parameters = inspect.signature(type(module)).parameters.values()
+    parameters = inspect.signature(node_class(module)).parameters.values()
     if any(parameter.kind is inspect.Parameter.VAR_POSITIONAL for parameter in parameters):
         return True
     recorded = constructor_call(module)

@@ -41,6 +41,7 @@ from fluxion.tree.intermediates import Intermediates
 from fluxion.tree.module import Module, WeightedModule, address_of, parent_of, place_of
 from fluxion.tree.parameter_roles import named_architecture_parameters, named_weights
 from fluxion.tree.tree_repr import draw_tree
+from fluxion.tree.wrapping import is_wrapped, node_class
 
 __all__ = [
     "Chain",
@@ -69,8 +70,10 @@ __all__ = [
     "address_of",
     "context_of",
     "draw_tree",
+    "is_wrapped",
     "named_architecture_parameters",
     "named_weights",
+    "node_class",
     "parent_of",
     "place_of",
 ]

@@ -34,6 +34,7 @@ from fluxion.tree.failure import describe_failure
 from fluxion.tree.module import Module, address_of, clone_shell, parent_of, place_of, set_parent, shallow_copy
 from fluxion.tree.naming import STAND_IN, auto_names, base_of, class_name, holds_suffix_like_name, ranks_of
 from fluxion.tree.tree_repr import draw_tree
+from fluxion.tree.wrapping import is_wrapped, wrapped_node_in
 
 T = TypeVar("T", bound=torch.nn.Module)
 Predicate = (
@@ -1082,6 +1083,7 @@ class Chain(Module):
         modules = cast(dict[str, torch.nn.Module], self._modules)
         old = modules[key]
         explicit = key in self._explicit
+        self._refuse_wrapped([old], [new])
         self._check_entries([(key if explicit else None, new)], [old], self._explicit - {key})
         if type(self).check_surgery is not Chain.check_surgery:
             self.check_surgery([(key, old)], [(key if explicit else None, new)])
@@ -1174,6 +1176,8 @@ class Chain(Module):
         removed_keys = keys[index : index + remove]
         removed = [modules[key] for key in removed_keys]
         explicit = self._explicit
+        if not internal:
+            self._refuse_wrapped(removed, [module for _, module in entries])
         self._check_entries(entries, removed, explicit - set(removed_keys))
         if not internal and type(self).check_surgery is not Chain.check_surgery:  # (skip building lists)
             self.check_surgery(list(zip(removed_keys, removed, strict=True)), list(entries))
@@ -1281,6 +1285,25 @@ class Chain(Module):
         if not internal and type(self).children_changed is not Chain.children_changed:
             self.children_changed()
         return removed
+
+    def _refuse_wrapped(self, removed: list[torch.nn.Module], added: list[torch.nn.Module]) -> None:
+        """Refuse a change in or around a node a distributed wrapper manages (see ``tree.wrapping``).
+
+        FSDP2's ``fully_shard`` holds on to the tensors of the nodes it wraps and of everything
+        under them; a node moved in or out behind its back would run unsharded, or not at all.
+        """
+        node: torch.nn.Module | None = self
+        wrapped = None
+        while node is not None and wrapped is None:
+            wrapped = node if is_wrapped(node) else None
+            node = parent_of(node)
+        wrapped = wrapped or wrapped_node_in(removed) or wrapped_node_in(added)
+        if wrapped is not None:
+            raise TreeError(
+                f"{self._label()}: surgery here would change a sharded part of the tree ({place_of(wrapped)} is "
+                f"wrapped by {type(wrapped).__name__}); do surgery before sharding, or on a plain copy "
+                "(fluxion.distributed.unshard)"
+            )
 
     def _check_entries(
         self,

@@ -23,6 +23,7 @@ import torch
 from fluxion.errors import ChainError
 from fluxion.tree.module import address_of, parent_of
 from fluxion.tree.tree_repr import FAILED_MARK, draw_tree
+from fluxion.tree.wrapping import node_class
 
 if TYPE_CHECKING:
     from fluxion.tree.chain import Chain
@@ -43,7 +44,8 @@ def describe_failure(chain: Chain, error: BaseException) -> ChainError:
     """
     node, inputs = _failing_node(chain, error.__traceback__)
     address = address_of(node)
-    where = f"{type(node).__name__} at {address!r}" if address else f"{type(node).__name__} (the root)"
+    name = node_class(node).__name__
+    where = f"{name} at {address!r}" if address else f"{name} (the root)"
     lines = [f"{where} failed: {type(error).__name__}: {error}"]
     if inputs is not None:
         lines.append(f"inputs: {summarize_inputs(*inputs)}")

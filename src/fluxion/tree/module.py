@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import torch
 
+from fluxion.tree.wrapping import node_class
+
 if TYPE_CHECKING:
     from fluxion.tree.chain import Chain
 
@@ -251,7 +253,8 @@ def place_of(module: torch.nn.Module) -> str:
     ("Tanh at 'body.Tanh'", 'Chain')
     """
     address = address_of(module)
-    return f"{type(module).__name__} at {address!r}" if address else type(module).__name__
+    name = node_class(module).__name__
+    return f"{name} at {address!r}" if address else name
 
 
 def shallow_copy(module: torch.nn.Module) -> Any:

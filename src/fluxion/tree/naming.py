@@ -27,6 +27,8 @@ from functools import lru_cache
 
 import torch
 
+from fluxion.tree.wrapping import node_class
+
 STAND_IN = "_fluxion_named_as"
 """Key in a module's ``__dict__`` holding the class name it is auto-named under instead of its own.
 
@@ -36,7 +38,8 @@ surgery on its siblings keeps treating it as a member of the target's name group
 
 
 def class_name(module: torch.nn.Module) -> str:
-    """The class name automatic naming uses for ``module``: its own, or the one it stands in for.
+    """The class name automatic naming uses for ``module``: its own (the class it was built as, under
+    any class a distributed wrapper swapped in), or the one it stands in for.
 
     >>> import fluxion.layers as fl
     >>> relu = fl.ReLU()
@@ -46,7 +49,7 @@ def class_name(module: torch.nn.Module) -> str:
     >>> class_name(relu)
     'GeLU'
     """
-    return module.__dict__.get(STAND_IN) or type(module).__name__
+    return module.__dict__.get(STAND_IN) or node_class(module).__name__
 
 
 def auto_names(base: str, count: int, explicit: Iterable[str], claimed: Collection[str] = ()) -> tuple[str, ...]:

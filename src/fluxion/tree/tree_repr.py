@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from fluxion.tree.naming import class_name
+from fluxion.tree.wrapping import node_class
 
 FAILED_MARK = "  ◀── failed here"
 
@@ -48,8 +49,9 @@ def node_label(module: torch.nn.Module) -> str:
     '(CAT) Concatenate(dim=1)'
     """
     arguments = module.extra_repr().replace("\n", ", ")
-    text = f"{type(module).__name__}({arguments})"
-    tag: Any = getattr(type(module), "repr_tag", None)
+    cls = node_class(module)
+    text = f"{cls.__name__}({arguments})"
+    tag: Any = getattr(cls, "repr_tag", None)
     return f"({tag}) {text}" if isinstance(tag, str) and _is_chain(module) else text
 
 
@@ -112,7 +114,7 @@ def _start(
     shown: list[tuple[str, torch.nn.Module, str | None]] = []
     for child_name, child in children:
         # Automatic names follow from the class and are left out, except for a stand-in's.
-        named = child_name in explicit or class_name(child) != type(child).__name__
+        named = child_name in explicit or class_name(child) != node_class(child).__name__
         shown.append((child_name if named else "", child, child_note(child_name)))
     return _Node(head, shown, depth)
 

@@ -1,0 +1,271 @@
+"""``load``: a checkpoint into a sharded tree, each rank reading only the blocks its shards hold.
+
+The plan is fluxion.weights' own (every key, shape and dtype checked, key mappings applied,
+shared tensors loaded once), made on every rank from the checkpoint's headers; then each rank
+reads its blocks into new memory (``fluxion.distributed.sources``), and only when every rank has
+all of its blocks does any rank change its model. A problem anywhere raises the same error on
+every rank, and no model changes. A model built on ``meta`` gets the read blocks as its tensors
+(no second copy); a model with memory gets the values copied in, so optimizers keep their tensors.
+
+>>> import torch, fluxion.layers as fl
+>>> model = fl.Chain(fl.Linear(2, 2))
+>>> load(model, {"Linear.weight": torch.eye(2), "Linear.bias": torch.zeros(2)}).loaded
+('Linear.weight', 'Linear.bias')
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from itertools import chain
+from typing import cast
+
+import torch
+from torch.distributed.tensor import DTensor
+
+from fluxion.distributed.adapter_keys import adapter_keys
+from fluxion.distributed.boxes import in_source_order, local_box, source_box
+from fluxion.distributed.ranks import agreed, device_of_mesh, rank
+from fluxion.distributed.sharding import registered_sharded
+from fluxion.distributed.sources import Pieces, open_pieces
+from fluxion.errors import DistributedError, WeightsError, WeightsWarning
+from fluxion.interrupts import interrupts_held
+from fluxion.progress import Progress
+from fluxion.weights import LoadResult, MappingLike, Source
+from fluxion.weights._torch import buffers_of, parameters_of
+from fluxion.weights.mapping import KeyMapping
+from fluxion.weights.plan import Assignment, Plan, Slot, make_plan
+
+PROGRESS_THRESHOLD = 256 * 2**20
+"""Loads of at least this many bytes (on this rank) show a progress bar on rank 0's terminal."""
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """One assignment's values on this rank, read and ready to go in."""
+
+    assignment: Assignment
+    values: torch.Tensor
+
+
+def load(
+    model: torch.nn.Module,
+    source: Source,
+    *,
+    mapping: MappingLike | None = None,
+    strict: bool = True,
+    prefix: str | None = None,
+    adapters_only: bool = False,
+    progress: bool | None = None,
+) -> LoadResult:
+    """Load ``source`` into a (sharded) tree; each rank reads only the blocks it holds.
+
+    ``source`` is a safetensors file, an index of shards (``*.safetensors.index.json``), a folder
+    of safetensors files (``save_pretrained``'s, or the one :func:`fluxion.distributed.save`
+    writes), a ``.pt`` state dict or a dict of tensors (these two are read whole on each rank).
+    ``mapping``, ``strict`` and ``prefix`` work as in ``fluxion.weights.load``: renames,
+    transposes and splits apply, and each rank still reads only its block of the checkpoint
+    tensor. ``adapters_only=True`` loads an adapter checkpoint: every adapter tensor of the model
+    must be in it, and nothing else may be. Every rank must call it; every rank raises the same
+    error, and no rank's model changes, when anything is wrong. Works without a process group too
+    (one process holds everything).
+
+    >>> import torch, fluxion.layers as fl
+    >>> load(fl.Chain(fl.Linear(2, 2)), {"Linear.weight": torch.eye(3)}, strict=False)
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.WeightsError: state dict does not fit the model: 1 mismatched
+      mismatched (1):
+        Linear.weight: model has shape (2, 2), checkpoint 'Linear.weight' has (3, 3)
+    """
+    tree = tree_of(model)
+
+    def prepare() -> tuple[Pieces, Plan]:
+        key_mapping = KeyMapping.coerce(mapping)
+        _check_flags(strict=strict, adapters_only=adapters_only, progress=progress)
+        pieces = open_pieces(source)
+        try:
+            plan = make_plan(tree, pieces.checkpoint, key_mapping, prefix=prefix, strict=strict and not adapters_only)
+            if adapters_only:
+                _check_adapter_plan(tree, plan, pieces.checkpoint.name)
+        except BaseException:
+            pieces.close()
+            raise
+        return pieces, plan
+
+    registered_sharded(tree)
+    pieces, plan = agreed(prepare)
+    try:
+        staged = agreed(lambda: _stage(plan, pieces, progress))
+    finally:
+        pieces.close()
+    _commit(staged, pieces.checkpoint.name)
+    loaded = tuple(slot.key for assignment in plan.assignments for slot in assignment.slots)
+    still_meta = tuple(key for key, tensor in chain(tree.named_parameters(), tree.named_buffers()) if tensor.is_meta)
+    if still_meta:
+        shown = ", ".join(still_meta[:5]) + (" ..." if len(still_meta) > 5 else "")
+        warnings.warn(
+            f"{len(still_meta)} tensors are still on the meta device after loading (no values until you "
+            f"initialise them): {shown}",
+            WeightsWarning,
+            stacklevel=2,
+        )
+    missing = tuple(plan.missing)
+    return LoadResult(loaded, missing, tuple(plan.unexpected), still_meta)
+
+
+def tree_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The tree itself: ``model``, or the module a ``DistributedDataParallel`` wrapper holds.
+
+    >>> import fluxion.layers as fl
+    >>> model = fl.Chain()
+    >>> tree_of(model) is model
+    True
+    """
+    if not isinstance(model, torch.nn.Module):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise DistributedError(f"expected a torch module (a tree), got {type(model).__name__}")
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        inner = cast(object, model.module)  # pyright: ignore[reportUnknownMemberType]
+        if isinstance(inner, torch.nn.Module):
+            return inner
+    return model
+
+
+def _check_flags(*, strict: object, adapters_only: object, progress: object) -> None:
+    if not isinstance(strict, bool) or not isinstance(adapters_only, bool):
+        raise DistributedError(f"strict and adapters_only must be True or False, got {strict!r} and {adapters_only!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise DistributedError(f"progress must be True, False or None (automatic), got {progress!r}")
+
+
+def _check_adapter_plan(model: torch.nn.Module, plan: Plan, name: str) -> None:
+    """An adapter checkpoint must hold every adapter tensor of the model, and nothing else."""
+    wanted = adapter_keys(model)
+    if not wanted:
+        raise DistributedError(f"adapters_only: the model has no LoRA adapters to load {name} into; inject them first")
+    missing = sorted(wanted & set(plan.missing))
+    others = sorted(slot.key for assignment in plan.assignments for slot in assignment.slots if slot.key not in wanted)
+    problems = [f"missing adapter tensors: {', '.join(missing[:5])}"] if missing else []
+    if others:
+        problems.append(f"tensors that are not adapter tensors: {', '.join(others[:5])}")
+    if plan.unexpected:
+        problems.append(f"keys the model does not have: {', '.join(plan.unexpected[:5])}")
+    if problems:
+        raise WeightsError(
+            f"{name} is not an adapter checkpoint of this model: {'; '.join(problems)}",
+            missing=tuple(missing),
+            unexpected=tuple(plan.unexpected),
+        )
+
+
+def _stage(plan: Plan, pieces: Pieces, progress: bool | None) -> list[_Staged]:
+    """Read this rank's block of every assigned tensor into new memory; the model does not change."""
+    checkpoint = pieces.checkpoint
+    device = _compute_device(plan)
+    total = sum(math.prod(local_box_shape(a.slots[0].tensor)) * a.dtype.itemsize for a in plan.assignments)
+    enabled: bool | None = progress if progress is not None else (None if total >= PROGRESS_THRESHOLD else False)
+    label = f"rank {rank()}: loading {os.path.basename(checkpoint.name) or checkpoint.name}"
+    staged: list[_Staged] = []
+    with Progress(total, label, enabled=enabled if rank() == 0 else False) as bar:
+        for assignment in plan.assignments:
+            current = assignment.slots[0].tensor
+            box = local_box(current)
+            target_device = current.device if not current.is_meta else _device_for(current, device)
+            values = torch.empty([stop - start for start, stop in box], dtype=assignment.dtype, device=target_device)
+            steps = assignment.target.steps
+            entry = checkpoint.entries[assignment.source]
+            try:
+                pieces.read(assignment.source, source_box(box, steps, entry.shape), in_source_order(values, steps))
+            except WeightsError:
+                raise
+            except Exception as error:
+                raise WeightsError(
+                    f"{checkpoint.name}: cannot read {assignment.source!r} for {assignment.slots[0].key}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            staged.append(_Staged(assignment, values))
+            bar.advance(values.nbytes)
+    return staged
+
+
+def local_box_shape(tensor: torch.Tensor) -> tuple[int, ...]:
+    """The shape of the block of ``tensor`` this rank holds.
+
+    >>> local_box_shape(torch.zeros(3, 2))
+    (3, 2)
+    """
+    return tuple(tensor.to_local().shape) if isinstance(tensor, DTensor) else tuple(tensor.shape)
+
+
+def _compute_device(plan: Plan) -> torch.device:
+    """Where new tensors of a ``meta`` model go: its mesh's device, or the CPU for an unsharded model."""
+    for assignment in plan.assignments:
+        tensor = assignment.slots[0].tensor
+        if isinstance(tensor, DTensor):
+            return device_of_mesh(tensor.device_mesh.device_type)
+    return torch.device("cpu")
+
+
+def _device_for(tensor: torch.Tensor, default: torch.device) -> torch.device:
+    if isinstance(tensor, DTensor):
+        return device_of_mesh(tensor.device_mesh.device_type)
+    return default
+
+
+def _commit(staged: list[_Staged], name: str) -> None:
+    """Put every staged block in the model, with Ctrl-C held until the end; undo on failure."""
+    replaced: list[tuple[Slot, torch.Tensor]] = []
+    key = ""
+    pending = staged[::-1]
+    staged.clear()  # each block goes once it is in (FSDP may copy it into padded memory of its own)
+    with interrupts_held():
+        try:
+            while pending:
+                item = pending.pop()
+                assignment, values = item.assignment, item.values
+                current = assignment.slots[0].tensor
+                key = assignment.slots[0].key
+                if assignment.in_place:
+                    with torch.no_grad():
+                        (current.to_local() if isinstance(current, DTensor) else current).copy_(values)
+                    continue
+                new = _as_model_tensor(current, values, assignment.slots[0].is_parameter)
+                for slot in assignment.slots:
+                    replaced.append((slot, slot.tensor))
+                    _put(slot, new)
+        except BaseException as error:
+            for slot, old in reversed(replaced):
+                _put(slot, old)
+            if not isinstance(error, Exception):
+                raise
+            raise DistributedError(f"{name}: loading {key} failed: {type(error).__name__}: {error}") from error
+
+
+def _as_model_tensor(current: torch.Tensor, values: torch.Tensor, is_parameter: bool) -> torch.Tensor:
+    new: torch.Tensor = values
+    if isinstance(current, DTensor):
+        new = DTensor.from_local(
+            values,
+            current.device_mesh,
+            current.placements,
+            run_check=False,
+            shape=current.shape,
+            stride=current.stride(),
+        )
+    if is_parameter:
+        new = torch.nn.Parameter(new, requires_grad=current.requires_grad)
+    return new
+
+
+def _put(slot: Slot, value: torch.Tensor) -> None:
+    """Set the slot's tensor the way ``load_state_dict(assign=True)`` does, so FSDP takes it in."""
+    module = slot.module
+    table = parameters_of(module) if slot.is_parameter else buffers_of(module)
+    if not isinstance(table.get(slot.name), DTensor):
+        table[slot.name] = value  # pyright: ignore[reportArgumentType]
+        return
+    # FSDP2 re-registers a sharded parameter after load_state_dict (a hook on the owning module);
+    # going through it keeps FSDP's record of the parameter in step with the module.
+    module.load_state_dict({slot.name: value}, strict=False, assign=True)

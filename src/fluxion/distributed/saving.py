@@ -1,0 +1,216 @@
+"""Saving a sharded tree through torch.distributed.checkpoint, and consolidating it into one file.
+
+:func:`save` hands the model's ``state_dict`` (sharded tensors and all) to DCP with its Hugging
+Face storage writer: each rank writes the pieces it holds into a safetensors file of its own,
+whose header says where each piece sits. The folder is written under a temporary name and renamed
+once every rank is done, so an interrupted save never leaves a half-written checkpoint under the
+folder's name. :func:`consolidate` joins the pieces into one safetensors file that
+``fluxion.weights.load`` and ``safetensors`` read, one tensor in memory at a time.
+
+>>> import pathlib, tempfile, torch
+>>> import fluxion.layers as fl
+>>> from fluxion import weights
+>>> folder = pathlib.Path(tempfile.mkdtemp()) / "checkpoint"
+>>> model = fl.Chain(fl.Linear(3, 2))
+>>> save(model, folder)  # one process: one piece per tensor
+>>> consolidate(folder, folder.parent / "model.safetensors")
+>>> fresh = fl.Chain(fl.Linear(3, 2))
+>>> _ = weights.load(fresh, folder.parent / "model.safetensors")
+>>> torch.equal(fresh.Linear.weight, model.Linear.weight)
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import struct
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+import torch
+import torch.distributed as dist
+from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageWriter
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save  # pyright: ignore[reportUnknownVariableType]
+
+from fluxion.distributed.adapter_keys import adapter_keys
+from fluxion.distributed.loading import tree_of
+from fluxion.distributed.ranks import agreed, rank, running
+from fluxion.distributed.sharding import registered_sharded
+from fluxion.distributed.sources import SIDECAR, SafetensorsPieces, open_pieces, read_aliases
+from fluxion.errors import DistributedError
+from fluxion.files import write_atomically
+from fluxion.progress import Progress
+from fluxion.weights.checkpoint import SAFETENSORS_DTYPES
+from fluxion.weights.plan import ALIASES_METADATA
+
+_DTYPE_NAMES = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+
+
+def save(model: torch.nn.Module, folder: str | os.PathLike[str], *, adapters_only: bool = False) -> None:
+    """Write the (sharded) model's tensors into ``folder``; each rank writes the pieces it holds.
+
+    Every rank must call it, with the same folder, on a filesystem every rank sees. A tensor
+    shared by several keys (tied embeddings) is written once; the other keys are recorded and
+    :func:`fluxion.distributed.load` and :func:`consolidate` restore them. ``adapters_only=True``
+    writes only the LoRA adapters' tensors. An existing ``folder`` is replaced once the new one is
+    complete. Read the folder back with ``fluxion.distributed.load``, or :func:`consolidate` it.
+
+    >>> import pathlib, tempfile
+    >>> import fluxion.layers as fl
+    >>> save(fl.Chain(fl.Linear(2, 2)), pathlib.Path(tempfile.mkdtemp()) / "missing" / "checkpoint")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.DistributedError: cannot save into '.../missing/checkpoint': folder '.../missing' does not exist
+    """
+    tree = tree_of(model)
+    destination = Path(folder)
+
+    def prepare() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        if not isinstance(adapters_only, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise DistributedError(f"adapters_only must be True or False, got {adapters_only!r}")
+        _check_destination(destination)
+        return _tensors_to_save(tree, adapters_only)
+
+    registered_sharded(tree)
+    tensors, aliases = agreed(prepare)
+    temporary = _shared_name(destination)
+    try:
+        agreed(lambda: _write(tensors, aliases, temporary))
+        if rank() == 0:
+            _replace(temporary, destination)
+        agreed(lambda: None)  # no rank returns before the folder is in place
+    finally:
+        if rank() == 0 and temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _check_destination(destination: Path) -> None:
+    parent = destination.parent
+    if not parent.is_dir():
+        raise DistributedError(
+            f"cannot save into {os.fspath(destination)!r}: folder {os.fspath(parent)!r} does not exist"
+        )
+    if destination.exists() and not destination.is_dir():
+        raise DistributedError(f"cannot save into {os.fspath(destination)!r}: it is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise DistributedError(
+            f"cannot save into {os.fspath(destination)!r}: folder {os.fspath(parent)!r} is not writable"
+        )
+
+
+def _tensors_to_save(tree: torch.nn.Module, adapters_only: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    state = cast("dict[str, torch.Tensor]", tree.state_dict(keep_vars=True))
+    if adapters_only:
+        wanted = adapter_keys(tree)
+        if not wanted:
+            raise DistributedError("adapters_only: the model has no LoRA adapters to save")
+        state = {key: tensor for key, tensor in state.items() if key in wanted}
+    tensors: dict[str, torch.Tensor] = {}
+    kept: dict[int, str] = {}
+    aliases: dict[str, str] = {}
+    for key, tensor in state.items():
+        first = kept.setdefault(id(tensor), key)
+        if first != key:
+            aliases[key] = first
+            continue
+        if tensor.is_meta:
+            raise DistributedError(f"{key} is on the meta device (it has no values yet); load or initialise it first")
+        tensors[key] = tensor.detach()
+    return tensors, aliases
+
+
+def _shared_name(destination: Path) -> Path:
+    """A temporary folder next to ``destination``, the same on every rank (rank 0 picks it)."""
+    names = [f".{destination.name}.{secrets.token_hex(4)}.partial"]
+    if running():
+        dist.broadcast_object_list(cast("list[object]", names), src=0)
+    return destination.with_name(names[0])
+
+
+def _write(tensors: dict[str, torch.Tensor], aliases: dict[str, str], temporary: Path) -> None:
+    if rank() == 0:
+        temporary.mkdir()
+    if running():
+        dist.barrier()  # pyright: ignore[reportUnknownMemberType]
+    writer = HuggingFaceStorageWriter(path=os.fspath(temporary), save_distributed=True)
+    try:
+        with warnings.catch_warnings():
+            # Without a process group DCP saves in this one process, as meant; it warns that it assumes so.
+            warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+            dcp_save(cast("dict[str, object]", tensors), storage_writer=writer)
+    except Exception as error:  # DCP's CheckpointException names each failing rank
+        raise DistributedError(f"torch.distributed.checkpoint could not write {temporary}: {error}") from error
+    if rank() == 0:
+        (temporary / SIDECAR).write_text(json.dumps({"fluxion_sharded": 1, "aliases": aliases}, indent=2) + "\n")
+
+
+def _replace(temporary: Path, destination: Path) -> None:
+    old = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.old")
+    if destination.exists():
+        os.replace(destination, old)
+    os.replace(temporary, destination)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def consolidate(folder: str | os.PathLike[str], file: str | os.PathLike[str], *, progress: bool | None = None) -> None:
+    """Join the pieces :func:`save` wrote into ``folder`` into one safetensors ``file``.
+
+    Run it in one process (a rank, or later on any machine that sees the folder). Each tensor is
+    put together and written in turn, so memory holds one tensor at a time; the file is written
+    atomically. Shared keys left out by ``save`` are recorded in the file's metadata, as
+    ``fluxion.weights.save`` records them, so ``fluxion.weights.load`` restores them.
+
+    >>> import pathlib, tempfile
+    >>> consolidate(pathlib.Path(tempfile.mkdtemp()), "model.safetensors")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.WeightsError: folder '...' has no .safetensors files
+    """
+    source = Path(folder)
+    pieces = open_pieces(source)
+    if not isinstance(pieces, SafetensorsPieces):
+        raise DistributedError(f"{os.fspath(source)!r} is not a folder of safetensors files")
+    aliases = read_aliases(source) if source.is_dir() else {}
+    entries = sorted(pieces.checkpoint.entries.values(), key=lambda entry: entry.key)
+    header: dict[str, object] = {}
+    offset = 0
+    for entry in entries:
+        header[entry.key] = {
+            "dtype": _DTYPE_NAMES[entry.dtype],
+            "shape": list(entry.shape),
+            "data_offsets": [offset, offset + entry.nbytes],
+        }
+        offset += entry.nbytes
+    metadata = {key: value for key, value in pieces.checkpoint.metadata.items() if key != ALIASES_METADATA}
+    metadata["format"] = "pt"
+    if aliases:
+        metadata[ALIASES_METADATA] = json.dumps(aliases, sort_keys=True)
+    header = {"__metadata__": metadata, **header}
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle, Progress(offset, f"consolidating {source.name}", enabled=progress) as bar:
+            handle.write(struct.pack("<Q", len(encoded)))
+            handle.write(encoded)
+            for entry in entries:
+                whole = torch.empty(entry.shape, dtype=entry.dtype)
+                pieces.read(entry.key, tuple((0, size) for size in entry.shape), whole)
+                _write_bytes(handle.write, whole)
+                bar.advance(entry.nbytes)
+
+    try:
+        write_atomically(file, write, error=DistributedError)
+    finally:
+        pieces.close()
+
+
+def _write_bytes(write: Callable[[memoryview], object], tensor: torch.Tensor) -> None:
+    if tensor.nbytes:
+        write(memoryview((ctypes.c_char * tensor.nbytes).from_address(tensor.data_ptr())).cast("B"))

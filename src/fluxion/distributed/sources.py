@@ -1,0 +1,459 @@
+"""Checkpoints read a piece at a time: each rank reads the part of each tensor its shard holds.
+
+A safetensors file is a JSON header (every tensor's dtype, shape and byte range) and then the raw
+bytes, row after row. So the rows ``a:b`` of a tensor are one byte range of the file, and any box of
+a tensor (a range per dimension) can be read with a few reads into the memory that keeps it, with
+no memory map (whose pages would count against the process) and no copy of the whole tensor.
+
+:func:`open_pieces` opens what ``fluxion.distributed.load`` reads: a safetensors file, an index of
+shards (``*.safetensors.index.json``), a folder of safetensors files, or the folder that
+``fluxion.distributed.save`` writes (torch.distributed.checkpoint's Hugging Face layout, where
+each file holds pieces of tensors and its header says where each piece sits). Other checkpoints
+(``.pt`` files, a dict of tensors) are read whole through ``fluxion.weights`` and cut.
+
+>>> import pathlib, tempfile, torch
+>>> from safetensors.torch import save_file
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+>>> save_file({"weight": torch.arange(12.0).reshape(4, 3)}, path)
+>>> pieces = open_pieces(path)
+>>> out = torch.empty(2, 2)
+>>> pieces.read("weight", ((1, 3), (1, 3)), out)
+>>> out.tolist()
+[[4.0, 5.0], [7.0, 8.0]]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from io import BufferedReader
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import torch
+
+from fluxion.errors import WeightsError
+from fluxion.files import special_kind
+from fluxion.weights.checkpoint import (
+    INDEX_SUFFIX,
+    PICKLE_SUFFIXES,
+    SAFETENSORS_DTYPES,
+    Checkpoint,
+    Entry,
+    Source,
+    open_checkpoint,
+)
+from fluxion.weights.plan import ALIASES_METADATA
+
+Box = tuple[tuple[int, int], ...]
+"""A block of a tensor: ``(start, stop)`` along each dimension."""
+
+SHARDING_METADATA = "DCP_SHARDING_INFO"
+"""The header metadata where torch.distributed.checkpoint's Hugging Face writer says where each
+piece sits in its tensor (``{"key": {"saved_offsets": [...]}}``)."""
+
+BLOCK_BYTES = 16 * 2**20
+"""The most a read that must be rearranged (a transposed or converted piece) holds at once."""
+
+HEADER_LIMIT = 100 * 2**20
+
+SIDECAR = "fluxion.json"
+"""What ``fluxion.distributed.save`` adds next to DCP's files: the keys it left out as copies of a
+shared tensor (tied embeddings), each with the key it kept."""
+
+
+class Pieces(Protocol):
+    """A checkpoint that can read any box of any tensor into a tensor given to it."""
+
+    checkpoint: Checkpoint
+    """Every tensor's key, shape and dtype (for planning the load) and the file metadata."""
+
+    def read(self, key: str, box: Box, out: torch.Tensor) -> None:
+        """Fill ``out`` (shaped like ``box``, any dtype, layout or device) with that box of ``key``."""
+        ...
+
+    def close(self) -> None:
+        """Release the files."""
+        ...
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Where one piece of a tensor is stored: the file, the byte offset, and its place in the tensor.
+
+    >>> Piece("model.safetensors", 80, (0, 0), (4, 3), torch.float32).row_bytes
+    12
+    """
+
+    path: str
+    start: int
+    offsets: tuple[int, ...]
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def row_bytes(self) -> int:
+        """The bytes of one row (one index along the first dimension; all of a scalar).
+
+        >>> Piece("f", 0, (), (), torch.float16).row_bytes
+        2
+        """
+        return math.prod(self.shape[1:]) * self.dtype.itemsize
+
+
+class SafetensorsPieces:
+    """Safetensors files read by byte range (see the module docstring); made by :func:`open_pieces`.
+
+    >>> import pathlib, tempfile
+    >>> from safetensors.torch import save_file
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> save_file({"bias": torch.ones(3)}, path)
+    >>> open_pieces(path).checkpoint.entries["bias"].shape
+    (3,)
+    """
+
+    def __init__(self, name: str, pieces: dict[str, list[Piece]], metadata: dict[str, str]) -> None:
+        self.pieces = pieces
+        entries = {key: _entry(key, found) for key, found in pieces.items()}
+        self.checkpoint = Checkpoint(name, entries, {}, metadata)
+        self._files: dict[str, BufferedReader] = {}
+
+    def read(self, key: str, box: Box, out: torch.Tensor) -> None:
+        """Fill ``out`` with the ``box`` of tensor ``key``, reading only the rows the box needs.
+
+        >>> import pathlib, tempfile
+        >>> from safetensors.torch import save_file
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+        >>> save_file({"w": torch.arange(6.0).reshape(2, 3)}, path)
+        >>> out = torch.empty(1, 2)
+        >>> open_pieces(path).read("w", ((0, 2), (2, 3)), out.T)
+        >>> out.flatten().tolist()
+        [2.0, 5.0]
+        """
+        for piece in self.pieces[key]:
+            inside = _intersection(box, piece.offsets, piece.shape)
+            if inside is None:
+                continue
+            target = out[
+                tuple(slice(start - low, stop - low) for (start, stop), (low, _) in zip(inside, box, strict=True))
+            ]
+            local = tuple(
+                (start - offset, stop - offset) for (start, stop), offset in zip(inside, piece.offsets, strict=True)
+            )
+            self._read_piece(piece, local, target)
+
+    def _read_piece(self, piece: Piece, box: Box, out: torch.Tensor) -> None:
+        handle = self._file(piece.path)
+        if not piece.shape:
+            self._read_rows(handle, piece, 0, 1, out.reshape(1))
+            return
+        (first, last), inner = box[0], box[1:]
+        whole_rows = all(
+            start == 0 and stop == size for (start, stop), size in zip(inner, piece.shape[1:], strict=True)
+        )
+        if whole_rows and out.device.type == "cpu" and out.dtype == piece.dtype and out.is_contiguous():
+            self._read_rows(handle, piece, first, last, out)
+            return
+        rows_per_block = max(1, BLOCK_BYTES // max(1, piece.row_bytes))
+        block = torch.empty((min(rows_per_block, last - first), *piece.shape[1:]), dtype=piece.dtype)
+        inner_slices = tuple(slice(start, stop) for start, stop in inner)
+        for row in range(first, last, rows_per_block):
+            count = min(rows_per_block, last - row)
+            rows = block[:count]
+            self._read_rows(handle, piece, row, row + count, rows)
+            out[row - first : row - first + count].copy_(rows[(slice(None), *inner_slices)])
+
+    def _read_rows(self, handle: BufferedReader, piece: Piece, first: int, last: int, out: torch.Tensor) -> None:
+        """Read rows ``first:last`` of the piece straight into ``out`` (contiguous, on the CPU, same dtype)."""
+        size = (last - first) * piece.row_bytes if piece.shape else piece.dtype.itemsize
+        if size == 0:
+            return
+        view = memoryview((ctypes.c_char * size).from_address(out.data_ptr())).cast("B")
+        handle.seek(piece.start + first * piece.row_bytes)
+        done = 0
+        while done < size:
+            count = handle.readinto(view[done:])
+            if not count:
+                raise WeightsError(f"{piece.path}: the file ends inside its tensor data (truncated?)")
+            done += count
+
+    def _file(self, path: str) -> BufferedReader:
+        handle = self._files.get(path)
+        if handle is None:
+            try:
+                handle = self._files[path] = open(path, "rb")  # noqa: SIM115 (kept open until close)
+            except OSError as error:
+                raise WeightsError(f"{path}: cannot read: {error.strerror or error}") from None
+        return handle
+
+    def close(self) -> None:
+        """Close every file opened.
+
+        >>> SafetensorsPieces("none", {}, {}).close()
+        """
+        for handle in self._files.values():
+            handle.close()
+        self._files = {}
+
+
+class WholePieces:
+    """A checkpoint fluxion.weights reads whole (``.pt``, a dict of tensors), cut into boxes.
+
+    >>> pieces = open_pieces({"w": torch.arange(4.0)})
+    >>> out = torch.empty(2)
+    >>> pieces.read("w", ((1, 3),), out)
+    >>> out.tolist()
+    [1.0, 2.0]
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+
+    def read(self, key: str, box: Box, out: torch.Tensor) -> None:
+        """Fill ``out`` with the ``box`` of tensor ``key``.
+
+        >>> out = torch.empty(1)
+        >>> open_pieces({"b": torch.tensor([5.0, 6.0])}).read("b", ((1, 2),), out)
+        >>> out.item()
+        6.0
+        """
+        tensor = self.checkpoint.tensor(key)
+        out.copy_(tensor[tuple(slice(start, stop) for start, stop in box)])
+
+    def close(self) -> None:
+        """Close the checkpoint.
+
+        >>> open_pieces({"b": torch.zeros(1)}).close()
+        """
+        self.checkpoint.close()
+
+
+def open_pieces(source: Source) -> Pieces:
+    """Open ``source`` for reading boxes of its tensors; headers are read and checked, data is not.
+
+    Every header is checked against its file's size, and the pieces of each tensor must cover it
+    exactly, so a truncated or missing file is found here, before anything is read.
+
+    >>> open_pieces("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.WeightsError: checkpoint 'no/such/folder' does not exist
+    """
+    if isinstance(source, Mapping):
+        return WholePieces(open_checkpoint(source))
+    paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(path) for path in source]
+    files = [file for path in paths for file in _files_at(path)]
+    if any(file.suffix in PICKLE_SUFFIXES for file in files):
+        return WholePieces(open_checkpoint(source))
+    name = ", ".join(os.fspath(path) for path in paths)
+    pieces: dict[str, list[Piece]] = {}
+    metadata: dict[str, str] = {}
+    for file in files:
+        file_pieces, file_metadata = read_header(file)
+        for key, piece in file_pieces.items():
+            pieces.setdefault(key, []).append(piece)
+        metadata.update({key: value for key, value in file_metadata.items() if key != SHARDING_METADATA})
+    for key, found in pieces.items():
+        _check_cover(key, found)
+    aliases = {key: value for path in paths if path.is_dir() for key, value in read_aliases(path).items()}
+    if aliases:
+        metadata[ALIASES_METADATA] = json.dumps(aliases)
+    return SafetensorsPieces(name, pieces, metadata)
+
+
+def read_aliases(folder: Path) -> dict[str, str]:
+    """The shared-tensor keys ``save`` left out of ``folder`` (each to the key it kept), or ``{}``.
+
+    >>> import pathlib, tempfile
+    >>> read_aliases(pathlib.Path(tempfile.mkdtemp()))
+    {}
+    """
+    sidecar = folder / SIDECAR
+    if not sidecar.is_file():
+        return {}
+    try:
+        found = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{sidecar}: not readable ({error})") from None
+    aliases = cast("dict[str, object]", found).get("aliases") if isinstance(found, dict) else None
+    if not isinstance(aliases, dict) or not all(
+        isinstance(value, str) for value in cast("dict[str, object]", aliases).values()
+    ):
+        raise WeightsError(f"{sidecar}: 'aliases' must map keys to keys")
+    return cast("dict[str, str]", aliases)
+
+
+def _files_at(path: Path) -> list[Path]:
+    if not path.exists():
+        raise WeightsError(f"checkpoint {os.fspath(path)!r} does not exist")
+    kind = special_kind(path)
+    if kind is not None:
+        raise WeightsError(f"checkpoint {os.fspath(path)!r} is {kind}, not a regular file")
+    if path.is_dir():
+        indexes = sorted(path.glob(f"*.safetensors{INDEX_SUFFIX}"))
+        if len(indexes) > 1:
+            raise WeightsError(f"folder {os.fspath(path)!r} has several indexes ({', '.join(p.name for p in indexes)})")
+        if indexes:
+            return _files_at(indexes[0])
+        files = sorted(path.glob("*.safetensors"))
+        if not files:
+            pickled = sorted(p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+            if len(pickled) == 1:
+                return pickled
+            raise WeightsError(f"folder {os.fspath(path)!r} has no .safetensors files")
+        return files
+    if path.name.endswith(INDEX_SUFFIX):
+        return _index_files(path)
+    return [path]
+
+
+def _index_files(path: Path) -> list[Path]:
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{path}: not a readable index ({error})") from None
+    weight_map = cast("dict[str, object]", index).get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise WeightsError(f"{path}: an index needs a 'weight_map' object mapping tensor keys to shard files")
+    names: dict[str, None] = {}
+    for key, shard in cast("dict[str, object]", weight_map).items():
+        if not isinstance(shard, str) or Path(shard).is_absolute() or ".." in Path(shard).parts:
+            raise WeightsError(f"{path}: weight_map[{key!r}] must be a file name next to the index, got {shard!r}")
+        names[shard] = None
+    files = [path.parent / name for name in names]
+    for file in files:
+        if not file.exists():
+            raise WeightsError(f"{path}: shard {file.name!r} does not exist")
+    return files
+
+
+def read_header(path: Path) -> tuple[dict[str, Piece], dict[str, str]]:
+    """The pieces one safetensors file holds, by key, and its metadata; checked against the file size.
+
+    >>> import pathlib, tempfile
+    >>> from safetensors.torch import save_file
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> save_file({"w": torch.zeros(2, 3)}, path, metadata={"note": "hi"})
+    >>> pieces, metadata = read_header(path)
+    >>> pieces["w"].shape, pieces["w"].offsets, metadata
+    ((2, 3), (0, 0), {'note': 'hi'})
+    """
+    origin = os.fspath(path)
+    kind = special_kind(path)
+    if kind is not None:
+        raise WeightsError(f"checkpoint {origin!r} is {kind}, not a regular file")
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise WeightsError(f"{origin}: not a valid safetensors file (too short for a header)")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > min(HEADER_LIMIT, size - 8):
+                raise WeightsError(f"{origin}: not a valid safetensors file (header length {length} is impossible)")
+            raw = handle.read(length)
+    except OSError as error:
+        raise WeightsError(f"{origin}: cannot read: {error.strerror or error}") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{origin}: not a valid safetensors file (its header is not JSON: {error})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{origin}: not a valid safetensors file (its header is not a JSON object)")
+    fields = cast("dict[str, Any]", header)
+    metadata = _metadata(origin, fields.pop("__metadata__", None))
+    placed = _sharding_offsets(origin, metadata)
+    data_start, data_size = 8 + length, size - 8 - length
+    pieces: dict[str, Piece] = {}
+    for key, described in fields.items():
+        dtype, shape, (begin, end) = _described(origin, key, described)
+        if not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * dtype.itemsize:
+            raise WeightsError(
+                f"{origin}: tensor {key!r} ({dtype}, shape {shape}) claims bytes {begin}..{end} of "
+                f"{data_size} (the file is truncated or damaged)"
+            )
+        offsets = placed.get(key, (0,) * len(shape))
+        if len(offsets) != len(shape) or any(offset < 0 for offset in offsets):
+            raise WeightsError(f"{origin}: tensor {key!r} has offsets {list(offsets)} for a shape {shape}")
+        pieces[key] = Piece(origin, data_start + begin, offsets, shape, dtype)
+    return pieces, metadata
+
+
+def _metadata(origin: str, raw: object) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(value, str) for value in cast("dict[str, object]", raw).values()
+    ):
+        raise WeightsError(f"{origin}: not a valid safetensors file (__metadata__ must map strings to strings)")
+    return cast("dict[str, str]", raw)
+
+
+def _sharding_offsets(origin: str, metadata: dict[str, str]) -> dict[str, tuple[int, ...]]:
+    raw = metadata.get(SHARDING_METADATA)
+    if raw is None:
+        return {}
+    try:
+        described = json.loads(raw)
+        return {
+            key: tuple(int(offset) for offset in value["saved_offsets"])
+            for key, value in cast("dict[str, dict[str, list[int]]]", described).items()
+        }
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
+        raise WeightsError(f"{origin}: its {SHARDING_METADATA} metadata is not readable") from None
+
+
+def _described(origin: str, key: str, described: object) -> tuple[torch.dtype, tuple[int, ...], tuple[int, int]]:
+    fields = cast("dict[str, Any]", described) if isinstance(described, dict) else {}
+    dtype = SAFETENSORS_DTYPES.get(str(fields.get("dtype")))
+    shape, offsets = fields.get("shape"), fields.get("data_offsets")
+    if (
+        dtype is None
+        or not isinstance(shape, list)
+        or not all(isinstance(size, int) and size >= 0 for size in cast("list[object]", shape))
+        or not isinstance(offsets, list)
+        or len(cast("list[object]", offsets)) != 2
+        or not all(isinstance(offset, int) for offset in cast("list[object]", offsets))
+    ):
+        raise WeightsError(f"{origin}: tensor {key!r} is not described properly in the header: {described!r}")
+    begin, end = cast("list[int]", offsets)
+    return dtype, tuple(cast("list[int]", shape)), (begin, end)
+
+
+def _entry(key: str, pieces: list[Piece]) -> Entry:
+    """The whole tensor the pieces make up: each dimension reaches as far as the furthest piece."""
+    rank = len(pieces[0].shape)
+    shape = tuple(max(piece.offsets[dim] + piece.shape[dim] for piece in pieces) for dim in range(rank))
+    return Entry(key, shape, pieces[0].dtype, pieces[0].path)
+
+
+def _check_cover(key: str, pieces: list[Piece]) -> None:
+    """The pieces of one tensor agree on its dtype and rank and cover it exactly once."""
+    first = pieces[0]
+    for piece in pieces[1:]:
+        if piece.dtype != first.dtype or len(piece.shape) != len(first.shape):
+            raise WeightsError(f"tensor {key!r}: its pieces in {first.path} and {piece.path} disagree on dtype or rank")
+    if len(pieces) == 1 and not any(first.offsets):
+        return
+    whole = _entry(key, pieces).shape
+    covered = sum(math.prod(piece.shape) for piece in pieces)
+    if covered != math.prod(whole):
+        raise WeightsError(
+            f"tensor {key!r} of shape {whole} is stored in {len(pieces)} pieces that cover {covered} of its "
+            f"{math.prod(whole)} elements: a piece is missing or doubled (are all the checkpoint's files there?)"
+        )
+
+
+def _intersection(box: Box, offsets: tuple[int, ...], shape: tuple[int, ...]) -> Box | None:
+    inside: list[tuple[int, int]] = []
+    for (start, stop), offset, size in zip(box, offsets, shape, strict=True):
+        low, high = max(start, offset), min(stop, offset + size)
+        if low >= high:
+            return None
+        inside.append((low, high))
+    return tuple(inside)
