@@ -15,7 +15,6 @@ every rank, and no model changes. A model built on ``meta`` gets the read blocks
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from fluxion.distributed.adapter_keys import adapter_keys
 from fluxion.distributed.boxes import in_source_order, local_box, source_box
 from fluxion.distributed.ranks import agreed, device_of_mesh, rank
 from fluxion.distributed.sharding import registered_sharded
-from fluxion.distributed.sources import Pieces, open_pieces
+from fluxion.distributed.sources import DcpPieces, Pieces, Request, open_pieces
 from fluxion.errors import DistributedError, WeightsError, WeightsWarning
 from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress
@@ -64,7 +63,8 @@ def load(
 
     ``source`` is a safetensors file, an index of shards (``*.safetensors.index.json``), a folder
     of safetensors files (``save_pretrained``'s, or the one :func:`fluxion.distributed.save`
-    writes), a ``.pt`` state dict or a dict of tensors (these two are read whole on each rank).
+    writes), a folder in torch.distributed.checkpoint's own format (read by DCP, box by box), a
+    ``.pt`` state dict or a dict of tensors (these two are read whole on each rank).
     ``mapping``, ``strict`` and ``prefix`` work as in ``fluxion.weights.load``: renames,
     transposes and splits apply, and each rank still reads only its block of the checkpoint
     tensor. ``adapters_only=True`` loads an adapter checkpoint: every adapter tensor of the model
@@ -164,29 +164,33 @@ def _stage(plan: Plan, pieces: Pieces, progress: bool | None) -> list[_Staged]:
     """Read this rank's block of every assigned tensor into new memory; the model does not change."""
     checkpoint = pieces.checkpoint
     device = _compute_device(plan)
-    total = sum(math.prod(local_box_shape(a.slots[0].tensor)) * a.dtype.itemsize for a in plan.assignments)
-    enabled: bool | None = progress if progress is not None else (None if total >= PROGRESS_THRESHOLD else False)
-    label = f"rank {rank()}: loading {os.path.basename(checkpoint.name) or checkpoint.name}"
     staged: list[_Staged] = []
+    requests: list[Request] = []
+    for assignment in plan.assignments:
+        current = assignment.slots[0].tensor
+        box = local_box(current)
+        target_device = current.device if not current.is_meta else _device_for(current, device)
+        values = torch.empty([stop - start for start, stop in box], dtype=assignment.dtype, device=target_device)
+        steps = assignment.target.steps
+        source = source_box(box, steps, checkpoint.entries[assignment.source].shape)
+        requests.append(Request(assignment.source, source, in_source_order(values, steps)))
+        staged.append(_Staged(assignment, values))
+    # DCP reads everything in one collective call; safetensors tensor by tensor, with progress.
+    batches = [requests] if isinstance(pieces, DcpPieces) else [[request] for request in requests]
+    total = sum(request.out.nbytes for request in requests)
+    enabled: bool | None = progress if progress is not None else (None if total >= PROGRESS_THRESHOLD else False)
+    label = f"loading {os.path.basename(checkpoint.name) or checkpoint.name}"
     with Progress(total, label, enabled=enabled if rank() == 0 else False) as bar:
-        for assignment in plan.assignments:
-            current = assignment.slots[0].tensor
-            box = local_box(current)
-            target_device = current.device if not current.is_meta else _device_for(current, device)
-            values = torch.empty([stop - start for start, stop in box], dtype=assignment.dtype, device=target_device)
-            steps = assignment.target.steps
-            entry = checkpoint.entries[assignment.source]
+        for batch in batches:
             try:
-                pieces.read(assignment.source, source_box(box, steps, entry.shape), in_source_order(values, steps))
+                pieces.read_all(batch)
             except WeightsError:
                 raise
             except Exception as error:
                 raise WeightsError(
-                    f"{checkpoint.name}: cannot read {assignment.source!r} for {assignment.slots[0].key}: "
-                    f"{type(error).__name__}: {error}"
+                    f"{checkpoint.name}: cannot read {batch[0].key!r}: {type(error).__name__}: {error}"
                 ) from error
-            staged.append(_Staged(assignment, values))
-            bar.advance(values.nbytes)
+            bar.advance(sum(request.out.nbytes for request in batch))
     return staged
 
 

@@ -8,7 +8,8 @@ no memory map (whose pages would count against the process) and no copy of the w
 :func:`open_pieces` opens what ``fluxion.distributed.load`` reads: a safetensors file, an index of
 shards (``*.safetensors.index.json``), a folder of safetensors files, or the folder that
 ``fluxion.distributed.save`` writes (torch.distributed.checkpoint's Hugging Face layout, where
-each file holds pieces of tensors and its header says where each piece sits). Other checkpoints
+each file holds pieces of tensors and its header says where each piece sits), or a folder in
+DCP's own format (``.metadata`` and ``.distcp`` files), which DCP itself reads box by box. Other checkpoints
 (``.pt`` files, a dict of tensors) are read whole through ``fluxion.weights`` and cut.
 
 >>> import pathlib, tempfile, torch
@@ -29,6 +30,7 @@ import json
 import math
 import os
 import struct
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BufferedReader
@@ -36,6 +38,12 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import torch
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+from torch.distributed.checkpoint.filesystem import FileSystemReader
+from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, MetadataIndex, TensorStorageMetadata
+from torch.distributed.checkpoint.planner import LoadPlan, ReadItem
+from torch.distributed.checkpoint.planner_helpers import create_read_items_for_chunk_list
+from torch.distributed.checkpoint.state_dict_loader import load as dcp_load  # pyright: ignore[reportUnknownVariableType]
 
 from fluxion.errors import WeightsError
 from fluxion.files import special_kind
@@ -62,6 +70,9 @@ BLOCK_BYTES = 16 * 2**20
 
 HEADER_LIMIT = 100 * 2**20
 
+DCP_METADATA = ".metadata"
+"""The file that marks a folder written in torch.distributed.checkpoint's own format."""
+
 SIDECAR = "fluxion.json"
 """What ``fluxion.distributed.save`` adds next to DCP's files: the keys it left out as copies of a
 shared tensor (tied embeddings), each with the key it kept."""
@@ -73,13 +84,27 @@ class Pieces(Protocol):
     checkpoint: Checkpoint
     """Every tensor's key, shape and dtype (for planning the load) and the file metadata."""
 
-    def read(self, key: str, box: Box, out: torch.Tensor) -> None:
-        """Fill ``out`` (shaped like ``box``, any dtype, layout or device) with that box of ``key``."""
+    def read_all(self, requests: list[Request]) -> None:
+        """Fill each request's ``out`` (shaped like its box, any dtype, layout or device) with that
+        box of its tensor. Every rank calls it with the same keys, in the same order."""
         ...
 
     def close(self) -> None:
         """Release the files."""
         ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """One block to read: tensor ``key``'s ``box``, into ``out``.
+
+    >>> Request("w", ((0, 1),), torch.empty(1)).key
+    'w'
+    """
+
+    key: str
+    box: Box
+    out: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -106,7 +131,33 @@ class Piece:
         return math.prod(self.shape[1:]) * self.dtype.itemsize
 
 
-class SafetensorsPieces:
+class OneAtATime:
+    """Pieces whose requests are read one after the other (what ``read_all`` does by default).
+
+    >>> issubclass(SafetensorsPieces, OneAtATime)
+    True
+    """
+
+    def read(self, key: str, box: Box, out: torch.Tensor) -> None:
+        """Fill ``out`` with the ``box`` of tensor ``key``.
+
+        >>> OneAtATime().read("w", ((0, 1),), torch.empty(1))
+        Traceback (most recent call last):
+        ...
+        NotImplementedError
+        """
+        raise NotImplementedError
+
+    def read_all(self, requests: list[Request]) -> None:
+        """Read every request in turn (see :meth:`read`).
+
+        >>> open_pieces({"w": torch.zeros(1)}).read_all([])
+        """
+        for request in requests:
+            self.read(request.key, request.box, request.out)
+
+
+class SafetensorsPieces(OneAtATime):
     """Safetensors files read by byte range (see the module docstring); made by :func:`open_pieces`.
 
     >>> import pathlib, tempfile
@@ -201,7 +252,7 @@ class SafetensorsPieces:
         self._files = {}
 
 
-class WholePieces:
+class WholePieces(OneAtATime):
     """A checkpoint fluxion.weights reads whole (``.pt``, a dict of tensors), cut into boxes.
 
     >>> pieces = open_pieces({"w": torch.arange(4.0)})
@@ -233,6 +284,95 @@ class WholePieces:
         self.checkpoint.close()
 
 
+class DcpPieces:
+    """A folder ``torch.distributed.checkpoint.save`` wrote in its own format (``.metadata`` and
+    ``.distcp`` files): DCP itself reads each box, every rank its own, in one collective call.
+
+    >>> import pathlib, tempfile
+    >>> import torch.distributed.checkpoint as dcp
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with warnings.catch_warnings():  # DCP notes that it runs in one process
+    ...     warnings.simplefilter("ignore")
+    ...     _ = dcp.save({"w": torch.arange(6.0).reshape(3, 2)}, checkpoint_id=folder)
+    >>> pieces = open_pieces(folder)
+    >>> out = torch.empty(2)
+    >>> pieces.read_all([Request("w", ((1, 3), (1, 2)), out.view(2, 1))])
+    >>> out.tolist()
+    [3.0, 5.0]
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._reader = FileSystemReader(os.fspath(folder))
+        try:
+            described = self._reader.read_metadata().state_dict_metadata
+        except Exception as error:
+            raise WeightsError(f"{folder}: cannot read its DCP metadata: {type(error).__name__}: {error}") from None
+        entries: dict[str, Entry] = {}
+        for key, found in described.items():
+            if isinstance(found, TensorStorageMetadata):
+                entries[key] = Entry(key, tuple(found.size), found.properties.dtype, os.fspath(folder))
+        self.checkpoint = Checkpoint(os.fspath(folder), entries, {}, {})
+
+    def read_all(self, requests: list[Request]) -> None:
+        """Read every request through one ``torch.distributed.checkpoint.load`` (a collective).
+
+        >>> import pathlib, tempfile
+        >>> import torch.distributed.checkpoint as dcp
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     _ = dcp.save({"b": torch.ones(2)}, checkpoint_id=folder)
+        >>> out = torch.empty(1)
+        >>> open_pieces(folder).read_all([Request("b", ((1, 2),), out)])
+        >>> out.item()
+        1.0
+        """
+        state = {request.key: request.out for request in requests}
+        boxes = {request.key: request.box for request in requests}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+            dcp_load(cast("dict[str, Any]", state), storage_reader=self._reader, planner=_BoxPlanner(boxes))
+
+    def close(self) -> None:
+        """Nothing to release: DCP opens and closes its files on each read.
+
+        >>> import pathlib, tempfile
+        >>> import torch.distributed.checkpoint as dcp
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     _ = dcp.save({"b": torch.ones(2)}, checkpoint_id=folder)
+        >>> open_pieces(folder).close()
+        """
+
+
+class _BoxPlanner(DefaultLoadPlanner):
+    """DCP's load planner, asked for one box of each tensor instead of the tensor a rank holds."""
+
+    def __init__(self, boxes: dict[str, Box]) -> None:
+        super().__init__(flatten_state_dict=False, flatten_sharded_tensors=False)
+        self._boxes = boxes
+
+    def create_local_plan(self) -> LoadPlan:
+        metadata = self.metadata
+        assert metadata is not None  # set by DCP before it asks for the plan
+        items: list[ReadItem] = []
+        for key, box in self._boxes.items():
+            if any(stop <= start for start, stop in box):
+                continue
+            described = metadata.state_dict_metadata[key]
+            assert isinstance(described, TensorStorageMetadata)  # checked by the load's plan
+            chunk = ChunkStorageMetadata(
+                offsets=torch.Size(start for start, _ in box), sizes=torch.Size(stop - start for start, stop in box)
+            )
+            items.extend(create_read_items_for_chunk_list(key, described, [chunk]))
+        return LoadPlan(items)
+
+    def lookup_tensor(self, index: MetadataIndex) -> torch.Tensor:
+        # The tensor given for a key is the box itself; the read items' offsets are within it.
+        return cast(torch.Tensor, self.state_dict[index.fqn])  # pyright: ignore[reportUnknownMemberType]
+
+
 def open_pieces(source: Source) -> Pieces:
     """Open ``source`` for reading boxes of its tensors; headers are read and checked, data is not.
 
@@ -246,6 +386,8 @@ def open_pieces(source: Source) -> Pieces:
     """
     if isinstance(source, Mapping):
         return WholePieces(open_checkpoint(source))
+    if isinstance(source, str | os.PathLike) and (Path(source) / DCP_METADATA).is_file():
+        return DcpPieces(Path(source))
     paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(path) for path in source]
     files = [file for path in paths for file in _files_at(path)]
     if any(file.suffix in PICKLE_SUFFIXES for file in files):
