@@ -158,3 +158,14 @@ def test_a_recorded_constructor_call_is_kept_by_copies_and_pickles() -> None:
     assert constructor_call(copy.deepcopy(plain)) == expected
     assert constructor_call(pickle.loads(pickle.dumps(plain))) == expected
     assert constructor_call(shallow_copy(plain)) == expected
+
+
+def test_a_chain_built_from_a_generator_can_be_copied_pickled_and_dumped() -> None:
+    from fluxion import spec
+
+    model = fl.Chain(fl.Linear(2, 2) for _ in range(3))
+    twin = copy.deepcopy(model)
+    again = pickle.loads(pickle.dumps(model))
+    assert [name for name, _ in twin.named_modules()] == [name for name, _ in model.named_modules()]
+    assert [name for name, _ in again.named_modules()] == [name for name, _ in model.named_modules()]
+    assert [child["type"] for child in spec.dump(model)["children"]] == ["Linear"] * 3

@@ -12,6 +12,7 @@ A node's parent is held by the node itself for fluxion modules, and in a weak re
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import torch
@@ -183,6 +184,10 @@ def record_constructor_call(module: torch.nn.Module, args: tuple[Any, ...], kwar
 
 def _holds_modules(value: object) -> bool:
     if isinstance(value, torch.nn.Module):
+        return True
+    if isinstance(value, Iterator):
+        # A generator of children (``Chain(Block() for _ in range(n))``) is used up by the
+        # constructor; kept, it would only stop the model from being copied or pickled.
         return True
     if isinstance(value, list | tuple):
         return any(isinstance(item, torch.nn.Module) for item in cast("list[object]", value))
