@@ -57,6 +57,7 @@ def load(
     strict: bool = True,
     prefix: str | None = None,
     adapters_only: bool = False,
+    device: torch.device | str | None = None,
     progress: bool | None = None,
 ) -> LoadResult:
     """Load ``source`` into a (sharded) tree; each rank reads only the blocks it holds.
@@ -68,7 +69,9 @@ def load(
     ``mapping``, ``strict`` and ``prefix`` work as in ``fluxion.weights.load``: renames,
     transposes and splits apply, and each rank still reads only its block of the checkpoint
     tensor. ``adapters_only=True`` loads an adapter checkpoint: every adapter tensor of the model
-    must be in it, and nothing else may be. Every rank must call it; every rank raises the same
+    must be in it, and nothing else may be. The tensors of a ``meta`` model are made on ``device``
+    (default: the device of the sharded tensors' mesh, the current GPU for a CUDA mesh, else the
+    CPU; pass ``"cpu"`` when FSDP offloads parameters to the CPU). Every rank must call it; every rank raises the same
     error, and no rank's model changes, when anything is wrong. Works without a process group too
     (one process holds everything).
 
@@ -98,7 +101,7 @@ def load(
     registered_sharded(tree)
     pieces, plan = agreed(prepare)
     try:
-        staged = agreed(lambda: _stage(plan, pieces, progress))
+        staged = agreed(lambda: _stage(plan, pieces, progress, device))
     finally:
         pieces.close()
     _commit(staged, pieces.checkpoint.name)
@@ -160,16 +163,16 @@ def _check_adapter_plan(model: torch.nn.Module, plan: Plan, name: str) -> None:
         )
 
 
-def _stage(plan: Plan, pieces: Pieces, progress: bool | None) -> list[_Staged]:
+def _stage(plan: Plan, pieces: Pieces, progress: bool | None, given: torch.device | str | None) -> list[_Staged]:
     """Read this rank's block of every assigned tensor into new memory; the model does not change."""
     checkpoint = pieces.checkpoint
-    device = _compute_device(plan)
+    device = _compute_device(plan) if given is None else _checked_device(given)
     staged: list[_Staged] = []
     requests: list[Request] = []
     for assignment in plan.assignments:
         current = assignment.slots[0].tensor
         box = local_box(current)
-        target_device = current.device if not current.is_meta else _device_for(current, device)
+        target_device = current.device if not current.is_meta else device
         values = torch.empty([stop - start for start, stop in box], dtype=assignment.dtype, device=target_device)
         steps = assignment.target.steps
         source = source_box(box, steps, checkpoint.entries[assignment.source].shape)
@@ -212,10 +215,11 @@ def _compute_device(plan: Plan) -> torch.device:
     return torch.device("cpu")
 
 
-def _device_for(tensor: torch.Tensor, default: torch.device) -> torch.device:
-    if isinstance(tensor, DTensor):
-        return device_of_mesh(tensor.device_mesh.device_type)
-    return default
+def _checked_device(device: torch.device | str) -> torch.device:
+    try:
+        return torch.empty(0, device=device).device
+    except (RuntimeError, AssertionError, TypeError, ValueError) as error:
+        raise DistributedError(f"device {device!r} cannot be used here: {error}") from None
 
 
 def _commit(staged: list[_Staged], name: str) -> None:
