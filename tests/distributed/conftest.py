@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.distributed.helpers import Cluster
@@ -12,12 +10,12 @@ _cluster: Cluster | None = None
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
+def cluster() -> Cluster:
     """The session's two ranks, started on first use and replaced if a test broke them."""
     global _cluster
     if _cluster is None or not _cluster.alive:
         _cluster = Cluster()
-    yield _cluster
+    return _cluster
 
 
 def pytest_sessionfinish() -> None:

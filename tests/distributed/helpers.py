@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import queue
 import tempfile
 import traceback
 from collections.abc import Callable
@@ -24,7 +25,7 @@ WORLD_SIZE = 2
 TIMEOUT = 180.0
 
 
-class StepFailed(AssertionError):
+class StepError(AssertionError):
     """A step raised on some rank; the message holds every failing rank's traceback."""
 
 
@@ -71,15 +72,25 @@ class Cluster:
             tasks.put((step.__module__, step.__qualname__, args))
         outcomes: list[tuple[str, Any]] = []
         for rank, results in enumerate(self._results):
-            try:
-                outcomes.append(results.get(timeout=TIMEOUT))
-            except Exception:
-                self.close(force=True)
-                raise StepFailed(f"rank {rank} did not finish {step.__qualname__} within {TIMEOUT} s") from None
+            outcomes.append(self._outcome(rank, results, step.__qualname__))
         failures = [f"rank {rank}: {value}" for rank, (status, value) in enumerate(outcomes) if status == "error"]
         if failures:
-            raise StepFailed("\n".join(failures))
+            raise StepError("\n".join(failures))
         return [value for _, value in outcomes]
+
+    def _outcome(self, rank: int, results: Queue[Any], name: str) -> tuple[str, Any]:
+        """Rank ``rank``'s result, polling so that a dead worker fails the test at once."""
+        waited = 0.0
+        while waited < TIMEOUT:
+            try:
+                return results.get(timeout=1.0)
+            except queue.Empty:
+                waited += 1.0
+                if not self._workers[rank].is_alive():
+                    self.close(force=True)
+                    raise StepError(f"rank {rank} died while running {name}") from None
+        self.close(force=True)
+        raise StepError(f"rank {rank} did not finish {name} within {TIMEOUT} s")
 
     @property
     def alive(self) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -127,22 +126,12 @@ def test_adapter_keys_are_exactly_the_keys_of_the_loras_own_tensors(
     assert adapter_keys(model) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapter_keys prefixes each LoRA's address in its whole tree, not its place under the model given: "
-    "for a subtree the keys are not the ones model.state_dict() names",
-)
 def test_the_keys_of_a_subtree_are_named_as_its_state_dict_names_them() -> None:
     model = build()
     lora.inject(model, rank=1, targets="blocks.*")
     assert adapter_keys(model.blocks) == own_keys(model.blocks)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapter_keys names keys by tree addresses: a plain torch module holding a tree (state_dict keys "
-    "prefixed by its attribute) gets keys its state_dict does not have",
-)
 def test_the_keys_of_a_tree_inside_a_plain_module_are_named_as_its_state_dict_names_them() -> None:
     class Holder(torch.nn.Module):
         def __init__(self) -> None:

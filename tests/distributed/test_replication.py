@@ -151,11 +151,6 @@ def test_a_sharded_tree_cannot_also_be_replicated(cluster: Cluster) -> None:
     assert "replicated" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replicate only looks for fully_shard's class swap: a DistributedDataParallel wrapper is wrapped "
-    "again, and shard wraps the DDP wrapper with fully_shard, instead of a DistributedError",
-)
 @pytest.mark.parametrize("case", ["replicated", "shard a DDP wrapper"])
 def test_a_replicated_model_cannot_be_replicated_again_or_sharded(cluster: Cluster, case: str) -> None:
     results = cluster.run(replicate_refused, case)

@@ -235,14 +235,6 @@ def test_a_save_that_fails_on_one_rank_keeps_the_old_checkpoint(cluster: Cluster
     assert all(torch.equal(tensor, expected[key]) for key, tensor in tensors.items())  # the old values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "torch's CheckpointException derives from BaseException; saving._write and ranks.agreed catch Exception "
-        "only, so a write that fails on a rank raises CheckpointException out of distributed.save instead of "
-        "a DistributedError"
-    ),
-)
 def test_a_save_that_fails_on_one_rank_raises_a_distributed_error_on_both(cluster: Cluster, tmp_path: Path) -> None:
     results = cluster.run(save_failing, str(tmp_path / "checkpoint"))
 
@@ -311,16 +303,6 @@ def save_per_rank(folders: list[str]) -> tuple[str, str]:
     return "no error", ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "save does not check that every rank gives the same folder. Same parent (tmp/a on rank 0, tmp/b on rank 1): "
-        "no error on either rank, both ranks' pieces go into rank 0's temporary folder, renamed to tmp/a; tmp/b "
-        "never exists. Different parents (tmp/c, tmp/x/d): no error either; rank 1 writes its pieces into "
-        "tmp/x/.c.<hex>.partial (destination.with_name of its own folder, created by DCP's writer), which is left "
-        "behind, and tmp/c holds rank 0's pieces only: a checkpoint with half of every sharded tensor"
-    ),
-)
 @pytest.mark.parametrize("second", ["b", "x/d"])
 def test_ranks_saving_into_different_folders_are_stopped(cluster: Cluster, tmp_path: Path, second: str) -> None:
     (tmp_path / "x").mkdir()
@@ -389,10 +371,15 @@ def test_consolidate_into_a_missing_folder_is_a_distributed_error(cluster: Clust
         distributed.consolidate(tmp_path / "checkpoint", tmp_path / "missing" / "model.safetensors", progress=False)
 
 
-def test_consolidate_refuses_a_folder_in_dcps_own_format(tmp_path: Path) -> None:
+def test_consolidate_joins_a_folder_in_dcps_own_format(tmp_path: Path) -> None:
+    tensors = {"w": torch.arange(6.0).reshape(3, 2), "b": torch.ones(2, dtype=torch.bfloat16)}
     with warnings.catch_warnings():  # DCP notes that it runs in one process
         warnings.simplefilter("ignore")
-        dcp.save({"w": torch.ones(2)}, checkpoint_id=tmp_path / "checkpoint")
+        dcp.save(dict(tensors), checkpoint_id=tmp_path / "checkpoint")
 
-    with pytest.raises(DistributedError, match="is not a folder of safetensors files"):
-        distributed.consolidate(tmp_path / "checkpoint", tmp_path / "model.safetensors", progress=False)
+    distributed.consolidate(tmp_path / "checkpoint", tmp_path / "model.safetensors", progress=False)
+
+    with safe_open(tmp_path / "model.safetensors", "pt") as file:
+        assert sorted(file.keys()) == ["b", "w"]
+        for key, tensor in tensors.items():
+            assert torch.equal(file.get_tensor(key), tensor)

@@ -19,8 +19,8 @@ from torch.distributed.tensor import DTensor
 import fluxion.layers as fl
 from fluxion import distributed, shapes, spec
 from fluxion.adapters import lora
+from fluxion.distributed import reshard
 from fluxion.distributed.ranks import rank
-from fluxion.distributed.sharding import registered_sharded
 from fluxion.errors import DistributedError, TreeError
 from fluxion.tree import is_wrapped
 from tests.distributed.helpers import Cluster
@@ -69,7 +69,7 @@ def tree_error(action: Callable[[], object]) -> tuple[bool, str]:
 
 def tree_state(model: torch.nn.Module) -> dict[str, Any]:
     """What surgery would change: names, keys, wrapped nodes, repr and the values (gathered whole)."""
-    registered_sharded(model)
+    reshard(model)
     return {
         "names": [name for name, _ in model.named_modules()],
         "keys": list(model.state_dict()),
@@ -317,7 +317,7 @@ def train_sharded(same_batch: bool) -> dict[str, Any]:
     for name, parameter in plain.named_parameters():
         parameter.grad = expected_grads[name]
     torch.optim.SGD(plain.parameters(), lr=LEARNING_RATE).step()
-    registered_sharded(model)
+    reshard(model)
     return {
         "output": output.detach(),
         "expected output": expected_output,
@@ -359,7 +359,7 @@ def mixed_precision() -> tuple[torch.dtype, torch.dtype, torch.dtype]:
     model = seeded()
     distributed.shard(model, fl.Chain, mp_policy=MixedPrecisionPolicy(param_dtype=torch.bfloat16))
     output = model(batch(1))
-    registered_sharded(model)
+    reshard(model)
     return output.dtype, model.head.weight.dtype, model.blocks.Chain_1.Linear.weight.dtype
 
 
@@ -487,12 +487,6 @@ def structural_copies() -> tuple[tuple[str, str], tuple[str, str]]:
     return outcome(model.structural_copy), outcome(lambda: model.blocks[0:1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="structural_copy and slicing of a sharded tree give plain Chains sharing FSDP's DTensor leaves "
-    "without the wrappers: their forward fails deep in torch (mixed Tensor and DTensor) instead of the "
-    "copy being refused with the 'do surgery before sharding, or on a plain copy' TreeError",
-)
 def test_a_structural_copy_of_a_sharded_tree_is_refused(cluster: Cluster) -> None:
     results = cluster.run(structural_copies)
     assert results[0] == results[1]
@@ -550,12 +544,6 @@ def unshard_unloaded_meta_model() -> tuple[str, str]:
     return outcome(lambda: distributed.unshard(model))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unshard of a meta-built sharded model that was never loaded lets torch's NotImplementedError "
-    "('Cannot copy out of meta tensor; no data!') out of DTensor.full_tensor instead of a DistributedError "
-    "naming the tensors still on meta",
-)
 def test_unshard_of_a_model_still_on_meta_is_a_distributed_error(cluster: Cluster) -> None:
     results = cluster.run(unshard_unloaded_meta_model)
     assert results[0] == results[1]

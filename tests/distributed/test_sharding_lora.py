@@ -20,8 +20,8 @@ import fluxion.layers as fl
 from fluxion import distributed
 from fluxion.adapters import lora
 from fluxion.adapters.lora_layers import LinearLora
+from fluxion.distributed import reshard
 from fluxion.distributed.adapter_keys import adapter_keys
-from fluxion.distributed.sharding import registered_sharded
 from fluxion.tree import is_wrapped
 from tests.distributed.helpers import Cluster
 
@@ -64,7 +64,7 @@ def train(model: torch.nn.Module) -> None:
 
 
 def whole_values(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    registered_sharded(model)
+    reshard(model)
     return {
         name: (tensor.full_tensor() if isinstance(tensor, DTensor) else tensor).detach().clone()
         for name, tensor in model.state_dict().items()
@@ -259,12 +259,6 @@ def shard_by_adapter(selection: str) -> tuple[tuple[str, str], list[str]]:
     return refused, [address for address, node in model.named_modules() if is_wrapped(node)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shard selects like adapters, looking through injected adapters: the type LinearLora 'matches no "
-    "node' ('types present: Chain, Linear, ReLU'), and the address 'head' of a LoRA wraps 'head.target' alone, "
-    "leaving the LoRA's own weights to the root's group",
-)
 @pytest.mark.parametrize(
     ("selection", "wrapped"),
     [("type", ["", "blocks.Chain_1.Linear", "blocks.Chain_2.Linear", "head"]), ("address", ["", "head"])],

@@ -174,11 +174,6 @@ def test_any_box_of_a_file_reads_as_slicing_the_tensor(
     expect_equal(out, tensor, box)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SafetensorsPieces._read_piece reads a 0-d piece's raw bytes straight into out.reshape(1) without "
-    "checking out's dtype (or device): a float16 scalar read into a float64 out leaves garbage",
-)
 def test_a_scalar_reads_into_another_dtype(tmp_path: Path) -> None:
     save_file({"scale": torch.tensor(1.5, dtype=torch.float16)}, tmp_path / "model.safetensors")
     out = torch.zeros((), dtype=torch.float64)
@@ -252,11 +247,6 @@ def test_close_lets_the_files_go_and_a_read_opens_them_again(tmp_path: Path) -> 
     assert out.tolist() == [2.0, 3.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SafetensorsPieces.read looks the key up with self.pieces[key]: a key the checkpoint lacks raises a "
-    "bare KeyError instead of a WeightsError naming the checkpoint and the key (WholePieces says it properly)",
-)
 def test_reading_a_key_the_checkpoint_lacks_is_a_weights_error(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     save_file({"w": torch.zeros(2)}, path)
@@ -354,7 +344,7 @@ def test_a_missing_piece_is_found_when_opening(tmp_path: Path) -> None:
     write_piece(tmp_path / "shard-00001.safetensors", "w", tensor[:2], (0, 0))
     write_piece(tmp_path / "shard-00003.safetensors", "w", tensor[4:], (4, 0))
     with pytest.raises(
-        WeightsError, match=r"tensor 'w' of shape \(6, 2\) is stored in 2 pieces that cover 8 of its 12"
+        WeightsError, match=r"tensor 'w' of shape \(6, 2\) is stored in 2 pieces \(.*\) that cover 8 of its 12"
     ):
         open_pieces(tmp_path)
 
@@ -364,23 +354,18 @@ def test_a_doubled_piece_is_found_when_opening(tmp_path: Path) -> None:
     write_piece(tmp_path / "shard-00001.safetensors", "w", tensor[:2], (0,))
     write_piece(tmp_path / "shard-00002.safetensors", "w", tensor[:2], (0,))
     write_piece(tmp_path / "shard-00003.safetensors", "w", tensor[2:], (2,))
-    with pytest.raises(WeightsError, match=r"tensor 'w'.*3 pieces.*missing or doubled"):
+    with pytest.raises(WeightsError, match=r"tensor 'w': the pieces in .*shard-00001.* and .*shard-00002.* overlap"):
         open_pieces(tmp_path)
 
 
 def test_a_lone_piece_that_is_not_the_whole_tensor_is_found(tmp_path: Path) -> None:
     write_piece(tmp_path / "shard-00002.safetensors", "w", torch.zeros(2, 3), (2, 0))
     with pytest.raises(
-        WeightsError, match=r"tensor 'w' of shape \(4, 3\) is stored in 1 pieces that cover 6 of its 12"
+        WeightsError, match=r"tensor 'w' of shape \(4, 3\) is stored in 1 pieces \(.*\) that cover 6 of its 12"
     ):
         open_pieces(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_check_cover only compares the sum of the pieces' sizes with the whole: one piece doubled and "
-    "another missing add up to the whole, so a gap is never read (out keeps whatever it held)",
-)
 def test_a_doubled_piece_beside_a_missing_one_is_found(tmp_path: Path) -> None:
     tensor = torch.arange(3.0)
     write_piece(tmp_path / "shard-00001.safetensors", "w", tensor[0:1], (0,))
@@ -390,10 +375,6 @@ def test_a_doubled_piece_beside_a_missing_one_is_found(tmp_path: Path) -> None:
         open_pieces(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the message of a tensor whose pieces do not cover it names the key but no file or folder",
-)
 def test_pieces_that_do_not_cover_name_where_they_are(tmp_path: Path) -> None:
     write_piece(tmp_path / "shard-00001.safetensors", "w", torch.zeros(2), (0,))
     write_piece(tmp_path / "shard-00003.safetensors", "w", torch.zeros(2), (4,))
@@ -684,11 +665,6 @@ def test_a_file_damaged_after_opening_fails_the_read_naming_it(tmp_path: Path, d
     assert str(raised.value).startswith(str(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a read that fails on a file damaged after opening names the file but not the tensor key "
-    "(SafetensorsPieces._read_rows and _file do not know it)",
-)
 @pytest.mark.parametrize("damage", list(DAMAGE_AFTER_OPENING))
 def test_a_file_damaged_after_opening_fails_the_read_naming_the_key(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "model.safetensors"
@@ -819,7 +795,8 @@ def test_an_unreadable_dcp_metadata_file_is_refused_naming_the_folder(tmp_path: 
     (tmp_path / ".metadata").write_bytes(content)
     with pytest.raises(WeightsError) as raised:
         open_pieces(tmp_path)
-    assert str(raised.value).startswith(f"{tmp_path}: cannot read its DCP metadata")
+    assert str(raised.value).startswith(f"{tmp_path / '.metadata'}: not")
+    assert "DCP metadata" in str(raised.value)
 
 
 class _MakesAFolder:
@@ -832,11 +809,6 @@ class _MakesAFolder:
         return (os.mkdir, (os.fspath(self.marker),))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DcpPieces reads .metadata with DCP's FileSystemReader.read_metadata, which is pickle.load: opening a "
-    "checkpoint folder runs whatever code its .metadata holds (fluxion.weights never unpickles arbitrary objects)",
-)
 def test_opening_a_dcp_folder_runs_no_code_from_its_metadata(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     folder = tmp_path / "checkpoint"
@@ -855,11 +827,6 @@ DCP_DAMAGE = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DcpPieces.read_all lets DCP's CheckpointException through (a BaseException, which agreed() does not "
-    "catch either), for a key the folder lacks or a .distcp file that is gone, instead of a WeightsError",
-)
 @pytest.mark.usefixtures("quiet_dcp")
 @pytest.mark.parametrize("damage", list(DCP_DAMAGE))
 def test_a_failed_dcp_read_is_a_weights_error_naming_the_folder(tmp_path: Path, damage: str) -> None:

@@ -361,11 +361,6 @@ def test_ejecting_an_adapter_in_a_wrapped_part_is_refused_and_changes_nothing(wr
     assert all(adapter.injected for adapter in lora.adapters(model))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Adapter.eject lets the TreeError of Chain.step_aside through, where inject turns the same refusal "
-    "into an AdapterError (the adapters' family, as the design asks of every part)",
-)
 @pytest.mark.parametrize("wrap_the_adapter", [False, True], ids=["in-wrapped-chain", "adapter-wrapped"])
 def test_ejecting_an_adapter_in_a_wrapped_part_is_an_adapter_error(wrap_the_adapter: bool) -> None:
     model = lora_then_wrapped(wrap_the_adapter)
@@ -406,11 +401,6 @@ def test_adapters_away_from_the_wrapped_part_inject_and_eject() -> None:
     assert snapshot(model) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="structural_copy (and slicing) of a wrapped Chain makes a twin of the swapped class: the copy, which "
-    "no wrapper manages, claims to be wrapped (is_wrapped) and refuses surgery as a sharded part would",
-)
 def test_a_structural_copy_of_a_wrapped_part_is_a_plain_tree_or_refused() -> None:
     model = sharded()
     try:

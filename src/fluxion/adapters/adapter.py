@@ -164,7 +164,10 @@ class Adapter(Chain):
         """
         if not self.injected:
             raise AdapterError(f"{self._describe()} is not injected; there is nothing to eject")
-        self.__dict__[_DETACHED_TARGET] = self.step_aside()
+        try:
+            self.__dict__[_DETACHED_TARGET] = self.step_aside()
+        except TreeError as error:  # refused by the target's parent (a sharded part of the tree)
+            raise AdapterError(f"{self._describe()}: cannot eject: {error}") from error
 
     def forward(self, *args: Any) -> Any:
         """Run the children in sequence, the target among them (see the class docstring).

@@ -76,13 +76,20 @@ def base_address(module: torch.nn.Module) -> str | None:
 
 
 def select(
-    model: torch.nn.Module, targets: Targets, adaptable: Callable[[torch.nn.Module], bool], *, what: str = "adapter"
+    model: torch.nn.Module,
+    targets: Targets,
+    adaptable: Callable[[torch.nn.Module], bool],
+    *,
+    what: str = "adapter",
+    through_adapters: bool = True,
 ) -> list[tuple[str, torch.nn.Module]]:
     """The adaptable nodes ``targets`` picks, as ``(base address, node)`` in tree order.
 
     A selected node that ``adaptable`` accepts is picked; a selected Chain contributes every
     adaptable node inside it. A type, glob or predicate that selects nothing, or a selection with
-    nothing adaptable in it, is an ``AdapterError`` that shows what the tree does hold.
+    nothing adaptable in it, is an ``AdapterError`` that shows what the tree does hold. With
+    ``through_adapters=False`` the nodes are the tree's own, adapters and their layers included,
+    at their addresses (what sharding wraps).
 
     >>> import fluxion.layers as fl
     >>> model = fl.Chain(block=fl.Chain(fl.Linear(2, 2), fl.ReLU()))
@@ -93,7 +100,7 @@ def select(
     ...
     fluxion.errors.AdapterError: no node matches 'blok.*'; nearby addresses: block, block.ReLU, block.Linear
     """
-    nodes = list(base_nodes(model))
+    nodes = list(base_nodes(model)) if through_adapters else _own_nodes(model)
     chosen: dict[int, tuple[str, torch.nn.Module]] = {}
     selected: list[tuple[str, torch.nn.Module]] = []
     for test, label in _tests(targets):
@@ -115,6 +122,11 @@ def select(
         raise AdapterError(f"the targets select {shown}{more}, but none of them is a layer a {what} can adapt")
     order = {id(node): position for position, (_, node) in enumerate(nodes)}
     return sorted(chosen.values(), key=lambda item: order[id(item[1])])
+
+
+def _own_nodes(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    named = cast("Iterator[tuple[str, torch.nn.Module]]", model.named_modules())
+    return list(named)
 
 
 def _tests(targets: Targets) -> list[tuple[Callable[[str, torch.nn.Module], bool], str]]:

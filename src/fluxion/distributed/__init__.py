@@ -16,7 +16,7 @@ from fluxion.distributed.loading import load
 from fluxion.distributed.ranks import rank, world_size
 from fluxion.distributed.replication import replicate
 from fluxion.distributed.saving import consolidate, save
-from fluxion.distributed.sharding import Sharding, shard, unshard
+from fluxion.distributed.sharding import Sharding, reshard, shard, unshard
 from fluxion.errors import DistributedError
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "load",
     "rank",
     "replicate",
+    "reshard",
     "save",
     "shard",
     "unshard",

@@ -15,6 +15,7 @@ every rank, and no model changes. A model built on ``meta`` gets the read blocks
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ from torch.distributed.tensor import DTensor
 
 from fluxion.distributed.adapter_keys import adapter_keys
 from fluxion.distributed.boxes import in_source_order, local_box, source_box
-from fluxion.distributed.ranks import agreed, device_of_mesh, rank
-from fluxion.distributed.sharding import registered_sharded
+from fluxion.distributed.ranks import agreed, device_of_mesh, rank, same_everywhere
+from fluxion.distributed.sharding import reshard
 from fluxion.distributed.sources import DcpPieces, Pieces, Request, open_pieces
 from fluxion.errors import DistributedError, WeightsError, WeightsWarning
 from fluxion.interrupts import interrupts_held
@@ -98,9 +99,11 @@ def load(
             raise
         return pieces, plan
 
-    registered_sharded(tree)
+    reshard(tree)
     pieces, plan = agreed(prepare)
     try:
+        # Ranks reading different checkpoints would plan different reads (and DCP would wait forever).
+        same_everywhere(_signature(pieces), "checkpoints")
         staged = agreed(lambda: _stage(plan, pieces, progress, device))
     finally:
         pieces.close()
@@ -134,6 +137,15 @@ def tree_of(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(inner, torch.nn.Module):
             return inner
     return model
+
+
+def _signature(pieces: Pieces) -> str:
+    """What must be the same on every rank: the kind of checkpoint and every key, shape and dtype
+    (not its path: each rank may read its own copy)."""
+    entries = sorted((entry.key, entry.shape, str(entry.dtype)) for entry in pieces.checkpoint.entries.values())
+    digest = hashlib.sha256(repr(entries).encode()).hexdigest()[:12]
+    kind = "a folder in DCP's format" if isinstance(pieces, DcpPieces) else "safetensors or a state dict"
+    return f"{kind}, {len(entries)} tensors (digest {digest})"
 
 
 def _check_flags(*, strict: object, adapters_only: object, progress: object) -> None:

@@ -16,6 +16,7 @@ from typing import TypeVar, cast
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.api import CheckpointException
 
 from fluxion.errors import DistributedError, FluxionError
 
@@ -88,6 +89,8 @@ def agreed(step: Callable[[], T]) -> T:
         value = step()
     except FluxionError as error:
         local, problem = error, (type(error), str(error))
+    except CheckpointException as error:  # torch.distributed.checkpoint's error (a BaseException)
+        local, problem = error, (DistributedError, describe_checkpoint_failure(error))
     except Exception as error:  # an unforeseen failure must stop the other ranks too
         local, problem = error, (DistributedError, f"{type(error).__name__}: {error}")
     problems: list[_Problem | None] = [problem]
@@ -105,6 +108,43 @@ def agreed(step: Callable[[], T]) -> T:
     elif len(problems) > 1 and len(failing) < len(problems):
         message = f"rank {first_rank}: {message}"
     raise _rebuilt(kind, message) from local
+
+
+def describe_checkpoint_failure(error: CheckpointException) -> str:
+    """One line per failing rank of a ``torch.distributed.checkpoint`` error: what failed, no traceback.
+
+    >>> failure = CheckpointException("read", {1: (FileNotFoundError("no __1_0.distcp"), None)})
+    >>> describe_checkpoint_failure(failure)
+    'rank 1: FileNotFoundError: no __1_0.distcp'
+    """
+    failures = cast("dict[int, tuple[BaseException, object]]", error.failures)
+    lines = [f"rank {rank}: {type(cause).__name__}: {cause}" for rank, (cause, _) in sorted(failures.items())]
+    return "; ".join(lines) or str(error).splitlines()[0]
+
+
+def same_everywhere(value: object, what: str) -> None:
+    """Raise the same ``DistributedError`` on every rank unless every rank passed an equal ``value``.
+
+    ``what`` names the value in the message (``"the folder"``). Without a process group, nothing
+    to compare.
+
+    >>> same_everywhere("checkpoint", "the folder")
+    """
+    if not running() or world_size() == 1:
+        return
+    values: list[object] = [None] * world_size()
+    gather = cast(Callable[[list[object], object], None], dist.all_gather_object)  # pyright: ignore[reportUnknownMemberType]
+    gather(values, value)
+    differing = [index for index, found in enumerate(values) if found != values[0]]
+    if differing:
+        raise DistributedError(
+            f"the ranks were given different {what}: rank 0 {_shown(values[0])}, rank {differing[0]} "
+            f"{_shown(values[differing[0]])}; every rank must pass the same"
+        )
+
+
+def _shown(value: object) -> str:
+    return value if isinstance(value, str) else repr(value)
 
 
 def _rebuilt(kind: type[FluxionError], message: str) -> FluxionError:

@@ -42,6 +42,8 @@ with torchrun (or call torch.distributed.init_process_group) first
     def check() -> None:
         if not isinstance(model, torch.nn.Module):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise DistributedError(f"replicate wraps a torch module (a tree), got {type(model).__name__}")
+        if isinstance(model, DistributedDataParallel):
+            raise DistributedError("the model is replicated already (DistributedDataParallel); replicate a tree once")
         if any(is_wrapped(node) for node in model.modules()):
             raise DistributedError("the model is sharded (fully_shard); a sharded tree cannot also be replicated")
 

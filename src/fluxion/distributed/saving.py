@@ -35,14 +35,15 @@ from typing import cast
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageWriter
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save  # pyright: ignore[reportUnknownVariableType]
 
 from fluxion.distributed.adapter_keys import adapter_keys
 from fluxion.distributed.loading import tree_of
-from fluxion.distributed.ranks import agreed, rank, running
-from fluxion.distributed.sharding import registered_sharded
-from fluxion.distributed.sources import SIDECAR, SafetensorsPieces, open_pieces, read_aliases
+from fluxion.distributed.ranks import agreed, describe_checkpoint_failure, rank, running, same_everywhere
+from fluxion.distributed.sharding import reshard
+from fluxion.distributed.sources import SIDECAR, Request, open_pieces, read_aliases
 from fluxion.errors import DistributedError
 from fluxion.files import write_atomically
 from fluxion.progress import Progress
@@ -77,12 +78,16 @@ def save(model: torch.nn.Module, folder: str | os.PathLike[str], *, adapters_onl
         _check_destination(destination)
         return _tensors_to_save(tree, adapters_only)
 
-    registered_sharded(tree)
+    reshard(tree)
     tensors, aliases = agreed(prepare)
+    same_everywhere(os.path.abspath(destination), "folders to save into")
     temporary = _shared_name(destination)
     try:
-        agreed(lambda: _write(tensors, aliases, temporary))
+        agreed(lambda: temporary.mkdir() if rank() == 0 else None)  # every rank waits for it
+        agreed(lambda: _visible(temporary))
+        agreed(lambda: _write(tensors, temporary))
         if rank() == 0:
+            _write_record(temporary, tensors, aliases)
             _replace(temporary, destination)
         agreed(lambda: None)  # no rank returns before the folder is in place
     finally:
@@ -133,21 +138,36 @@ def _shared_name(destination: Path) -> Path:
     return destination.with_name(names[0])
 
 
-def _write(tensors: dict[str, torch.Tensor], aliases: dict[str, str], temporary: Path) -> None:
-    if rank() == 0:
-        temporary.mkdir()
-    if running():
-        dist.barrier()  # pyright: ignore[reportUnknownMemberType]
+def _visible(temporary: Path) -> None:
+    if not temporary.is_dir():
+        raise DistributedError(
+            f"{temporary}, made by rank 0, is not there for this rank: save writes into a folder every rank "
+            "sees (a shared filesystem)"
+        )
+
+
+def _write(tensors: dict[str, torch.Tensor], temporary: Path) -> None:
     writer = HuggingFaceStorageWriter(path=os.fspath(temporary), save_distributed=True)
     try:
         with warnings.catch_warnings():
             # Without a process group DCP saves in this one process, as meant; it warns that it assumes so.
             warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
             dcp_save(cast("dict[str, object]", tensors), storage_writer=writer)
-    except Exception as error:  # DCP's CheckpointException names each failing rank
-        raise DistributedError(f"torch.distributed.checkpoint could not write {temporary}: {error}") from error
-    if rank() == 0:
-        (temporary / SIDECAR).write_text(json.dumps({"fluxion_sharded": 1, "aliases": aliases}, indent=2) + "\n")
+    except CheckpointException as error:  # DCP's own error (a BaseException), naming each failing rank
+        raise DistributedError(f"could not write {temporary}: {describe_checkpoint_failure(error)}") from None
+    except Exception as error:
+        raise DistributedError(f"could not write {temporary}: {type(error).__name__}: {error}") from error
+
+
+def _write_record(temporary: Path, tensors: dict[str, torch.Tensor], aliases: dict[str, str]) -> None:
+    """What a reader checks the folder against: its files, each tensor's whole shape, the tied keys."""
+    record = {
+        "fluxion_sharded": 1,
+        "files": sorted(path.name for path in temporary.glob("*.safetensors")),
+        "shapes": {key: list(tensor.shape) for key, tensor in tensors.items()},
+        "aliases": aliases,
+    }
+    (temporary / SIDECAR).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _replace(temporary: Path, destination: Path) -> None:
@@ -159,7 +179,8 @@ def _replace(temporary: Path, destination: Path) -> None:
 
 
 def consolidate(folder: str | os.PathLike[str], file: str | os.PathLike[str], *, progress: bool | None = None) -> None:
-    """Join the pieces :func:`save` wrote into ``folder`` into one safetensors ``file``.
+    """Join the pieces :func:`save` wrote into ``folder`` (or a folder in DCP's own format) into one
+    safetensors ``file``.
 
     Run it in one process (a rank, or later on any machine that sees the folder). Each tensor is
     put together and written in turn, so memory holds one tensor at a time; the file is written
@@ -173,9 +194,7 @@ def consolidate(folder: str | os.PathLike[str], file: str | os.PathLike[str], *,
     fluxion.errors.WeightsError: folder '...' has no .safetensors files
     """
     source = Path(folder)
-    pieces = open_pieces(source)
-    if not isinstance(pieces, SafetensorsPieces):
-        raise DistributedError(f"{os.fspath(source)!r} is not a folder of safetensors files")
+    pieces = open_pieces(source, collective=False)
     aliases = read_aliases(source) if source.is_dir() else {}
     entries = sorted(pieces.checkpoint.entries.values(), key=lambda entry: entry.key)
     header: dict[str, object] = {}
@@ -201,7 +220,7 @@ def consolidate(folder: str | os.PathLike[str], file: str | os.PathLike[str], *,
             handle.write(encoded)
             for entry in entries:
                 whole = torch.empty(entry.shape, dtype=entry.dtype)
-                pieces.read(entry.key, tuple((0, size) for size in entry.shape), whole)
+                pieces.read_all([Request(entry.key, tuple((0, size) for size in entry.shape), whole)])
                 _write_bytes(handle.write, whole)
                 bar.advance(entry.nbytes)
 

@@ -26,6 +26,7 @@ import torch
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 from torch.distributed.tensor import DTensor
+from torch.nn.parallel import DistributedDataParallel
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from fluxion.adapters.targets import Targets, select
@@ -116,6 +117,10 @@ def _wrap_order(model: torch.nn.Module, targets: Targets | None) -> list[tuple[s
     """Every check that can be made before wrapping, and the nodes to wrap: deepest first, root last."""
     if not isinstance(model, torch.nn.Module):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise DistributedError(f"shard wraps a torch module (a tree), got {type(model).__name__}")
+    if isinstance(model, DistributedDataParallel):
+        raise DistributedError(
+            "the model is replicated (DistributedDataParallel); a model is sharded or replicated, not both"
+        )
     already = next((node for node in model.modules() if is_wrapped(node)), None)
     if already is not None:
         where = address_of(already) or "the root"
@@ -132,7 +137,7 @@ def _wrap_order(model: torch.nn.Module, targets: Targets | None) -> list[tuple[s
     chosen: list[torch.nn.Module] = []
     if targets is not None:
         try:
-            chosen = [node for _, node in select(model, targets, _any_node, what="sharding")]
+            chosen = [node for _, node in select(model, targets, _any_node, what="sharding", through_adapters=False)]
         except AdapterError as error:
             raise DistributedError(str(error)) from None
     # A node without parameters has nothing to shard: wrapping it would only add hooks.
@@ -219,7 +224,14 @@ was not sharded with it
         raise DistributedError(
             "unshard takes a model that fluxion.distributed.shard wrapped; this one was not sharded with it"
         )
-    registered_sharded(model)
+    reshard(model)
+    on_meta = [name for name, tensor in _tensors(model) if tensor.is_meta]
+    if on_meta:
+        shown = ", ".join(on_meta[:5]) + (" ..." if len(on_meta) > 5 else "")
+        raise DistributedError(
+            f"{len(on_meta)} tensors are still on the meta device (no values to gather): {shown}; "
+            "load the model (fluxion.distributed.load) or initialise them first"
+        )
     plain = copy.deepcopy(twin)
     whole: dict[int, torch.Tensor] = {}
     sharded = dict(_tensors(model))
@@ -248,11 +260,15 @@ def _put(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
     table[leaf] = value
 
 
-def registered_sharded(model: torch.nn.Module) -> None:
-    """Make every FSDP node hold its sharded parameters (a root kept unsharded after forward lets go).
+def reshard(model: torch.nn.Module) -> None:
+    """Make every FSDP node of the tree hold its sharded parameters again.
+
+    After a forward, the root (and any node sharded with ``reshard_after_forward=False``) keeps
+    its parameters whole, as plain tensors; ``load``, ``save`` and ``unshard`` call this first, and
+    you may too before reading ``named_parameters()`` as DTensors. No communication is involved.
 
     >>> import fluxion.layers as fl
-    >>> registered_sharded(fl.Chain(fl.Linear(2, 2)))  # nothing sharded: nothing to do
+    >>> reshard(fl.Chain(fl.Linear(2, 2)))  # nothing sharded: nothing to do
     """
     for node in model.modules():
         if isinstance(node, FSDPModule):

@@ -29,22 +29,31 @@ import ctypes
 import json
 import math
 import os
+import pickle
 import struct
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.filesystem import FileSystemReader
-from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, MetadataIndex, TensorStorageMetadata
+from torch.distributed.checkpoint.metadata import (
+    ChunkStorageMetadata,
+    Metadata,
+    MetadataIndex,
+    StorageMeta,
+    TensorStorageMetadata,
+)
 from torch.distributed.checkpoint.planner import LoadPlan, ReadItem
 from torch.distributed.checkpoint.planner_helpers import create_read_items_for_chunk_list
 from torch.distributed.checkpoint.state_dict_loader import load as dcp_load  # pyright: ignore[reportUnknownVariableType]
 
+from fluxion.distributed.ranks import describe_checkpoint_failure
 from fluxion.errors import WeightsError
 from fluxion.files import special_kind
 from fluxion.weights.checkpoint import (
@@ -78,19 +87,33 @@ SIDECAR = "fluxion.json"
 shared tensor (tied embeddings), each with the key it kept."""
 
 
+@runtime_checkable
 class Pieces(Protocol):
-    """A checkpoint that can read any box of any tensor into a tensor given to it."""
+    """A checkpoint that can read any box of any tensor into a tensor given to it.
+
+    >>> isinstance(open_pieces({"w": torch.zeros(1)}), Pieces)
+    True
+    """
 
     checkpoint: Checkpoint
     """Every tensor's key, shape and dtype (for planning the load) and the file metadata."""
 
     def read_all(self, requests: list[Request]) -> None:
         """Fill each request's ``out`` (shaped like its box, any dtype, layout or device) with that
-        box of its tensor. Every rank calls it with the same keys, in the same order."""
+        box of its tensor. Every rank calls it with the same keys, in the same order.
+
+        >>> out = torch.empty(1)
+        >>> open_pieces({"w": torch.ones(2)}).read_all([Request("w", ((0, 1),), out)])
+        >>> out.item()
+        1.0
+        """
         ...
 
     def close(self) -> None:
-        """Release the files."""
+        """Release the files.
+
+        >>> open_pieces({"w": torch.zeros(1)}).close()
+        """
         ...
 
 
@@ -186,7 +209,15 @@ class SafetensorsPieces(OneAtATime):
         >>> out.flatten().tolist()
         [2.0, 5.0]
         """
-        for piece in self.pieces[key]:
+        pieces = self.pieces.get(key)
+        entry = self.checkpoint.entries.get(key)
+        if pieces is None or entry is None:
+            raise WeightsError(f"{self.checkpoint.name}: no tensor {key!r}")
+        if len(box) != len(entry.shape) or any(
+            not 0 <= start <= stop <= size for (start, stop), size in zip(box, entry.shape, strict=True)
+        ):
+            raise WeightsError(f"{self.checkpoint.name}: the block {list(box)} is not inside {key!r} {entry.shape}")
+        for piece in pieces:
             inside = _intersection(box, piece.offsets, piece.shape)
             if inside is None:
                 continue
@@ -196,18 +227,27 @@ class SafetensorsPieces(OneAtATime):
             local = tuple(
                 (start - offset, stop - offset) for (start, stop), offset in zip(inside, piece.offsets, strict=True)
             )
-            self._read_piece(piece, local, target)
+            try:
+                self._read_piece(piece, local, target)
+            except WeightsError as error:
+                raise WeightsError(f"{error} (reading {key!r})") from None
+            except OSError as error:
+                raise WeightsError(f"{piece.path}: cannot read {key!r}: {error.strerror or error}") from None
 
     def _read_piece(self, piece: Piece, box: Box, out: torch.Tensor) -> None:
         handle = self._file(piece.path)
+        direct = out.device.type == "cpu" and out.dtype == piece.dtype and out.is_contiguous()
         if not piece.shape:
-            self._read_rows(handle, piece, 0, 1, out.reshape(1))
+            value = out if direct else torch.empty((), dtype=piece.dtype)
+            self._read_rows(handle, piece, 0, 1, value)
+            if not direct:
+                out.copy_(value)
             return
         (first, last), inner = box[0], box[1:]
         whole_rows = all(
             start == 0 and stop == size for (start, stop), size in zip(inner, piece.shape[1:], strict=True)
         )
-        if whole_rows and out.device.type == "cpu" and out.dtype == piece.dtype and out.is_contiguous():
+        if whole_rows and direct:
             self._read_rows(handle, piece, first, last, out)
             return
         rows_per_block = max(1, BLOCK_BYTES // max(1, piece.row_bytes))
@@ -301,10 +341,14 @@ class DcpPieces:
     [3.0, 5.0]
     """
 
-    def __init__(self, folder: Path) -> None:
-        self._reader = FileSystemReader(os.fspath(folder))
+    def __init__(self, folder: Path, *, collective: bool = True) -> None:
+        self.collective = collective  # every rank reads together (a load), or this process alone
+        self._folder = folder
+        self._reader = _DcpReader(folder)
         try:
             described = self._reader.read_metadata().state_dict_metadata
+        except WeightsError:
+            raise
         except Exception as error:
             raise WeightsError(f"{folder}: cannot read its DCP metadata: {type(error).__name__}: {error}") from None
         entries: dict[str, Entry] = {}
@@ -327,11 +371,24 @@ class DcpPieces:
         >>> out.item()
         1.0
         """
+        unknown = [request.key for request in requests if request.key not in self.checkpoint.entries]
+        if unknown:
+            raise WeightsError(f"{self._folder}: no tensor {unknown[0]!r}")
         state = {request.key: request.out for request in requests}
         boxes = {request.key: request.box for request in requests}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
-            dcp_load(cast("dict[str, Any]", state), storage_reader=self._reader, planner=_BoxPlanner(boxes))
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+                dcp_load(
+                    cast("dict[str, Any]", state),
+                    storage_reader=self._reader,
+                    planner=_BoxPlanner(boxes),
+                    no_dist=not self.collective,
+                )
+        except CheckpointException as error:  # DCP's own error, a BaseException
+            raise WeightsError(f"{self._folder}: DCP could not read it: {describe_checkpoint_failure(error)}") from None
+        except Exception as error:
+            raise WeightsError(f"{self._folder}: DCP could not read it: {_first_line(error)}") from None
 
     def close(self) -> None:
         """Nothing to release: DCP opens and closes its files on each read.
@@ -344,6 +401,66 @@ class DcpPieces:
         ...     _ = dcp.save({"b": torch.ones(2)}, checkpoint_id=folder)
         >>> open_pieces(folder).close()
         """
+
+
+class _DcpReader(FileSystemReader):
+    """DCP's file reader, with its metadata unpickled safely: only DCP's own record classes,
+    ``torch.Size``, dtypes and paths may be built, so a crafted ``.metadata`` cannot run code."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(os.fspath(folder))  # pyright: ignore[reportUnknownMemberType]
+        self.folder = folder
+
+    def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
+        path = self.folder / DCP_METADATA
+        kind = special_kind(path)
+        if kind is not None:
+            raise WeightsError(f"{path} is {kind}, not a regular file")
+        try:
+            with open(path, "rb") as handle:
+                metadata = _MetadataUnpickler(handle).load()
+        except WeightsError:
+            raise
+        except Exception as error:
+            raise WeightsError(f"{path}: not readable DCP metadata: {type(error).__name__}: {error}") from None
+        if not isinstance(metadata, Metadata):
+            raise WeightsError(f"{path}: not DCP metadata (it holds a {type(metadata).__name__})")
+        if metadata.storage_meta is None:
+            metadata.storage_meta = StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
+
+
+_DCP_RECORDS = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.filesystem")
+_ALLOWED_GLOBALS = {
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("collections", "OrderedDict"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "PurePosixPath"),
+    ("pathlib", "WindowsPath"),
+    ("pathlib", "PureWindowsPath"),
+}
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        found = super().find_class(module, name) if module in _DCP_RECORDS or module == "torch" else None
+        if (
+            (module, name) in _ALLOWED_GLOBALS
+            or (module in _DCP_RECORDS and isinstance(found, type))
+            or (module == "torch" and isinstance(found, torch.dtype))
+        ):
+            return found if found is not None else super().find_class(module, name)
+        raise WeightsError(
+            f"DCP metadata asks for {module}.{name}, which is not part of DCP's format; "
+            "fluxion does not unpickle arbitrary objects"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 class _BoxPlanner(DefaultLoadPlanner):
@@ -373,11 +490,13 @@ class _BoxPlanner(DefaultLoadPlanner):
         return cast(torch.Tensor, self.state_dict[index.fqn])  # pyright: ignore[reportUnknownMemberType]
 
 
-def open_pieces(source: Source) -> Pieces:
+def open_pieces(source: Source, *, collective: bool = True) -> Pieces:
     """Open ``source`` for reading boxes of its tensors; headers are read and checked, data is not.
 
     Every header is checked against its file's size, and the pieces of each tensor must cover it
-    exactly, so a truncated or missing file is found here, before anything is read.
+    exactly, so a truncated or missing file is found here, before anything is read. A folder in
+    DCP's own format is read by DCP: together by every rank (``collective``, a load), or by this
+    process alone.
 
     >>> open_pieces("no/such/folder")
     Traceback (most recent call last):
@@ -387,7 +506,7 @@ def open_pieces(source: Source) -> Pieces:
     if isinstance(source, Mapping):
         return WholePieces(open_checkpoint(source))
     if isinstance(source, str | os.PathLike) and (Path(source) / DCP_METADATA).is_file():
-        return DcpPieces(Path(source))
+        return DcpPieces(Path(source), collective=collective)
     paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(path) for path in source]
     files = [file for path in paths for file in _files_at(path)]
     if any(file.suffix in PICKLE_SUFFIXES for file in files):
@@ -402,6 +521,9 @@ def open_pieces(source: Source) -> Pieces:
         metadata.update({key: value for key, value in file_metadata.items() if key != SHARDING_METADATA})
     for key, found in pieces.items():
         _check_cover(key, found)
+    for path in paths:
+        if path.is_dir():
+            check_record(path, pieces)
     aliases = {key: value for path in paths if path.is_dir() for key, value in read_aliases(path).items()}
     if aliases:
         metadata[ALIASES_METADATA] = json.dumps(aliases)
@@ -415,19 +537,65 @@ def read_aliases(folder: Path) -> dict[str, str]:
     >>> read_aliases(pathlib.Path(tempfile.mkdtemp()))
     {}
     """
-    sidecar = folder / SIDECAR
-    if not sidecar.is_file():
+    found = _sidecar(folder)
+    if found is None:
         return {}
+    aliases = found.get("aliases")
+    if not isinstance(aliases, dict) or not all(
+        isinstance(value, str) for value in cast("dict[str, object]", aliases).values()
+    ):
+        raise WeightsError(f"{folder / SIDECAR}: 'aliases' must map keys to keys")
+    return cast("dict[str, str]", aliases)
+
+
+def check_record(folder: Path, pieces: dict[str, list[Piece]]) -> None:
+    """Compare ``folder``'s files with what ``save`` recorded: every file there, every tensor whole.
+
+    Each file holds pieces whose offsets say where they sit, not how large the whole tensor is:
+    without the last rank's file, a tensor would just look smaller. ``save`` records the files and
+    the whole shapes, so a missing file is named as such.
+
+    >>> import pathlib, tempfile
+    >>> check_record(pathlib.Path(tempfile.mkdtemp()), {})  # no record: nothing to compare
+    """
+    found = _sidecar(folder)
+    if found is None:
+        return
+    sidecar = folder / SIDECAR
+    files, shapes = found.get("files", []), found.get("shapes", {})
+    if not isinstance(files, list) or not isinstance(shapes, dict):
+        raise WeightsError(f"{sidecar}: 'files' must be a list of names and 'shapes' a dict of shapes")
+    names = cast("list[object]", files)
+    gone = [name for name in names if not isinstance(name, str) or not (folder / name).is_file()]
+    if gone:
+        raise WeightsError(
+            f"{folder}: a piece is missing: {gone[0]!r} is gone ({len(gone)} of the {len(names)} files save wrote); "
+            "a checkpoint needs every rank's file"
+        )
+    for key, shape in cast("dict[str, object]", shapes).items():
+        held = pieces.get(key)
+        whole = _entry(key, held).shape if held else None
+        if whole is None or list(whole) != shape:
+            raise WeightsError(
+                f"{folder}: tensor {key!r} was saved with shape {shape}, but its files hold "
+                f"{'none of it' if whole is None else list(whole)}: a file is missing or was replaced"
+            )
+
+
+def _sidecar(folder: Path) -> dict[str, object] | None:
+    sidecar = folder / SIDECAR
+    kind = special_kind(sidecar) if sidecar.exists() else None
+    if kind is not None:
+        raise WeightsError(f"{sidecar} is {kind}, not a regular file")
+    if not sidecar.is_file():
+        return None
     try:
         found = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"{sidecar}: not readable ({error})") from None
-    aliases = cast("dict[str, object]", found).get("aliases") if isinstance(found, dict) else None
-    if not isinstance(aliases, dict) or not all(
-        isinstance(value, str) for value in cast("dict[str, object]", aliases).values()
-    ):
+    if not isinstance(found, dict):
         raise WeightsError(f"{sidecar}: 'aliases' must map keys to keys")
-    return cast("dict[str, str]", aliases)
+    return cast("dict[str, object]", found)
 
 
 def _files_at(path: Path) -> list[Path]:
@@ -584,11 +752,23 @@ def _check_cover(key: str, pieces: list[Piece]) -> None:
         return
     whole = _entry(key, pieces).shape
     covered = sum(math.prod(piece.shape) for piece in pieces)
+    for index, piece in enumerate(pieces):
+        for other in pieces[index + 1 :]:
+            if _intersection(_box_of(piece), other.offsets, other.shape) is not None:
+                raise WeightsError(
+                    f"tensor {key!r}: the pieces in {piece.path} and {other.path} overlap (offsets "
+                    f"{list(piece.offsets)} and {list(other.offsets)}); a checkpoint holds each element once"
+                )
+    where = f"{', '.join(sorted({os.path.basename(piece.path) for piece in pieces}))} in {os.path.dirname(first.path)}"
     if covered != math.prod(whole):
         raise WeightsError(
-            f"tensor {key!r} of shape {whole} is stored in {len(pieces)} pieces that cover {covered} of its "
-            f"{math.prod(whole)} elements: a piece is missing or doubled (are all the checkpoint's files there?)"
+            f"tensor {key!r} of shape {whole} is stored in {len(pieces)} pieces ({where}) that cover {covered} of its "
+            f"{math.prod(whole)} elements: a piece is missing (are all the checkpoint's files there?)"
         )
+
+
+def _box_of(piece: Piece) -> Box:
+    return tuple((offset, offset + size) for offset, size in zip(piece.offsets, piece.shape, strict=True))
 
 
 def _intersection(box: Box, offsets: tuple[int, ...], shape: tuple[int, ...]) -> Box | None:

@@ -1083,8 +1083,8 @@ class Chain(Module):
         modules = cast(dict[str, torch.nn.Module], self._modules)
         old = modules[key]
         explicit = key in self._explicit
-        self._refuse_wrapped([old], [new])
         self._check_entries([(key if explicit else None, new)], [old], self._explicit - {key})
+        self._refuse_wrapped([old], [new])
         if type(self).check_surgery is not Chain.check_surgery:
             self.check_surgery([(key, old)], [(key if explicit else None, new)])
         modules[key] = new
@@ -1123,6 +1123,14 @@ class Chain(Module):
         Twins of the inner nodes are made top down, then filled bottom up: no twin has a parent yet
         when it gets its children, so their checks stay cheap.
         """
+        items = list(items)
+        wrapped = wrapped_node_in([self]) if is_wrapped(self) else wrapped_node_in(m for _, m in items if m is not None)
+        if wrapped is not None:
+            raise TreeError(
+                f"{self._label()}: cannot copy a sharded part of the tree ({place_of(wrapped)} is wrapped by "
+                f"{type(wrapped).__name__}, which manages its tensors); copy the model before sharding, or copy "
+                "the plain tree fluxion.distributed.unshard gives"
+            )
         clone = self._empty_twin()
         fills: list[tuple[Chain, list[tuple[str | None, torch.nn.Module]]]] = []
         pending: list[tuple[Chain, Chain, Iterable[tuple[str, torch.nn.Module | None]]]] = [(self, clone, items)]
@@ -1176,9 +1184,9 @@ class Chain(Module):
         removed_keys = keys[index : index + remove]
         removed = [modules[key] for key in removed_keys]
         explicit = self._explicit
+        self._check_entries(entries, removed, explicit - set(removed_keys))
         if not internal:
             self._refuse_wrapped(removed, [module for _, module in entries])
-        self._check_entries(entries, removed, explicit - set(removed_keys))
         if not internal and type(self).check_surgery is not Chain.check_surgery:  # (skip building lists)
             self.check_surgery(list(zip(removed_keys, removed, strict=True)), list(entries))
         # after check_surgery, so that a container's own refusal (an adapter's) speaks first

@@ -51,6 +51,11 @@ class Module(torch.nn.Module):
         )
         return node
 
+    def _get_name(self) -> str:
+        # torch's repr names a module by its class: the class it was built as, under a class a
+        # distributed wrapper swapped in (FSDPLinear is shown as Linear).
+        return node_class(self).__name__
+
     @property
     def parent(self) -> Chain | None:
         """The Chain this node is a child of, or None for a root.
