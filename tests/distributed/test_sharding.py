@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
 import fluxion.layers as fl
-from fluxion import distributed, shapes, spec
+from fluxion import distributed, shapes, spec, weights
 from fluxion.adapters import lora
 from fluxion.distributed import reshard
 from fluxion.distributed.ranks import rank
@@ -550,3 +551,51 @@ def test_unshard_of_a_model_still_on_meta_is_a_distributed_error(cluster: Cluste
     kind, message = results[0]
     assert kind == "DistributedError", (kind, message)
     assert "meta" in message
+
+
+def single_process_weights_on_a_sharded_model(folder: str) -> dict[str, tuple[str, str]]:
+    model = seeded()
+    lora.inject(model, rank=2)
+    distributed.shard(model, fl.Chain)
+    before = tree_state(model)
+    results = {
+        "weights.save": outcome(lambda: weights.save(model, f"{folder}/model-{distributed.rank()}.safetensors")),
+        "lora.save": outcome(lambda: lora.save(model, f"{folder}/lora-{distributed.rank()}.safetensors")),
+        "weights.load": outcome(lambda: weights.load(model, {"head.weight": torch.zeros(3, 7)}, strict=False)),
+    }
+    assert same_state(before, tree_state(model))
+    return results
+
+
+def test_single_process_weight_functions_refuse_a_sharded_model_and_point_to_distributed(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    results = cluster.run(single_process_weights_on_a_sharded_model, str(tmp_path))
+    assert results[0] == results[1]
+    found = results[0]
+    assert found["weights.save"][0] == "WeightsError"
+    assert (
+        "sharded across processes (a DTensor); save a sharded model with fluxion.distributed.save"
+        in (found["weights.save"][1])
+    )
+    assert found["lora.save"][0] == "AdapterError"
+    assert "fluxion.distributed.save" in found["lora.save"][1]
+    assert found["weights.load"][0] == "WeightsError"
+    assert "load into a sharded model with fluxion.distributed.load" in found["weights.load"][1]
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def shard_with_a_scalar_parameter() -> tuple[tuple[str, str], list[str]]:
+    model = seeded()
+    model.head.register_parameter("gain", torch.nn.Parameter(torch.tensor(2.0)))
+    refused = outcome(lambda: distributed.shard(model, fl.Chain))
+    return refused, [address for address, node in model.named_modules() if is_wrapped(node)]
+
+
+def test_a_scalar_parameter_is_refused_before_anything_is_wrapped(cluster: Cluster) -> None:
+    results = cluster.run(shard_with_a_scalar_parameter)
+    assert results[0] == results[1]
+    (error, message), wrapped = results[0]
+    assert error == "DistributedError"
+    assert message.startswith("head.gain is a 0-dimensional parameter, which fully_shard cannot shard")
+    assert wrapped == []

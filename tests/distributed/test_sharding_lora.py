@@ -17,7 +17,7 @@ from safetensors import safe_open
 from torch.distributed.tensor import DTensor
 
 import fluxion.layers as fl
-from fluxion import distributed
+from fluxion import distributed, weights
 from fluxion.adapters import lora
 from fluxion.adapters.lora_layers import LinearLora
 from fluxion.distributed import reshard
@@ -267,3 +267,35 @@ def test_selecting_an_injected_lora_wraps_the_lora(cluster: Cluster, selection: 
     results = cluster.run(shard_by_adapter, selection)
     assert results[0] == results[1]
     assert results[0] == (("ok", ""), wrapped)
+
+
+def meta_lora_then_base_checkpoint(folder: str) -> dict[str, Any]:
+    """The meta way: LoRA from its file (lora.load gives it values), shard, then the base checkpoint
+    of the model without adapters, looked through the adapters."""
+    reference = adapted()
+    if distributed.rank() == 0:
+        torch.manual_seed(0)
+        base = build()
+        weights.save(base, f"{folder}/base.safetensors")
+        lora.save(reference, f"{folder}/lora.safetensors")
+    torch.distributed.barrier()  # every rank waits for rank 0's files
+    with torch.device("meta"):
+        model = build()
+    lora.load(model, f"{folder}/lora.safetensors")
+    distributed.shard(model, fl.Chain)
+    result = distributed.load(model, f"{folder}/base.safetensors")  # strict: every base tensor
+    with torch.no_grad():
+        same = torch.equal(model(probe()), reference(probe()))
+    still_meta = [name for name, tensor in model.named_parameters() if tensor.is_meta]
+    return {"same": same, "loaded": sorted(result.loaded), "missing": result.missing, "still_meta": still_meta}
+
+
+def test_a_base_checkpoint_loads_through_the_adapters_of_a_meta_model(cluster: Cluster, tmp_path: Any) -> None:
+    results = cluster.run(meta_lora_then_base_checkpoint, str(tmp_path))
+    assert results[0] == results[1]
+    found = results[0]
+    assert found["same"]
+    assert found["missing"] == ()
+    assert found["still_meta"] == []
+    assert "head.target.weight" in found["loaded"]
+    assert not any(key.endswith(("down.weight", "up.weight")) for key in found["loaded"])

@@ -25,7 +25,7 @@ from typing import cast
 import torch
 from torch.distributed.tensor import DTensor
 
-from fluxion.distributed.adapter_keys import adapter_keys
+from fluxion.distributed.adapter_keys import adapter_keys, through_adapters
 from fluxion.distributed.boxes import in_source_order, local_box, source_box
 from fluxion.distributed.ranks import agreed, device_of_mesh, rank, same_everywhere
 from fluxion.distributed.sharding import reshard
@@ -35,7 +35,7 @@ from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress
 from fluxion.weights import LoadResult, MappingLike, Source
 from fluxion.weights._torch import buffers_of, parameters_of
-from fluxion.weights.mapping import KeyMapping
+from fluxion.weights.mapping import KeyMapping, Target
 from fluxion.weights.plan import Assignment, Plan, Slot, make_plan
 
 PROGRESS_THRESHOLD = 256 * 2**20
@@ -69,12 +69,17 @@ def load(
     ``.pt`` state dict or a dict of tensors (these two are read whole on each rank).
     ``mapping``, ``strict`` and ``prefix`` work as in ``fluxion.weights.load``: renames,
     transposes and splits apply, and each rank still reads only its block of the checkpoint
-    tensor. ``adapters_only=True`` loads an adapter checkpoint: every adapter tensor of the model
-    must be in it, and nothing else may be. The tensors of a ``meta`` model are made on ``device``
-    (default: the device of the sharded tensors' mesh, the current GPU for a CUDA mesh, else the
-    CPU; pass ``"cpu"`` when FSDP offloads parameters to the CPU). Every rank must call it; every rank raises the same
-    error, and no rank's model changes, when anything is wrong. Works without a process group too
-    (one process holds everything).
+    tensor. Adapters are looked through: a checkpoint of the model without adapters loads into
+    the layers they wrap (``head.weight`` into ``head.target.weight``), and the adapters' own
+    tensors, when they already hold values (``lora.load`` put them in), are loaded if the
+    checkpoint has them and are not missing if it has not. ``adapters_only=True`` loads an
+    adapter checkpoint: every adapter tensor of the model must be in it, and nothing else may be.
+
+    The tensors of a ``meta`` model are made on ``device`` (default: the device of the sharded
+    tensors' mesh, the current GPU for a CUDA mesh, else the CPU; pass ``"cpu"`` when FSDP
+    offloads parameters to the CPU). Every rank must call it; every rank raises the same error,
+    and no rank's model changes, when anything is wrong. Works without a process group too (one
+    process holds everything).
 
     >>> import torch, fluxion.layers as fl
     >>> load(fl.Chain(fl.Linear(2, 2)), {"Linear.weight": torch.eye(3)}, strict=False)
@@ -87,11 +92,19 @@ def load(
     tree = tree_of(model)
 
     def prepare() -> tuple[Pieces, Plan]:
-        key_mapping = KeyMapping.coerce(mapping)
         _check_flags(strict=strict, adapters_only=adapters_only, progress=progress)
+        key_mapping = _ThroughAdapters(KeyMapping.coerce(mapping), through_adapters(tree))
+        with_values = {key for key in adapter_keys(tree) if not _tensor_at(tree, key).is_meta}
         pieces = open_pieces(source)
         try:
-            plan = make_plan(tree, pieces.checkpoint, key_mapping, prefix=prefix, strict=strict and not adapters_only)
+            plan = make_plan(
+                tree,
+                pieces.checkpoint,
+                key_mapping,
+                prefix=prefix,
+                strict=strict and not adapters_only,
+                optional=frozenset() if adapters_only else with_values,
+            )
             if adapters_only:
                 _check_adapter_plan(tree, plan, pieces.checkpoint.name)
         except BaseException:
@@ -120,6 +133,28 @@ def load(
         )
     missing = tuple(plan.missing)
     return LoadResult(loaded, missing, tuple(plan.unexpected), still_meta)
+
+
+class _ThroughAdapters(KeyMapping):
+    """The user's mapping, then: a key of a layer an adapter now wraps goes to where the layer is."""
+
+    def __init__(self, inner: KeyMapping, moved: dict[str, str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._moved = moved
+
+    def targets(self, key: str) -> tuple[Target, ...]:
+        found = self._inner.targets(key)
+        if not self._moved:
+            return found
+        return tuple(Target(self._moved.get(target.key, target.key), target.steps) for target in found)
+
+
+def _tensor_at(model: torch.nn.Module, key: str) -> torch.Tensor:
+    owner, _, name = key.rpartition(".")
+    module = model.get_submodule(owner)
+    tensor = parameters_of(module).get(name)
+    return tensor if tensor is not None else cast(torch.Tensor, buffers_of(module)[name])
 
 
 def tree_of(model: torch.nn.Module) -> torch.nn.Module:

@@ -76,9 +76,10 @@ def shard(
     to every ``fully_shard`` call. Build the model on ``meta`` to shard it before any weight exists
     (then :func:`fluxion.distributed.load` fills each rank's shard), or on a device to shard
     weights you already have. Everything is checked first, the same on every rank: a selection
-    that matches nothing, a tree already sharded, a lazy layer, a tensor shared by two nodes that
-    land in different groups. Selected nodes without parameters are left alone (there is nothing
-    to shard in them). The returned :class:`Sharding` lists the addresses wrapped.
+    that matches nothing, a tree already sharded, a lazy layer, a 0-dimensional parameter, a tensor
+    shared by two nodes that land in different groups. Selected nodes without parameters are left
+    alone (there is nothing to shard in them). The returned :class:`Sharding` lists the addresses
+    wrapped. Build optimizers after sharding: FSDP replaces the parameters with sharded ones.
 
     >>> import fluxion.layers as fl
     >>> shard(fl.Chain(fl.Linear(2, 2)), "head")
@@ -133,6 +134,12 @@ def _wrap_order(model: torch.nn.Module, targets: Targets | None) -> list[tuple[s
     if lazy:
         raise DistributedError(
             f"{lazy[0]} is not initialised yet (a lazy layer): run one forward pass, or give its sizes, before sharding"
+        )
+    scalars = [name for name, parameter in model.named_parameters() if parameter.dim() == 0]
+    if scalars:
+        raise DistributedError(
+            f"{scalars[0]} is a 0-dimensional parameter, which fully_shard cannot shard; make it a tensor of "
+            "shape (1,) (or a buffer) before sharding"
         )
     chosen: list[torch.nn.Module] = []
     if targets is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,6 +383,11 @@ def unusable_reason(tensor: torch.Tensor) -> str | None:
     >>> unusable_reason(torch.zeros(2, device="meta"))
     'on the meta device (it has no data)'
     """
+    if is_sharded(tensor):
+        return (
+            "sharded across processes (a DTensor); save a sharded model with fluxion.distributed.save, "
+            "or take a plain copy first (fluxion.distributed.unshard)"
+        )
     if tensor.is_nested:
         return "a nested tensor (it has no single shape)"
     if tensor.layout != torch.strided:
@@ -391,6 +397,17 @@ def unusable_reason(tensor: torch.Tensor) -> str | None:
     if tensor.is_meta:
         return "on the meta device (it has no data)"
     return None
+
+
+def is_sharded(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is a ``DTensor`` (a part of a tensor spread over processes, as FSDP2 makes).
+
+    >>> is_sharded(torch.zeros(2))
+    False
+    """
+    # No DTensor exists until torch.distributed.tensor is imported: the check costs nothing before.
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(tensor, cast(type, module.DTensor))
 
 
 def _merge(entries: dict[str, Entry], more: dict[str, Entry]) -> None:

@@ -33,6 +33,7 @@ import torch
 from fluxion.errors import PickleCheckpointWarning, WeightsError, WeightsWarning
 from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress
+from fluxion.tree import is_wrapped, place_of
 from fluxion.weights._torch import buffers_of, parameters_of
 from fluxion.weights.checkpoint import Checkpoint, Source, open_checkpoint
 from fluxion.weights.mapping import KeyMapping, MappingLike
@@ -127,6 +128,12 @@ def load(
 def _check_arguments(model: object, *, strict: object, progress: object) -> None:
     if not isinstance(model, torch.nn.Module):
         raise WeightsError(f"load fills a torch module; got {type(model).__name__}")
+    sharded = next((node for node in model.modules() if is_wrapped(node)), None)
+    if sharded is not None:
+        raise WeightsError(
+            f"the model is sharded ({place_of(sharded)} is wrapped by {type(sharded).__name__}); load into a "
+            "sharded model with fluxion.distributed.load, which reads each rank's part"
+        )
     if not isinstance(strict, bool):
         raise WeightsError(f"strict must be True or False, got {strict!r}")
     if progress is not None and not isinstance(progress, bool):

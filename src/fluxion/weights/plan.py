@@ -16,6 +16,7 @@ fails here leaves the model exactly as it was.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -122,12 +123,14 @@ def make_plan(
     strict: bool = True,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
+    optional: AbstractSet[str] = frozenset(),
 ) -> Plan:
     """Match every checkpoint key to a model tensor; raise ``WeightsError`` listing all problems.
 
     With ``strict=False`` missing and unexpected keys are allowed (and returned in the plan), but
     shape and dtype mismatches still fail. Tied tensors load once and stay tied, even when only
-    one of their keys is in the ``prefix`` subtree.
+    one of their keys is in the ``prefix`` subtree. Model keys in ``optional`` are loaded when the
+    checkpoint has them and are never missing (tensors that hold values of their own already).
 
     >>> import fluxion.layers as fl
     >>> from fluxion.weights.checkpoint import open_checkpoint
@@ -148,7 +151,7 @@ def make_plan(
         wanted = [slot for slot in group if slot.key in in_scope]
         present = [slot for slot in wanted if slot.key in sources]
         if not present:
-            problems.missing.extend(slot.key for slot in wanted)
+            problems.missing.extend(slot.key for slot in wanted if slot.key not in optional)
             continue
         reasons = [(slot.key, _mismatch(slot, *sources[slot.key], checkpoint)) for slot in present]
         mismatched = [(key, reason) for key, reason in reasons if reason]
