@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion.adapters import AdapterError, lora
-from fluxion.distributed.adapter_keys import adapter_keys
+from fluxion.distributed.adapter_keys import adapter_keys, through_adapters
 from tests.tree.test_wrapping import wrap
 
 OWN_PARTS = ("down.weight", "up.weight", "scale")
@@ -141,3 +141,23 @@ def test_the_keys_of_a_tree_inside_a_plain_module_are_named_as_its_state_dict_na
     holder = Holder()
     lora.inject(holder.net, rank=1, targets="head")
     assert adapter_keys(holder) == {"net.head.down.weight", "net.head.up.weight", "net.head.scale"}
+
+
+def test_through_adapters_maps_the_wrapped_layers_keys_to_where_they_are_now() -> None:
+    model = fl.Chain(blocks=fl.Chain(fl.Linear(2, 2), fl.BatchNorm1d(2)), head=fl.Linear(2, 3))
+    plain_keys = list(model.state_dict())
+    lora.inject(model, rank=1)
+    moved = through_adapters(model)
+    assert moved == {
+        "blocks.Linear.weight": "blocks.Linear.target.weight",
+        "blocks.Linear.bias": "blocks.Linear.target.bias",
+        "head.weight": "head.target.weight",
+        "head.bias": "head.target.bias",
+    }
+    now = set(model.state_dict())
+    assert {moved.get(key, key) for key in plain_keys} <= now  # every plain key has its place
+    assert set(moved.values()).isdisjoint(adapter_keys(model))
+
+
+def test_through_adapters_of_a_model_without_adapters_is_empty() -> None:
+    assert through_adapters(fl.Chain(fl.Linear(2, 2))) == {}

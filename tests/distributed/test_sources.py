@@ -836,3 +836,24 @@ def test_a_failed_dcp_read_is_a_weights_error_naming_the_folder(tmp_path: Path, 
         pieces.read_all([Request(key, box, torch.empty(tuple(stop - start for start, stop in box)))])
     assert isinstance(raised.value, WeightsError), f"{type(raised.value).__name__}: {raised.value}"
     assert str(tmp_path) in str(raised.value)
+
+
+def test_a_saved_folder_missing_a_file_is_named_by_its_record(tmp_path: Path) -> None:
+    tensor = torch.arange(8.0).reshape(4, 2)
+    write_piece(tmp_path / "shard-00001-model-00001-of-00001.safetensors", "w", tensor[:2], (0, 0))
+    second = write_piece(tmp_path / "shard-00002-model-00001-of-00001.safetensors", "w", tensor[2:], (2, 0))
+    record = {"files": sorted(path.name for path in tmp_path.glob("*.safetensors")), "shapes": {"w": [4, 2]}}
+    (tmp_path / SIDECAR).write_text(json.dumps({**record, "aliases": {}}))
+    assert open_pieces(tmp_path).checkpoint.entries["w"].shape == (4, 2)
+    second.unlink()
+    with pytest.raises(
+        WeightsError, match=r"a piece is missing: 'shard-00002-model-00001-of-00001\.safetensors' is gone"
+    ):
+        open_pieces(tmp_path)
+
+
+def test_a_saved_folder_whose_tensor_is_smaller_than_recorded_is_refused(tmp_path: Path) -> None:
+    write_piece(tmp_path / "shard-00001-model-00001-of-00001.safetensors", "w", torch.zeros(2, 2), (0, 0))
+    (tmp_path / SIDECAR).write_text(json.dumps({"shapes": {"w": [4, 2]}, "aliases": {}}))
+    with pytest.raises(WeightsError, match=r"tensor 'w' was saved with shape \[4, 2\], but its files hold \[2, 2\]"):
+        open_pieces(tmp_path)

@@ -312,3 +312,17 @@ def test_a_key_saved_as_an_alias_fills_an_untied_model_from_the_key_kept() -> No
 def test_aliases_that_make_no_sense_are_ignored(aliases: str) -> None:
     untied = fl.Chain(a=fl.Linear(2, 2, bias=False), b=fl.Linear(2, 2, bias=False))
     assert refusal(untied, aliased(aliases)).missing == ("b.weight",)
+
+
+def test_optional_keys_are_loaded_when_present_and_never_missing() -> None:
+    model = fl.Chain(fl.Linear(2, 3), fl.Linear(3, 1))
+    checkpoint = open_checkpoint({"Linear_1.weight": torch.ones(3, 2), "Linear_1.bias": torch.ones(3)})
+    optional = frozenset({"Linear_2.weight", "Linear_2.bias"})
+    found = make_plan(model, checkpoint, KeyMapping(), optional=optional)
+    assert found.missing == []
+    assert [assignment.target.key for assignment in found.assignments] == ["Linear_1.weight", "Linear_1.bias"]
+    every = open_checkpoint({**dict(model.state_dict()), "Linear_2.bias": torch.zeros(1)})
+    loaded = make_plan(model, every, KeyMapping(), optional=optional)
+    assert [assignment.target.key for assignment in loaded.assignments][-1] == "Linear_2.bias"
+    with pytest.raises(WeightsError, match="missing"):
+        make_plan(model, checkpoint, KeyMapping(), optional=frozenset({"Linear_2.weight"}))
