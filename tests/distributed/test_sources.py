@@ -857,3 +857,21 @@ def test_a_saved_folder_whose_tensor_is_smaller_than_recorded_is_refused(tmp_pat
     (tmp_path / SIDECAR).write_text(json.dumps({"shapes": {"w": [4, 2]}, "aliases": {}}))
     with pytest.raises(WeightsError, match=r"tensor 'w' was saved with shape \[4, 2\], but its files hold \[2, 2\]"):
         open_pieces(tmp_path)
+
+
+def test_a_dcp_folder_reads_several_boxes_of_one_tensor_in_one_call(tmp_path: Path) -> None:
+    """A split mapping asks for several blocks of one stored tensor (a fused query|key|value)."""
+    tensor = torch.arange(24.0).reshape(6, 4)
+    with warnings.catch_warnings():  # DCP notes that it runs in one process
+        warnings.simplefilter("ignore")
+        dcp.save({"qkv": tensor}, checkpoint_id=tmp_path)
+    parts = [torch.empty(2, 4), torch.empty(4, 2), torch.empty(2, 4)]
+    requests = [
+        Request("qkv", ((0, 2), (0, 4)), parts[0]),
+        Request("qkv", ((2, 4), (0, 4)), parts[1].T),
+        Request("qkv", ((4, 6), (0, 4)), parts[2]),
+    ]
+    open_pieces(tmp_path, collective=False).read_all(requests)
+    assert torch.equal(parts[0], tensor[0:2])
+    assert torch.equal(parts[1].T, tensor[2:4])
+    assert torch.equal(parts[2], tensor[4:6])

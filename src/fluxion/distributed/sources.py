@@ -26,6 +26,7 @@ DCP's own format (``.metadata`` and ``.distcp`` files), which DCP itself reads b
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import math
 import os
@@ -374,15 +375,15 @@ class DcpPieces:
         unknown = [request.key for request in requests if request.key not in self.checkpoint.entries]
         if unknown:
             raise WeightsError(f"{self._folder}: no tensor {unknown[0]!r}")
-        state = {request.key: request.out for request in requests}
-        boxes = {request.key: request.box for request in requests}
+        # One entry per request, not per key: a split reads several boxes of one tensor.
+        state = {str(number): request.out for number, request in enumerate(requests)}
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
                 dcp_load(
                     cast("dict[str, Any]", state),
                     storage_reader=self._reader,
-                    planner=_BoxPlanner(boxes),
+                    planner=_BoxPlanner(requests),
                     no_dist=not self.collective,
                 )
         except CheckpointException as error:  # DCP's own error, a BaseException
@@ -464,29 +465,33 @@ def _first_line(error: BaseException) -> str:
 
 
 class _BoxPlanner(DefaultLoadPlanner):
-    """DCP's load planner, asked for one box of each tensor instead of the tensor a rank holds."""
+    """DCP's load planner, asked for one box of a tensor per request instead of the tensor a rank
+    holds; the state dict DCP is given holds each request's ``out`` under the request's number."""
 
-    def __init__(self, boxes: dict[str, Box]) -> None:
+    def __init__(self, requests: list[Request]) -> None:
         super().__init__(flatten_state_dict=False, flatten_sharded_tensors=False)
-        self._boxes = boxes
+        self._requests = requests
 
     def create_local_plan(self) -> LoadPlan:
         metadata = self.metadata
         assert metadata is not None  # set by DCP before it asks for the plan
         items: list[ReadItem] = []
-        for key, box in self._boxes.items():
-            if any(stop <= start for start, stop in box):
+        for number, request in enumerate(self._requests):
+            if any(stop <= start for start, stop in request.box):
                 continue
-            described = metadata.state_dict_metadata[key]
+            described = metadata.state_dict_metadata[request.key]
             assert isinstance(described, TensorStorageMetadata)  # checked by the load's plan
             chunk = ChunkStorageMetadata(
-                offsets=torch.Size(start for start, _ in box), sizes=torch.Size(stop - start for start, stop in box)
+                offsets=torch.Size(start for start, _ in request.box),
+                sizes=torch.Size(stop - start for start, stop in request.box),
             )
-            items.extend(create_read_items_for_chunk_list(key, described, [chunk]))
+            for item in create_read_items_for_chunk_list(request.key, described, [chunk]):
+                destination = MetadataIndex(str(number), item.dest_index.offset, item.dest_index.index)
+                items.append(dataclasses.replace(item, dest_index=destination))
         return LoadPlan(items)
 
     def lookup_tensor(self, index: MetadataIndex) -> torch.Tensor:
-        # The tensor given for a key is the box itself; the read items' offsets are within it.
+        # The tensor given for a request is the box itself; the read items' offsets are within it.
         return cast(torch.Tensor, self.state_dict[index.fqn])  # pyright: ignore[reportUnknownMemberType]
 
 
