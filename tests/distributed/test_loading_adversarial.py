@@ -24,7 +24,7 @@ from fluxion import distributed, weights
 from fluxion.distributed import loading, sources
 from fluxion.errors import FluxionError
 from tests.distributed import helpers
-from tests.distributed.helpers import Cluster, StepError
+from tests.distributed.helpers import Cluster
 
 HANG_TIMEOUT = 10.0
 """How long a test waits for a rank that is expected to hang before it counts the step as hung."""
@@ -125,12 +125,6 @@ def commit_fails_on_rank_1(file: str) -> tuple[str, str, bool]:
         return outcome_and_unchanged(model, lambda: distributed.load(model, file))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loading._commit runs outside agreed(): a rank whose commit fails rolls back and raises, while the "
-    "others have committed and return normally (their models loaded, the ranks now disagree and the next "
-    "collective hangs)",
-)
 def test_a_commit_failing_on_one_rank_does_not_leave_the_other_rank_loaded(cluster: Cluster, tmp_path: Path) -> None:
     weights.save(reference(), tmp_path / "model.safetensors")
     results = cluster.run(commit_fails_on_rank_1, str(tmp_path / "model.safetensors"))
@@ -160,11 +154,6 @@ def test_a_commit_failing_in_one_process_undoes_the_replaced_tensors(tmp_path: P
     assert all(tensor.is_meta for tensor in model.state_dict().values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loading._commit records only the tensors it replaces: values copied in place (a model that has "
-    "values, like the LoRA tensors lora.load gave a meta model) before a later failure are not put back",
-)
 def test_a_commit_failing_after_an_in_place_copy_puts_the_copied_values_back(tmp_path: Path) -> None:
     weights.save(reference(), tmp_path / "model.safetensors")
     torch.manual_seed(5)
@@ -188,12 +177,6 @@ def staging_fails_before_the_dcp_read(folder: str) -> tuple[str, str, bool]:
         return outcome_and_unchanged(model, lambda: distributed.load(model, folder))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StepError,
-    reason="loading._stage allocates every block before DcpPieces.read_all, DCP's collective load: a rank "
-    "failing before it enters agreed()'s all_gather_object while the others wait in DCP's collectives (hang)",
-)
 def test_staging_failing_on_one_rank_before_a_dcp_read_stops_both(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,11 +204,6 @@ def load_zero_sized(file: str) -> tuple[str, str]:
     return "no error", ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="boxes.local_box expects torch.chunk's block (1, 0) of a (2, 0) parameter on rank 0, but FSDP2 gives "
-    "an empty (0, 0) shard to a tensor with no elements: 'fluxion loads evenly chunked shards only'",
-)
 def test_a_layer_with_no_elements_loads_sharded(cluster: Cluster, tmp_path: Path) -> None:
     torch.manual_seed(0)
     weights.save(fl.Chain(fl.Linear(3, 0), fl.Linear(0, 2)), tmp_path / "model.safetensors")

@@ -12,7 +12,7 @@ from fluxion import distributed
 from fluxion.distributed.ranks import agreed
 from fluxion.errors import WeightsError
 from tests.distributed import helpers
-from tests.distributed.helpers import Cluster, StepError
+from tests.distributed.helpers import Cluster
 
 HANG_TIMEOUT = 10.0
 """How long a test waits for a rank that is expected to hang before it counts the step as hung."""
@@ -33,13 +33,6 @@ def local_error_on_rank_1() -> tuple[str, str]:
     return "no error", ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StepError,
-    reason="ranks.agreed gathers (type(error), message) with all_gather_object: a FluxionError class pickle "
-    "cannot name (defined in a function) fails to pickle on that rank before the collective, which raises "
-    "there while the other ranks wait in all_gather_object for ever",
-)
 def test_an_error_class_pickle_cannot_name_still_stops_every_rank(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -383,3 +383,16 @@ def test_consolidate_joins_a_folder_in_dcps_own_format(tmp_path: Path) -> None:
         assert sorted(file.keys()) == ["b", "w"]
         for key, tensor in tensors.items():
             assert torch.equal(file.get_tensor(key), tensor)
+
+
+def test_save_refuses_to_replace_a_folder_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("keep me")
+    model = fl.Chain(fl.Linear(2, 2))
+    with pytest.raises(DistributedError, match=r"not a checkpoint save wrote \(no fluxion\.json\)"):
+        distributed.save(model, project)
+    assert (project / "notes.txt").read_text() == "keep me"
+    distributed.save(model, tmp_path / "empty-is-fine")
+    distributed.save(model, tmp_path / "empty-is-fine")  # and a checkpoint save wrote is replaced
+    assert (tmp_path / "empty-is-fine" / "fluxion.json").is_file()

@@ -23,7 +23,7 @@ from fluxion import distributed
 from fluxion.distributed import saving
 from fluxion.errors import DistributedError, FluxionError
 from tests.distributed import helpers
-from tests.distributed.helpers import Cluster, StepError
+from tests.distributed.helpers import Cluster
 
 HANG_TIMEOUT = 10.0
 """How long a test waits for a rank that is expected to hang before it counts the step as hung."""
@@ -52,12 +52,6 @@ def failure_of(action: Any) -> BaseException | None:
 # ---- arguments of the wrong type or with no name: a DistributedError, like every other bad input
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="saving.save builds Path(folder) outside any check (TypeError for 5 or None), and a folder "
-    "with no name ('.', '') passes _check_destination, then _shared_name's Path.with_name raises "
-    "ValueError",
-)
 @pytest.mark.parametrize("folder", [5, None, ".", ""], ids=["int", "none", "dot", "empty"])
 def test_save_refuses_a_folder_argument_it_cannot_use_with_a_distributed_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: object
@@ -67,9 +61,6 @@ def test_save_refuses_a_folder_argument_it_cannot_use_with_a_distributed_error(
         distributed.save(build(0), folder)  # pyright: ignore[reportArgumentType]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="consolidate builds Path(folder) and hands file to write_atomically unchecked: a TypeError"
-)
 @pytest.mark.parametrize("which", ["folder", "file"])
 def test_consolidate_refuses_paths_of_the_wrong_type_with_a_fluxion_error(tmp_path: Path, which: str) -> None:
     distributed.save(build(0), tmp_path / "checkpoint")
@@ -97,12 +88,6 @@ def test_a_failed_save_leaves_the_old_checkpoint_when_the_pieces_fail(tmp_path: 
     assert [path.name for path in tmp_path.iterdir()] == ["checkpoint"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="saving._replace moves the old folder aside (.name.<random>.old) and then renames the new one in; when "
-    "that second rename fails, the old checkpoint is not moved back (it stays hidden under .old, the new one is "
-    "deleted by save's finally) and the OSError escapes as it is",
-)
 def test_a_failed_final_rename_keeps_the_old_checkpoint_under_its_name(tmp_path: Path) -> None:
     folder = tmp_path / "checkpoint"
     distributed.save(build(0), folder)
@@ -124,11 +109,6 @@ def test_a_failed_final_rename_keeps_the_old_checkpoint_under_its_name(tmp_path:
     assert all(torch.equal(before[key], after[key]) for key in before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="saving._write_record writes fluxion.json outside agreed() and without a fluxion error: a full disk "
-    "there is a bare OSError",
-)
 def test_a_record_that_cannot_be_written_is_a_distributed_error(tmp_path: Path) -> None:
     with mock.patch.object(saving, "_write_record", side_effect=OSError(28, "No space left on device")):
         error = failure_of(lambda: distributed.save(build(0), tmp_path / "checkpoint"))
@@ -147,12 +127,6 @@ def save_with_rank0_rename_failing(folder: str) -> tuple[str, str]:
     return ("no error", "") if error is None else (type(error).__name__, str(error))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StepError,
-    reason="saving.save runs _write_record and _replace on rank 0 outside agreed(): when either raises, rank 0 "
-    "leaves with a bare OSError while every other rank waits in the final agreed() for ever",
-)
 def test_a_save_whose_rename_fails_on_rank_0_stops_every_rank(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,11 +137,6 @@ def test_a_save_whose_rename_fails_on_rank_0_stops_every_rank(
     assert "Device or resource busy" in results[0][1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consolidate looks each entry's dtype up in _DTYPE_NAMES unchecked: a folder in DCP's own format holds "
-    "any torch dtype, and one safetensors has no name for (complex128) is a bare KeyError",
-)
 def test_consolidating_a_dcp_folder_with_a_dtype_safetensors_lacks_is_a_fluxion_error(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DCP notes that it runs in one process

@@ -46,12 +46,6 @@ def shard_with_sequential(targets: Any) -> tuple[tuple[str, Any], list[str]]:
     return report, [name for name, node in model.named_modules() if type(node).__name__.startswith("FSDP")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sharding._wrap_order sorts and reports nodes by tree.address_of, which is '' for a plain torch "
-    "module inside a plain torch container (seq.0): seq is wrapped before seq.0, FSDP2 then fails on the root "
-    "and leaves the model half wrapped ('build the model again')",
-)
 def test_a_torch_sequential_and_its_layer_shard_innermost_first(cluster: Cluster) -> None:
     results = cluster.run(shard_with_sequential, ["seq", "seq.0"])
     assert results[0] == results[1]
@@ -60,11 +54,6 @@ def test_a_torch_sequential_and_its_layer_shard_innermost_first(cluster: Cluster
     assert sorted(wrapped) == ["", "seq", "seq.0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Sharding.wrapped names each node by tree.address_of: the torch Linears inside a torch Sequential "
-    "are reported as '' (the root's address)",
-)
 def test_the_report_names_layers_inside_a_torch_sequential_by_their_addresses(cluster: Cluster) -> None:
     results = cluster.run(shard_with_sequential, torch.nn.Linear)
     assert results[0] == results[1]
@@ -88,12 +77,6 @@ def shard_subtree_with_a_tie_inside() -> tuple[str, Any]:
     return outcome(lambda: distributed.shard(model.body, ["a"]).wrapped)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sharding._check_shared_tensors compares named_parameters names relative to the sharded module "
-    "('a.Linear_1.weight') with the group's address in the whole tree ('body.a'), so a tie inside the wrapped "
-    "node is refused when a subtree is sharded; Sharding.wrapped mixes those addresses with '' for the subtree",
-)
 def test_a_subtree_with_a_tie_inside_a_wrapped_node_shards(cluster: Cluster) -> None:
     results = cluster.run(shard_subtree_with_a_tie_inside)
     assert results == [("ok", ("a", ""))] * 2
@@ -120,11 +103,6 @@ def shard_with_a_lock() -> tuple[str, Any]:
     return outcome(lambda: distributed.shard(model, fl.Linear).wrapped)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sharding._meta_twin deep-copies the whole tree (for unshard) outside agreed() and any check: a "
-    "module copy.deepcopy cannot copy (a lock) makes shard raise a bare TypeError",
-)
 def test_a_tree_holding_something_deepcopy_cannot_copy_is_sharded_or_refused_with_a_fluxion_error(
     cluster: Cluster,
 ) -> None:
@@ -149,11 +127,6 @@ def unshard_after_freezing() -> tuple[dict[str, bool], dict[str, bool]]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sharding.unshard takes requires_grad from the meta twin copied at shard time, not from the sharded "
-    "model: parameters frozen after sharding (lora.trainable_parameters) are trainable again in the copy",
-)
 def test_unshard_keeps_which_parameters_are_frozen(cluster: Cluster) -> None:
     for sharded, plain in cluster.run(unshard_after_freezing):
         assert plain == sharded
@@ -162,11 +135,6 @@ def test_unshard_keeps_which_parameters_are_frozen(cluster: Cluster) -> None:
 # ---- arguments of the wrong type, in one process
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unshard looks the model up in a WeakKeyDictionary first (TypeError: cannot create weak reference), "
-    "reshard calls model.modules() unchecked (AttributeError)",
-)
 @pytest.mark.parametrize("function", [distributed.unshard, distributed.reshard], ids=["unshard", "reshard"])
 @pytest.mark.parametrize("model", [5, None], ids=["int", "none"])
 def test_unshard_and_reshard_refuse_what_is_not_a_module_with_a_distributed_error(

@@ -42,6 +42,8 @@ def local_box(tensor: torch.Tensor) -> Box:
     """
     if not isinstance(tensor, DTensor):
         return whole_box(tuple(tensor.shape))
+    if tensor.numel() == 0:  # nothing to read; FSDP may give such a shard any empty shape
+        return tuple((0, size) for size in tensor.to_local().shape)
     ranges = list(whole_box(tuple(tensor.shape)))
     mesh = tensor.device_mesh
     coordinate = mesh.get_coordinate()

@@ -44,10 +44,11 @@ PROGRESS_THRESHOLD = 256 * 2**20
 
 @dataclass(frozen=True)
 class _Staged:
-    """One assignment's values on this rank, read and ready to go in."""
+    """One assignment's new memory on this rank, and the read that fills it."""
 
     assignment: Assignment
     values: torch.Tensor
+    request: Request
 
 
 def load(
@@ -117,10 +118,11 @@ def load(
     try:
         # Ranks reading different checkpoints would plan different reads (and DCP would wait forever).
         same_everywhere(_signature(pieces), "checkpoints")
-        staged = agreed(lambda: _stage(plan, pieces, progress, device))
+        staged = agreed(lambda: _allocate(plan, pieces, device))
+        agreed(lambda: _read(staged, pieces, progress))
     finally:
         pieces.close()
-    _commit(staged, pieces.checkpoint.name)
+    _commit_everywhere(staged, pieces.checkpoint.name)
     loaded = tuple(slot.key for assignment in plan.assignments for slot in assignment.slots)
     still_meta = tuple(key for key, tensor in chain(tree.named_parameters(), tree.named_buffers()) if tensor.is_meta)
     if still_meta:
@@ -210,12 +212,15 @@ def _check_adapter_plan(model: torch.nn.Module, plan: Plan, name: str) -> None:
         )
 
 
-def _stage(plan: Plan, pieces: Pieces, progress: bool | None, given: torch.device | str | None) -> list[_Staged]:
-    """Read this rank's block of every assigned tensor into new memory; the model does not change."""
+def _allocate(plan: Plan, pieces: Pieces, given: torch.device | str | None) -> list[_Staged]:
+    """New memory for this rank's block of every assigned tensor, and what to read into it.
+
+    A step of its own, agreed before any reading: reading a DCP folder is a collective call, which
+    a rank that failed here (out of memory, say) would never join.
+    """
     checkpoint = pieces.checkpoint
     device = _compute_device(plan) if given is None else _checked_device(given)
     staged: list[_Staged] = []
-    requests: list[Request] = []
     for assignment in plan.assignments:
         current = assignment.slots[0].tensor
         box = local_box(current)
@@ -223,8 +228,15 @@ def _stage(plan: Plan, pieces: Pieces, progress: bool | None, given: torch.devic
         values = torch.empty([stop - start for start, stop in box], dtype=assignment.dtype, device=target_device)
         steps = assignment.target.steps
         source = source_box(box, steps, checkpoint.entries[assignment.source].shape)
-        requests.append(Request(assignment.source, source, in_source_order(values, steps)))
-        staged.append(_Staged(assignment, values))
+        request = Request(assignment.source, source, in_source_order(values, steps))
+        staged.append(_Staged(assignment, values, request))
+    return staged
+
+
+def _read(staged: list[_Staged], pieces: Pieces, progress: bool | None) -> None:
+    """Read every block into its new memory; the model does not change."""
+    checkpoint = pieces.checkpoint
+    requests = [item.request for item in staged]
     # DCP reads everything in one collective call; safetensors tensor by tensor, with progress.
     batches = [requests] if isinstance(pieces, DcpPieces) else [[request] for request in requests]
     total = sum(request.out.nbytes for request in requests)
@@ -241,16 +253,6 @@ def _stage(plan: Plan, pieces: Pieces, progress: bool | None, given: torch.devic
                     f"{checkpoint.name}: cannot read {batch[0].key!r}: {type(error).__name__}: {error}"
                 ) from error
             bar.advance(sum(request.out.nbytes for request in batch))
-    return staged
-
-
-def local_box_shape(tensor: torch.Tensor) -> tuple[int, ...]:
-    """The shape of the block of ``tensor`` this rank holds.
-
-    >>> local_box_shape(torch.zeros(3, 2))
-    (3, 2)
-    """
-    return tuple(tensor.to_local().shape) if isinstance(tensor, DTensor) else tuple(tensor.shape)
 
 
 def _compute_device(plan: Plan) -> torch.device:
@@ -269,33 +271,62 @@ def _checked_device(device: torch.device | str) -> torch.device:
         raise DistributedError(f"device {device!r} cannot be used here: {error}") from None
 
 
-def _commit(staged: list[_Staged], name: str) -> None:
-    """Put every staged block in the model, with Ctrl-C held until the end; undo on failure."""
+def _commit_everywhere(staged: list[_Staged], name: str) -> None:
+    """Commit on every rank; if any rank's commit failed, every rank undoes what it put in.
+
+    Nothing foreseeable fails here (every block is read and checked). Blocks copied in place into a
+    model with values cannot be undone (a backup would hold the model twice); the error says so.
+    """
     replaced: list[tuple[Slot, torch.Tensor]] = []
-    key = ""
-    pending = staged[::-1]
-    staged.clear()  # each block goes once it is in (FSDP may copy it into padded memory of its own)
+    copied: list[str] = []
     with interrupts_held():
+        local: BaseException | None = None
         try:
-            while pending:
-                item = pending.pop()
-                assignment, values = item.assignment, item.values
-                current = assignment.slots[0].tensor
-                key = assignment.slots[0].key
-                if assignment.in_place:
-                    with torch.no_grad():
-                        (current.to_local() if isinstance(current, DTensor) else current).copy_(values)
-                    continue
-                new = _as_model_tensor(current, values, assignment.slots[0].is_parameter)
-                for slot in assignment.slots:
-                    replaced.append((slot, slot.tensor))
-                    _put(slot, new)
-        except BaseException as error:
+            _commit(staged, replaced, copied)
+        except BaseException as error:  # reported through agreed below, on every rank
+            local = error
+        try:
+            agreed(lambda: _raise_commit_failure(local, name, copied))
+        except BaseException:
             for slot, old in reversed(replaced):
                 _put(slot, old)
-            if not isinstance(error, Exception):
-                raise
-            raise DistributedError(f"{name}: loading {key} failed: {type(error).__name__}: {error}") from error
+            raise
+
+
+def _commit(staged: list[_Staged], replaced: list[tuple[Slot, torch.Tensor]], copied: list[str]) -> None:
+    """Put every staged block in the model, recording what it replaced (and copied in place).
+
+    Replacements go first: they can be undone. The in-place copies come last, each writing values
+    of the same shape into a tensor checked writable, which nothing foreseeable makes fail.
+    """
+    replacing = [item for item in staged if not item.assignment.in_place][::-1]
+    copying = [item for item in staged if item.assignment.in_place]
+    staged.clear()  # each block goes once it is in (FSDP may copy it into padded memory of its own)
+    while replacing:
+        item = replacing.pop()
+        current = item.assignment.slots[0].tensor
+        new = _as_model_tensor(current, item.values, item.assignment.slots[0].is_parameter)
+        for slot in item.assignment.slots:
+            replaced.append((slot, slot.tensor))
+            _put(slot, new)
+    with torch.no_grad():
+        for item in copying:
+            current = item.assignment.slots[0].tensor
+            (current.to_local() if isinstance(current, DTensor) else current).copy_(item.values)
+            copied.append(item.assignment.slots[0].key)
+
+
+def _raise_commit_failure(error: BaseException | None, name: str, copied: list[str]) -> None:
+    if error is None:
+        return
+    if not isinstance(error, Exception):
+        raise error
+    written = (
+        f"; {len(copied)} tensors copied in place before it keep the checkpoint's values ({', '.join(copied[:5])})"
+        if copied
+        else "; the model was left as it was"
+    )
+    raise DistributedError(f"{name}: putting the loaded tensors in failed: {type(error).__name__}: {error}{written}")
 
 
 def _as_model_tensor(current: torch.Tensor, values: torch.Tensor, is_parameter: bool) -> torch.Tensor:

@@ -11,6 +11,7 @@ the whole job at once with one message.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TypeVar, cast
 
@@ -22,7 +23,9 @@ from fluxion.errors import DistributedError, FluxionError
 
 T = TypeVar("T")
 
-_Problem = tuple[type[FluxionError], str]
+_Problem = tuple[str, str, str]
+"""What a failing rank tells the others: its error class (module and name, for a class every rank
+can import; a class object itself may not pickle) and the message."""
 
 
 def running() -> bool:
@@ -88,11 +91,11 @@ def agreed(step: Callable[[], T]) -> T:
     try:
         value = step()
     except FluxionError as error:
-        local, problem = error, (type(error), str(error))
+        local, problem = error, (*_class_name(type(error)), str(error))
     except CheckpointException as error:  # torch.distributed.checkpoint's error (a BaseException)
-        local, problem = error, (DistributedError, describe_checkpoint_failure(error))
+        local, problem = error, (*_class_name(DistributedError), describe_checkpoint_failure(error))
     except Exception as error:  # an unforeseen failure must stop the other ranks too
-        local, problem = error, (DistributedError, f"{type(error).__name__}: {error}")
+        local, problem = error, (*_class_name(DistributedError), f"{type(error).__name__}: {error}")
     problems: list[_Problem | None] = [problem]
     if running() and world_size() > 1:
         problems = [None] * world_size()
@@ -101,13 +104,13 @@ def agreed(step: Callable[[], T]) -> T:
     failing = [(index, found) for index, found in enumerate(problems) if found is not None]
     if not failing:
         return cast(T, value)
-    first_rank, (kind, message) = failing[0]
-    if len(problems) > 1 and not all(found == (kind, message) for _, found in failing):
+    first_rank, (module, name, message) = failing[0]
+    if len(problems) > 1 and not all(found == (module, name, message) for _, found in failing):
         others = ", ".join(str(index) for index, _ in failing[1:])
         message = f"rank {first_rank}: {message}" + (f" (ranks {others} failed too)" if others else "")
     elif len(problems) > 1 and len(failing) < len(problems):
         message = f"rank {first_rank}: {message}"
-    raise _rebuilt(kind, message) from local
+    raise _rebuilt(_class_named(module, name), message) from local
 
 
 def describe_checkpoint_failure(error: CheckpointException) -> str:
@@ -141,6 +144,20 @@ def same_everywhere(value: object, what: str) -> None:
             f"the ranks were given different {what}: rank 0 {_shown(values[0])}, rank {differing[0]} "
             f"{_shown(values[differing[0]])}; every rank must pass the same"
         )
+
+
+def _class_name(kind: type[FluxionError]) -> tuple[str, str]:
+    return kind.__module__, kind.__qualname__
+
+
+def _class_named(module: str, name: str) -> type[FluxionError]:
+    """The error class another rank named, when this rank can import it; else ``DistributedError``."""
+    found: object = sys.modules.get(module)
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    if isinstance(found, type) and issubclass(found, FluxionError):
+        return found
+    return DistributedError
 
 
 def _shown(value: object) -> str:

@@ -45,7 +45,7 @@ from fluxion.distributed.ranks import agreed, describe_checkpoint_failure, rank,
 from fluxion.distributed.sharding import reshard
 from fluxion.distributed.sources import SIDECAR, Request, open_pieces, read_aliases
 from fluxion.errors import DistributedError
-from fluxion.files import write_atomically
+from fluxion.files import write_atomically, write_text_atomically
 from fluxion.progress import Progress
 from fluxion.weights.checkpoint import SAFETENSORS_DTYPES
 from fluxion.weights.plan import ALIASES_METADATA
@@ -70,32 +70,34 @@ def save(model: torch.nn.Module, folder: str | os.PathLike[str], *, adapters_onl
     fluxion.errors.DistributedError: cannot save into '.../missing/checkpoint': folder '.../missing' does not exist
     """
     tree = tree_of(model)
-    destination = Path(folder)
 
-    def prepare() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    def prepare() -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
         if not isinstance(adapters_only, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise DistributedError(f"adapters_only must be True or False, got {adapters_only!r}")
-        _check_destination(destination)
-        return _tensors_to_save(tree, adapters_only)
+        destination = _checked_destination(folder)
+        return destination, *_tensors_to_save(tree, adapters_only)
 
     reshard(tree)
-    tensors, aliases = agreed(prepare)
-    same_everywhere(os.path.abspath(destination), "folders to save into")
+    destination, tensors, aliases = agreed(prepare)
+    same_everywhere((os.path.abspath(destination), adapters_only), "folders (and adapters_only) to save with")
     temporary = _shared_name(destination)
     try:
         agreed(lambda: temporary.mkdir() if rank() == 0 else None)  # every rank waits for it
         agreed(lambda: _visible(temporary))
         agreed(lambda: _write(tensors, temporary))
-        if rank() == 0:
-            _write_record(temporary, tensors, aliases)
-            _replace(temporary, destination)
-        agreed(lambda: None)  # no rank returns before the folder is in place
+        agreed(lambda: _finish(temporary, destination, tensors, aliases) if rank() == 0 else None)
     finally:
         if rank() == 0 and temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _check_destination(destination: Path) -> None:
+def _checked_destination(folder: object) -> Path:
+    if not isinstance(folder, str | os.PathLike):
+        raise DistributedError(f"save writes into a folder (a path), got {type(folder).__name__}")
+    given = Path(cast("str | os.PathLike[str]", folder))
+    destination = given.absolute()
+    if given.name in ("", ".", ".."):
+        raise DistributedError(f"cannot save into {os.fspath(folder)!r}: name the checkpoint's folder itself")
     parent = destination.parent
     if not parent.is_dir():
         raise DistributedError(
@@ -107,6 +109,12 @@ def _check_destination(destination: Path) -> None:
         raise DistributedError(
             f"cannot save into {os.fspath(destination)!r}: folder {os.fspath(parent)!r} is not writable"
         )
+    if destination.is_dir() and any(destination.iterdir()) and not (destination / SIDECAR).is_file():
+        raise DistributedError(
+            f"cannot save into {os.fspath(destination)!r}: it is a folder that is not a checkpoint save wrote (no "
+            f"{SIDECAR}), and save replaces the whole folder; remove it or choose another"
+        )
+    return destination
 
 
 def _tensors_to_save(tree: torch.nn.Module, adapters_only: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -126,6 +134,8 @@ def _tensors_to_save(tree: torch.nn.Module, adapters_only: bool) -> tuple[dict[s
             continue
         if tensor.is_meta:
             raise DistributedError(f"{key} is on the meta device (it has no values yet); load or initialise it first")
+        if tensor.dtype not in _DTYPE_NAMES:
+            raise DistributedError(f"{key} holds {tensor.dtype}, which a safetensors file cannot store")
         tensors[key] = tensor.detach()
     return tensors, aliases
 
@@ -159,6 +169,17 @@ def _write(tensors: dict[str, torch.Tensor], temporary: Path) -> None:
         raise DistributedError(f"could not write {temporary}: {type(error).__name__}: {error}") from error
 
 
+def _finish(temporary: Path, destination: Path, tensors: dict[str, torch.Tensor], aliases: dict[str, str]) -> None:
+    """Rank 0, once every rank has written: the record, then the folder in place."""
+    try:
+        _write_record(temporary, tensors, aliases)
+        _replace(temporary, destination)
+    except OSError as error:
+        raise DistributedError(
+            f"cannot put the checkpoint in place at {destination}: {error.strerror or error}"
+        ) from None
+
+
 def _write_record(temporary: Path, tensors: dict[str, torch.Tensor], aliases: dict[str, str]) -> None:
     """What a reader checks the folder against: its files, each tensor's whole shape, the tied keys."""
     record = {
@@ -167,14 +188,20 @@ def _write_record(temporary: Path, tensors: dict[str, torch.Tensor], aliases: di
         "shapes": {key: list(tensor.shape) for key, tensor in tensors.items()},
         "aliases": aliases,
     }
-    (temporary / SIDECAR).write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomically(temporary / SIDECAR, json.dumps(record, indent=2) + "\n", error=DistributedError)
 
 
 def _replace(temporary: Path, destination: Path) -> None:
+    """Put the new folder in place of the old one, and the old one back if that fails."""
     old = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.old")
     if destination.exists():
         os.replace(destination, old)
-    os.replace(temporary, destination)
+    try:
+        os.replace(temporary, destination)
+    except BaseException:
+        if old.exists():
+            os.replace(old, destination)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -193,9 +220,23 @@ def consolidate(folder: str | os.PathLike[str], file: str | os.PathLike[str], *,
     ...
     fluxion.errors.WeightsError: folder '...' has no .safetensors files
     """
+    paths: tuple[object, object] = (folder, file)
+    if not all(isinstance(path, str | os.PathLike) for path in paths):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise DistributedError(
+            f"consolidate takes a folder and a file (paths), got {type(folder).__name__} and {type(file).__name__}"
+        )
+    if progress is not None and not isinstance(progress, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise DistributedError(f"progress must be True, False or None (automatic), got {progress!r}")
     source = Path(folder)
     pieces = open_pieces(source, collective=False)
     aliases = read_aliases(source) if source.is_dir() else {}
+    unstorable = [entry for entry in pieces.checkpoint.entries.values() if entry.dtype not in _DTYPE_NAMES]
+    if unstorable:
+        pieces.close()
+        raise DistributedError(
+            f"{os.fspath(source)}: tensor {unstorable[0].key!r} holds {unstorable[0].dtype}, which a safetensors "
+            "file cannot store"
+        )
     entries = sorted(pieces.checkpoint.entries.values(), key=lambda entry: entry.key)
     header: dict[str, object] = {}
     offset = 0

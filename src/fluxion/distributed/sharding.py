@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import weakref
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch.distributed.device_mesh import DeviceMesh
@@ -32,10 +32,12 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from fluxion.adapters.targets import Targets, select
 from fluxion.distributed.ranks import agreed, require_process_group
 from fluxion.errors import AdapterError, DistributedError
-from fluxion.tree import address_of, is_wrapped
+from fluxion.tree import is_wrapped
+from fluxion.weights._torch import buffers_of, named_modules, parameters_of
 
-_plain_twins: weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module] = weakref.WeakKeyDictionary()
-"""Each sharded root's twin on ``meta``, taken just before wrapping: the plain tree ``unshard`` fills."""
+_plain_twins: weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module | str] = weakref.WeakKeyDictionary()
+"""Each sharded root's twin on ``meta``, taken just before wrapping: the plain tree ``unshard``
+fills (or why no twin could be taken)."""
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,11 @@ def _wrap_order(model: torch.nn.Module, targets: Targets | None) -> list[tuple[s
         raise DistributedError(
             "the model is replicated (DistributedDataParallel); a model is sharded or replicated, not both"
         )
-    already = next((node for node in model.modules() if is_wrapped(node)), None)
+    already = next(((name, node) for name, node in named_modules(model) if is_wrapped(node)), None)
     if already is not None:
-        where = address_of(already) or "the root"
+        where = already[0] or "the root"
         raise DistributedError(
-            f"the model is sharded already ({where} is a {type(already).__name__}); shard a model once"
+            f"the model is sharded already ({where} is a {type(already[1]).__name__}); shard a model once"
         )
     lazy = [
         name for name, tensor in _tensors(model) if isinstance(tensor, UninitializedParameter | UninitializedBuffer)
@@ -141,20 +143,20 @@ def _wrap_order(model: torch.nn.Module, targets: Targets | None) -> list[tuple[s
             f"{scalars[0]} is a 0-dimensional parameter, which fully_shard cannot shard; make it a tensor of "
             "shape (1,) (or a buffer) before sharding"
         )
-    chosen: list[torch.nn.Module] = []
+    chosen: list[tuple[str, torch.nn.Module]] = []
     if targets is not None:
         try:
-            chosen = [node for _, node in select(model, targets, _any_node, what="sharding", through_adapters=False)]
+            # Names relative to the model given (a subtree, or torch modules inside a plain container).
+            chosen = select(model, targets, _any_node, what="sharding", through_adapters=False)
         except AdapterError as error:
             raise DistributedError(str(error)) from None
     # A node without parameters has nothing to shard: wrapping it would only add hooks.
-    nodes = [node for node in chosen if node is not model and _holds_parameters(node)]
-    if chosen and not nodes and all(node is not model for node in chosen):
-        shown = ", ".join(address_of(node) for node in chosen[:5])
+    nodes = [(name, node) for name, node in chosen if node is not model and _holds_parameters(node)]
+    if chosen and not nodes and all(node is not model for _, node in chosen):
+        shown = ", ".join(name for name, _ in chosen[:5])
         raise DistributedError(f"the targets select {shown}, but none of them holds parameters to shard")
-    depth = {id(node): address_of(node).count(".") for node in nodes}
-    nodes.sort(key=lambda node: -depth[id(node)])  # stable: tree order within a depth
-    order = [(address_of(node), node) for node in nodes] + [("", model)]
+    nodes.sort(key=lambda item: -item[0].count("."))  # stable: tree order within a depth
+    order = [*nodes, ("", model)]
     _check_shared_tensors(model, order)
     return order
 
@@ -199,8 +201,9 @@ def _check_shared_tensors(model: torch.nn.Module, order: list[tuple[str, torch.n
             )
 
 
-def _meta_twin(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of the tree with every tensor on ``meta`` (nothing allocated), shared tensors shared."""
+def _meta_twin(model: torch.nn.Module) -> torch.nn.Module | str:
+    """A copy of the tree with every tensor on ``meta`` (nothing allocated), shared tensors shared;
+    or, for a tree that cannot be deep-copied (a module holding a lock), why not."""
     memo: dict[int, Any] = {}
     for _, tensor in _tensors(model):
         if id(tensor) in memo:
@@ -209,7 +212,10 @@ def _meta_twin(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(tensor, torch.nn.Parameter):
             empty = torch.nn.Parameter(empty, requires_grad=tensor.requires_grad)
         memo[id(tensor)] = empty
-    return copy.deepcopy(model, memo)
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as error:
+        return f"copy.deepcopy could not copy the tree when it was sharded ({type(error).__name__}: {error})"
 
 
 def unshard(model: torch.nn.Module) -> torch.nn.Module:
@@ -226,11 +232,13 @@ def unshard(model: torch.nn.Module) -> torch.nn.Module:
     fluxion.errors.DistributedError: unshard takes a model that fluxion.distributed.shard wrapped; this one \
 was not sharded with it
     """
-    twin = _plain_twins.get(model)
+    twin = _plain_twins.get(model) if isinstance(model, torch.nn.Module) else None  # pyright: ignore[reportUnnecessaryIsInstance]
     if twin is None:
         raise DistributedError(
             "unshard takes a model that fluxion.distributed.shard wrapped; this one was not sharded with it"
         )
+    if isinstance(twin, str):
+        raise DistributedError(f"unshard needs a plain copy of the tree, and {twin}")
     reshard(model)
     on_meta = [name for name, tensor in _tensors(model) if tensor.is_meta]
     if on_meta:
@@ -247,24 +255,24 @@ was not sharded with it
         if id(source) not in whole:
             value = source.full_tensor() if isinstance(source, DTensor) else source.detach()
             value = value.detach().to("cpu", copy=True)
-            if isinstance(tensor, torch.nn.Parameter):
-                value = torch.nn.Parameter(value, requires_grad=tensor.requires_grad)
+            if isinstance(tensor, torch.nn.Parameter):  # frozen or trainable as the model is now
+                value = torch.nn.Parameter(value, requires_grad=source.requires_grad)
             whole[id(source)] = value
-        _put(plain, name, whole[id(source)])
+        _set_tensor(plain, name, whole[id(source)])
     plain.train(model.training)
     for plain_node, node in zip(plain.modules(), model.modules(), strict=True):
         plain_node.training = node.training
     return plain
 
 
-def _put(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+def _set_tensor(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    """Put ``value`` in the parameter or buffer slot ``name`` (a ``state_dict``-style key)."""
     owner_name, _, leaf = name.rpartition(".")
     owner = model.get_submodule(owner_name)
-    table = cast(
-        "dict[str, torch.Tensor | None]",
-        owner._parameters if isinstance(value, torch.nn.Parameter) else owner._buffers,  # pyright: ignore[reportPrivateUsage]
-    )
-    table[leaf] = value
+    if isinstance(value, torch.nn.Parameter):
+        parameters_of(owner)[leaf] = value
+    else:
+        buffers_of(owner)[leaf] = value
 
 
 def reshard(model: torch.nn.Module) -> None:
@@ -277,6 +285,8 @@ def reshard(model: torch.nn.Module) -> None:
     >>> import fluxion.layers as fl
     >>> reshard(fl.Chain(fl.Linear(2, 2)))  # nothing sharded: nothing to do
     """
+    if not isinstance(model, torch.nn.Module):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise DistributedError(f"reshard takes a torch module (a tree), got {type(model).__name__}")
     for node in model.modules():
         if isinstance(node, FSDPModule):
             node.reshard()
