@@ -6,6 +6,7 @@ the damaged ones) and read back box by box; every read must equal slicing the te
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 from unittest import mock
 
 import pytest
@@ -24,6 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 from torch.distributed import checkpoint as dcp
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
 from fluxion.distributed import sources
 from fluxion.distributed.sources import (
@@ -31,6 +35,7 @@ from fluxion.distributed.sources import (
     SIDECAR,
     Box,
     DcpPieces,
+    Piece,
     Pieces,
     Request,
     SafetensorsPieces,
@@ -41,6 +46,7 @@ from fluxion.distributed.sources import (
 )
 from fluxion.errors import WeightsError
 from fluxion.weights.plan import ALIASES_METADATA
+from tests.distributed.helpers import Cluster
 
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -717,12 +723,14 @@ def test_a_sidecar_next_to_a_file_given_by_path_is_not_read(tmp_path: Path) -> N
     [
         ("{broken", "not readable"),
         (b"\xff\xfe".decode("latin-1"), "not readable"),
-        (json.dumps(["head.weight"]), "'aliases' must map keys to keys"),
+        (json.dumps(["head.weight"]), "not a record of a saved folder .* it holds a JSON array"),
+        ("null", "not a record of a saved folder .* it holds a JSON null"),
+        ('"aliases"', "not a record of a saved folder .* it holds a JSON string"),
         (json.dumps({"other": {}}), "'aliases' must map keys to keys"),
         (json.dumps({"aliases": ["head.weight"]}), "'aliases' must map keys to keys"),
         (json.dumps({"aliases": {"head.weight": 3}}), "'aliases' must map keys to keys"),
     ],
-    ids=["not-json", "not-utf8", "a-list", "no-aliases", "aliases-a-list", "alias-not-a-key"],
+    ids=["not-json", "not-utf8", "a-list", "null", "a-string", "no-aliases", "aliases-a-list", "alias-not-a-key"],
 )
 def test_a_malformed_sidecar_is_refused_naming_it(tmp_path: Path, content: str, problem: str) -> None:
     save_file({"w": torch.zeros(1)}, tmp_path / "model.safetensors")
@@ -875,3 +883,207 @@ def test_a_dcp_folder_reads_several_boxes_of_one_tensor_in_one_call(tmp_path: Pa
     assert torch.equal(parts[0], tensor[0:2])
     assert torch.equal(parts[1].T, tensor[2:4])
     assert torch.equal(parts[2], tensor[4:6])
+
+
+# -- DCP metadata: read with an unpickler that builds only what DCP's format is made of ---------------
+
+
+@pytest.mark.usefixtures("quiet_dcp")
+def test_real_dcp_metadata_of_every_kind_of_entry_is_read(tmp_path: Path) -> None:
+    tensors = {
+        "bf16": torch.arange(6, dtype=torch.bfloat16).reshape(2, 3),
+        "int": torch.arange(5),
+        "scalar": torch.tensor(3.5),
+        "flags": torch.tensor([True, False]),
+        "empty": torch.zeros(0, 4, dtype=torch.float16),
+    }
+    others = {"blob": b"\x00bytes", "step": 7, "settings": {"lr": 0.5, "names": ["a", "b"]}}
+    dcp.save({**tensors, **others}, checkpoint_id=tmp_path)
+    pieces = open_pieces(tmp_path, collective=False)
+    entries = pieces.checkpoint.entries
+    assert {key: (entry.shape, entry.dtype) for key, entry in entries.items()} == {
+        key: (tuple(tensor.shape), tensor.dtype) for key, tensor in tensors.items()
+    }
+    outs = {key: torch.empty_like(tensor) for key, tensor in tensors.items()}
+    pieces.read_all([Request(key, tuple((0, size) for size in out.shape), out) for key, out in outs.items()])
+    for key, tensor in tensors.items():
+        assert torch.equal(outs[key], tensor), key
+
+
+def _global(module: str, name: str) -> bytes:
+    """A pickle (protocol 4) that only asks for ``module.name``."""
+    strings = b"".join(pickle.SHORT_BINUNICODE + bytes([len(text)]) + text for text in (module.encode(), name.encode()))
+    return pickle.PROTO + b"\x04" + strings + pickle.STACK_GLOBAL + pickle.STOP
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("torch.distributed.checkpoint.metadata", "torch.Size"),  # a dotted name, even to an allowed class
+        ("torch.distributed.checkpoint.filesystem", "os.PathLike"),
+        ("torch.distributed.checkpoint.filesystem", "Path"),  # imported there, defined elsewhere
+        ("torch.distributed.checkpoint.filesystem", "FileSystemWriter"),  # defined there, but not a record
+        ("torch", "Tensor"),
+        ("torch", "load"),
+        ("torch", "float32.__class__"),
+        ("os", "system"),
+        ("builtins", "eval"),
+        ("pathlib._local", "PosixPath.__init__"),
+    ],
+)
+def test_dcp_metadata_asking_for_anything_else_is_refused(tmp_path: Path, module: str, name: str) -> None:
+    (tmp_path / ".metadata").write_bytes(_global(module, name))
+    with pytest.raises(WeightsError, match="fluxion does not unpickle arbitrary objects") as raised:
+        open_pieces(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / '.metadata'}: DCP metadata asks for {module}.{name},")
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("torch", "bfloat16"), ("torch", "Size"), ("collections", "OrderedDict"), ("pathlib", "PurePosixPath")],
+)
+def test_dcp_metadata_may_name_dtypes_sizes_and_paths(tmp_path: Path, module: str, name: str) -> None:
+    """Each is let through (and the file is then refused only for not being DCP metadata)."""
+    (tmp_path / ".metadata").write_bytes(_global(module, name))
+    with pytest.raises(WeightsError, match="not DCP metadata"):
+        open_pieces(tmp_path)
+
+
+@pytest.mark.usefixtures("quiet_dcp", "deadline")
+def test_a_dcp_data_file_that_is_a_fifo_is_refused_when_opening(tmp_path: Path) -> None:
+    (data,) = dcp_save({"w": torch.zeros(3)}, tmp_path).glob("*.distcp")
+    data.unlink()
+    os.mkfifo(data)
+    with pytest.raises(WeightsError, match=re.escape(f"{data} is a FIFO (named pipe), not a regular file")):
+        open_pieces(tmp_path)
+
+
+@pytest.mark.usefixtures("quiet_dcp")
+@pytest.mark.parametrize("elsewhere", ["../outside.distcp", "/etc/hostname", ""])
+def test_dcp_metadata_naming_a_data_file_outside_its_folder_is_refused(tmp_path: Path, elsewhere: str) -> None:
+    folder = dcp_save({"w": torch.zeros(3)}, tmp_path / "checkpoint")
+    metadata = pickle.loads((folder / ".metadata").read_bytes())  # our own file: trusted here
+    metadata.storage_data = {
+        index: dataclasses.replace(stored, relative_path=elsewhere) for index, stored in metadata.storage_data.items()
+    }
+    (folder / ".metadata").write_bytes(pickle.dumps(metadata))
+    with pytest.raises(WeightsError, match=re.escape(f"names a data file {elsewhere!r} that is not in its folder")):
+        open_pieces(folder)
+
+
+def save_sharded_with_dcp_and_read_it(folder: str) -> dict[str, list[Any]]:
+    """Rank step: tensors sharded along rows, along columns and replicated, saved by DCP's own ``save``
+    (its format, with DCP's records of where each shard sits), then read whole by every rank."""
+    mesh = init_device_mesh("cpu", (2,))
+    whole = torch.arange(10.0).reshape(5, 2)
+    state = {
+        "rows": distribute_tensor(whole, mesh, [Shard(0)]),
+        "columns": distribute_tensor(whole.to(torch.bfloat16), mesh, [Shard(1)]),
+        "same": distribute_tensor(torch.arange(3), mesh, [Replicate()]),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(state, checkpoint_id=folder)
+    pieces = open_pieces(Path(folder))
+    outs = {key: torch.empty(entry.shape, dtype=entry.dtype) for key, entry in pieces.checkpoint.entries.items()}
+    pieces.read_all([Request(key, tuple((0, size) for size in out.shape), out) for key, out in outs.items()])
+    return {key: out.tolist() for key, out in outs.items()}
+
+
+def test_a_sharded_dcp_save_reads_whole_on_every_rank(cluster: Cluster, tmp_path: Path) -> None:
+    whole = torch.arange(10.0).reshape(5, 2).tolist()
+    expected = {"rows": whole, "columns": whole, "same": [0, 1, 2]}
+    assert cluster.run(save_sharded_with_dcp_and_read_it, os.fspath(tmp_path)) == [expected, expected]
+
+
+# -- the pieces of a tensor cover it exactly once ---------------------------------------------------
+
+
+def piece(number: int, offsets: tuple[int, ...], shape: tuple[int, ...]) -> Piece:
+    return Piece(f"folder/shard-{number:05d}.safetensors", 0, offsets, shape, torch.float32)
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> list[Piece]:
+    """Pieces of a 2-D tensor: whole rows cut at random points (the usual layout), then perhaps
+    damaged (a piece dropped, doubled, moved, or an empty one added), or blocks placed anywhere."""
+    width = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        rows = draw(st.integers(1, 9))
+        points = sorted(draw(st.sets(st.integers(1, rows), max_size=5)) - {rows})
+        ranges = list(itertools.pairwise([0, *points, rows]))
+        found = [piece(number, (start, 0), (stop - start, width)) for number, (start, stop) in enumerate(ranges)]
+        found = draw(st.permutations(found))
+        damage = draw(st.sampled_from(["none", "drop", "double", "move", "empty", "narrow"]))
+        chosen = draw(st.integers(0, len(found) - 1))
+        target = found[chosen]
+        if damage == "drop" and len(found) > 1:
+            del found[chosen]
+        elif damage == "double":
+            found.append(dataclasses.replace(target, path="folder/again.safetensors"))
+        elif damage == "move":
+            found[chosen] = dataclasses.replace(target, offsets=(draw(st.integers(0, rows)), 0))
+        elif damage == "empty":
+            found.insert(chosen, piece(99, (draw(st.integers(0, rows + 2)), 0), (0, draw(st.integers(0, width)))))
+        elif damage == "narrow" and width > 1:
+            found[chosen] = dataclasses.replace(target, shape=(target.shape[0], width - 1))
+        return found
+    blocks = draw(
+        st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=1)
+    )
+    return [piece(number, (row, column), (rows, columns)) for number, (row, column, rows, columns) in enumerate(blocks)]
+
+
+@FAST
+@given(found=layouts())
+def test_pieces_are_accepted_exactly_when_they_cover_the_tensor_once(found: list[Piece]) -> None:
+    shape = tuple(max(one.offsets[dim] + one.shape[dim] for one in found) for dim in range(2))
+    counts = torch.zeros(shape, dtype=torch.int64)
+    for one in found:
+        counts[one.offsets[0] : one.offsets[0] + one.shape[0], one.offsets[1] : one.offsets[1] + one.shape[1]] += 1
+    if bool((counts > 1).any()):
+        with pytest.raises(WeightsError, match="overlap"):
+            sources._check_cover("w", found)
+    elif bool((counts == 0).any()):
+        with pytest.raises(WeightsError, match="a piece is missing"):
+            sources._check_cover("w", found)
+    else:
+        sources._check_cover("w", found)
+
+
+def test_pieces_of_whole_rows_are_checked_without_comparing_every_pair() -> None:
+    """One piece per rank: with hundreds of ranks, comparing pairs would cost their square."""
+    found = [piece(number, (4 * number, 0), (4, 8)) for number in reversed(range(1000))]
+    with mock.patch.object(sources, "_check_disjoint", side_effect=AssertionError("compared pair by pair")):
+        sources._check_cover("w", [*found, piece(1000, (17, 0), (0, 8))])
+        doubled = dataclasses.replace(found[500], path="folder/again.safetensors")
+        with pytest.raises(WeightsError, match=r"the pieces in folder/shard-00499\.\S+ and folder/again\.\S+ overlap"):
+            sources._check_cover("w", [*found, doubled])
+        with pytest.raises(WeightsError, match=r"is stored in 999 pieces .* cover 31968 of its 32000 elements"):
+            sources._check_cover("w", [*found[:500], *found[501:]])
+
+
+def test_pieces_split_along_other_dimensions_are_compared_pair_by_pair() -> None:
+    found = [piece(0, (0, 0), (2, 2)), piece(1, (0, 2), (2, 2)), piece(2, (2, 0), (2, 4))]
+    with mock.patch.object(sources, "_check_disjoint", wraps=sources._check_disjoint) as compared:
+        sources._check_cover("w", found)
+    compared.assert_called_once()
+
+
+# -- sources of the wrong kind --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        (5, "a checkpoint is a path, a list of paths or a dict of tensors; got int"),
+        (None, "a checkpoint is a path, a list of paths or a dict of tensors; got NoneType"),
+        ([5], "a checkpoint is a path, a list of paths or a dict of tensors; got list"),
+        ({"w", "b"}, "a checkpoint is a path, a list of paths or a dict of tensors; got set"),
+        ([], "no checkpoint files given"),
+    ],
+    ids=["int", "none", "list-of-int", "set", "empty-list"],
+)
+def test_a_source_of_the_wrong_kind_is_refused_saying_what_a_checkpoint_is(source: object, problem: str) -> None:
+    with pytest.raises(WeightsError, match=re.escape(problem)):
+        open_pieces(cast("Any", source))

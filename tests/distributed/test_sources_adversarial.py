@@ -1,7 +1,7 @@
 """fluxion.distributed.sources against hostile or odd folders: a crafted DCP ``.metadata`` and a DCP
 data file that is a FIFO.
 
-Single process, no process group. Each bug found here is a strict xfail that says what it is.
+Single process, no process group. Both were bugs found in review; the tests keep them fixed.
 """
 
 from __future__ import annotations
@@ -59,12 +59,6 @@ def crafted_metadata(command: list[str]) -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_MetadataUnpickler.find_class lets a dotted name through when the attribute it reaches is a class "
-    "(isinstance(found, type)): torch.distributed.checkpoint.filesystem + 'torch....subprocess.Popen' runs a "
-    "command while the .metadata is read; a crafted DCP folder runs code",
-)
 def test_a_crafted_dcp_metadata_runs_no_command(tmp_path: Path) -> None:
     import subprocess
 
@@ -89,12 +83,6 @@ def _dcp_folder(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DcpPieces.read_all lets DCP's FileSystemReader open the .distcp files by path; one that is a FIFO "
-    "blocks in open() for ever (sources.special_kind is checked for .metadata, fluxion.json and safetensors "
-    "files, not for the data files DCP opens)",
-)
 def test_a_dcp_data_file_that_is_a_fifo_is_refused_instead_of_blocking(tmp_path: Path) -> None:
     folder = _dcp_folder(tmp_path / "checkpoint")
     (data,) = folder.glob("*.distcp")

@@ -27,17 +27,20 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import enum
+import importlib
 import json
 import math
 import os
 import pickle
 import struct
+import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, NoReturn, Protocol, cast, runtime_checkable
 
 import torch
 from torch.distributed.checkpoint.api import CheckpointException
@@ -420,16 +423,31 @@ class _DcpReader(FileSystemReader):
         try:
             with open(path, "rb") as handle:
                 metadata = _MetadataUnpickler(handle).load()
-        except WeightsError:
-            raise
+        except WeightsError as error:  # a name the unpickler refused
+            raise WeightsError(f"{path}: {error}") from None
         except Exception as error:
             raise WeightsError(f"{path}: not readable DCP metadata: {type(error).__name__}: {error}") from None
         if not isinstance(metadata, Metadata):
             raise WeightsError(f"{path}: not DCP metadata (it holds a {type(metadata).__name__})")
+        _check_data_files(self.folder, metadata)
         if metadata.storage_meta is None:
             metadata.storage_meta = StorageMeta()
         metadata.storage_meta.load_id = self.load_id
         return metadata
+
+
+def _check_data_files(folder: Path, metadata: Metadata) -> None:
+    """The files DCP will open for ``metadata`` are in ``folder`` and none is special: DCP opens each by
+    path, and a FIFO would block it for ever."""
+    stored: object = metadata.storage_data
+    records = cast("dict[object, object]", stored).values() if isinstance(stored, dict) else ()
+    names = {getattr(record, "relative_path", None) for record in records}
+    for name in sorted(names, key=repr):
+        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise WeightsError(f"{folder / DCP_METADATA}: names a data file {name!r} that is not in its folder")
+        kind = special_kind(folder / name)
+        if kind is not None:
+            raise WeightsError(f"{folder / name} is {kind}, not a regular file")
 
 
 _DCP_RECORDS = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.filesystem")
@@ -437,26 +455,59 @@ _ALLOWED_GLOBALS = {
     ("torch", "Size"),
     ("torch.serialization", "_get_layout"),
     ("collections", "OrderedDict"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "PurePosixPath"),
-    ("pathlib", "WindowsPath"),
-    ("pathlib", "PureWindowsPath"),
+    # Paths (a checkpoint id); Python 3.13 moved the classes to pathlib._local.
+    *(
+        (module, name)
+        for module in ("pathlib", "pathlib._local")
+        for name in ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")
+    ),
 }
 
 
 class _MetadataUnpickler(pickle.Unpickler):
+    """Builds only what DCP's metadata is made of: its record classes (dataclasses and enums defined
+    in DCP's metadata and filesystem modules), torch dtypes, ``torch.Size``, the layout helper,
+    ``OrderedDict`` and paths. A dotted name, which protocol 4 resolves attribute by attribute (and so
+    reaches whatever a module imports), is refused before anything is looked up."""
+
     def find_class(self, module: str, name: str) -> Any:
-        found = super().find_class(module, name) if module in _DCP_RECORDS or module == "torch" else None
+        found = _allowed_global(module, name) if "." not in name else None
+        if found is None:
+            raise WeightsError(
+                f"DCP metadata asks for {module}.{name}, which is not part of DCP's format; "
+                "fluxion does not unpickle arbitrary objects"
+            )
+        return found
+
+
+def _allowed_global(module: str, name: str) -> object | None:
+    """What ``module.name`` is if the metadata may build it, else ``None``; nothing is imported or
+    looked up through a module's ``__getattr__`` (only names a loaded module defines count)."""
+    if (module, name) in _ALLOWED_GLOBALS:
+        return _defined(module, name)
+    if module in _DCP_RECORDS:
+        found = _defined(module, name)
         if (
-            (module, name) in _ALLOWED_GLOBALS
-            or (module in _DCP_RECORDS and isinstance(found, type))
-            or (module == "torch" and isinstance(found, torch.dtype))
+            isinstance(found, type)
+            and found.__module__ == module
+            and (dataclasses.is_dataclass(found) or issubclass(found, enum.Enum))
         ):
-            return found if found is not None else super().find_class(module, name)
-        raise WeightsError(
-            f"DCP metadata asks for {module}.{name}, which is not part of DCP's format; "
-            "fluxion does not unpickle arbitrary objects"
-        )
+            return found
+    if module == "torch":
+        found = _defined(module, name)
+        if isinstance(found, torch.dtype):
+            return found
+    return None
+
+
+def _defined(module: str, name: str) -> object | None:
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        try:  # only the fixed modules named above get here
+            loaded = importlib.import_module(module)
+        except ImportError:
+            return None
+    return vars(loaded).get(name)
 
 
 def _first_line(error: BaseException) -> str:
@@ -512,7 +563,7 @@ def open_pieces(source: Source, *, collective: bool = True) -> Pieces:
         return WholePieces(open_checkpoint(source))
     if isinstance(source, str | os.PathLike) and (Path(source) / DCP_METADATA).is_file():
         return DcpPieces(Path(source), collective=collective)
-    paths = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(path) for path in source]
+    paths = [Path(source)] if isinstance(source, str | os.PathLike) else _paths_in(source)
     files = [file for path in paths for file in _files_at(path)]
     if any(file.suffix in PICKLE_SUFFIXES for file in files):
         return WholePieces(open_checkpoint(source))
@@ -533,6 +584,17 @@ def open_pieces(source: Source, *, collective: bool = True) -> Pieces:
     if aliases:
         metadata[ALIASES_METADATA] = json.dumps(aliases)
     return SafetensorsPieces(name, pieces, metadata)
+
+
+def _paths_in(source: object) -> list[Path]:
+    """The files of a checkpoint given as a list of paths; anything else given is refused."""
+    kind = type(source).__name__
+    given: list[object] = list(cast("Iterable[object]", source)) if isinstance(source, list | tuple) else [source]
+    if not isinstance(source, list | tuple) or not all(isinstance(path, str | os.PathLike) for path in given):
+        raise WeightsError(f"a checkpoint is a path, a list of paths or a dict of tensors; got {kind}")
+    if not given:
+        raise WeightsError("no checkpoint files given")
+    return [Path(cast("str | os.PathLike[str]", path)) for path in given]
 
 
 def read_aliases(folder: Path) -> dict[str, str]:
@@ -599,8 +661,16 @@ def _sidecar(folder: Path) -> dict[str, object] | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"{sidecar}: not readable ({error})") from None
     if not isinstance(found, dict):
-        raise WeightsError(f"{sidecar}: 'aliases' must map keys to keys")
+        raise WeightsError(
+            f"{sidecar}: not a record of a saved folder (a JSON object with 'files', 'shapes' and 'aliases'); "
+            f"it holds a JSON {_json_kind(found)}"
+        )
     return cast("dict[str, object]", found)
+
+
+def _json_kind(value: object) -> str:
+    kinds = ((list, "array"), (str, "string"), (bool, "boolean"), (int | float, "number"))
+    return next((kind for python, kind in kinds if isinstance(value, python)), "null")
 
 
 def _files_at(path: Path) -> list[Path]:
@@ -756,20 +826,45 @@ def _check_cover(key: str, pieces: list[Piece]) -> None:
     if len(pieces) == 1 and not any(first.offsets):
         return
     whole = _entry(key, pieces).shape
+    held = [piece for piece in pieces if math.prod(piece.shape)]
+    if whole and all(piece.offsets[1:] == (0,) * (len(whole) - 1) and piece.shape[1:] == whole[1:] for piece in held):
+        _check_rows(key, held)  # the usual layout (FSDP2 splits rows across ranks), in n log n
+    else:
+        _check_disjoint(key, pieces)
+    # Disjoint pieces inside the tensor cover it exactly when they hold as many elements as it has.
     covered = sum(math.prod(piece.shape) for piece in pieces)
+    if covered != math.prod(whole):
+        where = ", ".join(sorted({os.path.basename(piece.path) for piece in pieces}))
+        raise WeightsError(
+            f"tensor {key!r} of shape {whole} is stored in {len(pieces)} pieces ({where} in "
+            f"{os.path.dirname(first.path)}) that cover {covered} of its {math.prod(whole)} elements: a piece is "
+            "missing (are all the checkpoint's files there?)"
+        )
+
+
+def _check_rows(key: str, pieces: list[Piece]) -> None:
+    """No two pieces overlap, for pieces (none empty) that each hold whole rows: sorted by their first
+    row, each must start where the one before it ends or later."""
+    reached, last = 0, None
+    for piece in sorted(pieces, key=lambda piece: piece.offsets[0]):
+        if last is not None and piece.offsets[0] < reached:
+            _overlap(key, last, piece)
+        reached, last = piece.offsets[0] + piece.shape[0], piece
+
+
+def _check_disjoint(key: str, pieces: list[Piece]) -> None:
+    """No two pieces overlap, compared pair by pair (for layouts split along other dimensions)."""
     for index, piece in enumerate(pieces):
         for other in pieces[index + 1 :]:
             if _intersection(_box_of(piece), other.offsets, other.shape) is not None:
-                raise WeightsError(
-                    f"tensor {key!r}: the pieces in {piece.path} and {other.path} overlap (offsets "
-                    f"{list(piece.offsets)} and {list(other.offsets)}); a checkpoint holds each element once"
-                )
-    where = f"{', '.join(sorted({os.path.basename(piece.path) for piece in pieces}))} in {os.path.dirname(first.path)}"
-    if covered != math.prod(whole):
-        raise WeightsError(
-            f"tensor {key!r} of shape {whole} is stored in {len(pieces)} pieces ({where}) that cover {covered} of its "
-            f"{math.prod(whole)} elements: a piece is missing (are all the checkpoint's files there?)"
-        )
+                _overlap(key, piece, other)
+
+
+def _overlap(key: str, piece: Piece, other: Piece) -> NoReturn:
+    raise WeightsError(
+        f"tensor {key!r}: the pieces in {piece.path} and {other.path} overlap (offsets "
+        f"{list(piece.offsets)} and {list(other.offsets)}); a checkpoint holds each element once"
+    )
 
 
 def _box_of(piece: Piece) -> Box:
