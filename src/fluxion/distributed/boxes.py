@@ -42,8 +42,6 @@ def local_box(tensor: torch.Tensor) -> Box:
     """
     if not isinstance(tensor, DTensor):
         return whole_box(tuple(tensor.shape))
-    if tensor.numel() == 0:  # nothing to read; FSDP may give such a shard any empty shape
-        return tuple((0, size) for size in tensor.to_local().shape)
     ranges = list(whole_box(tuple(tensor.shape)))
     mesh = tensor.device_mesh
     coordinate = mesh.get_coordinate()
@@ -65,6 +63,8 @@ def local_box(tensor: torch.Tensor) -> Box:
         ranges[dim] = (low, min(stop, low + step))
     box = tuple(ranges)
     local_shape = tuple(tensor.to_local().shape)
+    if tuple(stop - start for start, stop in box) != local_shape and tensor.numel() == 0:
+        return tuple((0, size) for size in local_shape)  # nothing to read; FSDP gives any empty shape
     if tuple(stop - start for start, stop in box) != local_shape:
         raise DistributedError(
             f"this rank's part of a tensor of shape {tuple(tensor.shape)} has shape {local_shape}, not the "
