@@ -25,6 +25,16 @@ WORLD_SIZE = 2
 TIMEOUT = 180.0
 
 
+def outcome(action: Callable[[], object]) -> tuple[str, str]:
+    """What ``action`` raised (class name and message), or ``("ok", "")``: what a step returns
+    about an error, so that the test compares both ranks' outcomes."""
+    try:
+        action()
+    except Exception as error:
+        return type(error).__name__, str(error)
+    return "ok", ""
+
+
 class StepError(AssertionError):
     """A step raised on some rank; the message holds every failing rank's traceback."""
 

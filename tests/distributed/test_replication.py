@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 import fluxion.layers as fl
 from fluxion import distributed
 from fluxion.distributed.ranks import rank
-from tests.distributed.helpers import Cluster
+from tests.distributed.helpers import Cluster, outcome
 
 LEARNING_RATE = 0.1
 
@@ -31,15 +30,6 @@ def seeded(seed: int = 0) -> fl.Chain:
 
 def batch(seed: int) -> torch.Tensor:
     return torch.randn(4, 5, generator=torch.Generator().manual_seed(seed))
-
-
-def outcome(action: Callable[[], object]) -> tuple[str, str]:
-    """What ``action`` raised (class name and message), or ``("ok", "")``."""
-    try:
-        action()
-    except Exception as error:
-        return type(error).__name__, str(error)
-    return "ok", ""
 
 
 def train_replicated() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from fluxion.distributed import reshard
 from fluxion.distributed.ranks import rank
 from fluxion.errors import DistributedError, TreeError
 from fluxion.tree import is_wrapped
-from tests.distributed.helpers import Cluster
+from tests.distributed.helpers import Cluster, outcome
 
 LEARNING_RATE = 0.1
 
@@ -48,15 +48,6 @@ def batch(seed: int) -> torch.Tensor:
 def whole(tensor: torch.Tensor) -> torch.Tensor:
     """The whole value of a parameter or gradient, sharded or not, as a plain tensor."""
     return (tensor.full_tensor() if isinstance(tensor, DTensor) else tensor).detach().clone()
-
-
-def outcome(action: Callable[[], object]) -> tuple[str, str]:
-    """What ``action`` raised (class name and message), or ``("ok", "")``."""
-    try:
-        action()
-    except Exception as error:
-        return type(error).__name__, str(error)
-    return "ok", ""
 
 
 def tree_error(action: Callable[[], object]) -> tuple[bool, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from fluxion.adapters.lora_layers import LinearLora
 from fluxion.distributed import reshard
 from fluxion.distributed.adapter_keys import adapter_keys
 from fluxion.tree import is_wrapped
-from tests.distributed.helpers import Cluster
+from tests.distributed.helpers import Cluster, outcome
 
 RANK = 2
 STEPS = 3
@@ -186,15 +185,6 @@ def test_adapter_checkpoints_save_and_load_from_a_sharded_model(cluster: Cluster
             assert torch.equal(result["loaded values"][key], value), key
     assert results[0]["saved keys"] == results[1]["saved keys"]
     assert torch.equal(results[0]["loaded output"], results[1]["loaded output"])
-
-
-def outcome(action: Callable[[], object]) -> tuple[str, str]:
-    """What ``action`` raised (class name and message), or ``("ok", "")``."""
-    try:
-        action()
-    except Exception as error:
-        return type(error).__name__, str(error)
-    return "ok", ""
 
 
 def refused_adapter_checkpoints(folder: str) -> dict[str, Any]:
