@@ -23,7 +23,8 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Partial, Placement, Replicate, Shard, distribute_tensor
 
 from fluxion.distributed.boxes import in_source_order, local_box, source_box, whole_box
-from fluxion.distributed.sources import Box, open_pieces
+from fluxion.distributed.pieces import Box
+from fluxion.distributed.sources import open_pieces
 from fluxion.errors import DistributedError
 from fluxion.weights.mapping import Split, Step, Target, Transpose
 

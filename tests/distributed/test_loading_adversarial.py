@@ -21,7 +21,7 @@ from torch.distributed.tensor import DTensor
 
 import fluxion.layers as fl
 from fluxion import distributed, weights
-from fluxion.distributed import loading, sources
+from fluxion.distributed import loading, safetensors_pieces
 from fluxion.errors import FluxionError
 from tests.distributed import helpers
 from tests.distributed.helpers import Cluster
@@ -96,8 +96,8 @@ def outcome_and_unchanged(model: torch.nn.Module, load: Callable[[], object]) ->
 
 def read_fails_on_rank_1(file: str, meta: bool) -> tuple[str, str, bool]:
     model = sharded(meta)
-    read = fail_on_call(3, sources.SafetensorsPieces.read, OSError(5, "Input/output error"))
-    with mock.patch.object(sources.SafetensorsPieces, "read", lambda self, *args: read(self, *args)):  # pyright: ignore[reportUnknownLambdaType]
+    read = fail_on_call(3, safetensors_pieces.SafetensorsPieces.read, OSError(5, "Input/output error"))
+    with mock.patch.object(safetensors_pieces.SafetensorsPieces, "read", lambda self, *args: read(self, *args)):  # pyright: ignore[reportUnknownLambdaType]
         return outcome_and_unchanged(model, lambda: distributed.load(model, file))
 
 

@@ -20,7 +20,7 @@ from typing import cast
 import torch
 from torch.distributed.tensor import DTensor, Replicate, Shard
 
-from fluxion.distributed.sources import Box
+from fluxion.distributed.pieces import Box
 from fluxion.errors import DistributedError
 from fluxion.weights.mapping import Split, Step, Transpose
 

@@ -27,9 +27,11 @@ from torch.distributed.tensor import DTensor
 
 from fluxion.distributed.adapter_keys import adapter_keys, through_adapters
 from fluxion.distributed.boxes import in_source_order, local_box, source_box
+from fluxion.distributed.dcp_pieces import DcpPieces
+from fluxion.distributed.pieces import Pieces, Request
 from fluxion.distributed.ranks import agreed, device_of_mesh, rank, same_everywhere
 from fluxion.distributed.sharding import reshard
-from fluxion.distributed.sources import DcpPieces, Pieces, Request, open_pieces
+from fluxion.distributed.sources import open_pieces
 from fluxion.errors import DistributedError, WeightsError, WeightsWarning
 from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress

@@ -41,9 +41,10 @@ from torch.distributed.checkpoint.state_dict_saver import save as dcp_save  # py
 
 from fluxion.distributed.adapter_keys import adapter_keys
 from fluxion.distributed.loading import tree_of
+from fluxion.distributed.pieces import Request
 from fluxion.distributed.ranks import agreed, describe_checkpoint_failure, rank, running, same_everywhere
 from fluxion.distributed.sharding import reshard
-from fluxion.distributed.sources import SIDECAR, Request, open_pieces, read_aliases
+from fluxion.distributed.sources import SIDECAR, open_pieces, read_aliases
 from fluxion.errors import DistributedError
 from fluxion.files import write_atomically, write_text_atomically
 from fluxion.progress import Progress

@@ -1,4 +1,4 @@
-"""fluxion.distributed.sources against hostile or odd folders: a crafted DCP ``.metadata`` and a DCP
+"""fluxion.distributed.dcp_pieces against hostile or odd folders: a crafted DCP ``.metadata`` and a DCP
 data file that is a FIFO.
 
 Single process, no process group. Both were bugs found in review; the tests keep them fixed.
@@ -20,7 +20,8 @@ from torch.distributed import checkpoint as dcp
 from torch.distributed.checkpoint import filesystem
 
 from fluxion import distributed
-from fluxion.distributed.sources import DCP_METADATA, open_pieces
+from fluxion.distributed.dcp_pieces import DCP_METADATA
+from fluxion.distributed.sources import open_pieces
 from fluxion.errors import FluxionError, WeightsError
 
 RECORDS_MODULE = "torch.distributed.checkpoint.filesystem"
