@@ -145,13 +145,23 @@ def test_version_and_the_process_s_own_arguments(
     assert capsys.readouterr().out == f"fluxion {fluxion.__version__}\n"
 
 
-def test_the_parser_has_one_subcommand_per_command() -> None:
+def test_the_parser_has_one_subcommand_per_command_each_run_by_its_module(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     parser = build_parser()
+    ran: list[tuple[str, str]] = []
     for module in (validate, show, render, summary, export):
         command = module.__name__.rpartition(".")[2]
         output = ["-o", "m.dot"] if module in (render, export) else []
-        args = parser.parse_args([command, "m.json", *output])
-        assert (args.command, args.run) == (command, module.run)
+        assert parser.parse_args([command, "m.json", *output]).command == command
+
+        def record(args: argparse.Namespace, command: str = command) -> int:
+            ran.append((command, args.spec if isinstance(args.spec, str) else args.spec[0]))
+            return 0
+
+        monkeypatch.setattr(module, "run", record)
+        assert run(capsys, command, "m.json", *output) == Result(0, "", "")
+    assert ran == [(command, "m.json") for command in ("validate", "show", "render", "summary", "export")]
 
 
 def test_narchi_s_stack_trace_shows_the_traceback_of_a_bug(

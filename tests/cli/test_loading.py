@@ -1,12 +1,16 @@
-"""Reading a spec for a command: paths that are not spec files, and jsonnet variables that do not evaluate."""
+"""Reading a spec for a command: the options a command line gives, paths that are not spec files,
+and jsonnet variables that do not evaluate."""
 
+import argparse
 import os
 from pathlib import Path
 
 import pytest
 
-from fluxion.cli.loading import SpecOptions, load_spec, spec_inputs_text, variables_hint
+from fluxion.cli.arguments import add_assume_argument, add_depth_argument, add_format_argument, add_spec_arguments
+from fluxion.cli.loading import SpecOptions, load_spec, spec_inputs_text, spec_options, variables_hint
 from fluxion.errors import SpecError, UsageError
+from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from tests.cli.helpers import fails, run, write, write_spec
 
 
@@ -245,3 +249,109 @@ def test_assume_reads_the_shapes_under_it(tmp_path: Path) -> None:
         load_spec(SpecOptions(path, assume={"Q": 2}))
     with pytest.raises(UsageError, match=r"^--assume: the spec gives no input shapes"):
         load_spec(SpecOptions(write_spec(tmp_path / "bare.json", {"type": "Chain", "children": []}), assume={"H": 2}))
+
+
+# -- the spec options of a parsed command line
+
+
+def parser(*, several: bool = False) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_spec_arguments(parser, several=several)
+    add_depth_argument(parser)
+    add_format_argument(parser)
+    return parser
+
+
+def test_spec_options_gather_what_the_command_line_gives() -> None:
+    args = parser().parse_args(
+        [
+            "net.jsonnet",
+            "--ext-var",
+            "name=resnet",
+            "--ext-code",
+            "widths=[64,32]",
+            "--tla",
+            "depth=50",
+            "--tla",
+            "act=gelu",
+            "--input",
+            "image=B,3,H,W",
+            "-J",
+            "lib",
+            "--search-path",
+            "vendor",
+        ]
+    )
+    options = spec_options(args)
+    assert options.file == "net.jsonnet"
+    assert options.ext_vars == {"name": "resnet"}
+    assert options.ext_code == {"widths": "[64,32]"}
+    assert options.tla == {"depth": 50, "act": "gelu"}
+    assert options.inputs == {"image": ("B", 3, "H", "W")}
+    assert options.search_paths == ("lib", "vendor")
+    assert options.limits == DEFAULT_LIMITS
+    assert (args.depth, args.format) == (None, "text")
+
+
+def test_nothing_given_is_empty_and_the_default_limits() -> None:
+    options = spec_options(parser().parse_args(["m.json"]))
+    assert (options.ext_vars, options.ext_code, options.tla, options.inputs) == ({}, {}, {}, {})
+    assert options.search_paths == ()
+    assert options.limits == DEFAULT_LIMITS
+
+
+def test_limits_are_read_and_no_limits_turns_them_off() -> None:
+    given = ["m.jsonnet", "--time-limit", "2.5", "--memory-limit", "512M", "--stack-limit", "100", "--node-limit", "7"]
+    options = spec_options(parser().parse_args(given))
+    assert options.limits == Limits(time=2.5, memory=512 * 2**20, stack=100, nodes=7)
+    assert spec_options(parser().parse_args([*given, "--no-limits"])).limits is None
+
+
+def test_several_specs_share_the_options_each_read_for_its_own_file() -> None:
+    args = parser(several=True).parse_args(["a.json", "b.jsonnet", "--tla", "depth=18"])
+    assert args.spec == ["a.json", "b.jsonnet"]
+    options = [spec_options(args, file) for file in args.spec]
+    assert [option.file for option in options] == ["a.json", "b.jsonnet"]
+    assert all(option.tla == {"depth": 18} for option in options)
+    with pytest.raises(SystemExit):  # argparse's exit on a missing SPEC
+        parser(several=True).parse_args([])
+
+
+@pytest.mark.parametrize("option", ["--ext-var", "--ext-code", "--tla", "--input"])
+def test_a_name_given_twice_is_a_usage_error(option: str) -> None:
+    args = parser().parse_args(["m.json", option, "x=1", option, "x=2"])
+    with pytest.raises(UsageError) as raised:
+        spec_options(args)
+    assert str(raised.value) == f"{option} x is given twice"
+    assert spec_options(parser().parse_args(["m.json", option, "x=1", option, "y=2"]))  # two names are fine
+
+
+def test_ext_var_values_are_json_and_ext_vars_add_to_them() -> None:
+    args = parser().parse_args(
+        ["m.jsonnet", "--ext-var", "n=3", "--ext-vars", '{"depths": [2, 2], "act": "relu"}', "--ext-var", "id=x"]
+    )
+    assert spec_options(args).ext_vars == {"n": 3, "depths": [2, 2], "act": "relu", "id": "x"}
+    with pytest.raises(UsageError, match=r"^--ext-var n is given twice$"):
+        spec_options(parser().parse_args(["m.jsonnet", "--ext-var", "n=3", "--ext-vars", '{"n": 3}']))
+
+
+def test_assumptions_are_gathered_by_name() -> None:
+    args = argparse.ArgumentParser()
+    add_spec_arguments(args)
+    add_assume_argument(args)
+    options = spec_options(args.parse_args(["m.json", "--assume", "H%32==0", "--assume", "W % 16 = 0"]))
+    assert options.assume == {"H": 32, "W": 16}
+    assert spec_options(args.parse_args(["m.json"])).assume == {}
+    # several divisors of one size combine into their least common multiple
+    combined = spec_options(
+        args.parse_args(["m.json", "--assume", "H%32==0", "--assume", "H%2==0", "--assume", "H%3==0"])
+    )
+    assert combined.assume == {"H": 96}
+
+
+def test_narchi_s_cwd_is_where_a_relative_spec_path_starts() -> None:
+    args = argparse.Namespace(spec="net.jsonnet", ext_var=None, ext_code=None, tla=None, input=None, search_path=None)
+    assert spec_options(args).file == "net.jsonnet"
+    args.narchi_cwd = "models"
+    assert spec_options(args).file == os.path.join("models", "net.jsonnet")
+    assert spec_options(args, "/abs/net.jsonnet").file == "/abs/net.jsonnet"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import fluxion
-from fluxion.cli import export, render, show, summary, validate
+from fluxion.cli.commands import add_commands, run_command
 from fluxion.cli.narchi_options import add_stack_trace_option
 from fluxion.cli.parsing import CommandParser
 from fluxion.errors import CliError, FluxionError
@@ -55,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fluxion {fluxion.__version__}")
     add_stack_trace_option(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
-    for command in (validate, show, render, summary, export):
-        command.register(commands)
+    add_commands(commands)
     for command_parser in commands.choices.values():  # narchi's --stack_trace, written after the command
         add_stack_trace_option(command_parser, after_command=True)
     return parser
@@ -77,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
-            return args.run(args)
+            return run_command(args)
     except CliError as error:
         print(f"fluxion {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code

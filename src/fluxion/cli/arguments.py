@@ -1,27 +1,26 @@
 """The options several commands share: how to read the spec, how deep to look, text or JSON.
 
+Only what building the parser needs is here: this module imports neither torch nor the spec
+registry, so that ``--help`` and a usage error answer at once. What the options then mean (a
+``SpecOptions`` for reading the spec) is ``fluxion.cli.loading.spec_options``'s.
+
 >>> import argparse
 >>> parser = argparse.ArgumentParser()
 >>> add_spec_arguments(parser)
 >>> args = parser.parse_args(["model.jsonnet", "--tla", "depth=50", "--input", "image=B,3,H,W"])
->>> options = spec_options(args)
->>> options.tla, options.inputs
-({'depth': 50}, {'image': ('B', 3, 'H', 'W')})
+>>> args.tla, args.input, args.time_limit
+([('depth', 50)], [('image', ('B', 3, 'H', 'W'))], 10.0)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from fluxion.cli.loading import SpecOptions
 from fluxion.cli.options import (
     assignment,
     assumption,
-    by_name,
     byte_size,
-    combined_assumptions,
     ext_var_value,
     ext_vars_object,
     input_shape,
@@ -29,7 +28,17 @@ from fluxion.cli.options import (
     seconds,
     tla_value,
 )
-from fluxion.spec.limits import DEFAULT_LIMITS, Limits
+
+# The defaults of fluxion.spec.limits.Limits, written out: importing fluxion.spec imports torch,
+# which the parser must not (tests/cli/test_arguments.py checks that they agree).
+DEFAULT_TIME_LIMIT = 10.0
+"""Seconds evaluating a spec's jsonnet may take: ``Limits().time``."""
+DEFAULT_MEMORY_LIMIT = 2**30
+"""Bytes evaluating a spec's jsonnet may use: ``Limits().memory``."""
+DEFAULT_STACK_LIMIT = 500
+"""How deeply jsonnet calls may nest: ``Limits().stack``."""
+DEFAULT_NODE_LIMIT = 20_000
+"""How many nodes one build may make: ``Limits().nodes``."""
 
 
 class Subcommands(Protocol):
@@ -122,68 +131,34 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
         "--time-limit",
         metavar="SECONDS",
         type=seconds,
-        default=DEFAULT_LIMITS.time,
-        help=f"time for the spec's jsonnet, and again for the files it names (default {DEFAULT_LIMITS.time:g})",
+        default=DEFAULT_TIME_LIMIT,
+        help=f"time for the spec's jsonnet, and again for the files it names (default {DEFAULT_TIME_LIMIT:g})",
     )
     limits.add_argument(
         "--memory-limit",
         metavar="SIZE",
         type=byte_size,
-        default=DEFAULT_LIMITS.memory,
+        default=DEFAULT_MEMORY_LIMIT,
         help="how much memory evaluating it may use: bytes, or with a unit: 512M, 2G (default 1G)",
     )
     limits.add_argument(
         "--stack-limit",
         metavar="N",
         type=positive_count,
-        default=DEFAULT_LIMITS.stack,
-        help=f"how deeply jsonnet calls may nest (default {DEFAULT_LIMITS.stack})",
+        default=DEFAULT_STACK_LIMIT,
+        help=f"how deeply jsonnet calls may nest (default {DEFAULT_STACK_LIMIT})",
     )
     limits.add_argument(
         "--node-limit",
         metavar="N",
         type=positive_count,
-        default=DEFAULT_LIMITS.nodes,
-        help=f"how many nodes one build may make, a file counted each time named (default {DEFAULT_LIMITS.nodes})",
+        default=DEFAULT_NODE_LIMIT,
+        help=f"how many nodes one build may make, a file counted each time named (default {DEFAULT_NODE_LIMIT})",
     )
     limits.add_argument(
         "--no-limits",
         action="store_true",
         help="evaluate jsonnet in this process without limits (a little faster; for specs you trust)",
-    )
-
-
-def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptions:
-    """The spec options of a parsed command line, for its spec or ``file``; a name given twice is a
-    usage error, except in ``--assume``, where a size's divisors combine.
-
-    >>> import argparse
-    >>> spec_options(argparse.Namespace(spec="m.json", ext_var=[("a", "1")], ext_code=None, tla=None,
-    ...                                 input=None, search_path=None)).ext_vars
-    {'a': '1'}
-    """
-    limits = None if getattr(args, "no_limits", False) else _limits(args)
-    file = cast(str, args.spec) if file is None else file
-    folder: str | None = getattr(args, "narchi_cwd", None)  # narchi's --cwd: where a relative spec path starts
-    given_vars = [*(args.ext_var or ()), *(pair for pairs in getattr(args, "ext_vars", None) or () for pair in pairs)]
-    return SpecOptions(
-        os.path.join(folder, file) if folder else file,
-        ext_vars=by_name(given_vars, "--ext-var"),
-        ext_code=by_name(args.ext_code, "--ext-code"),
-        tla=by_name(args.tla, "--tla"),
-        inputs=by_name(args.input, "--input"),
-        search_paths=tuple(args.search_path or ()),
-        limits=limits,
-        assume=combined_assumptions(getattr(args, "assume", None)),
-    )
-
-
-def _limits(args: argparse.Namespace) -> Limits:
-    return Limits(
-        time=getattr(args, "time_limit", DEFAULT_LIMITS.time),
-        memory=getattr(args, "memory_limit", DEFAULT_LIMITS.memory),
-        stack=getattr(args, "stack_limit", DEFAULT_LIMITS.stack),
-        nodes=getattr(args, "node_limit", DEFAULT_LIMITS.nodes),
     )
 
 

@@ -48,42 +48,13 @@ import torch
 
 import fluxion.layers as fl
 from fluxion import shapes, spec
-from fluxion.cli.arguments import Subcommands, add_spec_arguments, spec_options
-from fluxion.cli.loading import SpecOptions, load_spec
+from fluxion.cli.loading import SpecOptions, load_spec, spec_options
 from fluxion.cli.options import Shape
 from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
 from fluxion.layers.lazy import lazy_addresses
 
-EXAMPLES = """\
-examples:
-  fluxion export examples/resnet.jsonnet --tla depth=50 -o resnet50.json
-  fluxion export mypackage.models:build_classifier -o classifier.json --input x=B,3,32,32
-"""
-
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-
-def register(commands: Subcommands) -> None:
-    """Add the ``export`` command to the parser's subcommands.
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> register(parser.add_subparsers())
-    >>> parser.parse_args(["export", "pkg.models:build", "-o", "model.json"]).spec
-    'pkg.models:build'
-    """
-    parser = commands.add_parser(
-        "export",
-        help="write a spec file from a spec or from a Python factory",
-        description="Write a JSON spec: from a spec file (normalised, inferred sizes written out) or from "
-        "package.module:factory, a function returning a Chain.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_spec_arguments(parser)
-    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="the JSON file to write (- for stdout)")
-    parser.set_defaults(run=run)
 
 
 def is_factory(text: str) -> bool:

@@ -4,7 +4,8 @@ The spec's own ``"inputs"`` give the input shapes; ``--input`` replaces them by 
 is built on the ``meta`` device (nothing is allocated, however large the model), every size left
 out is inferred and every shape checked; the shape report is kept for the commands to show.
 jsonnet is evaluated under the limits of the command line (``--time-limit``...), on by default:
-a command is safe to run on a stranger's spec.
+a command is safe to run on a stranger's spec. ``spec_options`` reads these options from a parsed
+command line (``fluxion.cli.arguments`` defines them).
 
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.json"
@@ -19,6 +20,7 @@ a command is safe to run on a stranger's spec.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -30,7 +32,7 @@ from typing import Any, cast
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
-from fluxion.cli.options import Shape
+from fluxion.cli.options import Shape, by_name, combined_assumptions
 from fluxion.errors import SpecError, UsageError
 from fluxion.spec import dialects
 from fluxion.spec.api import build
@@ -75,6 +77,39 @@ class LoadedSpec:
     inputs: dict[str, Shape] | None
     report: shapes.ShapeReport | None
     missing: tuple[str, ...] = ()
+
+
+def spec_options(args: argparse.Namespace, file: str | None = None) -> SpecOptions:
+    """The spec options of a parsed command line, for its spec or ``file``; a name given twice is a
+    usage error, except in ``--assume``, where a size's divisors combine.
+
+    >>> spec_options(argparse.Namespace(spec="m.json", ext_var=[("a", "1")], ext_code=None, tla=None,
+    ...                                 input=None, search_path=None)).ext_vars
+    {'a': '1'}
+    """
+    limits = None if getattr(args, "no_limits", False) else _limits(args)
+    file = cast(str, args.spec) if file is None else file
+    folder: str | None = getattr(args, "narchi_cwd", None)  # narchi's --cwd: where a relative spec path starts
+    given_vars = [*(args.ext_var or ()), *(pair for pairs in getattr(args, "ext_vars", None) or () for pair in pairs)]
+    return SpecOptions(
+        os.path.join(folder, file) if folder else file,
+        ext_vars=by_name(given_vars, "--ext-var"),
+        ext_code=by_name(args.ext_code, "--ext-code"),
+        tla=by_name(args.tla, "--tla"),
+        inputs=by_name(args.input, "--input"),
+        search_paths=tuple(args.search_path or ()),
+        limits=limits,
+        assume=combined_assumptions(getattr(args, "assume", None)),
+    )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        time=getattr(args, "time_limit", DEFAULT_LIMITS.time),
+        memory=getattr(args, "memory_limit", DEFAULT_LIMITS.memory),
+        stack=getattr(args, "stack_limit", DEFAULT_LIMITS.stack),
+        nodes=getattr(args, "node_limit", DEFAULT_LIMITS.nodes),
+    )
 
 
 def load_spec(options: SpecOptions) -> LoadedSpec:

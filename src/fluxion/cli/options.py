@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from fluxion.errors import SpecError, UsageError
-from fluxion.spec.source import read_yaml
 
 Shape = tuple[int | str, ...]
 """A shape as the command line gives it: sizes and symbol names."""
@@ -135,6 +134,8 @@ such as '{"num_blocks": [2, 2, 2, 2]}'"""
 def _yaml_value(text: str, neither: str) -> Any:
     """``text`` read as YAML, as JSON's kinds of values (so that jsonnet can take it); ``neither`` starts
     the message when it is not YAML."""
+    from fluxion.spec.source import read_yaml  # fluxion.spec imports torch: only for a value that is not JSON
+
     try:
         value = read_yaml(text)
     except SpecError as error:

@@ -26,65 +26,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from fluxion.cli.arguments import (
-    Subcommands,
-    add_assume_argument,
-    add_depth_argument,
-    add_spec_arguments,
-    spec_options,
-)
 from fluxion.cli.dot import FORMATS, INSTALL_HINT, dot_program, run_dot
-from fluxion.cli.loading import load_spec
-from fluxion.cli.narchi_options import add_narchi_options
+from fluxion.cli.loading import load_spec, spec_options
 from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
 from fluxion.inspect.diagram import dot_source
 from fluxion.inspect.flow import data_flow
 from fluxion.shapes.report import assumptions_text
-
-EXAMPLES = """\
-examples:
-  fluxion render examples/resnet.jsonnet -o resnet.svg --depth 3
-  fluxion render examples/convnet.jsonnet -o convnet.png --direction LR
-  fluxion render examples/mlp.jsonnet -o - | dot -Tpdf > mlp.pdf
-
-.svg, .pdf and .png need Graphviz's dot program (apt-get install graphviz, brew install graphviz);
-.dot needs nothing.
-"""
-
-
-def register(commands: Subcommands) -> None:
-    """Add the ``render`` command to the parser's subcommands.
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> register(parser.add_subparsers())
-    >>> parser.parse_args(["render", "m.json", "-o", "m.svg"]).direction
-    'TB'
-    """
-    parser = commands.add_parser(
-        "render",
-        help="draw the data flow as a diagram (svg, pdf, png or dot)",
-        description="Draw a spec's data flow with Graphviz: leaves with their key arguments and output "
-        "shapes, Chains as boxes, residual, parallel, graph and context edges as the data flows.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_spec_arguments(parser)
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="OUT",
-        required=True,
-        help="the file to write: .svg, .pdf, .png or .dot (- for stdout)",
-    )
-    add_depth_argument(parser)
-    add_assume_argument(parser)
-    parser.add_argument(
-        "--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right"
-    )
-    add_narchi_options(parser, "render")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

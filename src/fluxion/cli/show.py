@@ -29,55 +29,12 @@ from typing import Any, cast
 
 import torch
 
-from fluxion.cli.arguments import (
-    Subcommands,
-    add_assume_argument,
-    add_depth_argument,
-    add_format_argument,
-    add_spec_arguments,
-    spec_options,
-)
-from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text
+from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text, spec_options
 from fluxion.cli.values import shape_json
 from fluxion.inspect.checkpoint import WeightsCheck, check_weights
 from fluxion.inspect.counting import Totals, human_bytes, human_count, parameter_count, tensor_totals
 from fluxion.layers import draw_tree
 from fluxion.shapes.report import assumptions_text, format_value, node_addresses
-
-EXAMPLES = """\
-examples:
-  fluxion show examples/resnet.jsonnet --depth 2
-  fluxion show examples/resnet.jsonnet --tla depth=50 --weights resnet50.safetensors
-  fluxion show examples/mlp.jsonnet --tla widths=[512,256] --format json
-
-exit codes: 0 shown (and the checkpoint fits), 1 an error or a checkpoint that does not fit, 2 bad usage
-"""
-
-
-def register(commands: Subcommands) -> None:
-    """Add the ``show`` command to the parser's subcommands.
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> register(parser.add_subparsers())
-    >>> parser.parse_args(["show", "m.json", "--depth", "1"]).depth
-    1
-    """
-    parser = commands.add_parser(
-        "show",
-        help="print the tree with shapes and parameter counts",
-        description="Print the tree of a spec with each node's output shape and parameter count, and the "
-        "totals (parameters and bytes by dtype). With --weights, check a checkpoint against it.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_spec_arguments(parser)
-    add_depth_argument(parser)
-    add_assume_argument(parser)
-    parser.add_argument("--weights", metavar="FILE", help="a checkpoint to check against the tree (nothing is loaded)")
-    parser.add_argument("--mapping", metavar="FILE", help="a key mapping (JSON) for a checkpoint with foreign keys")
-    add_format_argument(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

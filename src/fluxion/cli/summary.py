@@ -36,88 +36,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from fluxion import dims
-from fluxion.cli.arguments import (
-    Subcommands,
-    add_assume_argument,
-    add_format_argument,
-    add_spec_arguments,
-    spec_options,
-)
-from fluxion.cli.loading import LoadedSpec, load_spec
-from fluxion.cli.options import assignment, by_name
+from fluxion.cli.loading import LoadedSpec, load_spec, spec_options
+from fluxion.cli.options import by_name
 from fluxion.cli.values import shape_json
 from fluxion.errors import UsageError
 from fluxion.inspect.activations import Activation, input_symbols, largest_activations
 from fluxion.inspect.counting import LayerCount, human_bytes, layer_counts, parameter_count
 from fluxion.shapes.report import assumptions_text, format_value
-
-EXAMPLES = """\
-examples:
-  fluxion summary examples/resnet.jsonnet --tla depth=50
-  fluxion summary examples/convnet.jsonnet --size B=64 --top 5
-  fluxion summary examples/mlp.jsonnet --format json
-"""
-
-
-def register(commands: Subcommands) -> None:
-    """Add the ``summary`` command to the parser's subcommands.
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> register(parser.add_subparsers())
-    >>> parser.parse_args(["summary", "m.json", "--size", "B=32"]).size
-    [('B', 32)]
-    """
-    parser = commands.add_parser(
-        "summary",
-        help="layers by type and the largest activations",
-        description="Count the layers of a spec by type (with their parameters) and list its largest "
-        "activations, from the shape report.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_spec_arguments(parser)
-    parser.add_argument(
-        "--size",
-        metavar="NAME=N",
-        type=symbol_value,
-        action="append",
-        help="the value of a symbolic size when ranking activations (default: 1 for each symbol, or the N "
-        "of its --assume NAME%%N==0)",
-    )
-    parser.add_argument("--top", metavar="N", type=top, default=10, help="how many activations to list (default 10)")
-    add_assume_argument(parser)
-    add_format_argument(parser)
-    parser.set_defaults(run=run)
-
-
-def symbol_value(text: str) -> tuple[str, int]:
-    """A ``--size NAME=N``: a symbol and the positive number it stands for.
-
-    >>> symbol_value("B=32")
-    ('B', 32)
-    >>> symbol_value("B=x")
-    Traceback (most recent call last):
-    argparse.ArgumentTypeError: --size B: expected a positive whole number, got 'x'
-    """
-    name, value = assignment(text)
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"--size {name}: expected a positive whole number, got {value!r}")
-    return name, int(value)
-
-
-def top(text: str) -> int:
-    """A ``--top N``: how many activations to list, 0 or more.
-
-    >>> top("5")
-    5
-    >>> top("-5")
-    Traceback (most recent call last):
-    argparse.ArgumentTypeError: --top is a count, 0 or more, got '-5'
-    """
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"--top is a count, 0 or more, got {text!r}")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:

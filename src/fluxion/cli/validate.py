@@ -24,54 +24,11 @@ import json
 import sys
 from typing import Any
 
-from fluxion.cli.arguments import (
-    Subcommands,
-    add_assume_argument,
-    add_format_argument,
-    add_spec_arguments,
-    spec_options,
-)
-from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text
-from fluxion.cli.narchi_options import add_narchi_options
+from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text, spec_options
 from fluxion.cli.values import error_json, shape_json
 from fluxion.errors import FluxionError, UsageError
 from fluxion.inspect.counting import human_count, parameter_count
 from fluxion.shapes.report import assumptions_text, format_value
-
-EXAMPLES = """\
-examples:
-  fluxion validate examples/resnet.jsonnet --tla depth=50
-  fluxion validate model.json --input image=B,3,224,224
-  fluxion validate examples/*.jsonnet --format json
-  fluxion validate examples/resnet.jsonnet --input image=B,3,H,W --assume H%32==0 --assume W%32==0
-
-With --format json, each spec gives one JSON object, on one line.
-exit codes: 0 all valid, 1 one or more not valid (each error names the file, JSON path and address),
-2 bad usage
-"""
-
-
-def register(commands: Subcommands) -> None:
-    """Add the ``validate`` command to the parser's subcommands.
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> register(parser.add_subparsers())
-    >>> parser.parse_args(["validate", "m.json"]).run is run
-    True
-    """
-    parser = commands.add_parser(
-        "validate",
-        help="check that a spec builds and that its shapes fit",
-        description="Read a spec, build it on the meta device (nothing is allocated) and infer every shape.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_spec_arguments(parser, several=True)
-    add_assume_argument(parser)
-    add_format_argument(parser)
-    add_narchi_options(parser, "validate")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
