@@ -19,7 +19,7 @@ How it measures
     that machine noise and drift hit all of them alike; the figure reported is the median over
     repetitions of the time per forward call.
 
-Goals (DESIGN.md, "Performance contracts": a Chain's forward costs close to the same layers in
+Goals (docs/architecture.md, "The promises every part keeps": a Chain's forward costs close to the same layers in
 ``torch.nn.Sequential``; no per-call work proportional to tree size beyond calling each node once)
     fluxion / Sequential <= 1.05 flat, <= 1.10 two deep, <= 1.5 a hundred deep.
 

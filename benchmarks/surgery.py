@@ -32,7 +32,7 @@ How it measures
     than ``--max-single`` seconds is run once, and one predicted (from the smaller sizes) to take
     longer than ``--skip-above`` seconds is skipped; the output says which.
 
-Goals (DESIGN.md, "Performance contracts": surgery on a large Chain costs about what the change
+Goals (docs/architecture.md, "The promises every part keeps": surgery on a large Chain costs about what the change
 touches, not the whole tree)
     * at least 10x faster than Refiners at 1,000 children, for every operation;
     * per-operation cost that does not grow with the size of the whole tree: the 50-deep tree

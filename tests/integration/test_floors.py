@@ -1,4 +1,4 @@
-"""The package's layering (DESIGN.md, "Layout and layering"): imports only point down the floors,
+"""The package's layering (docs/architecture.md, "Floors"): imports only point down the floors,
 nothing imports the command line, and nothing outside ``fluxion.tree`` reads the tree's private
 attributes. Each rule is checked on the source (every import, those inside functions and under
 ``TYPE_CHECKING`` included), and each checker is first shown to catch a violation."""
@@ -35,7 +35,7 @@ FLOORS = {
 SIDEWAYS = {
     ("adapters", "weights"): "LoRA weights are saved and loaded as safetensors files through fluxion.weights",
 }
-"""Imports between two parts of the same floor, each with the need that justifies it (DESIGN.md:
+"""Imports between two parts of the same floor, each with the need that justifies it (docs/architecture.md:
 "not each other unless a real need appears"); the importing module's docstring must say so too."""
 
 
@@ -68,7 +68,7 @@ def floor_violations(part: str, source: str) -> list[str]:
         if target == part:
             continue
         if target not in FLOORS:
-            problems.append(f"line {line}: imports fluxion.{target}, which has no floor in DESIGN.md")
+            problems.append(f"line {line}: imports fluxion.{target}, which has no floor in docs/architecture.md")
         elif target == "cli":
             problems.append(f"line {line}: imports fluxion.cli; nothing imports the command line")
         elif FLOORS[target] > FLOORS[part]:
@@ -103,7 +103,7 @@ def test_the_floor_check_catches_an_upward_import_a_lazy_one_and_one_of_the_cli(
 
 @pytest.mark.parametrize(("part", "path"), list(modules()), ids=lambda value: getattr(value, "name", value))
 def test_imports_only_point_down_the_floors(part: str, path: Path) -> None:
-    assert part in FLOORS, f"{path.relative_to(SOURCE)} is in no floor of DESIGN.md"
+    assert part in FLOORS, f"{path.relative_to(SOURCE)} is in no floor of docs/architecture.md"
     assert floor_violations(part, path.read_text()) == []
 
 

@@ -70,7 +70,7 @@ def expected_names(chain: fl.Chain) -> list[str]:
 
 
 def check_tree(root: fl.Chain) -> None:
-    """Assert the tree invariants of DESIGN.md on ``root``."""
+    """Assert the tree invariants (docs/architecture.md, "One idea: the address") on ``root``."""
     nodes = tree_nodes(root)
     # Every node appears once: at most one parent, always.
     counts = Counter(id(node) for _, node, _ in nodes)
