@@ -60,8 +60,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
 def test_every_example_is_valid(runs: dict[str, Finished]) -> None:
     run = runs["examples"]
     assert (run.code, run.err) == (0, "")
-    for example in EXAMPLES:
-        assert f"{example}: valid\n  input:  " in run.out
+    lines = run.out.splitlines()
+    assert [line.partition(": ")[0] for line in lines[:-1]] == list(map(str, EXAMPLES))
+    assert all(line.partition(": ")[2].startswith("valid, ") for line in lines[:-1])
+    assert lines[-1] == f"{len(EXAMPLES)} checked: {len(EXAMPLES)} valid, 0 not valid"
 
 
 def test_broken_specs_exit_with_1_and_name_the_place(runs: dict[str, Finished]) -> None:

@@ -27,7 +27,7 @@ def test_a_spec_that_is_not_a_file(
     else:
         path = Path("/dev/zero")
     said = {"fifo": "is a FIFO", "folder": "is a folder", "device": "is a character device"}[kind]
-    fails(run(capsys, "validate", str(path)), 1, str(path), said)
+    fails(run(capsys, "show", str(path)), 1, str(path), said)  # validate takes a folder of specs
 
 
 def test_a_missing_spec_without_suffix_is_named(

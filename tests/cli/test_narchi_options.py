@@ -41,7 +41,11 @@ def narchi(tmp_path: Path) -> str:
 def test_narchi_s_validate_line(capsys: pytest.CaptureFixture[str], narchi: str) -> None:
     result = run(capsys, "validate", "--ext_vars", EXT_VARS, narchi, narchi)
     assert result.code == 0, result.err
-    assert result.out.count("valid\n  input:  features (B, 16)\n  output: (B, 4)\n  parameters: 172") == 2
+    assert result.out.splitlines() == [
+        f"{narchi}: valid, features (B, 16) → (B, 4), 172 parameters",
+        f"{narchi}: valid, features (B, 16) → (B, 4), 172 parameters",
+        "2 checked: 2 valid, 0 not valid",
+    ]
 
 
 def test_narchi_s_render_line_with_o(capsys: pytest.CaptureFixture[str], narchi: str, tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""``fluxion validate``: the report of a valid spec (text and JSON), and errors that say where."""
+"""``fluxion validate``: the report of a valid spec (text and JSON), errors that say where, and many
+specs or folders of them checked in one go."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import CONVS, EXAMPLES, fails, run, write, write_spec
+from tests.cli.helpers import CONVS, EXAMPLES, MLP, ROOT, fails, run, write, write_spec
 
 
 def test_validate_reports_shapes_and_parameters(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
@@ -147,7 +149,11 @@ def test_each_spec_is_checked_even_after_one_that_is_not_valid(
     good = write(tmp_path / "good.json", json.dumps(GRAPH))
     result = run(capsys, "validate", bad, good)
     assert result.code == 1
-    assert result.out.splitlines()[0] == f"{good}: valid"
+    assert result.out.splitlines() == [
+        f"{bad}: not valid",
+        f"{good}: valid, x (B, 8), y (T, 8) → (B, 8), 72 parameters",
+        "2 checked: 1 valid, 1 not valid",
+    ]
     assert result.err.splitlines() == [
         f"fluxion validate: error: {bad}: children[0].type: unknown type 'Nope' (see fluxion.spec.registered())"
     ]
@@ -241,3 +247,119 @@ def test_bad_assumptions_are_usage_errors(
 ) -> None:
     path = str(write_spec(tmp_path / "convs.json", CONVS))
     fails(run(capsys, "validate", path, *given), 2, *words)
+
+
+# -- folders: the specs in them, one line each and a total
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder of specs and of files that are not: ``a.json`` and ``c.jsonnet`` (which imports
+    ``blocks.libsonnet``) are valid, ``b.json`` is not; the rest is not looked at."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    write_spec(specs / "a.json", MLP)
+    write_spec(specs / "b.json", {"type": "Chain", "inputs": {"x": ["B", 8]}, "children": [{"type": "Nope"}]})
+    write(specs / "blocks.libsonnet", "{ relu: {type: 'ReLU'} }")
+    write(specs / "c.jsonnet", "local blocks = import 'blocks.libsonnet'; {type: 'Chain', children: [blocks.relu]}")
+    write(specs / "keys.json", '{"fluxion_mapping": 1, "rename": {"fc": "dense"}}')  # a key mapping
+    write(specs / ".draft.json", "{not even JSON")
+    write(specs / "notes.txt", "not a spec")
+    (specs / "old").mkdir()
+    write(specs / "old" / "d.json", "{not even JSON")  # sub-folders are not looked into
+    os.mkfifo(specs / "pipe.json")  # not a file: skipped, and never opened (it would block)
+    return specs
+
+
+def test_a_folder_is_its_specs_checked_one_by_one_with_a_total(
+    capsys: pytest.CaptureFixture[str], folder: Path, deadline: None
+) -> None:
+    result = run(capsys, "validate", str(folder))
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        f"{folder / 'a.json'}: valid, x (B, 8) → (B, 2), 178 parameters",
+        f"{folder / 'b.json'}: not valid",
+        f"{folder / 'c.jsonnet'}: valid (shapes not checked: the spec gives no input shapes; pass --input NAME=DIMS)",
+        "3 checked: 2 valid, 1 not valid",
+    ]
+    assert result.err.splitlines() == [
+        f"fluxion validate: error: {folder / 'b.json'}: children[0].type: unknown type 'Nope' "
+        "(see fluxion.spec.registered())"
+    ]
+    (folder / "b.json").unlink()
+    result = run(capsys, "validate", str(folder), str(folder / "a.json"))
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[-1] == "3 checked: 3 valid, 0 not valid"
+
+
+def test_a_folder_in_json_is_one_object_per_spec_and_no_total(
+    capsys: pytest.CaptureFixture[str], folder: Path, deadline: None
+) -> None:
+    result = run(capsys, "validate", str(folder), "--format", "json")
+    assert result.code == 1
+    reports = [json.loads(line) for line in result.out.splitlines()]
+    assert [(report["file"], report["valid"]) for report in reports] == [
+        (str(folder / "a.json"), True),
+        (str(folder / "b.json"), False),
+        (str(folder / "c.jsonnet"), True),
+    ]
+    assert reports[1]["error"]["path"] == "children[0].type"
+    assert len(result.err.splitlines()) == 1
+
+
+def test_one_spec_in_a_folder_still_gets_its_line_and_the_total(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    write_spec(tmp_path / "only.json", MLP)
+    result = run(capsys, "validate", str(tmp_path))
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines() == [
+        f"{tmp_path / 'only.json'}: valid, x (B, 8) → (B, 2), 178 parameters",
+        "1 checked: 1 valid, 0 not valid",
+    ]
+
+
+def test_a_folder_without_specs_is_an_error_in_their_place(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write(empty / "lib.libsonnet", "{}")
+    good = str(write_spec(tmp_path / "good.json", MLP))
+    result = run(capsys, "validate", str(empty), good)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        f"{empty}: not valid",
+        f"{good}: valid, x (B, 8) → (B, 2), 178 parameters",
+        "2 checked: 1 valid, 1 not valid",
+    ]
+    assert result.err == (
+        f"fluxion validate: error: {empty}: a folder with no spec in it (no .json, .jsonnet, .yaml, .yml file)\n"
+    )
+    report = json.loads(run(capsys, "validate", str(empty), "--format", "json").out)
+    assert (report["valid"], report["file"], report["error"]["file"]) == (False, str(empty), str(empty))
+
+
+def test_a_folder_is_found_from_narchi_s_cwd(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
+    (folder / "b.json").unlink()
+    result = run(capsys, "validate", "specs", "--cwd", str(folder.parent))
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        f"{folder / 'a.json'}: valid, x (B, 8) → (B, 2), 178 parameters",
+        f"{folder / 'c.jsonnet'}: valid (shapes not checked: the spec gives no input shapes; pass --input NAME=DIMS)",
+        "2 checked: 2 valid, 0 not valid",
+    ]
+    write(folder / "e.json", "[]")
+    result = run(capsys, "validate", "specs", "--cwd", str(folder.parent), "--format", "json")
+    assert [json.loads(line)["file"] for line in result.out.splitlines()] == [
+        str(folder / name) for name in ("a.json", "c.jsonnet", "e.json")
+    ]
+
+
+def test_the_examples_folder_is_every_example(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # key mapping files (gpt2.mapping.json...) sit beside the specs: they are not specs
+    monkeypatch.chdir(ROOT)
+    result = run(capsys, "validate", "examples", "--format", "json")
+    assert (result.code, result.err) == (0, "")
+    files = [json.loads(line)["file"] for line in result.out.splitlines()]
+    assert files == [str(path.relative_to(ROOT)) for path in EXAMPLES]

@@ -61,9 +61,9 @@ class Subcommands(Protocol):
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
-    """``SPEC`` (one, or ``several``) and the options that read it: ``--ext-var``, ``--ext-vars``,
-    ``--ext-code``, ``--tla``, ``--input``, ``-J``, and the limits on evaluating jsonnet: ``--time-limit``,
-    ``--memory-limit``, ``--stack-limit``, ``--no-limits``.
+    """``SPEC`` (one, or ``several``: files, or folders of them) and the options that read it: ``--ext-var``,
+    ``--ext-vars``, ``--ext-code``, ``--tla``, ``--input``, ``-J``, and the limits on evaluating jsonnet:
+    ``--time-limit``, ``--memory-limit``, ``--stack-limit``, ``--no-limits``.
 
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
@@ -73,7 +73,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, several: bool = False
     """
     what = "a spec file: .json, or .jsonnet (evaluated with its variables)"
     if several:
-        parser.add_argument("spec", metavar="SPEC", nargs="+", help=f"{what}; several are checked one by one")
+        several_help = f"{what}, or a folder of specs (see below); all are checked, in one process"
+        parser.add_argument("spec", metavar="SPEC", nargs="+", help=several_help)
     else:
         parser.add_argument("spec", metavar="SPEC", help=what)
     group = parser.add_argument_group("reading the spec")

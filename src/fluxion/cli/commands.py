@@ -37,10 +37,13 @@ _VALIDATE_EXAMPLES = """\
 examples:
   fluxion validate examples/resnet.jsonnet --tla depth=50
   fluxion validate model.json --input image=B,3,224,224
+  fluxion validate examples/
   fluxion validate examples/*.jsonnet --format json
   fluxion validate examples/resnet.jsonnet --input image=B,3,H,W --assume H%32==0 --assume W%32==0
 
-With --format json, each spec gives one JSON object, on one line.
+A folder stands for the specs in it: its .json, .jsonnet, .yaml and .yml files (not .libsonnet
+libraries, key mappings or hidden files, nor sub-folders), in order of name. With several specs,
+each gives one line and a total follows; with --format json, each gives one JSON object, on one line.
 exit codes: 0 all valid, 1 one or more not valid (each error names the file, JSON path and address),
 2 bad usage
 """
@@ -125,19 +128,19 @@ def _add_parser(
 
 
 def add_validate(commands: Subcommands) -> None:
-    """Add ``validate``: one or more specs, and the options that read them.
+    """Add ``validate``: spec files or folders, and the options that read them.
 
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> add_validate(parser.add_subparsers())
-    >>> parser.parse_args(["validate", "a.json", "b.jsonnet"]).spec
-    ['a.json', 'b.jsonnet']
+    >>> parser.parse_args(["validate", "a.json", "specs/"]).spec
+    ['a.json', 'specs/']
     """
     parser = _add_parser(
         commands,
         "validate",
-        help="check that a spec builds and that its shapes fit",
-        description="Read a spec, build it on the meta device (nothing is allocated) and infer every shape.",
+        help="check that specs build and that their shapes fit",
+        description="Read each spec, build it on the meta device (nothing is allocated) and infer every shape.",
         examples=_VALIDATE_EXAMPLES,
     )
     add_spec_arguments(parser, several=True)

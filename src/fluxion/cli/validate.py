@@ -1,19 +1,27 @@
-"""``fluxion validate``: does the spec build, and do its shapes fit?
+"""``fluxion validate``: do the specs build, and do their shapes fit?
 
-Each spec is read, built on the ``meta`` device (nothing is allocated) and its shapes inferred.
-Exit code 0 when all are valid, 1 when one is not, with the error (file, JSON path, address,
-what was expected) on stderr. With ``--format json`` each spec gives one JSON object on one line.
+Each spec is read, built on the ``meta`` device (nothing is allocated) and its shapes inferred,
+all in this one process. A folder stands for the specs in it (``spec_files``). Exit code 0 when
+all are valid, 1 when one is not, with the error (file, JSON path, address, what was expected) on
+stderr. One spec is reported in full; with several (or a folder), each gets one line and a total
+follows. With ``--format json`` each spec gives one JSON object on one line.
 
 >>> import pathlib, tempfile
 >>> from fluxion.cli import main
->>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.json"
->>> _ = path.write_text('''{"type": "Chain", "inputs": {"x": ["B", 8]},
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "mlp.json").write_text('''{"type": "Chain", "inputs": {"x": ["B", 8]},
 ...     "children": [{"type": "Linear", "out_features": 2}]}''')
->>> main(["validate", str(path)])
+>>> main(["validate", str(folder / "mlp.json")])
 /.../mlp.json: valid
   input:  x (B, 8)
   output: (B, 2)
   parameters: 18
+0
+>>> _ = (folder / "relu.json").write_text('{"type": "Chain", "children": [{"type": "ReLU"}]}')
+>>> main(["validate", str(folder)])
+/.../mlp.json: valid, x (B, 8) → (B, 2), 18 parameters
+/.../relu.json: valid (shapes not checked: the spec gives no input shapes; pass --input NAME=DIMS)
+2 checked: 2 valid, 0 not valid
 0
 """
 
@@ -21,18 +29,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text, spec_options
 from fluxion.cli.values import error_json, shape_json
-from fluxion.errors import FluxionError, UsageError
+from fluxion.errors import FluxionError, SpecError, UsageError
 from fluxion.inspect.counting import human_count, parameter_count
 from fluxion.shapes.report import assumptions_text, format_value
 
+SPEC_SUFFIXES = (".json", ".jsonnet", ".yaml", ".yml")
+"""The files of a folder that are specs: JSON, jsonnet, and YAML (TorchArc's files). Not ``.libsonnet``:
+libraries that specs import, which are seldom a model by themselves."""
+
 
 def run(args: argparse.Namespace) -> int:
-    """Validate each spec the command line names; print the results; return the exit code.
+    """Validate each spec the command line names, and those in each folder it names; print the
+    results; return the exit code.
 
     Each spec is checked even when one before it is not valid; the exit code is 1 when any is not.
 
@@ -40,20 +55,100 @@ def run(args: argparse.Namespace) -> int:
     >>> main(["validate", "no/such/spec.json"])
     1
     """
-    valid = True
-    for file in args.spec:
-        try:
-            loaded = load_spec(spec_options(args, file))
-        except UsageError:
-            raise
-        except FluxionError as error:
-            valid = False
-            if args.format == "json":
-                print(json.dumps({"valid": False, "file": file, "error": error_json(error)}))
-            print(f"fluxion validate: error: {error}", file=sys.stderr)
+    given: list[str] = args.spec
+    several = len(given) > 1 or any(os.path.isdir(_on_disk(args, name)) for name in given)
+    results = [_validate(args, spec, several=several) for spec in _specs(args)]
+    if several and args.format == "text":
+        print(f"{len(results)} checked: {results.count(True)} valid, {results.count(False)} not valid")
+    return 0 if all(results) else 1
+
+
+def spec_files(folder: str | os.PathLike[str]) -> list[str]:
+    """The names of the specs in ``folder``, in order: its files ending in ``SPEC_SUFFIXES``, but not
+    hidden files (``.name``), key mapping files (JSON with ``"fluxion_mapping"``, see
+    ``fluxion.weights``) or anything but a file (sub-folders are not looked into).
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["b.jsonnet", "a.json", "lib.libsonnet", ".hidden.json", "notes.txt", "arc.yaml"]:
+    ...     _ = (folder / name).write_text("{}")
+    >>> _ = (folder / "keys.json").write_text('{"fluxion_mapping": 1, "rename": {}}')
+    >>> (folder / "more.json").mkdir()
+    >>> spec_files(folder)
+    ['a.json', 'arc.yaml', 'b.jsonnet']
+    """
+    names: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(SPEC_SUFFIXES) or not entry.is_file():
+                continue  # is_file() follows a link, and is False for a FIFO: nothing here blocks
+            if entry.name.endswith(".json") and _is_key_mapping(entry.path):
+                continue
+            names.append(entry.name)
+    return sorted(names)
+
+
+def _is_key_mapping(path: str) -> bool:
+    """Whether the JSON file at ``path`` is a key mapping (``fluxion.weights``), not a spec."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+        if '"fluxion_mapping"' not in text:
+            return False
+        document: object = json.loads(text)
+    except (OSError, ValueError, RecursionError):
+        return False  # not readable as JSON: validating it says why
+    return isinstance(document, dict) and "fluxion_mapping" in document
+
+
+def _on_disk(args: argparse.Namespace, name: str) -> str:
+    """Where a spec or folder the command line names is: narchi's ``--cwd`` is where a relative one starts."""
+    folder: str | None = getattr(args, "narchi_cwd", None)
+    return os.path.join(folder, name) if folder else name
+
+
+def _specs(args: argparse.Namespace) -> list[str | SpecError]:
+    """The specs to check, as the command line names them: each file, and each spec in each folder;
+    a folder that cannot be read or holds no spec is an error in their place."""
+    found: list[str | SpecError] = []
+    for name in args.spec:
+        folder = _on_disk(args, name)
+        if not os.path.isdir(folder):
+            found.append(name)
             continue
-        print(json.dumps(_as_json(loaded)) if args.format == "json" else _as_text(loaded))
-    return 0 if valid else 1
+        try:
+            names = spec_files(folder)
+        except OSError as error:
+            found.append(SpecError(f"cannot read this folder: {error.strerror or error}", file=name))
+            continue
+        if not names:
+            kinds = ", ".join(SPEC_SUFFIXES)
+            found.append(SpecError(f"a folder with no spec in it (no {kinds} file)", file=name))
+        found += [str(Path(name) / spec) for spec in names]  # ./a.json is a.json
+    return found
+
+
+def _validate(args: argparse.Namespace, spec: str | SpecError, *, several: bool) -> bool:
+    """Check one spec and print what was found; whether it is valid."""
+    try:
+        if isinstance(spec, SpecError):
+            raise spec
+        loaded = load_spec(spec_options(args, spec))
+    except UsageError:
+        raise
+    except FluxionError as error:
+        file = _on_disk(args, spec) if isinstance(spec, str) else os.fspath(spec.file or "")  # as loaded.file
+        if args.format == "json":
+            print(json.dumps({"valid": False, "file": file, "error": error_json(error)}))
+        elif several:
+            print(f"{file}: not valid", flush=True)
+        print(f"fluxion validate: error: {error}", file=sys.stderr)
+        return False
+    if args.format == "json":
+        print(json.dumps(_as_json(loaded)))
+    else:
+        print(_as_line(loaded) if several else _as_text(loaded))
+    return True
 
 
 def _as_json(loaded: LoadedSpec) -> dict[str, Any]:
@@ -70,11 +165,25 @@ def _as_json(loaded: LoadedSpec) -> dict[str, Any]:
     }
 
 
+def _unchecked(loaded: LoadedSpec) -> str:
+    missing = ", ".join(loaded.missing)
+    why = f"no shape for input {missing}" if missing else "the spec gives no input shapes"
+    return f"{loaded.file}: valid (shapes not checked: {why}; pass --input NAME=DIMS)"
+
+
+def _as_line(loaded: LoadedSpec) -> str:
+    """One spec among several: its inputs, output and parameters, on one line."""
+    if loaded.report is None or loaded.inputs is None:
+        return _unchecked(loaded)
+    count = parameter_count(loaded.model)
+    parameters = human_count(count) if count >= 1000 else f"{count}"
+    flow = f"{spec_inputs_text(loaded.inputs)} → {format_value(loaded.report.output)}"
+    return f"{loaded.file}: valid, {flow}, {parameters} parameters"
+
+
 def _as_text(loaded: LoadedSpec) -> str:
     if loaded.report is None or loaded.inputs is None:
-        missing = ", ".join(loaded.missing)
-        why = f"no shape for input {missing}" if missing else "the spec gives no input shapes"
-        return f"{loaded.file}: valid (shapes not checked: {why}; pass --input NAME=DIMS)"
+        return _unchecked(loaded)
     count = parameter_count(loaded.model)
     lines = [
         f"{loaded.file}: valid",
