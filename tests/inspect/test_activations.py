@@ -1,4 +1,8 @@
-"""The largest activations of a shape report: which nodes count, how they rank, their bytes."""
+"""The largest activations of a shape report: which nodes count (a tensor once, where it is made), how
+they rank, their bytes."""
+
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 import torch
@@ -7,18 +11,18 @@ import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.adapters import lora
 from fluxion.errors import ShapeError
-from fluxion.inspect.activations import Activation, input_symbols, largest_activations
+from fluxion.inspect.activations import Activation, input_symbols, largest_activations, makes_no_tensor
 
 
 def test_leaves_and_combinators_that_make_tensors_count_plain_chains_do_not() -> None:
     model = fl.Chain(
         block=fl.Chain(fl.Linear(4, 8), fl.ReLU()),
         res=fl.Residual(fl.Linear(8, 8)),
-        both=fl.Concatenate(fl.Identity(), fl.Identity(), dim=-1),
+        both=fl.Concatenate(fl.Tanh(), fl.Sigmoid(), dim=-1),
     )
     report = shapes.infer(model, ("B", 4))
     found = {activation.address for activation in largest_activations(report, top=100)}
-    assert found == {"block.Linear", "block.ReLU", "res", "res.Linear", "both", "both.Identity_1", "both.Identity_2"}
+    assert found == {"block.Linear", "block.ReLU", "res", "res.Linear", "both", "both.Tanh", "both.Sigmoid"}
 
 
 def test_a_lora_makes_a_tensor_of_its_own() -> None:
@@ -29,7 +33,7 @@ def test_a_lora_makes_a_tensor_of_its_own() -> None:
 
 
 def test_ranked_at_the_sizes_given_each_symbol_one_by_default() -> None:
-    model = fl.Chain(wide=fl.Linear(4, 100), tall=fl.Unflatten(-1, (1, 100)))
+    model = fl.Chain(wide=fl.Linear(4, 100), tall=fl.Tanh())
     report = shapes.infer(model, ("B", "T", 4))
     assert input_symbols(report) == ["B", "T"]
     ranked = largest_activations(report, {"T": 3})
@@ -44,13 +48,24 @@ def test_ranked_at_the_sizes_given_each_symbol_one_by_default() -> None:
     assert largest_activations(report, top=0) == []
 
 
+class Thirds(fl.Module):
+    """Three new tensors of a third of the input each (unlike Chunk's, which are views of it)."""
+
+    def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(piece.clone() for piece in input.chunk(3, dim=-1))
+
+    def output_shape(self, *inputs: dims.ShapeValue) -> dims.ShapeValue:
+        shape = dims.single(inputs, "Thirds")
+        return (dims.Shape([*shape[:-1], shape[-1] // 3]),) * 3
+
+
 def test_bytes_follow_the_layers_dtype_and_a_tuple_counts_all_its_tensors() -> None:
-    model = fl.Chain(fl.Linear(4, 6).to(torch.float16), fl.Chunk(3, dim=-1))
+    model = fl.Chain(fl.Linear(4, 6).to(torch.float16), Thirds())
     report = shapes.infer(model, ("B", 4))
     by_address = {a.address: a for a in largest_activations(report, {"B": 2})}
     assert (by_address["Linear"].evaluated, by_address["Linear"].bytes) == (12, 24)
-    assert by_address["Chunk"].evaluated == 12  # three (B, 2) tensors
-    assert by_address["Chunk"].bytes == 12 * torch.get_default_dtype().itemsize
+    assert by_address["Thirds"].evaluated == 12  # three (B, 2) tensors
+    assert by_address["Thirds"].bytes == 12 * torch.get_default_dtype().itemsize
 
 
 @pytest.mark.parametrize(
@@ -67,3 +82,117 @@ def test_bad_sizes_or_top_are_one_shape_error(sizes: dict[str, object], top: obj
     report = shapes.infer(fl.Chain(fl.Linear(4, 2)), ("B", 4))
     with pytest.raises(ShapeError, match=message):
         largest_activations(report, sizes, top)  # pyright: ignore[reportArgumentType]
+
+
+# -- a tensor counted once: in-place layers and views make none of their own
+
+
+def made_tensors(model: torch.nn.Module, *inputs: torch.Tensor) -> set[str]:
+    """The addresses of the nodes whose output holds a tensor of its own when ``model`` runs: one
+    whose storage is neither an input's nor that of an output before it (all kept alive, so that
+    no storage is reused)."""
+    seen = {tensor.untyped_storage().data_ptr() for tensor in inputs}
+    kept: list[torch.Tensor] = []
+    made: set[str] = set()
+
+    def record(address: str) -> Callable[[torch.nn.Module, object, object], None]:
+        def hook(module: torch.nn.Module, args: object, output: object) -> None:
+            tensors = [output] if isinstance(output, torch.Tensor) else list(_tensors(output))
+            storages = {tensor.untyped_storage().data_ptr() for tensor in tensors}
+            if storages - seen:
+                made.add(address)
+            seen.update(storages)
+            kept.extend(tensors)
+
+        return hook
+
+    handles = [module.register_forward_hook(record(address)) for address, module in model.named_modules() if address]
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return made
+
+
+def _tensors(value: object) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in cast("tuple[object, ...]", value):
+            yield from _tensors(item)
+
+
+def listed(model: torch.nn.Module, *shapes_given: tuple[int | str, ...]) -> set[str]:
+    report = shapes.infer(model, *shapes_given)
+    return {activation.address for activation in largest_activations(report, top=1000)}
+
+
+def test_in_place_layers_keep_their_input_s_tensor() -> None:
+    model = fl.Chain(
+        fl.Conv2d(3, 8, 3, padding=1),
+        fl.BatchNorm2d(8),
+        fl.ReLU(inplace=True),
+        fl.Residual(fl.Conv2d(8, 8, 3, padding=1), fl.LeakyReLU(inplace=True)),
+        fl.SiLU(inplace=True),
+        torch.nn.Hardtanh(inplace=True),  # a torch layer: its inplace is read too
+        fl.Dropout(0.1, inplace=True),
+        fl.ReLU(),
+    )
+    found = listed(model, ("B", 3, 8, 8))
+    assert found == {"Conv2d", "BatchNorm2d", "Residual", "Residual.Conv2d", "ReLU_2"}
+    assert found == made_tensors(model, torch.randn(2, 3, 8, 8))
+
+
+def test_views_keep_their_input_s_tensor() -> None:
+    model = fl.Chain(
+        fl.Linear(4, 24),
+        fl.Unflatten(-1, (2, 12)),
+        fl.Transpose(-1, -2),
+        fl.Slicing(dim=1, start=2),
+        fl.Squeeze(0),
+        fl.Unsqueeze(0),
+        fl.Permute(1, 2, 0),
+        fl.Narrow(0, 0, 8),
+        fl.Identity(),
+        fl.Tanh(),
+        fl.Flatten(1),
+        fl.Reshape(2, 1),
+        fl.Sigmoid(),
+        fl.Chunk(2, dim=1),
+    )
+    found = listed(model, (1, 4))
+    assert found == {"Linear", "Tanh", "Sigmoid"}
+    assert found == made_tensors(model, torch.randn(1, 4))
+
+
+def test_layers_that_hand_on_a_tensor_made_elsewhere() -> None:
+    model = fl.Chain(
+        fl.Linear(4, 8),
+        fl.SetContext("skip", "x"),
+        fl.Linear(8, 8),
+        fl.Parallel(fl.Identity(), fl.UseContext("skip", "x")),
+        fl.Get(1),
+        fl.Linear(8, 2),
+    )
+    found = listed(model, ("B", 4))
+    assert found == {"Linear_1", "Linear_2", "Linear_3"}
+    assert found == made_tensors(model, torch.randn(3, 4))
+
+
+def test_a_tensor_the_model_is_given_is_not_an_activation() -> None:
+    model = fl.Chain(fl.ReLU(inplace=True), fl.Flatten(), fl.Linear(12, 2))
+    assert listed(model, ("B", 3, 4)) == {"Linear"} == made_tensors(model, torch.randn(2, 3, 4))
+
+
+def test_which_layers_make_no_tensor() -> None:
+    assert makes_no_tensor(fl.ReLU(inplace=True))
+    assert makes_no_tensor(torch.nn.ReLU(inplace=True))
+    assert makes_no_tensor(fl.Add(inplace=True))
+    assert not makes_no_tensor(fl.Add())
+    assert not makes_no_tensor(fl.ReLU())
+    assert makes_no_tensor(torch.nn.Flatten())  # torch's own views too
+    assert makes_no_tensor(fl.Chain(fl.Linear(2, 2)))
+    for maker in (fl.Residual(), fl.Sum(), fl.Concatenate(), fl.Matmul(fl.Linear(2, 2), fl.Linear(2, 2))):
+        assert not makes_no_tensor(maker)

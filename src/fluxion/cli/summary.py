@@ -2,7 +2,8 @@
 
 The counting and ranking are ``fluxion.inspect``'s (``layer_counts``, ``largest_activations``):
 an activation is the output of a leaf, or of a combinator that makes a new tensor (Residual,
-Sum, Concatenate, Matmul). Its size is an expression in the input's symbols (``802816*B``);
+Sum, Concatenate, Matmul), listed once: in-place layers and views share their input's storage and
+are not listed. Its size is an expression in the input's symbols (``802816*B``);
 to rank them, every symbol is given a value: 1, or the divisor ``--assume`` states of it (so that
 ``H/32`` is a whole number: ``H%32==0`` makes it 32), unless ``--size NAME=N`` says otherwise
 (a value ``--assume`` rules out is a usage error), and the header says which values were used.

@@ -5,16 +5,22 @@ Sum, Concatenate, Matmul, a LoRA). Its size is an expression in the input's symb
 (``802816*B``); to rank them, every symbol is given a value (1 unless said otherwise). Bytes assume
 each layer's parameter dtype (the default dtype for a layer without parameters).
 
+A tensor is counted once, where it is made: a layer whose output shares its input's storage
+makes no new tensor and is not listed (``makes_no_tensor``). Such are the layers that write into
+their input (``inplace=True``: ``ReLU``, ``Add``...), the views (``Flatten``, ``Reshape``, ``Permute``,
+``Slicing``, ``Chunk``...) and the layers that hand on a tensor made elsewhere (``Identity``,
+``Get``, a context's ``SetContext`` and ``UseContext``).
+
 >>> import fluxion.layers as fl
 >>> from fluxion import shapes
->>> model = fl.Chain(fl.Conv2d(3, 8, 3, padding=1), fl.ReLU(), fl.Flatten())
->>> report = shapes.infer(model, ("B", 3, "H", "W"))
+>>> model = fl.Chain(fl.Conv2d(3, 8, 3, padding=1), fl.ReLU(inplace=True), fl.Flatten(), fl.Linear(8 * 32 * 32, 10))
+>>> report = shapes.infer(model, ("B", 3, 32, 32))
 >>> input_symbols(report)
-['B', 'H', 'W']
->>> for activation in largest_activations(report, {"B": 2, "H": 32, "W": 32}, top=2):
+['B']
+>>> for activation in largest_activations(report, {"B": 2}):  # ReLU and Flatten keep Conv2d's tensor
 ...     print(activation.address, activation.elements, activation.evaluated, activation.bytes)
-Conv2d 8*B*H*W 16384 65536
-ReLU 8*B*H*W 16384 65536
+Conv2d 8192*B 16384 65536
+Linear 10*B 20 80
 """
 
 from __future__ import annotations
@@ -34,6 +40,29 @@ from fluxion.shapes import ShapeReport
 from fluxion.tree import node_class
 
 _MAKES_TENSORS = (fl.Residual, fl.Sum, fl.Concatenate, fl.Matmul, Lora)
+
+_KEEPS_STORAGE = (
+    # views of their input (a reshape copies a tensor that is not contiguous: after a Permute, say)
+    torch.nn.Flatten,
+    torch.nn.Unflatten,
+    fl.Reshape,
+    fl.Permute,
+    fl.Transpose,
+    fl.Squeeze,
+    fl.Unsqueeze,
+    fl.Slicing,
+    fl.Narrow,
+    fl.Chunk,
+    fl.Split,
+    fl.Unbind,
+    # a tensor made elsewhere, handed on
+    torch.nn.Identity,
+    fl.Get,
+    fl.OptionalInputs,
+    fl.SetContext,
+    fl.UseContext,
+    fl.Return,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +88,8 @@ class Activation:
 def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = None, top: int = 10) -> list[Activation]:
     """The ``top`` largest activations with every symbol at its value in ``sizes`` (1 when absent).
 
-    A node called several times counts with its largest output.
+    A node called several times counts with its largest output; a layer that makes no new tensor
+    (``makes_no_tensor``) does not count.
 
     >>> import fluxion.layers as fl
     >>> from fluxion import shapes
@@ -80,7 +110,7 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
     found: list[Activation] = []
     for address, shapes in report.items():
         module = addresses.get(address)
-        if module is None or (isinstance(module, fl.Chain) and not isinstance(module, _MAKES_TENSORS)):
+        if module is None or makes_no_tensor(module):
             continue
         output = max((call.output for call in shapes.calls), key=lambda value: _evaluated(value, given))
         evaluated = _evaluated(output, given)
@@ -96,6 +126,24 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
         )
     found.sort(key=lambda activation: -activation.evaluated)
     return found[:top]
+
+
+def makes_no_tensor(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s output is no tensor of its own: a Chain that only runs its children
+    (not a Residual, Sum, Concatenate, Matmul or LoRA, whose result is new), a layer that writes into
+    its input (``inplace=True``), a view of its input, or a layer that hands on a tensor made
+    elsewhere. A ``UseContext`` counts as handing on the tensor its ``SetContext`` stored (a
+    ``callback`` that makes a new tensor to store is not seen).
+
+    >>> import fluxion.layers as fl
+    >>> [makes_no_tensor(layer) for layer in (fl.ReLU(), fl.ReLU(inplace=True), fl.Flatten(), fl.Linear(2, 2))]
+    [False, True, True, False]
+    >>> makes_no_tensor(fl.Chain(fl.Linear(2, 2))), makes_no_tensor(fl.Residual(fl.Linear(2, 2)))
+    (True, False)
+    """
+    if isinstance(module, fl.Chain):
+        return not isinstance(module, _MAKES_TENSORS)
+    return getattr(module, "inplace", False) is True or isinstance(module, _KEEPS_STORAGE)
 
 
 def input_symbols(report: ShapeReport) -> list[str]:
