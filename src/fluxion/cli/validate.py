@@ -119,11 +119,11 @@ def _specs(args: argparse.Namespace) -> list[str | SpecError]:
         try:
             names = spec_files(folder)
         except OSError as error:
-            found.append(SpecError(f"cannot read this folder: {error.strerror or error}", file=name))
+            found.append(SpecError(f"cannot read this folder: {error.strerror or error}", file=folder))
             continue
         if not names:
             kinds = ", ".join(SPEC_SUFFIXES)
-            found.append(SpecError(f"a folder with no spec in it (no {kinds} file)", file=name))
+            found.append(SpecError(f"a folder with no spec in it (no {kinds} file)", file=folder))
         found += [str(Path(name) / spec) for spec in names]  # ./a.json is a.json
     return found
 
