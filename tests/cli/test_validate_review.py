@@ -13,11 +13,6 @@ def _write(path: Path, document: object) -> None:
     path.write_text(json.dumps(document))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate.py re-raises a UsageError from one spec (--input names an input another spec of the "
-    "folder has): the run ends with exit code 2, later specs are not checked and no total is printed",
-)
 def test_an_input_one_spec_of_a_folder_lacks_does_not_stop_the_others(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -31,11 +26,6 @@ def test_an_input_one_spec_of_a_folder_lacks_does_not_stop_the_others(
     assert code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='spec_files skips a key mapping only when it has "fluxion_mapping"; KeyMapping.read accepts '
-    "a file of only rename/rules, which validate of a folder then reports as a spec that is not valid",
-)
 def test_a_key_mapping_without_its_version_field_is_not_taken_for_a_spec(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

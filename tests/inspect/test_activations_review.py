@@ -9,11 +9,6 @@ from fluxion import shapes
 from fluxion.inspect.activations import largest_activations
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FiLM is a Chain not in _MAKES_TENSORS, so makes_no_tensor() is True, but its forward makes "
-    "gamma * feature + beta, a new tensor the size of the feature map, the largest here, not listed",
-)
 def test_films_output_is_an_activation() -> None:
     model = fl.Chain(fl.FiLM(64, 4))
     report = shapes.infer(model, ("B", 64, 32, 32), ("B", 4))

@@ -32,7 +32,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_inputs_text, spec_options
 from fluxion.cli.values import error_json, shape_json
@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
 def spec_files(folder: str | os.PathLike[str]) -> list[str]:
     """The names of the specs in ``folder``, in order: its files ending in ``SPEC_SUFFIXES``, but not
-    hidden files (``.name``), key mapping files (JSON with ``"fluxion_mapping"``, see
-    ``fluxion.weights``) or anything but a file (sub-folders are not looked into).
+    hidden files (``.name``), key mapping files (JSON objects of ``"fluxion_mapping"``, ``"rename"``
+    and ``"rules"`` only, see ``fluxion.weights``) or anything but a file (sub-folders are not
+    looked into).
 
     >>> import pathlib, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -88,17 +89,25 @@ def spec_files(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(names)
 
 
+MAPPING_FIELDS = frozenset({"fluxion_mapping", "rename", "rules"})
+"""The fields of a key mapping file (``fluxion.weights.KeyMapping.read``); a spec has others."""
+
+
 def _is_key_mapping(path: str) -> bool:
     """Whether the JSON file at ``path`` is a key mapping (``fluxion.weights``), not a spec."""
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read()
-        if '"fluxion_mapping"' not in text:
+        if not any(f'"{field}"' in text for field in MAPPING_FIELDS):
             return False
         document: object = json.loads(text)
     except (OSError, ValueError, RecursionError):
         return False  # not readable as JSON: validating it says why
-    return isinstance(document, dict) and "fluxion_mapping" in document
+    # What KeyMapping.read accepts: an object of these fields only ("fluxion_mapping" is optional).
+    if not isinstance(document, dict):
+        return False
+    fields = set(cast("dict[str, object]", document))
+    return bool(fields) and fields <= MAPPING_FIELDS
 
 
 def _on_disk(args: argparse.Namespace, name: str) -> str:
@@ -134,21 +143,29 @@ def _validate(args: argparse.Namespace, spec: str | SpecError, *, several: bool)
         if isinstance(spec, SpecError):
             raise spec
         loaded = load_spec(spec_options(args, spec))
-    except UsageError:
-        raise
+    except UsageError as error:
+        if not several:
+            raise
+        # Among several specs, one that an option does not fit (--input names another input) fails
+        # alone: the others are still checked and counted.
+        return _not_valid(args, spec, error, several=several)
     except FluxionError as error:
-        file = _on_disk(args, spec) if isinstance(spec, str) else os.fspath(spec.file or "")  # as loaded.file
-        if args.format == "json":
-            print(json.dumps({"valid": False, "file": file, "error": error_json(error)}))
-        elif several:
-            print(f"{file}: not valid", flush=True)
-        print(f"fluxion validate: error: {error}", file=sys.stderr)
-        return False
+        return _not_valid(args, spec, error, several=several)
     if args.format == "json":
         print(json.dumps(_as_json(loaded)))
     else:
         print(_as_line(loaded) if several else _as_text(loaded))
     return True
+
+
+def _not_valid(args: argparse.Namespace, spec: str | SpecError, error: FluxionError, *, several: bool) -> bool:
+    file = _on_disk(args, spec) if isinstance(spec, str) else os.fspath(spec.file or "")  # as loaded.file
+    if args.format == "json":
+        print(json.dumps({"valid": False, "file": file, "error": error_json(error)}))
+    elif several:
+        print(f"{file}: not valid", flush=True)
+    print(f"fluxion validate: error: {error}", file=sys.stderr)
+    return False
 
 
 def _as_json(loaded: LoadedSpec) -> dict[str, Any]:

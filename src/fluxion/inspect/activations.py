@@ -33,13 +33,14 @@ import torch
 
 import fluxion.layers as fl
 from fluxion import dims
-from fluxion.adapters import Lora
 from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.shapes import ShapeReport
 from fluxion.tree import node_class
 
-_MAKES_TENSORS = (fl.Residual, fl.Sum, fl.Concatenate, fl.Matmul, Lora)
+_PASSES_ON = (fl.Chain.forward, fl.Parallel.forward, fl.Distribute.forward, fl.Passthrough.forward, fl.Graph.forward)
+"""The forwards of containers that only run their children and hand on what those return; a
+Chain with any other forward (a Residual, a Sum, a LoRA, FiLM, a user's) may compute something new."""
 
 _KEEPS_STORAGE = (
     # views of their input (a reshape copies a tensor that is not contiguous: after a Permute, say)
@@ -130,7 +131,8 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
 
 def makes_no_tensor(module: torch.nn.Module) -> bool:
     """Whether ``module``'s output is no tensor of its own: a Chain that only runs its children
-    (not a Residual, Sum, Concatenate, Matmul or LoRA, whose result is new), a layer that writes into
+    (a Chain, Parallel, Distribute, Passthrough or Graph; a Residual, Sum, Concatenate, Matmul,
+    LoRA, FiLM or any Chain with a forward of its own counts as making one), a layer that writes into
     its input (``inplace=True``), a view of its input, or a layer that hands on a tensor made
     elsewhere. A ``UseContext`` counts as handing on the tensor its ``SetContext`` stored (a
     ``callback`` that makes a new tensor to store is not seen).
@@ -142,7 +144,7 @@ def makes_no_tensor(module: torch.nn.Module) -> bool:
     (True, False)
     """
     if isinstance(module, fl.Chain):
-        return not isinstance(module, _MAKES_TENSORS)
+        return node_class(module).forward in _PASSES_ON
     return getattr(module, "inplace", False) is True or isinstance(module, _KEEPS_STORAGE)
 
 
