@@ -30,7 +30,7 @@ import pytest
 import fluxion
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "setup.cfg", "setup.py")
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "MANIFEST.in", "setup.cfg", "setup.py")
 """The files of the repository root that the build reads (those that exist are copied with src/)."""
 EXAMPLE = ROOT / "examples" / "mlp.jsonnet"
 VERSION = fluxion.__version__
@@ -169,10 +169,11 @@ def test_the_sdist_holds_the_sources_the_readme_and_the_license(artifacts: Artif
         license_file = sdist.extractfile(f"{top}/LICENSE")
         assert license_file is not None
         assert license_file.read().decode() == (ROOT / "LICENSE").read_text()
-    expected = {f"{top}/{name}" for name in ("pyproject.toml", "README.md", "LICENSE", "PKG-INFO")}
+    expected = {f"{top}/{name}" for name in ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO")}
     expected |= {f"{top}/src/{name}" for name in package_files(artifacts.package)}
     missing = expected - names
     assert not missing, "files the sdist lacks:\n" + "\n".join(sorted(missing))
+    assert not [name for name in names if name.startswith(f"{top}/tests/")]  # tests need the repository
 
 
 def test_the_installed_command_answers_help_and_its_version(installed: Installed) -> None:
