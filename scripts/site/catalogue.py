@@ -383,10 +383,21 @@ def entry(name: str, cls: type[torch.nn.Module], paths: Mapping[type, str]) -> E
         )
 
 
-def entries() -> list[Entry]:
-    """One entry per registered class, in the order of their modules, then of their names."""
+def library_layers() -> list[str]:
+    """The registered names of the classes fluxion and its layer packages (entry points) provide;
+    classes a program registered for itself (a test, a notebook) are not the library's.
+
+    >>> "Conv2d" in library_layers()
+    True
+    """
     paths = public_paths()
-    found = [entry(name, registry.lookup(name), paths) for name in registry.registered()]
+    return [name for name in registry.registered() if registry.lookup(name) in paths]
+
+
+def entries() -> list[Entry]:
+    """One entry per class of the library, in the order of their modules, then of their names."""
+    paths = public_paths()
+    found = [entry(name, registry.lookup(name), paths) for name in library_layers()]
     return sorted(found, key=lambda item: (item.group, item.name))
 
 

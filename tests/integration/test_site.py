@@ -70,7 +70,7 @@ def text_of(page: Path) -> str:
 def test_the_catalogue_lists_every_registered_layer_with_its_shape_rule(site: Path) -> None:
     page = site / "reference" / "catalogue" / "index.html"
     markup, text = page.read_text(), text_of(page)
-    for name in registry.registered():
+    for name in script("catalogue").library_layers():
         assert f'id="{name.lower()}"' in markup, f"{name} has no entry in the catalogue"
     assert "Conv2d Conv2d(out_channels=16, kernel_size=3, stride=2, padding=1) " in text
     assert "(B, C, H, W) -> (B, out_channels, ceil(H/2), ceil(W/2)) in_channels = C" in text
@@ -88,7 +88,7 @@ def test_the_catalogue_lists_every_registered_layer_with_its_shape_rule(site: Pa
 
 def test_every_registered_layer_has_a_catalogue_example_whose_rule_is_shown_or_explained() -> None:
     catalogue = script("catalogue")
-    registered = set(registry.registered())
+    registered = set(catalogue.library_layers())
     assert registered <= set(catalogue.EXAMPLES), f"add an example for {sorted(registered - set(catalogue.EXAMPLES))}"
     assert set(catalogue.EXAMPLES) <= registered, "examples of classes no longer registered"
     for entry in catalogue.entries():
