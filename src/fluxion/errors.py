@@ -403,3 +403,15 @@ class UsageError(CliError):
     """
 
     exit_code = 2
+
+
+def first_line(error: BaseException) -> str:
+    """An exception in one line, for a message that wraps it: its class and its message's first line.
+
+    >>> first_line(ValueError("bad shape\\nmore detail"))
+    'ValueError: bad shape'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

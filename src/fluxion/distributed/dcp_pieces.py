@@ -48,7 +48,7 @@ from torch.distributed.checkpoint.state_dict_loader import load as dcp_load  # p
 
 from fluxion.distributed.pieces import Request
 from fluxion.distributed.ranks import describe_checkpoint_failure
-from fluxion.errors import WeightsError
+from fluxion.errors import WeightsError, first_line
 from fluxion.files import special_kind
 from fluxion.weights.checkpoint import Checkpoint, Entry
 
@@ -120,7 +120,7 @@ class DcpPieces:
         except CheckpointException as error:  # DCP's own error, a BaseException
             raise WeightsError(f"{self._folder}: DCP could not read it: {describe_checkpoint_failure(error)}") from None
         except Exception as error:
-            raise WeightsError(f"{self._folder}: DCP could not read it: {_first_line(error)}") from None
+            raise WeightsError(f"{self._folder}: DCP could not read it: {first_line(error)}") from None
 
     def close(self) -> None:
         """Nothing to release: DCP opens and closes its files on each read.
@@ -236,11 +236,6 @@ def _defined(module: str, name: str) -> object | None:
         except ImportError:
             return None
     return vars(loaded).get(name)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 class _BoxPlanner(DefaultLoadPlanner):

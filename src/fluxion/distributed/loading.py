@@ -38,7 +38,7 @@ from fluxion.progress import Progress
 from fluxion.weights import LoadResult, MappingLike, Source
 from fluxion.weights._torch import buffers_of, parameters_of
 from fluxion.weights.mapping import KeyMapping, Target
-from fluxion.weights.plan import Assignment, Plan, Slot, make_plan
+from fluxion.weights.plan import Assignment, Plan, Slot, checked_device, make_plan
 
 PROGRESS_THRESHOLD = 256 * 2**20
 """Loads of at least this many bytes (on this rank) show a progress bar on rank 0's terminal."""
@@ -221,7 +221,7 @@ def _allocate(plan: Plan, pieces: Pieces, given: torch.device | str | None) -> l
     a rank that failed here (out of memory, say) would never join.
     """
     checkpoint = pieces.checkpoint
-    device = _compute_device(plan) if given is None else _checked_device(given)
+    device = checked_device(given, error=DistributedError) or _compute_device(plan)
     staged: list[_Staged] = []
     for assignment in plan.assignments:
         current = assignment.slots[0].tensor
@@ -264,13 +264,6 @@ def _compute_device(plan: Plan) -> torch.device:
         if isinstance(tensor, DTensor):
             return device_of_mesh(tensor.device_mesh.device_type)
     return torch.device("cpu")
-
-
-def _checked_device(device: torch.device | str) -> torch.device:
-    try:
-        return torch.empty(0, device=device).device
-    except (RuntimeError, AssertionError, TypeError, ValueError) as error:
-        raise DistributedError(f"device {device!r} cannot be used here: {error}") from None
 
 
 def _commit_everywhere(staged: list[_Staged], name: str) -> None:

@@ -30,7 +30,7 @@ from typing import cast
 
 import torch
 
-from fluxion.errors import PickleCheckpointWarning, WeightsError, WeightsWarning
+from fluxion.errors import PickleCheckpointWarning, WeightsError, WeightsWarning, first_line
 from fluxion.interrupts import interrupts_held
 from fluxion.progress import Progress
 from fluxion.tree import is_wrapped, place_of
@@ -192,7 +192,7 @@ def _stage(
             raise
         except Exception as error:
             raise WeightsError(
-                f"{checkpoint.name}: cannot prepare {assignment.source!r} for {key}: {_summary(error)}; "
+                f"{checkpoint.name}: cannot prepare {assignment.source!r} for {key}: {first_line(error)}; "
                 "nothing was loaded"
             ) from error
         replacements.append((assignment.slots, converted))
@@ -230,11 +230,11 @@ def _commit(copies: list[_Copy], replacements: list[_Replacement], name: str, ba
                 raise
             if not written:
                 raise WeightsError(
-                    f"{name}: loading {key} failed: {_summary(error)}; the model was left as it was"
+                    f"{name}: loading {key} failed: {first_line(error)}; the model was left as it was"
                 ) from error
             shown = ", ".join(written[:5]) + (" ..." if len(written) > 5 else "")
             raise WeightsError(
-                f"{name}: loading {key} failed: {_summary(error)}; {len(written)} tensors copied in place "
+                f"{name}: loading {key} failed: {first_line(error)}; {len(written)} tensors copied in place "
                 f"before it hold the checkpoint's values ({shown}), every other tensor is as it was"
             ) from error
 
@@ -259,11 +259,6 @@ def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
         and a.stride() == b.stride()
         and a.dtype == b.dtype
     )
-
-
-def _summary(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _settled(tensor: torch.Tensor) -> torch.Tensor:

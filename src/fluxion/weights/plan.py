@@ -16,6 +16,7 @@ fails here leaves the model exactly as it was.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import cast
@@ -137,7 +138,7 @@ def make_plan(
     >>> make_plan(fl.Linear(2, 3), open_checkpoint({"weight": torch.zeros(3, 2)}), KeyMapping(), strict=False).missing
     ['bias']
     """
-    dtype, target_device = _checked_dtype(dtype), _checked_device(device)
+    dtype, target_device = _checked_dtype(dtype), checked_device(device)
     slots = model_slots(model)
     mapped = {key: mapping.targets(key) for key in checkpoint.entries}
     scope = _Scope.of(model, checkpoint.name, mapped, prefix)
@@ -226,14 +227,25 @@ def _checked_dtype(dtype: object) -> torch.dtype | None:
     return dtype
 
 
-def _checked_device(device: torch.device | str | None) -> torch.device | None:
-    """The device in its canonical form (``"cuda"`` becomes ``cuda:0``), or a clear error."""
+def checked_device(
+    device: torch.device | str | None, *, error: Callable[[str], Exception] = WeightsError
+) -> torch.device | None:
+    """The device in its canonical form (``"cuda"`` becomes ``cuda:0``), None for None, or a clear
+    ``error`` (a ``WeightsError`` unless the caller's family is another).
+
+    >>> checked_device("cpu")
+    device(type='cpu')
+    >>> checked_device("nowhere")
+    Traceback (most recent call last):
+    ...
+    fluxion.errors.WeightsError: device 'nowhere' cannot be used here: ...
+    """
     if device is None:
         return None
     try:
         return torch.empty(0, device=device).device
-    except (RuntimeError, AssertionError, TypeError, ValueError) as error:
-        raise WeightsError(f"device {device!r} cannot be used here: {error}") from None
+    except (RuntimeError, AssertionError, TypeError, ValueError) as problem:
+        raise error(f"device {device!r} cannot be used here: {problem}") from None
 
 
 @dataclass(frozen=True)
