@@ -28,6 +28,12 @@ QUICK = [
     ["render", "m.json"],
     ["validate", "m.json", "--tla", "depth"],
     ["validate", "m.json", "--ext-vars", '{"n": [1, 2]}', "--help"],
+    # usage errors found once parsed, before the command's module is imported (fluxion.cli.usage)
+    ["render", "m.json", "-o", "m.xyz"],
+    ["validate", "m.json", "--tla", "a=1", "--tla", "a=2"],
+    ["export", "pkg.mod:build", "-o", "m.json", "--tla", "a=1"],
+    ["show", "m.json", "--assume", f"H%{2**62}==0", "--assume", "H%3==0"],
+    ["summary", "m.json", "--assume", "H%32==0", "--size", "H=48"],
 ]
 """Command lines that answer without running a command: help, the version, usage errors."""
 
@@ -74,7 +80,7 @@ def test_help_version_and_usage_errors_import_neither_torch_nor_the_registry(ans
     assert len(quick) == 2 + len(QUICK)
     loaded = {step: modules for step, modules in quick.items() if modules}
     assert not loaded, "imported before answering:\n" + json.dumps(loaded, indent=1)
-    assert answers.codes == [0] * 7 + [2] * 8 + [0, 0]
+    assert answers.codes == [0] * 7 + [2] * 8 + [0] + [2] * 5 + [0]
 
 
 def test_a_command_that_runs_imports_what_it_needs(answers: Answers) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fluxion import spec
-from fluxion.cli.export import is_factory
+from fluxion.cli.usage import is_factory
 from tests.cli.helpers import ROOT, fails, run
 
 
@@ -118,26 +118,6 @@ def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "cli_factories", raising=False)
     return "cli_factories"
-
-
-@pytest.mark.parametrize(
-    ("text", "factory"),
-    [
-        ("models:build", True),
-        ("my_package.models:Builders.small", True),
-        ("_private:_make", True),
-        ("examples/mlp.jsonnet", False),
-        ("models:build.json", False),
-        ("models:build.jsonnet", False),
-        ("C:\\models\\net.json", False),
-        ("models:", False),
-        (":build", False),
-        ("models:1build", False),
-        ("my-package:build", False),
-    ],
-)
-def test_what_names_a_factory(text: str, factory: bool) -> None:
-    assert is_factory(text) is factory
 
 
 def test_a_file_that_looks_like_a_factory_is_read_as_a_spec(

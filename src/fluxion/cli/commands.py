@@ -29,6 +29,7 @@ from fluxion.cli.arguments import (
 )
 from fluxion.cli.narchi_options import add_narchi_options
 from fluxion.cli.options import assignment
+from fluxion.cli.usage import check_usage
 
 COMMANDS = ("validate", "show", "render", "summary", "export")
 """The commands, in the order ``fluxion --help`` lists them; each is the module ``fluxion.cli.NAME``."""
@@ -98,8 +99,9 @@ def add_commands(commands: Subcommands) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the command a parsed command line names (``args.command``): its module is imported
-    now, and its ``run(args)`` returns the exit code.
+    """Run the command a parsed command line names (``args.command``): what the command line alone
+    decides is checked first (``fluxion.cli.usage``, a ``UsageError`` before torch is imported),
+    then the command's module is imported, and its ``run(args)`` returns the exit code.
 
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
@@ -110,6 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
     command = cast(str, args.command)
     if command not in COMMANDS:
         raise ValueError(f"no command {command!r}: the commands are {', '.join(COMMANDS)}")
+    check_usage(args)
     module = importlib.import_module(f"{__package__}.{command}")
     run = cast(Callable[[argparse.Namespace], int], module.run)
     return run(args)

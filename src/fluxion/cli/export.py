@@ -39,7 +39,6 @@ import argparse
 import importlib
 import json
 import os
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -50,20 +49,10 @@ import fluxion.layers as fl
 from fluxion import shapes, spec
 from fluxion.cli.loading import SpecOptions, load_spec, spec_options
 from fluxion.cli.options import Shape
+from fluxion.cli.usage import is_factory
 from fluxion.errors import CliError, UsageError
 from fluxion.files import write_text_atomically
 from fluxion.layers.lazy import lazy_addresses
-
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-
-def is_factory(text: str) -> bool:
-    """Whether ``text`` names a factory (``package.module:function``) rather than a spec file.
-
-    >>> is_factory("models.vision:resnet"), is_factory("examples/mlp.jsonnet"), is_factory("C:model.json")
-    (True, False, False)
-    """
-    return _FACTORY.match(text) is not None and not os.path.exists(text) and not text.endswith((".json", ".jsonnet"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
     1
     """
     options = spec_options(args)
-    if not args.output:
-        raise UsageError("-o: name the file to write (- for stdout)")
     if is_factory(args.spec):
         model, inputs = _from_factory(options)
     else:
@@ -97,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _from_factory(options: SpecOptions) -> tuple[torch.nn.Module, dict[str, Shape] | None]:
-    if options.ext_vars or options.ext_code or options.tla or options.search_paths:
-        raise UsageError("--ext-var, --ext-code, --tla and -J read spec files; a factory takes no arguments")
     module_name, _, attribute = os.fspath(options.file).partition(":")
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -26,9 +26,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from fluxion.cli.dot import FORMATS, INSTALL_HINT, dot_program, run_dot
+from fluxion.cli.dot import INSTALL_HINT, dot_program, run_dot
 from fluxion.cli.loading import load_spec, spec_options
-from fluxion.errors import CliError, UsageError
+from fluxion.cli.usage import output_format
+from fluxion.errors import CliError
 from fluxion.files import write_text_atomically
 from fluxion.inspect.diagram import dot_source
 from fluxion.inspect.flow import data_flow
@@ -43,12 +44,8 @@ def run(args: argparse.Namespace) -> int:
     2
     """
     to_stdout = args.output == "-"
-    if not args.output:
-        raise UsageError("-o: name the file to write: .svg, .pdf, .png or .dot (- for stdout)")
+    kind = output_format(args.output)
     output = Path("model.dot" if to_stdout else args.output)
-    kind = output.suffix.lstrip(".").lower()
-    if kind not in FORMATS:
-        raise UsageError(f"-o {args.output}: the format is taken from the suffix: .svg, .pdf, .png or .dot")
     if kind != "dot" and dot_program() is None:
         raise CliError(f"writing {output} needs Graphviz's dot program, which is not installed: {INSTALL_HINT}")
     if not to_stdout and args.narchi_overwrite is False and output.exists():

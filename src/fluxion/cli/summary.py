@@ -40,7 +40,6 @@ from fluxion import dims
 from fluxion.cli.loading import LoadedSpec, load_spec, spec_options
 from fluxion.cli.options import by_name
 from fluxion.cli.values import shape_json
-from fluxion.errors import UsageError
 from fluxion.inspect.activations import Activation, input_symbols, largest_activations
 from fluxion.inspect.counting import LayerCount, human_bytes, layer_counts, parameter_count
 from fluxion.shapes.report import assumptions_text, format_value
@@ -55,12 +54,6 @@ def run(args: argparse.Namespace) -> int:
     """
     options = spec_options(args)
     sizes = cast(dict[str, int], by_name(args.size, "--size"))
-    for name, value in sizes.items():
-        divisor = options.assume.get(name, 1)
-        if value % divisor:
-            raise UsageError(
-                f"--size {name}={value} is not a multiple of {divisor}, as --assume {name}%{divisor}==0 says it is"
-            )
     loaded = load_spec(options)
     counts = layer_counts(loaded.model)
     report = loaded.report
