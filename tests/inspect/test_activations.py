@@ -1,17 +1,26 @@
 """The largest activations of a shape report: which nodes count (a tensor once, where it is made), how
 they rank, their bytes."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.adapters import lora
 from fluxion.errors import ShapeError
-from fluxion.inspect.activations import Activation, input_symbols, largest_activations, makes_no_tensor
+from fluxion.inspect.activations import (
+    Activation,
+    input_symbols,
+    largest_activations,
+    made_tensors,
+    makes_no_tensor,
+)
+from fluxion.tree import context_of
 
 
 def test_leaves_and_combinators_that_make_tensors_count_plain_chains_do_not() -> None:
@@ -87,7 +96,7 @@ def test_bad_sizes_or_top_are_one_shape_error(sizes: dict[str, object], top: obj
 # -- a tensor counted once: in-place layers and views make none of their own
 
 
-def made_tensors(model: torch.nn.Module, *inputs: torch.Tensor) -> set[str]:
+def made_on_cpu(model: torch.nn.Module, *inputs: torch.Tensor) -> set[str]:
     """The addresses of the nodes whose output holds a tensor of its own when ``model`` runs: one
     whose storage is neither an input's nor that of an output before it (all kept alive, so that
     no storage is reused)."""
@@ -142,7 +151,7 @@ def test_in_place_layers_keep_their_input_s_tensor() -> None:
     )
     found = listed(model, ("B", 3, 8, 8))
     assert found == {"Conv2d", "BatchNorm2d", "Residual", "Residual.Conv2d", "ReLU_2"}
-    assert found == made_tensors(model, torch.randn(2, 3, 8, 8))
+    assert found == made_on_cpu(model, torch.randn(2, 3, 8, 8))
 
 
 def test_views_keep_their_input_s_tensor() -> None:
@@ -164,7 +173,7 @@ def test_views_keep_their_input_s_tensor() -> None:
     )
     found = listed(model, (1, 4))
     assert found == {"Linear", "Tanh", "Sigmoid"}
-    assert found == made_tensors(model, torch.randn(1, 4))
+    assert found == made_on_cpu(model, torch.randn(1, 4))
 
 
 def test_layers_that_hand_on_a_tensor_made_elsewhere() -> None:
@@ -178,12 +187,12 @@ def test_layers_that_hand_on_a_tensor_made_elsewhere() -> None:
     )
     found = listed(model, ("B", 4))
     assert found == {"Linear_1", "Linear_2", "Linear_3"}
-    assert found == made_tensors(model, torch.randn(3, 4))
+    assert found == made_on_cpu(model, torch.randn(3, 4))
 
 
 def test_a_tensor_the_model_is_given_is_not_an_activation() -> None:
     model = fl.Chain(fl.ReLU(inplace=True), fl.Flatten(), fl.Linear(12, 2))
-    assert listed(model, ("B", 3, 4)) == {"Linear"} == made_tensors(model, torch.randn(2, 3, 4))
+    assert listed(model, ("B", 3, 4)) == {"Linear"} == made_on_cpu(model, torch.randn(2, 3, 4))
 
 
 def test_which_layers_make_no_tensor() -> None:
@@ -196,3 +205,75 @@ def test_which_layers_make_no_tensor() -> None:
     assert makes_no_tensor(fl.Chain(fl.Linear(2, 2)))
     for maker in (fl.Residual(), fl.Sum(), fl.Concatenate(), fl.Matmul(fl.Linear(2, 2), fl.Linear(2, 2))):
         assert not makes_no_tensor(maker)
+
+
+def test_films_output_is_an_activation() -> None:
+    model = fl.Chain(fl.FiLM(64, 4))
+    report = shapes.infer(model, ("B", 64, 32, 32), ("B", 4))
+    assert "FiLM" in [activation.address for activation in largest_activations(report, {"B": 1})]
+
+
+def test_a_reshape_that_copies_is_an_activation() -> None:
+    model = fl.Chain(fl.Linear(8, 8), fl.Permute(0, 2, 1), fl.Reshape(-1))
+    permuted = model[1](model[0](torch.randn(2, 16, 8)))
+    reshaped = model[2](permuted)
+    assert reshaped.untyped_storage().data_ptr() != permuted.untyped_storage().data_ptr()  # torch copied
+    assert listed(model, ("B", 16, 8)) == {"Linear", "Reshape"} == made_on_cpu(model, torch.randn(2, 16, 8))
+
+
+SQUARE = {
+    "Linear": lambda: fl.Linear(6, 6),
+    "Permute": lambda: fl.Permute(0, 2, 1),
+    "Transpose": lambda: fl.Transpose(1, 2),
+    "Reshape": lambda: fl.Reshape(6, 6),
+    "Flatten+Unflatten": lambda: fl.Chain(fl.Flatten(), fl.Unflatten(1, (6, 6))),
+    "ReLU": lambda: fl.ReLU(),
+    "ReLU in place": lambda: fl.ReLU(inplace=True),
+    "Residual": lambda: fl.Residual(fl.Linear(6, 6)),
+    "Identity": lambda: fl.Identity(),
+    "Slicing all": lambda: fl.Slicing(dim=1, start=0),
+}
+"""Layers that take and give (B, 6, 6): views, copies and in-place layers, in any order."""
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(sorted(SQUARE)), min_size=1, max_size=8))
+def test_what_is_listed_is_what_torch_makes(names: Sequence[str]) -> None:
+    model = fl.Chain(*(SQUARE[name]() for name in names))
+    assert listed(model, ("B", 6, 6)) == made_on_cpu(model, torch.randn(2, 6, 6))
+
+
+def test_token_ids_are_tried_when_the_model_does_not_run_on_floating_point() -> None:
+    model = fl.Chain(fl.Embedding(100, 8), fl.Linear(8, 8), fl.ReLU(inplace=True), fl.Transpose(1, 2), fl.Flatten())
+    tokens = torch.randint(0, 100, (2, 5))
+    assert listed(model, ("B", "T")) == {"Embedding", "Linear", "Flatten"} == made_on_cpu(model, tokens)
+
+
+class ItemScale(torch.nn.Module):
+    """A layer that reads a value out of its input: it cannot run on meta tensors."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x.abs().max().item()
+
+    def output_shape(self, x: dims.ShapeValue) -> dims.ShapeValue:
+        return x
+
+
+def test_a_model_that_cannot_run_on_meta_tensors_is_judged_by_its_classes() -> None:
+    model = fl.Chain(fl.Linear(8, 8), ItemScale(), fl.Permute(0, 2, 1), fl.Reshape(-1))
+    report = shapes.infer(model, ("B", 16, 8))
+    assert made_tensors(report) is None
+    # the classes say that a Reshape is a view: what torch does here is not seen
+    assert {activation.address for activation in largest_activations(report, top=100)} == {"Linear", "ItemScale"}
+
+
+def test_looking_leaves_the_model_as_it_was() -> None:
+    model = fl.Chain(fl.Linear(4, 8), fl.SetContext("skip", "x"), fl.BatchNorm1d(8), fl.UseContext("skip", "x"))
+    report = shapes.infer(model, ("B", 4))
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    store = {key: dict(values) for key, values in context_of(model).items()}
+    assert made_tensors(report, {"B": 3}) == {"Linear", "BatchNorm1d"}
+    assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
+    assert {value.device.type for value in model.state_dict().values()} == {"cpu"}
+    assert {key: dict(values) for key, values in context_of(model).items()} == store
+    assert not any(module._forward_hooks or module._forward_pre_hooks for module in model.modules())  # pyright: ignore[reportPrivateUsage]

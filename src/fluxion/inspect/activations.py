@@ -5,11 +5,14 @@ Sum, Concatenate, Matmul, a LoRA). Its size is an expression in the input's symb
 (``802816*B``); to rank them, every symbol is given a value (1 unless said otherwise). Bytes assume
 each layer's parameter dtype (the default dtype for a layer without parameters).
 
-A tensor is counted once, where it is made: a layer whose output shares its input's storage
-makes no new tensor and is not listed (``makes_no_tensor``). Such are the layers that write into
-their input (``inplace=True``: ``ReLU``, ``Add``...), the views (``Flatten``, ``Reshape``, ``Permute``,
-``Slicing``, ``Chunk``...) and the layers that hand on a tensor made elsewhere (``Identity``,
-``Get``, a context's ``SetContext`` and ``UseContext``).
+A tensor is counted once, where it is made: a node whose output shares its storage with a tensor
+made before makes no new tensor and is not listed. Such are the layers that write into their input
+(``inplace=True``: ``ReLU``, ``Add``...), the views (``Flatten``, ``Reshape``, ``Permute``,
+``Slicing``, ``Chunk``...), the layers that hand on a tensor made elsewhere (``Identity``, ``Get``,
+a context's ``SetContext`` and ``UseContext``) and the Chains that hand on their last child's.
+Which these are is seen by running the model once on meta tensors (``made_tensors``): torch
+decides, so a ``Reshape`` of a permuted tensor, which copies, is listed. A model that cannot run
+there is judged by its classes instead (``makes_no_tensor``).
 
 >>> import fluxion.layers as fl
 >>> from fluxion import shapes
@@ -25,7 +28,7 @@ Linear 10*B 20 80
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -36,6 +39,7 @@ from fluxion import dims
 from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.shapes import ShapeReport
+from fluxion.shapes.meta import run_on_meta
 from fluxion.tree import node_class
 
 _PASSES_ON = (fl.Chain.forward, fl.Parallel.forward, fl.Distribute.forward, fl.Passthrough.forward, fl.Graph.forward)
@@ -108,10 +112,11 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
     if isinstance(top, bool) or not isinstance(cast(object, top), int) or top < 0:
         raise ShapeError(f"largest_activations: top is a count, 0 or more, got {top!r}")
     addresses = dict(cast(Iterator[tuple[str, torch.nn.Module]], report.model.named_modules(remove_duplicate=False)))
+    made = made_tensors(report, given)
     found: list[Activation] = []
     for address, shapes in report.items():
         module = addresses.get(address)
-        if module is None or makes_no_tensor(module):
+        if module is None or (makes_no_tensor(module) if made is None else address not in made):
             continue
         output = max((call.output for call in shapes.calls), key=lambda value: _evaluated(value, given))
         evaluated = _evaluated(output, given)
@@ -127,6 +132,95 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
         )
     found.sort(key=lambda activation: -activation.evaluated)
     return found[:top]
+
+
+def made_tensors(report: ShapeReport, sizes: Mapping[str, int] | None = None) -> frozenset[str] | None:
+    """The addresses whose output torch makes as a tensor of its own, seen by running the report's
+    model once on meta tensors (nothing is allocated, the model is left as it was); None when the
+    model cannot run there (a size the report leaves symbolic, an operation without a meta kernel).
+
+    An output is made by a node when its storage is none that the model's inputs or an earlier
+    node's output have: a view shares its base's storage, an in-place layer returns its input. Each
+    symbol is at its value in ``sizes`` (1 when absent) raised to a multiple of it of at least 64,
+    as sizes of 1 make views of what would be copies. The inputs are floating point, or, when the
+    model does not run on those, integers (token ids).
+
+    >>> import fluxion.layers as fl
+    >>> from fluxion import shapes
+    >>> model = fl.Chain(fl.Linear(8, 8), fl.Reshape(8, 16), fl.Permute(0, 2, 1), fl.Reshape(-1))
+    >>> sorted(made_tensors(shapes.infer(model, ("B", 16, 8))))  # a view, a view, then a copy: not contiguous
+    ['Linear', 'Reshape_2']
+    """
+    values = {name: max(value, value * -(-_RUN_SIZE // value)) for name, value in (sizes or {}).items()}
+    inputs: list[ShapeValue] = []
+    for value in report[""].inputs:
+        names = {str(symbol) for shape in _shapes(value) for size in shape for symbol in _free_symbols(size)}
+        inputs.append(dims.substitute_shape(value, {name: values.get(name, _RUN_SIZE) for name in names}))
+    if not all(dims.known(size) for value in inputs for shape in _shapes(value) for size in shape):
+        return None
+    for dtype in (None, torch.int64):
+        made = _made_on_meta(report.model, tuple(inputs), dtype)
+        if made is not None:
+            return made
+    return None
+
+
+_RUN_SIZE = 64
+"""The least value of a symbol when ``made_tensors`` runs the model: sizes of 1 make views of what
+would be copies (a permuted (1, 1, C) is still contiguous), and images of 1 pixel are too small
+for most kernels."""
+
+
+def _made_on_meta(
+    model: torch.nn.Module, inputs: tuple[ShapeValue, ...], dtype: torch.dtype | None
+) -> frozenset[str] | None:
+    storages: dict[int, torch.Tensor] = {}  # the tensors seen, by the id of the tensor owning their storage
+    made: set[str] = set()
+
+    def see(value: object) -> bool:
+        new = False
+        for tensor in _tensors(value):
+            base = tensor._base if tensor._base is not None else tensor  # pyright: ignore[reportPrivateUsage]
+            new = new or id(base) not in storages
+            storages[id(base)] = base  # kept, so that its id is not reused
+        return new
+
+    def recorder(address: str) -> Callable[[torch.nn.Module, object, object], None]:
+        def record(module: torch.nn.Module, args: object, output: object) -> None:
+            if see(output):
+                made.add(address)
+
+        return record
+
+    def see_inputs(module: torch.nn.Module, args: object, kwargs: object) -> None:
+        see((args, kwargs))
+
+    handles = [model.register_forward_pre_hook(see_inputs, with_kwargs=True)]
+    try:
+        for address, module in cast(Iterator[tuple[str, torch.nn.Module]], model.named_modules(remove_duplicate=False)):
+            handles.append(module.register_forward_hook(recorder(address)))
+        run_on_meta(model, inputs, dtype=dtype)
+    except Exception:
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()
+    return frozenset(made)
+
+
+def _tensors(value: object) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in cast(Sequence[object], value):
+            yield from _tensors(item)
+    elif isinstance(value, Mapping):
+        for item in cast(Mapping[object, object], value).values():
+            yield from _tensors(item)
+
+
+def _free_symbols(size: dims.Dim) -> list[Any]:
+    return [] if dims.known(size) else list(cast(Any, size).free_symbols)
 
 
 def makes_no_tensor(module: torch.nn.Module) -> bool:

@@ -28,6 +28,7 @@ from fluxion.dims import Dim, DimLike, Shape, ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.layers.lazy import lazy_addresses
 from fluxion.shapes.assumptions import Assumptions
+from fluxion.shapes.meta import run_on_meta
 from fluxion.shapes.multiples import Multiples, unwind, unwind_value
 from fluxion.shapes.report import (
     Call,
@@ -42,7 +43,6 @@ from fluxion.shapes.rules import rule_for
 from fluxion.shapes.torch_rules import register_torch_rules
 from fluxion.tree import node_class
 from fluxion.tree.chain import ReturnSignal, too_deep_error
-from fluxion.tree.context import context_of
 from fluxion.tree.graph import Graph
 
 ShapeLike = Sequence[DimLike] | torch.Size
@@ -450,17 +450,7 @@ def _on_meta(node: torch.nn.Module, inputs: tuple[ShapeValue, ...], named: Mappi
             "cannot be inferred: give its class an output_shape method or register one "
             "(fluxion.shapes.register_rule, see docs/shapes.md)"
         )
-    store = context_of(node)
-    saved = {key: dict(values) for key, values in store.items()}
-    with _meta_state(node), torch.no_grad():
-        try:
-            output = node(
-                *(_meta_tensor(value) for value in inputs), **{key: _meta_tensor(value) for key, value in named.items()}
-            )
-        finally:  # a SetContext inside writes to the tree's store, which only the root's own call clears
-            store.clear()
-            store.update(saved)
-    return _shape_of(output)
+    return _shape_of(run_on_meta(node, inputs, named))
 
 
 def _concrete(value: ShapeValue) -> bool:
@@ -471,16 +461,6 @@ def _concrete(value: ShapeValue) -> bool:
     return all(_concrete(item) for item in dims.parts(value))
 
 
-def _meta_tensor(value: ShapeValue) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, Shape):
-        return torch.empty(tuple(cast(int, size) for size in value), device="meta")
-    if isinstance(value, dims.ShapeMap):
-        return {key: _meta_tensor(item) for key, item in value.items()}
-    return tuple(_meta_tensor(item) for item in value)
-
-
 def _shape_of(output: object) -> ShapeValue:
     if isinstance(output, torch.Tensor):
         return Shape(output.shape)
@@ -489,25 +469,3 @@ def _shape_of(output: object) -> ShapeValue:
     if isinstance(output, Mapping):
         return dims.ShapeMap((str(key), _shape_of(item)) for key, item in cast(Mapping[object, object], output).items())
     return None
-
-
-@contextmanager
-def _meta_state(node: torch.nn.Module) -> Generator[None]:
-    """Give ``node`` meta stand-ins for its tensors during the call, so that nothing real is touched."""
-    saved: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for module in node.modules():
-        parameters, buffers = module._parameters, module._buffers  # pyright: ignore[reportPrivateUsage]
-        saved.append((parameters, buffers))
-        module.__dict__["_parameters"] = {
-            name: None if value is None else torch.nn.Parameter(value.to("meta"), value.requires_grad)
-            for name, value in parameters.items()
-        }
-        module.__dict__["_buffers"] = {
-            name: None if value is None else value.to("meta") for name, value in buffers.items()
-        }
-    try:
-        yield
-    finally:
-        for module, (parameters, buffers) in zip(node.modules(), saved, strict=True):
-            module.__dict__["_parameters"] = parameters
-            module.__dict__["_buffers"] = buffers
