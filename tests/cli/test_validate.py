@@ -327,9 +327,9 @@ def test_a_folder_without_specs_is_an_error_in_their_place(capsys: pytest.Captur
     result = run(capsys, "validate", str(empty), good)
     assert result.code == 1
     assert result.out.splitlines() == [
-        f"{empty}: not valid",
+        f"{empty}: no spec checked",
         f"{good}: valid, x (B, 8) → (B, 2), 178 parameters",
-        "2 checked: 1 valid, 1 not valid",
+        "1 checked: 1 valid, 0 not valid; 1 folder without a spec to check",
     ]
     assert result.err == (
         f"fluxion validate: error: {empty}: a folder with no spec in it (no .json, .jsonnet, .yaml, .yml file)\n"

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate each spec the command line names, and those in each folder it names; print the
     results; return the exit code.
 
-    Each spec is checked even when one before it is not valid; the exit code is 1 when any is not.
+    Each spec is checked even when one before it is not valid; the exit code is 1 when any is not,
+    or when a folder holds no spec or cannot be read (counted apart in the total: it is no spec).
 
     >>> from fluxion.cli import main
     >>> main(["validate", "no/such/spec.json"])
@@ -57,9 +58,15 @@ def run(args: argparse.Namespace) -> int:
     """
     given: list[str] = args.spec
     several = len(given) > 1 or any(os.path.isdir(_on_disk(args, name)) for name in given)
-    results = [_validate(args, spec, several=several) for spec in _specs(args)]
+    specs = _specs(args)
+    results = [_validate(args, spec, several=several) for spec in specs]
     if several and args.format == "text":
-        print(f"{len(results)} checked: {results.count(True)} valid, {results.count(False)} not valid")
+        checked = [result for spec, result in zip(specs, results, strict=True) if isinstance(spec, str)]
+        total = f"{len(checked)} checked: {checked.count(True)} valid, {checked.count(False)} not valid"
+        folders = len(specs) - len(checked)
+        if folders:
+            total += f"; {folders} folder{'s' if folders > 1 else ''} without a spec to check"
+        print(total)
     return 0 if all(results) else 1
 
 
@@ -163,7 +170,7 @@ def _not_valid(args: argparse.Namespace, spec: str | SpecError, error: FluxionEr
     if args.format == "json":
         print(json.dumps({"valid": False, "file": file, "error": error_json(error)}))
     elif several:
-        print(f"{file}: not valid", flush=True)
+        print(f"{file}: {'not valid' if isinstance(spec, str) else 'no spec checked'}", flush=True)
     print(f"fluxion validate: error: {error}", file=sys.stderr)
     return False
 
