@@ -203,11 +203,25 @@ EXAMPLES: dict[str, Example] = {
     "Unflatten": example(call("Unflatten", dim=1, unflattened_size=(4, -1)), ("B", "D")),
     "Unsqueeze": example(call("Unsqueeze", dim=1), ("B", "D")),
     "Upsample": example(call("Upsample", scale_factor=2), ("B", "C", "H", "W")),
-    "UseContext": example(call("UseContext", context="unet", key="skip"), ("B", "C", "H", "W")),
+    "UseContext": example(  # gives what its SetContext stored, whatever comes in
+        call(
+            "Chain",
+            call("SetContext", context="unet", key="skip"),
+            call("Conv2d", out_channels=16, kernel_size=3, stride=2, padding=1),
+            call("UseContext", context="unet", key="skip"),
+        ),
+        ("B", "C", "H", "W"),
+    ),
     "VecDot": example(call("VecDot"), ("B", "T", "D"), ("B", "T", "D")),
     "Zero": example(call("Zero", stride=2), ("B", "C", "H", "W")),
 }
 """One example per registered class: the catalogue's test fails for a class without one."""
+
+LIMITS = {
+    "SequencePositionEmbedding": "T ≤ num_positions (512 here): a longer sequence has no learned position to add",
+}
+"""What a layer needs of its input that its rule cannot state as an equation (a bound): shown with
+the needs the rule states."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +317,7 @@ def _run(example: Example, inputs: Sequence[dims.Shape]) -> _Outcome:
         found = layer.inferred_arguments(*inputs)
         inferred = ", ".join(f"{key} = {_value_text(value)}" for key, value in found.items())
     output = _with_arguments(example, inputs, report.output)
-    needs = tuple(f"{describe_equation(c.first, c.second)} ({c.reason})" for c in report.constraints)
+    needs = tuple(f"{describe_equation(c.first, c.second)}: {c.reason}" for c in report.constraints)
     rule = ", ".join(shape_text(shape) for shape in inputs) + ARROW + shape_text(output)
     return _Outcome(rule, inferred, needs)
 
@@ -365,7 +379,8 @@ def entry(name: str, cls: type[torch.nn.Module], paths: Mapping[type, str]) -> E
     symbolic = [dims.Shape(_symbolic(size) for size in shape) for shape in example.inputs]
     try:
         outcome = _run(example, symbolic)
-        return dataclasses.replace(base, rule=outcome.rule, inferred=outcome.inferred, needs=outcome.needs)
+        needs = (*outcome.needs, *([LIMITS[name]] if name in LIMITS else []))
+        return dataclasses.replace(base, rule=outcome.rule, inferred=outcome.inferred, needs=needs)
     except Exception as error:
         numbered = _numbered(example.inputs)
         if not numbered:

@@ -3,11 +3,16 @@ with its own options, ``summary``'s ``--size`` and ``--top`` are read strictly, 
 line runs the module of its command."""
 
 import argparse
+import glob
+import shlex
 import sys
 
 import pytest
 
+from fluxion.cli.app import build_parser
 from fluxion.cli.commands import COMMANDS, add_commands, run_command, symbol_value, top
+from fluxion.cli.usage import check_usage, is_factory
+from tests.cli.helpers import ROOT
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,3 +89,24 @@ def test_a_command_runs_its_module_s_run(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_only_the_commands_run() -> None:
     with pytest.raises(ValueError, match="no command 'app': the commands are validate, show, render, summary, export"):
         run_command(argparse.Namespace(command="app"))
+
+
+def help_examples() -> list[list[str]]:
+    """Every command line the help texts give as an example (``fluxion ...``), split as a shell would."""
+    root = build_parser()
+    subcommands = next(action for action in root._actions if isinstance(action, argparse._SubParsersAction))
+    texts = [root.epilog or "", *(command.epilog or "" for command in subcommands.choices.values())]
+    lines = [line.strip().split(" | ")[0] for text in texts for line in text.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("fluxion ")]
+
+
+def test_every_example_of_the_help_texts_is_a_command_line_that_parses_and_names_a_real_spec() -> None:
+    examples = help_examples()
+    assert len(examples) >= 20
+    for argv in examples:
+        args = build_parser().parse_args(argv)
+        check_usage(args)
+        specs = args.spec if isinstance(args.spec, list) else [args.spec]
+        for spec in specs:
+            if not is_factory(spec) and spec not in ("model.json",):
+                assert glob.glob(str(ROOT / spec)), f"{' '.join(argv)}: {spec} is not in the repository"

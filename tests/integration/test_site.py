@@ -78,10 +78,12 @@ def test_the_catalogue_lists_every_registered_layer_with_its_shape_rule(site: Pa
     assert "Upsample(scale_factor=2) (B, C, H, W) -> (B, C, 2*H, 2*W)" in text
     assert "Interpolate(mode='bilinear') (B, C, H, W), (H2, W2) -> (B, C, H2, W2)" in text
     assert "(B, C, H, W) -> (B, C/4, 2*H, 2*W)" in text  # PixelShuffle
-    assert "Needs: C must be divisible by 4" in text
+    assert "Needs: C must be divisible by 4: PixelShuffle expects channels" in text
+    assert "T ≤ num_positions (512 here)" in text  # SequencePositionEmbedding's bound, which no equation states
     assert "Unbind needs a number for dim 1" in text
     assert "Shown for N = 3." in text
-    assert "a SetContext must come earlier in the tree" in text  # UseContext alone has no rule: said so
+    # UseContext gives what its SetContext stored, not what came in: shown inside a Chain
+    assert "UseContext(context='unet', key='skip')) (B, C, H, W) -> (B, C, H, W)" in text
     assert 'href="../layers/#fluxion.layers.Conv2d"' in markup  # each entry links to its API reference
     assert 'href="../nas/#fluxion.nas.Choice"' in markup  # classes of the entry-point modules too
 

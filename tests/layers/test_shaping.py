@@ -203,7 +203,10 @@ def test_chunk_and_unbind_with_symbols() -> None:
     third = dims.dim("T") / 3
     assert report.output == (dims.Shape(["B", third]),) * 3
     assert [str(constraint).split(" (")[0] for constraint in report.constraints] == ["T must be divisible by 3"]
-    with pytest.raises(ShapeError, match="Chunk needs a number for dim 1 unless it is divisible by 2"):
+    with pytest.raises(
+        ShapeError,
+        match="Chunk splits a symbolic size into even chunks only, so dim 1 must be a number or divisible by 2",
+    ):
         fl.Chunk(2, dim=1).output_shape(dims.Shape(["B", 2 * dims.dim("T") + 1]))
     with pytest.raises(LayerError, match="Chunk: chunks must be at least 1, got 0"):
         fl.Chunk(0)

@@ -36,7 +36,8 @@ examples:
   fluxion summary examples/mlp.jsonnet --tla widths=[1024,512]
   fluxion export examples/resnet.jsonnet -o resnet18.json
 
-Run "fluxion COMMAND --help" for a command's options. Documentation: docs/cli.md.
+Run "fluxion COMMAND --help" for a command's options. The specs named in the examples are in the
+examples/ folder of fluxion's source, and the documentation of the command line is its docs/cli.md.
 """
 
 

@@ -417,8 +417,8 @@ class Chunk(Module):
             piece = exact_divide(
                 size,
                 self.chunks,
-                f"{what} needs a number for dim {self.dim} unless it is divisible by {self.chunks} "
-                "(the rule only describes even chunks of a symbolic size)",
+                f"{what} splits a symbolic size into even chunks only, so dim {self.dim} must be a number "
+                f"or divisible by {self.chunks}",
             )
             pieces = [piece] * self.chunks
         return tuple(Shape([*shape[:axis], piece, *shape[axis + 1 :]]) for piece in pieces)
