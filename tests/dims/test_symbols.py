@@ -269,3 +269,29 @@ def test_substitute_shape_goes_through_tuples_and_keeps_none() -> None:
     assert isinstance(result, tuple)
     assert isinstance(result[0], dims.Shape)
     assert dims.substitute_shape(None, {}) is None
+
+
+PRODUCTS = st.tuples(st.integers(1, 4), st.integers(0, 4), st.integers(1, 4), st.integers(0, 4), st.integers(1, 4))
+"""``k * (a*H + b) * (c*H + d)``: products that sympy alone sometimes takes for multiples of a number."""
+
+
+@settings(max_examples=200, deadline=None)
+@given(PRODUCTS, st.integers(2, 24))
+def test_floordiv_and_whole_of_products_agree_with_the_numbers(coefficients: tuple[int, ...], divisor: int) -> None:
+    a, b, c, d, k = coefficients
+    h = dims.dim("H")
+    size = dims.normal(k * (a * h + b) * (c * h + d))
+    quotient = dims.normal(size / divisor)
+    floored = dims.floordiv(size, divisor)
+    for value in range(1, 2 * divisor + 1):
+        number = k * (a * value + b) * (c * value + d)
+        assert dims.substitute(floored, {"H": value}) == number // divisor
+        if dims.whole(quotient):
+            assert number % divisor == 0, (size, divisor, value)
+
+
+def test_a_product_sympy_takes_for_a_multiple_is_not_one() -> None:
+    h = dims.dim("H")
+    size = dims.normal(2 * h * (2 * h + 2))  # 8 at H = 1: not a multiple of 12
+    assert dims.whole(dims.normal(size / 12)) is None
+    assert dims.substitute(dims.floordiv(size, 12), {"H": 1}) == 0

@@ -34,6 +34,7 @@ from fluxion.dims.symbols import (
     substitute,
     substitute_shape,
     sympy_module,
+    whole,
 )
 from fluxion.errors import ShapeError
 
@@ -71,4 +72,5 @@ __all__ = [
     "substitute",
     "substitute_shape",
     "sympy_module",
+    "whole",
 ]

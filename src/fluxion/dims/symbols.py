@@ -219,6 +219,8 @@ def floordiv(numerator: Dim, denominator: int) -> Dim:
     (3, 'floor(H/2)')
     >>> dims.show(dims.floordiv(dims.floordiv(dims.dim("H"), 2) + 1, 2))
     'ceil((H - 1)/4)'
+    >>> dims.show(dims.floordiv(dims.dim("H") * (2 * dims.dim("H") + 2), 6))  # not always whole: H = 1 gives 4/6
+    'floor(H*(H + 1)/3)'
     """
     if isinstance(numerator, int):
         return numerator // denominator
@@ -227,7 +229,31 @@ def floordiv(numerator: Dim, denominator: int) -> Dim:
     if isinstance(rest, sp.floor) and shift.is_Integer:
         # floor((floor(y) + k) / d) = floor((y + k) / d): strided layers in a row give one floor, not a nest
         numerator = rest.args[0] + shift
+    if isinstance(numerator, sp.Mul):
+        # sympy takes some products over a number for whole ones when they are not (H*(2*H + 2)/6 at H = 1):
+        # expanded, it no longer drops the floor
+        numerator = sp.expand(numerator)
     return normal(sp.floor(numerator / denominator))
+
+
+def whole(value: Dim) -> bool | None:
+    """True when ``value`` is a whole number for every value of its symbols (positive integers), False
+    when it is a number that is not whole, None when that is not decided (``H/2``).
+
+    Decided on the expanded form: sympy takes some products over a number for whole ones when they
+    are not, ``H*(2*H + 2)/6`` among them (4/6 at H = 1).
+
+    >>> from fluxion import dims
+    >>> h = dims.dim("H")
+    >>> dims.whole(6 * h / 3), dims.whole(h / 2), dims.whole(h * (2 * h + 2) / 6)
+    (True, None, None)
+    """
+    if isinstance(value, int):
+        return True
+    expression: Any = value
+    if expression.is_number:
+        return bool(expression.is_integer)
+    return True if sympy_module().expand(expression).is_integer else None
 
 
 def conv_output(size: Dim, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Dim:

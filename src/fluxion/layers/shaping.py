@@ -417,8 +417,8 @@ class Chunk(Module):
             piece = exact_divide(
                 size,
                 self.chunks,
-                f"{what} splits a symbolic size into even chunks only, so dim {self.dim} must be a number "
-                f"or divisible by {self.chunks}",
+                f"{what} needs a number for dim {self.dim} unless it is divisible by {self.chunks}, "
+                "as the rule only describes even chunks of a symbolic size",
             )
             pieces = [piece] * self.chunks
         return tuple(Shape([*shape[:axis], piece, *shape[axis + 1 :]]) for piece in pieces)
@@ -562,10 +562,10 @@ def exact_divide(size: Dim, divisor: int, what: str) -> Dim:
         return size // divisor
     if divisor == 1:
         return size
-    quotient: Any = dims.normal(size / divisor)
-    if not isinstance(quotient, int) and quotient.is_integer is not True:
+    quotient = dims.normal(size / divisor)
+    if not dims.whole(quotient):
         dims.require_equal(divisor * dims.floordiv(size, divisor), size, what)
-    return cast(Dim, quotient)
+    return quotient
 
 
 # -- helpers of the rules above -------------------------------------------------------------------
