@@ -4,8 +4,9 @@ What it measures
     The wall time of a fresh process, from start to exit, of:
 
     * ``fluxion --help``, ``fluxion validate --help``;
-    * two usage errors: ``fluxion validate`` (no SPEC) and ``fluxion show m.json --dpeth 1`` (an
-      unknown option, answered with the closest one);
+    * three usage errors: ``fluxion validate`` (no SPEC), ``fluxion show m.json --dpeth 1`` (an
+      unknown option, answered with the closest one) and ``fluxion render m.json -o m.gif`` (a
+      suffix render cannot write: found after parsing, by ``fluxion.cli.usage``);
 
     beside two baselines: ``python -c pass`` (starting Python itself) and ``python -c "import
     torch"`` (what every invocation paid before the parser stopped importing torch), and, for
@@ -68,6 +69,7 @@ def cases() -> list[Case]:
         Case("fluxion validate --help", [*fluxion, "validate", "--help"], 0, quick=True),
         Case("fluxion validate (no SPEC)", [*fluxion, "validate"], 2, quick=True),
         Case("fluxion show m.json --dpeth 1", [*fluxion, "show", "m.json", "--dpeth", "1"], 2, quick=True),
+        Case("fluxion render m.json -o m.gif", [*fluxion, "render", "m.json", "-o", "m.gif"], 2, quick=True),
         Case("fluxion validate examples/mlp.jsonnet", [*fluxion, "validate", "examples/mlp.jsonnet"], 0, quick=False),
     ]
 
