@@ -1,6 +1,7 @@
 """The largest activations of a shape report: which nodes count (a tensor once, where it is made), how
 they rank, their bytes."""
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
@@ -10,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fluxion.layers as fl
-from fluxion import dims, shapes
+from fluxion import dims, nas, shapes
 from fluxion.adapters import lora
 from fluxion.errors import ShapeError
 from fluxion.inspect.activations import (
     Activation,
     input_symbols,
     largest_activations,
-    made_tensors,
     makes_no_tensor,
+    outputs_made,
 )
 from fluxion.tree import context_of
 
@@ -262,7 +263,7 @@ class ItemScale(torch.nn.Module):
 def test_a_model_that_cannot_run_on_meta_tensors_is_judged_by_its_classes() -> None:
     model = fl.Chain(fl.Linear(8, 8), ItemScale(), fl.Permute(0, 2, 1), fl.Reshape(-1))
     report = shapes.infer(model, ("B", 16, 8))
-    assert made_tensors(report) is None
+    assert outputs_made(report) is None
     # the classes say that a Reshape is a view: what torch does here is not seen
     assert {activation.address for activation in largest_activations(report, top=100)} == {"Linear", "ItemScale"}
 
@@ -272,8 +273,95 @@ def test_looking_leaves_the_model_as_it_was() -> None:
     report = shapes.infer(model, ("B", 4))
     state = {key: value.clone() for key, value in model.state_dict().items()}
     store = {key: dict(values) for key, values in context_of(model).items()}
-    assert made_tensors(report, {"B": 3}) == {"Linear", "BatchNorm1d"}
+    made = outputs_made(report)
+    assert made is not None
+    assert {address for address, new in made.items() if new} == {"Linear", "BatchNorm1d"}
     assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
     assert {value.device.type for value in model.state_dict().values()} == {"cpu"}
     assert {key: dict(values) for key, values in context_of(model).items()} == store
     assert not any(module._forward_hooks or module._forward_pre_hooks for module in model.modules())  # pyright: ignore[reportPrivateUsage]
+
+
+class ShapeRecorder(torch.nn.Module):
+    """Hands on its input, and keeps the shape of each it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape))
+        return x
+
+    def output_shape(self, x: dims.ShapeValue) -> dims.ShapeValue:
+        return x
+
+
+def test_the_run_is_at_sizes_of_its_own_whatever_the_sizes_ranked_at() -> None:
+    # a recurrent layer steps through the sequence, on meta tensors too: a long one would only take longer
+    recorder = ShapeRecorder()
+    model = fl.Chain(recorder, fl.LSTM(2, 2, batch_first=True), fl.Get(0))
+    report = shapes.infer(model, ("B", "T", 2))
+    activations = largest_activations(report, {"B": 3, "T": 5000})
+    assert [(activation.address, activation.evaluated) for activation in activations] == [
+        ("LSTM", 30012)
+    ]  # the output and (h, c)
+    assert recorder.seen == [(64, 64, 2)]
+
+
+def test_the_run_is_at_sizes_the_constraints_allow() -> None:
+    model = fl.Chain(fl.Linear(6, 6), fl.Reshape(-1, 3), fl.Transpose(1, 2), fl.Reshape(-1))
+    report = shapes.infer(model, ("B", "T"))  # T must divide by 3: 66, not 64
+    assert outputs_made(report) == {
+        "Linear": True,
+        "Reshape_1": False,
+        "Transpose": False,
+        "Reshape_2": True,
+        "": False,
+    }
+    positions = fl.Chain(fl.SequencePositionEmbedding(16, 8), fl.Transpose(1, 2), fl.Reshape(-1))
+    report = shapes.infer(positions, ("B", "T", 8))  # T <= 16: run at 8
+    assert outputs_made(report) == {
+        "SequencePositionEmbedding": True,
+        "Transpose": False,
+        "Reshape": True,
+        "": False,
+    }
+
+
+@pytest.mark.parametrize("norm", ["weight_norm", "spectral_norm"])
+def test_a_weight_a_hook_computes_is_left_as_it_was(norm: str) -> None:
+    model = fl.Chain(fl.Linear(4, 8), fl.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's classic weight_norm is deprecated
+        getattr(torch.nn.utils, norm)(model.Linear)
+    model(torch.randn(2, 4))
+    weight = model.Linear.weight
+    largest_activations(shapes.infer(model, ("B", 4)))
+    assert model.Linear.weight is weight
+    assert model(torch.randn(2, 4)).device.type == "cpu"
+
+
+def sampling_supernet() -> torch.nn.Module:
+    """A supernet whose Choice draws one candidate per call from torch's global generator."""
+    choice = nas.Choice(a=fl.Linear(8, 8), b=fl.Chain(fl.Linear(8, 8), fl.ReLU(inplace=True)), c=fl.Identity())
+    choice.set_mode("sample")
+    return fl.Chain(fl.Linear(4, 8), choice)
+
+
+def test_looking_leaves_torch_s_random_stream_as_it_was() -> None:
+    report = shapes.infer(sampling_supernet(), ("B", 4))
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    largest_activations(report)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_candidates_a_sampling_choice_did_not_draw_are_judged_by_their_classes() -> None:
+    report = shapes.infer(sampling_supernet(), ("B", 4))
+    listed: set[tuple[str, ...]] = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        listed.add(tuple(sorted(activation.address for activation in largest_activations(report, top=10))))
+    assert listed == {("Choice.a", "Choice.b.Linear", "Linear")}  # the Choice hands on what it drew

@@ -81,3 +81,14 @@ def test_stand_ins_keep_requires_grad_and_are_gone_afterwards() -> None:
             False,
         )
     assert linear.weight.device.type == "cpu"
+
+
+def test_attributes_set_while_the_stand_ins_are_in_place_are_undone() -> None:
+    linear = torch.nn.Linear(2, 2)
+    linear.scale = torch.ones(1)  # a plain tensor attribute, as torch's weight_norm keeps its weight
+    scale = linear.scale
+    with meta_stand_ins(linear):
+        linear.scale = linear.weight.sum()
+        linear.extra = "added"
+    assert linear.scale is scale
+    assert not hasattr(linear, "extra")

@@ -10,9 +10,10 @@ made before makes no new tensor and is not listed. Such are the layers that writ
 (``inplace=True``: ``ReLU``, ``Add``...), the views (``Flatten``, ``Reshape``, ``Permute``,
 ``Slicing``, ``Chunk``...), the layers that hand on a tensor made elsewhere (``Identity``, ``Get``,
 a context's ``SetContext`` and ``UseContext``) and the Chains that hand on their last child's.
-Which these are is seen by running the model once on meta tensors (``made_tensors``): torch
+Which these are is seen by running the model once on meta tensors (``outputs_made``): torch
 decides, so a ``Reshape`` of a permuted tensor, which copies, is listed. A model that cannot run
-there is judged by its classes instead (``makes_no_tensor``).
+there, and a node that did not run (a candidate a sampling ``Choice`` did not draw), is judged by
+its classes instead (``makes_no_tensor``).
 
 >>> import fluxion.layers as fl
 >>> from fluxion import shapes
@@ -28,6 +29,7 @@ Linear 10*B 20 80
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -40,6 +42,7 @@ from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.shapes import ShapeReport
 from fluxion.shapes.meta import run_on_meta
+from fluxion.shapes.multiples import divisibility, symbol_divisor
 from fluxion.tree import node_class
 
 _PASSES_ON = (fl.Chain.forward, fl.Parallel.forward, fl.Distribute.forward, fl.Passthrough.forward, fl.Graph.forward)
@@ -112,11 +115,11 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
     if isinstance(top, bool) or not isinstance(cast(object, top), int) or top < 0:
         raise ShapeError(f"largest_activations: top is a count, 0 or more, got {top!r}")
     addresses = dict(cast(Iterator[tuple[str, torch.nn.Module]], report.model.named_modules(remove_duplicate=False)))
-    made = made_tensors(report, given)
+    made = outputs_made(report) or {}
     found: list[Activation] = []
     for address, shapes in report.items():
         module = addresses.get(address)
-        if module is None or (makes_no_tensor(module) if made is None else address not in made):
+        if module is None or not made.get(address, not makes_no_tensor(module)):
             continue
         output = max((call.output for call in shapes.calls), key=lambda value: _evaluated(value, given))
         evaluated = _evaluated(output, given)
@@ -134,48 +137,66 @@ def largest_activations(report: ShapeReport, sizes: Mapping[str, int] | None = N
     return found[:top]
 
 
-def made_tensors(report: ShapeReport, sizes: Mapping[str, int] | None = None) -> frozenset[str] | None:
-    """The addresses whose output torch makes as a tensor of its own, seen by running the report's
-    model once on meta tensors (nothing is allocated, the model is left as it was); None when the
-    model cannot run there (a size the report leaves symbolic, an operation without a meta kernel).
+def outputs_made(report: ShapeReport) -> dict[str, bool] | None:
+    """For each node that runs, whether torch makes its output as a tensor of its own, seen by running
+    the report's model once on meta tensors; None when the model cannot run there (an operation
+    without a meta kernel, a size the rules cannot pick).
 
     An output is made by a node when its storage is none that the model's inputs or an earlier
-    node's output have: a view shares its base's storage, an in-place layer returns its input. Each
-    symbol is at its value in ``sizes`` (1 when absent) raised to a multiple of it of at least 64,
-    as sizes of 1 make views of what would be copies. The inputs are floating point, or, when the
-    model does not run on those, integers (token ids).
+    node's output have: a view shares its base's storage, an in-place layer returns its input. A
+    node that does not run (a candidate a sampling ``Choice`` did not draw) is not in the answer.
+
+    The run is at sizes of its own, whatever sizes the activations are ranked at: each symbol at
+    the least multiple of what it must divide by (``assume``, the report's constraints) that is 64
+    or more (sizes of 1 make views of what would be copies; a long sequence would only take longer),
+    else 8 or more. The inputs are floating point, or integers (token ids) where the model does not
+    run on those. Nothing is allocated, and the model, its context and torch's random stream are
+    left as they were.
 
     >>> import fluxion.layers as fl
     >>> from fluxion import shapes
     >>> model = fl.Chain(fl.Linear(8, 8), fl.Reshape(8, 16), fl.Permute(0, 2, 1), fl.Reshape(-1))
-    >>> sorted(made_tensors(shapes.infer(model, ("B", 16, 8))))  # a view, a view, then a copy: not contiguous
-    ['Linear', 'Reshape_2']
+    >>> outputs_made(shapes.infer(model, ("B", 16, 8)))  # a view, a view, then a copy: not contiguous
+    {'Linear': True, 'Reshape_1': False, 'Permute': False, 'Reshape_2': True, '': False}
     """
-    values = {name: max(value, value * -(-_RUN_SIZE // value)) for name, value in (sizes or {}).items()}
-    inputs: list[ShapeValue] = []
-    for value in report[""].inputs:
-        names = {str(symbol) for shape in _shapes(value) for size in shape for symbol in _free_symbols(size)}
-        inputs.append(dims.substitute_shape(value, {name: values.get(name, _RUN_SIZE) for name in names}))
-    if not all(dims.known(size) for value in inputs for shape in _shapes(value) for size in shape):
-        return None
-    for dtype in (None, torch.int64):
-        made = _made_on_meta(report.model, tuple(inputs), dtype)
-        if made is not None:
-            return made
+    divisors = _divisors(report)
+    for least in _RUN_SIZES:
+        values = {name: divisor * -(-least // divisor) for name, divisor in divisors.items()}
+        inputs = tuple(dims.substitute_shape(value, values) for value in report[""].inputs)
+        if not all(dims.known(size) for value in inputs for shape in _shapes(value) for size in shape):
+            return None
+        for dtype in (None, torch.int64):
+            made = _made_on_meta(report.model, inputs, dtype)
+            if made is not None:
+                return made
     return None
 
 
-_RUN_SIZE = 64
-"""The least value of a symbol when ``made_tensors`` runs the model: sizes of 1 make views of what
-would be copies (a permuted (1, 1, C) is still contiguous), and images of 1 pixel are too small
-for most kernels."""
+_RUN_SIZES = (64, 8)
+"""The least value of each symbol in ``outputs_made``'s runs: the first run's sizes avoid 1, which
+makes views of what would be copies (a permuted (1, 1, C) is still contiguous), and images too
+small for a model's kernels; a model that needs small sizes (a table of 16 positions) runs at the
+second's."""
+
+
+def _divisors(report: ShapeReport) -> dict[str, int]:
+    """Each input symbol and what it must divide by: what was assumed, and what the constraints say."""
+    divisors = dict.fromkeys(input_symbols(report), 1)
+    for name, divisor in report.assumed.items():
+        divisors[name] = math.lcm(divisors.get(name, 1), divisor)
+    for constraint in report.constraints:
+        found = divisibility(constraint.first, constraint.second)
+        single = None if found is None else symbol_divisor(*found)
+        if single is not None and str(single[0]) in divisors:
+            divisors[str(single[0])] = math.lcm(divisors[str(single[0])], single[1])
+    return divisors
 
 
 def _made_on_meta(
     model: torch.nn.Module, inputs: tuple[ShapeValue, ...], dtype: torch.dtype | None
-) -> frozenset[str] | None:
+) -> dict[str, bool] | None:
     storages: dict[int, torch.Tensor] = {}  # the tensors seen, by the id of the tensor owning their storage
-    made: set[str] = set()
+    made: dict[str, bool] = {}
 
     def see(value: object) -> bool:
         new = False
@@ -187,8 +208,7 @@ def _made_on_meta(
 
     def recorder(address: str) -> Callable[[torch.nn.Module, object, object], None]:
         def record(module: torch.nn.Module, args: object, output: object) -> None:
-            if see(output):
-                made.add(address)
+            made[address] = see(output) or made.get(address, False)
 
         return record
 
@@ -199,13 +219,19 @@ def _made_on_meta(
     try:
         for address, module in cast(Iterator[tuple[str, torch.nn.Module]], model.named_modules(remove_duplicate=False)):
             handles.append(module.register_forward_hook(recorder(address)))
-        run_on_meta(model, inputs, dtype=dtype)
-    except Exception:
+        # a layer that samples draws the same each time, and the caller's random stream is kept
+        state = torch.get_rng_state()
+        try:
+            torch.set_rng_state(torch.Generator().manual_seed(0).get_state())
+            run_on_meta(model, inputs, dtype=dtype)
+        finally:
+            torch.set_rng_state(state)
+    except Exception:  # whatever stops the run, the classes decide instead
         return None
     finally:
         for handle in handles:
             handle.remove()
-    return frozenset(made)
+    return made
 
 
 def _tensors(value: object) -> Iterator[torch.Tensor]:
@@ -217,10 +243,6 @@ def _tensors(value: object) -> Iterator[torch.Tensor]:
     elif isinstance(value, Mapping):
         for item in cast(Mapping[object, object], value).values():
             yield from _tensors(item)
-
-
-def _free_symbols(size: dims.Dim) -> list[Any]:
-    return [] if dims.known(size) else list(cast(Any, size).free_symbols)
 
 
 def makes_no_tensor(module: torch.nn.Module) -> bool:

@@ -79,7 +79,9 @@ def meta_tensors(value: ShapeValue, dtype: torch.dtype | None = None) -> Any:
 @contextmanager
 def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
     """Give ``node`` (and every module under it) meta stand-ins for its parameters and buffers while
-    the block runs, so that nothing real is touched; its own tensors are back afterwards.
+    the block runs, so that nothing real is touched; afterwards each module's attributes are back
+    as they were (its own tensors, and what the block set: the weight torch's ``weight_norm``
+    computes in a hook, an RNN's list of flat weights).
 
     >>> import torch
     >>> linear = torch.nn.Linear(2, 2)
@@ -90,21 +92,19 @@ def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
     device(type='cpu')
     """
     modules = list(node.modules())
-    saved: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    saved = [dict(module.__dict__) for module in modules]  # before anything is replaced
     try:
         for module in modules:
             parameters, buffers = module._parameters, module._buffers  # pyright: ignore[reportPrivateUsage]
-            stand_ins = (
-                {
-                    name: None if value is None else torch.nn.Parameter(value.to("meta"), value.requires_grad)
-                    for name, value in parameters.items()
-                },
-                {name: None if value is None else value.to("meta") for name, value in buffers.items()},
-            )
-            saved.append((parameters, buffers))
-            module.__dict__["_parameters"], module.__dict__["_buffers"] = stand_ins
+            module.__dict__["_parameters"] = {
+                name: None if value is None else torch.nn.Parameter(value.to("meta"), value.requires_grad)
+                for name, value in parameters.items()
+            }
+            module.__dict__["_buffers"] = {
+                name: None if value is None else value.to("meta") for name, value in buffers.items()
+            }
         yield
-    finally:  # also when a stand-in could not be made (an uninitialized lazy parameter): only those replaced
-        for module, (parameters, buffers) in zip(modules, saved, strict=False):
-            module.__dict__["_parameters"] = parameters
-            module.__dict__["_buffers"] = buffers
+    finally:  # also when a stand-in could not be made
+        for module, attributes in zip(modules, saved, strict=True):
+            module.__dict__.clear()
+            module.__dict__.update(attributes)
