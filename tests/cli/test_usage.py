@@ -1,6 +1,9 @@
 """Usage errors the command line alone decides: each is one line, exit code 2, and nothing is read
 or written (the spec named need not exist, the output is not created)."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from hypothesis import strategies as st
 
 from fluxion.cli.usage import is_factory, output_format
 from fluxion.errors import UsageError
-from tests.cli.helpers import fails, run
+from tests.cli.helpers import MLP, ROOT, fails, run, write_spec
 
 
 @pytest.mark.parametrize(
@@ -81,3 +84,45 @@ def test_stdout_is_dot_text() -> None:
 )
 def test_what_names_a_factory(text: str, factory: bool) -> None:
     assert is_factory(text) is factory
+
+
+HEAVY = ("torch", "sympy", "fluxion.layers")
+
+PROGRAM = """
+import contextlib, io, json, sys
+from fluxion.cli import main
+err = io.StringIO()
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    code = main(ARGV)
+print(json.dumps({"code": code, "err": err.getvalue(), "heavy": [name for name in HEAVY if name in sys.modules]}))
+"""
+
+
+def answer(argv: list[str]) -> dict[str, object]:
+    """The exit code, stderr and what of HEAVY a fresh Python imported to answer ``argv``."""
+    program = f"ARGV = {argv!r}\nHEAVY = {HEAVY!r}\n{PROGRAM}"
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_usage_errors_of_ext_vars_and_ext_code_answer_without_torch() -> None:
+    # YAML's flow style is read by fluxion.spec.source, which imports no torch
+    not_an_object = answer(["validate", "m.json", "--ext-vars", "num_blocks"])
+    assert (not_an_object["code"], not_an_object["heavy"]) == (2, [])
+    assert "--ext-vars takes a JSON object" in str(not_an_object["err"])
+    helped = answer(["validate", "m.json", "--ext-vars", "{num_blocks: [2, 2]}", "--help"])
+    assert (helped["code"], helped["heavy"]) == (0, [])
+    both = answer(["validate", "no-such-spec.json", "--ext-var", "n=1", "--ext-code", "n=2"])
+    assert (both["code"], both["heavy"]) == (2, [])
+    assert str(both["err"]).strip().splitlines()[-1] == (
+        "fluxion validate: error: --ext-var n and --ext-code n name one variable: give it once"
+    )
+
+
+def test_a_mapping_without_weights_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "mlp.json", MLP)
+    result = run(capsys, "show", str(spec), "--mapping", str(tmp_path / "no-such-mapping.json"))
+    fails(result, 2, "--mapping maps the keys of a checkpoint: give the checkpoint with --weights")

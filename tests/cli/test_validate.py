@@ -158,10 +158,10 @@ def test_each_spec_is_checked_even_after_one_that_is_not_valid(
         f"fluxion validate: error: {bad}: children[0].type: unknown type 'Nope' (see fluxion.spec.registered())"
     ]
 
-    result = run(capsys, "validate", good, bad, good, "--format", "json")
+    result = run(capsys, "validate", good, bad, "--format", "json")
     assert result.code == 1
     reports = [json.loads(line) for line in result.out.splitlines()]
-    assert [(report["file"], report["valid"]) for report in reports] == [(good, True), (bad, False), (good, True)]
+    assert [(report["file"], report["valid"]) for report in reports] == [(good, True), (bad, False)]
     assert reports[1]["error"]["path"] == "children[0].type"
     assert run(capsys, "validate", good, good).code == 0
 
@@ -287,9 +287,9 @@ def test_a_folder_is_its_specs_checked_one_by_one_with_a_total(
         "(see fluxion.spec.registered())"
     ]
     (folder / "b.json").unlink()
-    result = run(capsys, "validate", str(folder), str(folder / "a.json"))
+    result = run(capsys, "validate", str(folder), str(folder / "a.json"))  # a.json once
     assert (result.code, result.err) == (0, "")
-    assert result.out.splitlines()[-1] == "3 checked: 3 valid, 0 not valid"
+    assert result.out.splitlines()[-1] == "2 checked: 2 valid, 0 not valid"
 
 
 def test_a_folder_in_json_is_one_object_per_spec_and_no_total(
@@ -363,3 +363,19 @@ def test_the_examples_folder_is_every_example(
     assert (result.code, result.err) == (0, "")
     files = [json.loads(line)["file"] for line in result.out.splitlines()]
     assert files == [str(path.relative_to(ROOT)) for path in EXAMPLES]
+
+
+@pytest.mark.parametrize("twice", ["folder and file", "file twice", "folder twice"])
+def test_a_file_named_twice_is_checked_once(capsys: pytest.CaptureFixture[str], tmp_path: Path, twice: str) -> None:
+    spec = write_spec(tmp_path / "mlp.json", MLP)
+    argv = {
+        "folder and file": [str(tmp_path), str(spec)],
+        "file twice": [str(spec), str(tmp_path / "." / "mlp.json")],
+        "folder twice": [str(tmp_path), str(tmp_path) + "/"],
+    }[twice]
+    result = run(capsys, "validate", *argv)
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        f"{spec}: valid, x (B, 8) → (B, 2), 178 parameters",
+        "1 checked: 1 valid, 0 not valid",
+    ]

@@ -134,7 +134,7 @@ such as '{"num_blocks": [2, 2, 2, 2]}'"""
 def _yaml_value(text: str, neither: str) -> Any:
     """``text`` read as YAML, as JSON's kinds of values (so that jsonnet can take it); ``neither`` starts
     the message when it is not YAML."""
-    from fluxion.spec.source import read_yaml  # fluxion.spec imports torch: only for a value that is not JSON
+    from fluxion.spec.source import read_yaml  # torch-free, as the package imports its names when used
 
     try:
         value = read_yaml(text)

@@ -26,9 +26,10 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 def check_usage(args: argparse.Namespace) -> None:
     """Raise a ``UsageError`` (exit code 2) for a parsed command line whose options contradict each
-    other: a name given twice (``--tla a=1 --tla a=2``), ``--assume`` divisors that combine past
-    2**63 - 1, an output whose suffix names no format, a ``--size`` that ``--assume`` rules out,
-    or spec-reading options given to ``export`` of a Python factory.
+    other: a name given twice (``--tla a=1 --tla a=2``, or as ``--ext-var`` and ``--ext-code``),
+    ``--assume`` divisors that combine past 2**63 - 1, an output whose suffix names no format, a
+    ``--size`` that ``--assume`` rules out, ``show --mapping`` without ``--weights``, or
+    spec-reading options given to ``export`` of a Python factory.
 
     >>> import argparse
     >>> check_usage(argparse.Namespace(command="validate", spec=["m.json"], tla=[("a", 1), ("a", 2)]))
@@ -38,10 +39,16 @@ def check_usage(args: argparse.Namespace) -> None:
     """
     given = vars(args)
     pairs = [*(given.get("ext_var") or ()), *(pair for pairs in given.get("ext_vars") or () for pair in pairs)]
-    by_name(pairs, "--ext-var")
-    for option in ("ext_code", "tla", "input", "size"):
-        by_name(given.get(option), "--" + option.replace("_", "-"))
+    variables = by_name(pairs, "--ext-var")
+    code = by_name(given.get("ext_code"), "--ext-code")
+    both = [name for name in variables if name in code]
+    if both:
+        raise UsageError(f"--ext-var {both[0]} and --ext-code {both[0]} name one variable: give it once")
+    for option in ("tla", "input", "size"):
+        by_name(given.get(option), "--" + option)
     assume = combined_assumptions(given.get("assume"))
+    if args.command == "show" and given.get("mapping") and not given.get("weights"):
+        raise UsageError("--mapping maps the keys of a checkpoint: give the checkpoint with --weights")
     if args.command == "render":
         output_format(cast(str, args.output))
     elif args.command == "summary":

@@ -124,13 +124,22 @@ def _on_disk(args: argparse.Namespace, name: str) -> str:
 
 
 def _specs(args: argparse.Namespace) -> list[str | SpecError]:
-    """The specs to check, as the command line names them: each file, and each spec in each folder;
-    a folder that cannot be read or holds no spec is an error in their place."""
+    """The specs to check, as the command line names them: each file, and each spec in each folder,
+    each file once (named again, itself or through its folder, it is not checked again); a folder
+    that cannot be read or holds no spec is an error in their place."""
     found: list[str | SpecError] = []
+    seen: set[str] = set()
+
+    def add(spec: str) -> None:
+        key = os.path.realpath(_on_disk(args, spec))
+        if key not in seen:
+            seen.add(key)
+            found.append(spec)
+
     for name in args.spec:
         folder = _on_disk(args, name)
         if not os.path.isdir(folder):
-            found.append(name)
+            add(name)
             continue
         try:
             names = spec_files(folder)
@@ -140,7 +149,8 @@ def _specs(args: argparse.Namespace) -> list[str | SpecError]:
         if not names:
             kinds = ", ".join(SPEC_SUFFIXES)
             found.append(SpecError(f"a folder with no spec in it (no {kinds} file)", file=folder))
-        found += [str(Path(name) / spec) for spec in names]  # ./a.json is a.json
+        for spec in names:
+            add(str(Path(name) / spec))  # ./a.json is a.json
     return found
 
 

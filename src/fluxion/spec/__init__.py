@@ -15,14 +15,40 @@ stack) unless ``limits=None``.
 [{'type': 'Linear', 'in_features': 4, 'out_features': 2}]
 >>> print(SpecError("expected an int", file="model.json", path="blocks[3].kernel_size"))
 model.json: blocks[3].kernel_size: expected an int
+
+Each name is imported from its module when first used, so that the package's torch-free modules
+(``fluxion.spec.source``, ``limits``, ``sandbox``) import without torch: the command line reads
+a YAML ``--ext-vars`` value with ``source.read_yaml`` and still answers at once.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fluxion.errors import SpecError
-from fluxion.spec.api import InputShapes, load, loads, save, schema
-from fluxion.spec.dump import dump
-from fluxion.spec.limits import Limits
-from fluxion.spec.registry import register, registered
-from fluxion.spec.training import loss, optimizer
+
+if TYPE_CHECKING:
+    from fluxion.spec.api import InputShapes, load, loads, save, schema
+    from fluxion.spec.dumping import dump
+    from fluxion.spec.limits import Limits
+    from fluxion.spec.registry import register, registered
+    from fluxion.spec.training import loss, optimizer
+
+_MODULES = {
+    "InputShapes": "api",
+    "load": "api",
+    "loads": "api",
+    "save": "api",
+    "schema": "api",
+    "dump": "dumping",
+    "Limits": "limits",
+    "register": "registry",
+    "registered": "registry",
+    "loss": "training",
+    "optimizer": "training",
+}
+"""The module of each name the package gives."""
 
 __all__ = [
     "InputShapes",
@@ -38,3 +64,19 @@ __all__ = [
     "save",
     "schema",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A name the package gives (``load``, ``dump``...), imported from its module when first used.
+
+    >>> from fluxion import spec
+    >>> spec.no_such_name
+    Traceback (most recent call last):
+    AttributeError: module 'fluxion.spec' has no attribute 'no_such_name'
+    """
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # found directly from now on
+    return value

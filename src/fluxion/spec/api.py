@@ -39,7 +39,7 @@ from fluxion.layers.lazy import lazy_addresses
 from fluxion.shapes import materialize
 from fluxion.spec import dialects
 from fluxion.spec.build import LARGEST_SIZE, Builder, input_shapes, tie
-from fluxion.spec.dump import dump
+from fluxion.spec.dumping import dump
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
 from fluxion.spec.messages import without_torch_trace
 from fluxion.spec.source import Document, read
