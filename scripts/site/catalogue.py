@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +32,13 @@ from docstrings import ROLE  # scripts/site/docstrings.py: this script's folder 
 import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.layers.lazy import is_lazy
+from fluxion.shapes.multiples import divisibility, symbol_divisor
 from fluxion.shapes.report import describe_equation
 from fluxion.spec import registry
 
 ARROW = " -> "
+WHERE = re.compile(r"^\S+ (\(the root\)|at '[^']*') got [^:]*: ")
+"""The start of a shape error that says where and what came in, which a bound's own sizes say."""
 NUMBERED = re.compile(r"^([A-Za-z_]\w*)=(\d+)$")
 """An input size written ``"N=3"``: the symbol ``N``, or 3 where the rule needs a number."""
 
@@ -217,12 +221,6 @@ EXAMPLES: dict[str, Example] = {
 }
 """One example per registered class: the catalogue's test fails for a class without one."""
 
-LIMITS = {
-    "SequencePositionEmbedding": "T ≤ num_positions (512 here): a longer sequence has no learned position to add",
-}
-"""What a layer needs of its input that its rule cannot state as an equation (a bound): shown with
-the needs the rule states."""
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -322,6 +320,62 @@ def _run(example: Example, inputs: Sequence[dims.Shape]) -> _Outcome:
     return _Outcome(rule, inferred, needs)
 
 
+LEAST_TRIED = 16
+"""How far up ``bounds`` looks for the least size a rule takes: a rule that refuses every size to
+there is not bounded below but broken, and says so on its own."""
+MOST_TRIED = 2**16
+"""The size at which ``bounds`` checks that a rule has no upper bound."""
+
+
+def bounds(example: Example, inputs: Sequence[dims.Shape]) -> list[str]:
+    """What the example's rule needs of each symbolic size that no equation states: a least size
+    (a pooling window of 2 needs 2) or a greatest (a table of 512 positions), found by running the
+    rule with the size a number, and given with the rule's message at the first size refused.
+    Only sizes that meet the rule's divisibility needs are tried (GroupNorm's C among multiples of 8).
+
+    >>> found = bounds(example(call("MaxPool1d", kernel_size=2)), [dims.Shape(["B", "C", "L"])])
+    >>> found
+    ['L ≥ 2: MaxPool1d expects an input size with an output at dim -1, got 1 (output 0)']
+    """
+    report = shapes.infer(example.layer.build(), *inputs)
+    step: dict[str, int] = {}
+    for constraint in report.constraints:
+        found = divisibility(constraint.first, constraint.second)
+        single = None if found is None else symbol_divisor(*found)
+        if single is not None:
+            step[str(single[0])] = math.lcm(step.get(str(single[0]), 1), single[1])
+    names = dict.fromkeys(str(symbol) for shape in inputs for size in shape for symbol in _symbols(size))
+    needs: list[str] = []
+    for name in names:
+        k = step.get(name, 1)
+
+        def refusal(multiple: int, name: str = name, k: int = k) -> str | None:
+            values = {name: multiple * k}
+            try:
+                shapes.infer(example.layer.build(), *(dims.substitute_shape(shape, values) for shape in inputs))
+            except Exception as error:
+                return WHERE.sub("", _message(error)).removesuffix(".")
+            return None
+
+        least = next((m for m in range(1, LEAST_TRIED + 1) if refusal(m) is None), None)
+        if least is None:
+            continue
+        if least > 1:
+            needs.append(f"{name} ≥ {least * k}: {refusal(least - 1)}")
+        most = MOST_TRIED // k
+        if refusal(most) is not None:
+            low, high = least, most  # refusal(low) is None, refusal(high) is not
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if refusal(middle) is None else (low, middle)
+            needs.append(f"{name} ≤ {low * k}: {refusal(high)}")
+    return needs
+
+
+def _symbols(size: dims.Dim) -> list[Any]:
+    return [] if dims.known(size) else sorted(size.free_symbols, key=str)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownArgumentType]
+
+
 def shape_text(value: dims.ShapeValue) -> str:
     """A shape, a tuple or ``ShapeMap`` of them, or None, as Python writes such a tuple.
 
@@ -379,7 +433,7 @@ def entry(name: str, cls: type[torch.nn.Module], paths: Mapping[type, str]) -> E
     symbolic = [dims.Shape(_symbolic(size) for size in shape) for shape in example.inputs]
     try:
         outcome = _run(example, symbolic)
-        needs = (*outcome.needs, *([LIMITS[name]] if name in LIMITS else []))
+        needs = (*outcome.needs, *bounds(example, symbolic))
         return dataclasses.replace(base, rule=outcome.rule, inferred=outcome.inferred, needs=needs)
     except Exception as error:
         numbered = _numbered(example.inputs)
@@ -442,7 +496,8 @@ def page(found: Sequence[Entry] | None = None) -> str:
         "`fluxion.shapes.infer` works it out with symbolic sizes: `B` the batch, `C` channels, `H`, `W` and",
         "`D` spatial sizes or features, `T`, `S` and `L` lengths. An argument's name in a shape stands for its",
         "value (`out_channels`). *Left out* lists what shape inference fills in when the example leaves a",
-        "size out (see [Shapes](../shapes.md)); *needs* what the rule requires of the input sizes.",
+        "size out (see [Shapes](../shapes.md)); *needs* what the rule requires of the input sizes: what",
+        "must divide, and the least or greatest size it takes (found by trying numbers), with the rule's reason.",
         "",
         "| layer | example | shape rule | left out |",
         "| --- | --- | --- | --- |",

@@ -79,7 +79,7 @@ def test_the_catalogue_lists_every_registered_layer_with_its_shape_rule(site: Pa
     assert "Interpolate(mode='bilinear') (B, C, H, W), (H2, W2) -> (B, C, H2, W2)" in text
     assert "(B, C, H, W) -> (B, C/4, 2*H, 2*W)" in text  # PixelShuffle
     assert "Needs: C must be divisible by 4: PixelShuffle expects channels" in text
-    assert "T ≤ num_positions (512 here)" in text  # SequencePositionEmbedding's bound, which no equation states
+    assert "T ≤ 512: SequencePositionEmbedding has 512 positions" in text  # a bound no equation states
     assert "Unbind needs a number for dim 1" in text
     assert "Shown for N = 3." in text
     # UseContext gives what its SetContext stored, not what came in: shown inside a Chain
@@ -96,6 +96,27 @@ def test_every_registered_layer_has_a_catalogue_example_whose_rule_is_shown_or_e
     for entry in catalogue.entries():
         assert entry.rule is not None or entry.notes, entry.name
         assert entry.reference is not None, f"{entry.name} is not public in fluxion.layers or an entry-point module"
+
+
+BOUNDED = {
+    "AvgPool2d": ["H ≥ 2", "W ≥ 2"],
+    "MaxPool1d": ["L ≥ 2"],
+    "TorchFunction": ["D ≥ 2"],  # topk with k=2
+    "SequencePositionEmbedding": ["T ≤ 512"],
+    "BatchNorm1d": ["B ≥ 2"],  # in training, one value per channel is refused
+    "MaxPool2d": [],  # a window of 3 with a padding of 1 takes a size of 1
+    "GroupNorm": [],  # C's multiples of 8 all work: its need is the divisibility alone
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED))
+def test_the_least_and_greatest_size_a_rule_takes_are_among_the_needs(name: str) -> None:
+    catalogue = script("catalogue")
+    entry = catalogue.entry(name, registry.lookup(name), catalogue.public_paths())
+    bounds = [need.partition(":")[0] for need in entry.needs if "≥" in need or "≤" in need]
+    assert bounds == BOUNDED[name], entry.needs
+    for need in entry.needs:
+        assert "(the root)" not in need, need  # the reason without where and what came in
 
 
 def test_a_rule_shows_an_argument_by_name_only_where_the_layers_rule_carries_it() -> None:
