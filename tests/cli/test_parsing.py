@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fluxion.cli import main
 from fluxion.cli.parsing import CommandParser, unknown_option_message
 from tests.cli.helpers import fails, run
 
@@ -104,3 +105,16 @@ def test_unknown_option_message() -> None:
     assert unknown_option_message("--frobnicate", ["--format"], ["--propagate"]).endswith("(--help lists the options)")
     assert unknown_option_message("--dept", ["--depth", "--help"]) == "unknown option --dept; did you mean --depth?"
     assert unknown_option_message("--hlp", ["--help"]) == "unknown option --hlp (--help lists the options)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["summary", "m.json", "--top", "-5"], "fluxion summary: error: --top is a count, 0 or more, got '-5'"),
+        (["show", "m.json", "--depth", "x"], "fluxion show: error: --depth is a number of levels, 0 or more, got 'x'"),
+        (["show", "m.json", "--format", "xml"], "fluxion show: error: argument --format: invalid choice: 'xml'"),
+    ],
+)
+def test_an_option_is_named_once_in_its_error(capsys: pytest.CaptureFixture[str], argv: list[str], line: str) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(line)

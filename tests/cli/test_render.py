@@ -185,4 +185,4 @@ def test_assume_is_applied_and_captions_the_diagram(capsys: pytest.CaptureFixtur
         'label="assuming: H % 8 == 0\\lassuming: W % 8 == 0\\l"\n\tlabelloc=b\n\tlabeljust=l\n}'
     )
     assert "assuming" not in run(capsys, "render", path, "-o", "-").out
-    fails(run(capsys, "render", path, "-o", "-", "--assume", "H"), 2, "argument --assume")
+    fails(run(capsys, "render", path, "-o", "-", "--assume", "H"), 2, "error: --assume: ")

@@ -29,6 +29,10 @@ _BOOLEANS = {"true": True, "false": False}
 _OUTPUT_SUFFIXES = (".svg", ".pdf", ".png", ".dot", ".gv")
 
 
+_NAMED_TWICE = re.compile(r"^argument (?:\S+/)?(\S+): (?=\1\b)")
+"""argparse's start of a value's error, ``argument --top: ``, before a message that names the option itself."""
+
+
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that names unknown options, reads ``--a_name`` as ``--a-name`` and
     ``--flag=true`` as ``--flag``; its subcommands' parsers are ``CommandParser`` too.
@@ -123,6 +127,9 @@ class CommandParser(argparse.ArgumentParser):
             outputs = [token for token in self._tokens if token.lower().endswith(_OUTPUT_SUFFIXES)]
             if outputs:
                 message += f" (the file to write is given with -o {outputs[0]})"
+        named = _NAMED_TWICE.match(message)
+        if named is not None:  # "argument --top: --top is a count...": the option's own message names it
+            message = message[named.end() :]
         super().error(message)
 
     def _known_name(self, name: str) -> str:
