@@ -1,6 +1,7 @@
 """What the CLI tests share: running a command in-process, checking how it failed, a small spec,
 and the repository's examples."""
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from fluxion.cli import main
+from fluxion.cli.arguments import add_depth_argument, add_format_argument, add_spec_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +88,13 @@ def fails(result: Result, code: int, *words: str, internal: bool = False) -> Non
 def partial_files(folder: Path) -> list[str]:
     """The files a write left aside in ``folder`` (``.partial``): none after a write ends, however it ends."""
     return [name for name in os.listdir(folder) if name.endswith(".partial")]
+
+
+def parser(*, several: bool = False) -> argparse.ArgumentParser:
+    """A parser of the options the commands share (the spec's, ``--depth``, ``--format``) that raises
+    instead of exiting."""
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_spec_arguments(parser, several=several)
+    add_depth_argument(parser)
+    add_format_argument(parser)
+    return parser

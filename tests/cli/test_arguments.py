@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxion.cli.arguments import add_depth_argument, add_format_argument, add_spec_arguments, depth
+from fluxion.cli.arguments import depth
 from fluxion.spec.limits import DEFAULT_LIMITS
-from tests.cli.helpers import fails, run
+from tests.cli.helpers import fails, parser, run
 
 
 def test_show_depth_with_other_digits(capsys: pytest.CaptureFixture[str], mlp: Path) -> None:
@@ -32,14 +32,6 @@ def test_limits_can_be_turned_off(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 
 # -- the shared options, parsed
-
-
-def parser(*, several: bool = False) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_spec_arguments(parser, several=several)
-    add_depth_argument(parser)
-    add_format_argument(parser)
-    return parser
 
 
 @pytest.mark.parametrize(("text", "levels"), [("0", 0), ("3", 3), ("007", 7)])

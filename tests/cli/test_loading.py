@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fluxion.cli.arguments import add_assume_argument, add_depth_argument, add_format_argument, add_spec_arguments
+from fluxion.cli.arguments import add_assume_argument, add_spec_arguments
 from fluxion.cli.loading import SpecOptions, load_spec, spec_inputs_text, spec_options, variables_hint
 from fluxion.errors import SpecError, UsageError
 from fluxion.spec.limits import DEFAULT_LIMITS, Limits
-from tests.cli.helpers import fails, run, write, write_spec
+from tests.cli.helpers import fails, parser, run, write, write_spec
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
@@ -252,14 +252,6 @@ def test_assume_reads_the_shapes_under_it(tmp_path: Path) -> None:
 
 
 # -- the spec options of a parsed command line
-
-
-def parser(*, several: bool = False) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_spec_arguments(parser, several=several)
-    add_depth_argument(parser)
-    add_format_argument(parser)
-    return parser
 
 
 def test_spec_options_gather_what_the_command_line_gives() -> None:
