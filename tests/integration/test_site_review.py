@@ -1,0 +1,27 @@
+"""Review of the layer catalogue's ``bounds`` (scripts/site/catalogue.py): the least size is looked
+for among the first 16 multiples only and the greatest checked at 2**16 only, so a wider window or
+a larger table has no bound at all, which the docstring says cannot happen for a working rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxion import dims
+from tests.integration.test_site import script
+
+
+@pytest.mark.xfail(strict=True, reason="LEAST_TRIED = 16: a pooling window of 20 needs L >= 20, found by no try")
+def test_a_window_wider_than_sixteen_has_its_least_size() -> None:
+    catalogue = script("catalogue")
+    found = catalogue.bounds(
+        catalogue.example(catalogue.call("MaxPool1d", kernel_size=20)), [dims.Shape(["B", "C", "L"])]
+    )
+    assert [need.partition(":")[0] for need in found] == ["L ≥ 20"]
+
+
+@pytest.mark.xfail(strict=True, reason="MOST_TRIED = 2**16: a table of 100000 positions is taken for no bound")
+def test_a_table_larger_than_two_to_the_sixteen_has_its_greatest_size() -> None:
+    catalogue = script("catalogue")
+    layer = catalogue.call("SequencePositionEmbedding", num_positions=100_000, embedding_dim=8)
+    found = catalogue.bounds(catalogue.example(layer), [dims.Shape(["B", "T", 8])])
+    assert [need.partition(":")[0] for need in found] == ["T ≤ 100000"]
