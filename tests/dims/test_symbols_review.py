@@ -23,14 +23,12 @@ def _floored(numerator: dims.Dim, divisor: int) -> list[tuple[dict[str, int], di
     return results
 
 
-@pytest.mark.xfail(strict=True, reason="floordiv expands a product numerator only: a power keeps sympy's mistake")
 def test_floordiv_of_a_power_keeps_its_floor() -> None:
     # a single-channel map of side 2*S + 2, flattened: (2*S + 2)**2 elements, 16 at S = 1
     for values, got, expected in _floored((2 * S + 2) ** 2, 6):
         assert got == expected, (values, got)
 
 
-@pytest.mark.xfail(strict=True, reason="floordiv of a sum with a product term: sympy moves the product out of floor")
 @pytest.mark.parametrize(
     "numerator",
     [
@@ -45,7 +43,6 @@ def test_floordiv_of_a_sum_holding_a_product_keeps_its_floor(numerator: dims.Dim
         assert got == expected, (values, got)
 
 
-@pytest.mark.xfail(strict=True, reason="show re-evaluates floor(together(...)), which sympy takes for a whole number")
 def test_show_keeps_a_floor_that_the_expression_has() -> None:
     size = dims.floordiv(H * (H + 1) + W * (W + 1), 6)
     assert dims.substitute(size, {"H": 1, "W": 1}) == 0  # the expression is right: floor(4/6)

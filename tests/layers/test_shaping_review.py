@@ -38,7 +38,6 @@ def test_torch_does_not_split_sixteen_elements_into_even_sixes() -> None:
     assert [piece.shape[1] for piece in pieces] == [3, 3, 3, 3, 3, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="floordiv drops the floor of (2*S + 2)**2/6, so exact_divide records nothing")
 @pytest.mark.parametrize("name", sorted(SPLITS))
 def test_a_split_of_a_flattened_square_map_states_its_divisibility(name: str) -> None:
     report = shapes.infer(square_map_split(name), ("B", 1, "S", "S"))

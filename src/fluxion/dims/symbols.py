@@ -163,7 +163,8 @@ def _shown(value: Any) -> str:
     sp = sympy_module()
     if isinstance(value, sp.Min | sp.Max):  # each bound on its own (a pooling window in ceil_mode)
         return f"{type(value).__name__}({', '.join(_shown(argument) for argument in value.args)})"
-    tidy = value.replace(sp.floor, lambda argument: sp.floor(sp.together(argument)))  # pyright: ignore[reportUnknownLambdaType]
+    # not evaluated again: sympy would drop the floor of some products over a number (see floordiv)
+    tidy = value.replace(sp.floor, lambda argument: sp.floor(sp.together(argument), evaluate=False))  # pyright: ignore[reportUnknownLambdaType]
     return min((str(tidy), *_rounded_forms(value)), key=len)  # the first of the shortest: floor on a tie
 
 
@@ -229,11 +230,9 @@ def floordiv(numerator: Dim, denominator: int) -> Dim:
     if isinstance(rest, sp.floor) and shift.is_Integer:
         # floor((floor(y) + k) / d) = floor((y + k) / d): strided layers in a row give one floor, not a nest
         numerator = rest.args[0] + shift
-    if isinstance(numerator, sp.Mul):
-        # sympy takes some products over a number for whole ones when they are not (H*(2*H + 2)/6 at H = 1):
-        # expanded, it no longer drops the floor
-        numerator = sp.expand(numerator)
-    return normal(sp.floor(numerator / denominator))
+    # sympy takes some products and powers over a number for whole ones when they are not
+    # (H*(2*H + 2)/6 is 4/6 at H = 1): expanded, it no longer drops the floor
+    return normal(sp.floor(sp.expand(numerator) / denominator))
 
 
 def whole(value: Dim) -> bool | None:
