@@ -320,18 +320,17 @@ def _run(example: Example, inputs: Sequence[dims.Shape]) -> _Outcome:
     return _Outcome(rule, inferred, needs)
 
 
-LEAST_TRIED = 16
-"""How far up ``bounds`` looks for the least size a rule takes: a rule that refuses every size to
-there is not bounded below but broken, and says so on its own."""
-MOST_TRIED = 2**16
-"""The size at which ``bounds`` checks that a rule has no upper bound."""
+MOST_TRIED = 2**40
+"""The greatest size ``bounds`` tries: a rule that takes it has no upper bound worth stating."""
 
 
 def bounds(example: Example, inputs: Sequence[dims.Shape]) -> list[str]:
     """What the example's rule needs of each symbolic size that no equation states: a least size
     (a pooling window of 2 needs 2) or a greatest (a table of 512 positions), found by running the
     rule with the size a number, and given with the rule's message at the first size refused.
-    Only sizes that meet the rule's divisibility needs are tried (GroupNorm's C among multiples of 8).
+    Only sizes that meet the rule's divisibility needs are tried (GroupNorm's C among multiples of
+    8): 1, 2, 4... up to ``MOST_TRIED`` until the rule takes one, then halving the gap to the size
+    before it; the greatest alike, above the least. A size the rule takes nowhere gets no bound.
 
     >>> found = bounds(example(call("MaxPool1d", kernel_size=2)), [dims.Shape(["B", "C", "L"])])
     >>> found
@@ -357,19 +356,25 @@ def bounds(example: Example, inputs: Sequence[dims.Shape]) -> list[str]:
                 return WHERE.sub("", _message(error)).removesuffix(".")
             return None
 
-        least = next((m for m in range(1, LEAST_TRIED + 1) if refusal(m) is None), None)
-        if least is None:
+        most = MOST_TRIED // k
+        taken = next((2**power for power in range(most.bit_length()) if refusal(2**power) is None), None)
+        if taken is None:
             continue
+        least = _first_taken(refusal, taken // 2, taken) if taken > 1 else 1
         if least > 1:
             needs.append(f"{name} ≥ {least * k}: {refusal(least - 1)}")
-        most = MOST_TRIED // k
         if refusal(most) is not None:
-            low, high = least, most  # refusal(low) is None, refusal(high) is not
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (middle, high) if refusal(middle) is None else (low, middle)
-            needs.append(f"{name} ≤ {low * k}: {refusal(high)}")
+            greatest = _first_taken(lambda multiple: None if refusal(multiple) is not None else "", least, most) - 1
+            needs.append(f"{name} ≤ {greatest * k}: {refusal(greatest + 1)}")
     return needs
+
+
+def _first_taken(refusal: Callable[[int], str | None], refused: int, taken: int) -> int:
+    """The least multiple above ``refused`` that the rule takes, knowing it takes ``taken``."""
+    while taken - refused > 1:
+        middle = (refused + taken) // 2
+        refused, taken = (refused, middle) if refusal(middle) is None else (middle, taken)
+    return taken
 
 
 def _symbols(size: dims.Dim) -> list[Any]:

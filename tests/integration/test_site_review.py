@@ -10,7 +10,6 @@ from fluxion import dims
 from tests.integration.test_site import script
 
 
-@pytest.mark.xfail(strict=True, reason="LEAST_TRIED = 16: a pooling window of 20 needs L >= 20, found by no try")
 def test_a_window_wider_than_sixteen_has_its_least_size() -> None:
     catalogue = script("catalogue")
     found = catalogue.bounds(
@@ -19,7 +18,6 @@ def test_a_window_wider_than_sixteen_has_its_least_size() -> None:
     assert [need.partition(":")[0] for need in found] == ["L ≥ 20"]
 
 
-@pytest.mark.xfail(strict=True, reason="MOST_TRIED = 2**16: a table of 100000 positions is taken for no bound")
 def test_a_table_larger_than_two_to_the_sixteen_has_its_greatest_size() -> None:
     catalogue = script("catalogue")
     layer = catalogue.call("SequencePositionEmbedding", num_positions=100_000, embedding_dim=8)
