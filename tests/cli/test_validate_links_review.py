@@ -36,7 +36,6 @@ def test_each_link_alone_is_read_beside_itself(capsys: pytest.CaptureFixture[str
     assert run(capsys, "validate", str(second)).code == 1
 
 
-@pytest.mark.xfail(strict=True, reason="validate dedups by realpath: the second link, which is not valid, is skipped")
 def test_two_links_to_one_file_that_read_different_imports_are_both_checked(
     capsys: pytest.CaptureFixture[str], linked: tuple[Path, Path]
 ) -> None:

@@ -32,7 +32,6 @@ def fresh(code: str) -> str:
     return done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="no module __dir__: dir() and pydoc see only __getattr__ until a name is used")
 def test_dir_and_help_list_the_public_names_before_any_is_used() -> None:
     listed = fresh("import fluxion.spec as s; print(' '.join(dir(s)))").split()
     assert [name for name in PUBLIC if name not in listed] == []
@@ -49,7 +48,6 @@ def pyright() -> str:
     return command
 
 
-@pytest.mark.xfail(strict=True, reason="a module __getattr__ returning Any makes every name of fluxion.spec typecheck")
 def test_pyright_still_finds_a_misspelt_name_of_fluxion_spec(tmp_path: Path) -> None:
     user = tmp_path / "user.py"
     user.write_text('from fluxion import spec\n\nreveal_type(spec.load)\nspec.lod("model.json")\n')

@@ -131,7 +131,7 @@ def _specs(args: argparse.Namespace) -> list[str | SpecError]:
     seen: set[str] = set()
 
     def add(spec: str) -> None:
-        key = os.path.realpath(_on_disk(args, spec))
+        key = os.path.abspath(_on_disk(args, spec))  # not through links: a link reads imports beside itself
         if key not in seen:
             seen.add(key)
             found.append(spec)

@@ -66,17 +66,36 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A name the package gives (``load``, ``dump``...), imported from its module when first used.
+def __dir__() -> list[str]:
+    """The package's names, those not imported yet included (for ``dir()``, ``help()`` and completion).
 
     >>> from fluxion import spec
-    >>> spec.no_such_name
-    Traceback (most recent call last):
-    AttributeError: module 'fluxion.spec' has no attribute 'no_such_name'
+    >>> "load" in dir(spec)
+    True
     """
-    module = _MODULES.get(name)
-    if module is None:
+    return sorted({*globals(), *__all__})
+
+
+if not TYPE_CHECKING:  # a type checker sees the names above, and a misspelt one is an error
+
+    def __getattr__(name: str) -> Any:
+        """A name the package gives (``load``, ``dump``...), imported from its module when first used;
+        a submodule (``fluxion.spec.registry``) imported when first named.
+
+        >>> from fluxion import spec
+        >>> spec.no_such_name
+        Traceback (most recent call last):
+        AttributeError: module 'fluxion.spec' has no attribute 'no_such_name'
+        """
+        module = _MODULES.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+            globals()[name] = value  # found directly from now on
+            return value
+        if not name.startswith("_"):
+            try:
+                return importlib.import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as error:
+                if error.name != f"{__name__}.{name}":  # the submodule exists, something it imports does not
+                    raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # found directly from now on
-    return value
