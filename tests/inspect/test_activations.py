@@ -283,14 +283,14 @@ def test_looking_leaves_the_model_as_it_was() -> None:
 
 
 class ShapeRecorder(torch.nn.Module):
-    """Hands on its input, and keeps the shape of each it is given."""
+    """Hands on its input, and tells ``record`` the shape of each it is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: Callable[[tuple[int, ...]], None]) -> None:
         super().__init__()
-        self.seen: list[tuple[int, ...]] = []
+        self.record = record
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append(tuple(x.shape))
+        self.record(tuple(x.shape))
         return x
 
     def output_shape(self, x: dims.ShapeValue) -> dims.ShapeValue:
@@ -299,14 +299,14 @@ class ShapeRecorder(torch.nn.Module):
 
 def test_the_run_is_at_sizes_of_its_own_whatever_the_sizes_ranked_at() -> None:
     # a recurrent layer steps through the sequence, on meta tensors too: a long one would only take longer
-    recorder = ShapeRecorder()
-    model = fl.Chain(recorder, fl.LSTM(2, 2, batch_first=True), fl.Get(0))
+    seen: list[tuple[int, ...]] = []
+    model = fl.Chain(ShapeRecorder(seen.append), fl.LSTM(2, 2, batch_first=True), fl.Get(0))
     report = shapes.infer(model, ("B", "T", 2))
     activations = largest_activations(report, {"B": 3, "T": 5000})
     assert [(activation.address, activation.evaluated) for activation in activations] == [
         ("LSTM", 30012)
     ]  # the output and (h, c)
-    assert recorder.seen == [(64, 64, 2)]
+    assert seen == [(64, 64, 2)]
 
 
 def test_the_run_is_at_sizes_the_constraints_allow() -> None:

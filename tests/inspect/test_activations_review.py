@@ -45,7 +45,6 @@ def made_on_cpu(model: torch.nn.Module, *args: torch.Tensor, **kwargs: torch.Ten
     return made
 
 
-@pytest.mark.xfail(strict=True, reason="outputs_made passes report[''].inputs by position: the mask becomes the key")
 def test_an_input_given_by_name_reaches_the_meta_run_by_name() -> None:
     attention = fl.MultiHeadAttention(16, num_heads=2)
     report = shapes.infer(attention, ("B", "T", 16), mask=("T", "T"))
@@ -55,7 +54,6 @@ def test_an_input_given_by_name_reaches_the_meta_run_by_name() -> None:
     assert {activation.address for activation in largest_activations(report, top=100)} == torch_made
 
 
-@pytest.mark.xfail(strict=True, reason="the meta run fills torch's parametrize cache with a meta weight")
 def test_looking_inside_parametrize_cached_leaves_the_weights_real() -> None:
     torch.manual_seed(0)
     model = fl.Chain(fl.Linear(4, 4), fl.ReLU())
@@ -84,7 +82,6 @@ def one_rank(tmp_path: Path) -> Iterator[None]:
 
 @pytest.mark.usefixtures("one_rank")
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.xfail(strict=True, reason="the meta run goes through FSDP2's hooks, whose state it leaves broken")
 def test_a_sharded_model_still_runs_after_its_activations_are_ranked() -> None:
     from torch.distributed.fsdp import fully_shard
 

@@ -44,6 +44,7 @@ from fluxion.shapes import ShapeReport
 from fluxion.shapes.meta import run_on_meta
 from fluxion.shapes.multiples import divisibility, symbol_divisor
 from fluxion.tree import node_class
+from fluxion.tree.wrapping import is_wrapped
 
 _PASSES_ON = (fl.Chain.forward, fl.Parallel.forward, fl.Distribute.forward, fl.Passthrough.forward, fl.Graph.forward)
 """The forwards of containers that only run their children and hand on what those return; a
@@ -150,8 +151,9 @@ def outputs_made(report: ShapeReport) -> dict[str, bool] | None:
     the least multiple of what it must divide by (``assume``, the report's constraints) that is 64
     or more (sizes of 1 make views of what would be copies; a long sequence would only take longer),
     else 8 or more. The inputs are floating point, or integers (token ids) where the model does not
-    run on those. Nothing is allocated, and the model, its context and torch's random stream are
-    left as they were.
+    run on those, and inputs given by name (``report.keywords``) are given by name. Nothing is
+    allocated, and the model, its context and torch's random stream are left as they were; a model
+    sharded with FSDP or wrapped by DDP is not run (its hooks keep state a run on stand-ins would break).
 
     >>> import fluxion.layers as fl
     >>> from fluxion import shapes
@@ -159,14 +161,18 @@ def outputs_made(report: ShapeReport) -> dict[str, bool] | None:
     >>> outputs_made(shapes.infer(model, ("B", 16, 8)))  # a view, a view, then a copy: not contiguous
     {'Linear': True, 'Reshape_1': False, 'Permute': False, 'Reshape_2': True, '': False}
     """
+    if any(_distributed(module) for module in report.model.modules()):
+        return None  # a forward through FSDP's or DDP's hooks on stand-ins would leave their state broken
     divisors = _divisors(report)
     for least in _RUN_SIZES:
         values = {name: divisor * -(-least // divisor) for name, divisor in divisors.items()}
-        inputs = tuple(dims.substitute_shape(value, values) for value in report[""].inputs)
-        if not all(dims.known(size) for value in inputs for shape in _shapes(value) for size in shape):
+        given = tuple(dims.substitute_shape(value, values) for value in report[""].inputs)
+        if not all(dims.known(size) for value in given for shape in _shapes(value) for size in shape):
             return None
+        count = len(given) - len(report.keywords)
+        named = dict(zip(report.keywords, given[count:], strict=True))
         for dtype in (None, torch.int64):
-            made = _made_on_meta(report.model, inputs, dtype)
+            made = _made_on_meta(report.model, given[:count], named, dtype)
             if made is not None:
                 return made
     return None
@@ -193,7 +199,10 @@ def _divisors(report: ShapeReport) -> dict[str, int]:
 
 
 def _made_on_meta(
-    model: torch.nn.Module, inputs: tuple[ShapeValue, ...], dtype: torch.dtype | None
+    model: torch.nn.Module,
+    inputs: tuple[ShapeValue, ...],
+    named: Mapping[str, ShapeValue],
+    dtype: torch.dtype | None,
 ) -> dict[str, bool] | None:
     storages: dict[int, torch.Tensor] = {}  # the tensors seen, by the id of the tensor owning their storage
     made: dict[str, bool] = {}
@@ -223,7 +232,7 @@ def _made_on_meta(
         state = torch.get_rng_state()
         try:
             torch.set_rng_state(torch.Generator().manual_seed(0).get_state())
-            run_on_meta(model, inputs, dtype=dtype)
+            run_on_meta(model, inputs, named, dtype=dtype)
         finally:
             torch.set_rng_state(state)
     except Exception:  # whatever stops the run, the classes decide instead
@@ -232,6 +241,11 @@ def _made_on_meta(
         for handle in handles:
             handle.remove()
     return made
+
+
+def _distributed(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is sharded (FSDP2 swaps its class) or a wrapper of torch.distributed's (FSDP1, DDP)."""
+    return is_wrapped(module) or type(module).__module__.startswith(("torch.distributed", "torch.nn.parallel"))
 
 
 def _tensors(value: object) -> Iterator[torch.Tensor]:

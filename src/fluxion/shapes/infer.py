@@ -138,7 +138,8 @@ def infer_with_sources(
         values = _fixed_values(found)
         if not values:
             sources = {address: tuple(calls) for address, calls in inference.sources.items()}
-            return _read_under_constraints(model, inference.nodes, [*fixed, *found], assumed), sources
+            report = _read_under_constraints(model, inference.nodes, [*fixed, *found], assumed, tuple(named))
+            return report, sources
         for name, value in values.items():
             if name in assumed and value % assumed[name]:
                 raise ShapeError(
@@ -225,7 +226,11 @@ def _checked_assumptions(assume: Mapping[str, int] | None, shapes: Sequence[Shap
 
 
 def _read_under_constraints(
-    model: torch.nn.Module, nodes: dict[str, NodeShapes], constraints: list[Constraint], assumed: Mapping[str, int]
+    model: torch.nn.Module,
+    nodes: dict[str, NodeShapes],
+    constraints: list[Constraint],
+    assumed: Mapping[str, int],
+    keywords: tuple[str, ...],
 ) -> ShapeReport:
     """The report with every shape read under what the constraints say of single symbols
     (``8*floor(H/8)`` is ``H`` when H must be divisible by 8) and what the caller assumed, less
@@ -238,7 +243,7 @@ def _read_under_constraints(
     except ShapeError as error:
         raise ShapeError(f"{error} (with what was assumed: {', '.join(assumptions_text(assumed))})") from None
     if not facts:
-        return ShapeReport(model, nodes, tuple(constraints), assumed)
+        return ShapeReport(model, nodes, tuple(constraints), assumed, keywords)
     try:
         # what the model needs, said once; the caller's assumptions read the shapes, not the needs
         essential = Assumptions.of(pairs).essential(pairs)
@@ -263,7 +268,7 @@ def _read_under_constraints(
         )
         for address, shapes in nodes.items()
     }
-    return ShapeReport(model, read, tuple(kept), assumed)
+    return ShapeReport(model, read, tuple(kept), assumed, keywords)
 
 
 class _Inference:

@@ -15,11 +15,14 @@ model this way to see which outputs torch makes as tensors of their own.
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
+from torch.nn.utils import parametrize
 
 from fluxion import dims
 from fluxion.dims import ShapeValue
@@ -79,9 +82,10 @@ def meta_tensors(value: ShapeValue, dtype: torch.dtype | None = None) -> Any:
 @contextmanager
 def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
     """Give ``node`` (and every module under it) meta stand-ins for its parameters and buffers while
-    the block runs, so that nothing real is touched; afterwards each module's attributes are back
-    as they were (its own tensors, and what the block set: the weight torch's ``weight_norm``
-    computes in a hook, an RNN's list of flat weights).
+    the block runs, so that nothing real is touched. Afterwards each module's attributes are back as
+    they were, and so are the contents of the dicts and lists it holds (its submodules, a cache a
+    forward fills) and torch's cache of parametrized tensors (``parametrize.cached()``): what the
+    block set, the weight torch's ``weight_norm`` computes in a hook among them, is gone.
 
     >>> import torch
     >>> linear = torch.nn.Linear(2, 2)
@@ -93,6 +97,9 @@ def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
     """
     modules = list(node.modules())
     saved = [dict(module.__dict__) for module in modules]  # before anything is replaced
+    held = _contents([value for attributes in saved for value in attributes.values()])
+    cache: dict[Any, Any] = parametrize._cache  # pyright: ignore[reportPrivateUsage]
+    cached = dict(cache)
     try:
         for module in modules:
             parameters, buffers = module._parameters, module._buffers  # pyright: ignore[reportPrivateUsage]
@@ -105,6 +112,35 @@ def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
             }
         yield
     finally:  # also when a stand-in could not be made
+        for value, contents in held:
+            value.clear()
+            if isinstance(value, list):
+                cast(list[Any], value).extend(contents)
+            else:
+                cast(dict[Any, Any], value).update(contents)
         for module, attributes in zip(modules, saved, strict=True):
             module.__dict__.clear()
             module.__dict__.update(attributes)
+        cache.clear()
+        cache.update(cached)
+
+
+_HELD = (dict, OrderedDict, list)
+"""The containers of a module's attributes whose contents ``meta_stand_ins`` puts back (its
+``_modules``, its hooks, a cache, a context's values): exactly these types, not a user's own subclasses."""
+
+
+def _contents(values: list[Any]) -> list[tuple[Any, Any]]:
+    """Each container among ``values``, and those inside them, with a copy of its contents."""
+    found: list[tuple[Any, Any]] = []
+    seen: set[int] = set()
+    pending = [value for value in values if type(value) in _HELD]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        found.append((value, copy.copy(value)))
+        items = cast(list[Any], value) if isinstance(value, list) else list(cast(dict[Any, Any], value).values())
+        pending.extend(item for item in items if type(item) in _HELD)
+    return found

@@ -112,12 +112,15 @@ class ShapeReport(Mapping[str, NodeShapes]):
         nodes: dict[str, NodeShapes],
         constraints: tuple[Constraint, ...],
         assumed: Mapping[str, int] | None = None,
+        keywords: tuple[str, ...] = (),
     ) -> None:
         self.model = model
         self._nodes = nodes
         self.constraints = constraints
         self.assumed = dict(assumed or {})
         """What the caller stated of the input sizes (``{"H": 32}``: H divisible by 32), to read the shapes."""
+        self.keywords = keywords
+        """The names of the model's inputs given by name, in order: the last of ``report[""].inputs``."""
 
     @property
     def output(self) -> ShapeValue:
