@@ -1,6 +1,6 @@
-"""Review of ``fluxion validate``'s files named twice checked once (by realpath): a link reads its
-imports beside itself first (``fluxion.spec.source``), so two links to one jsonnet file in two
-folders are two specs, and one of them may not be valid."""
+"""``fluxion validate`` tells files apart by path, not through links: a link reads its imports beside
+itself first (``fluxion.spec.source``), so two links to one jsonnet file in two folders are two
+specs, both checked."""
 
 import os
 from pathlib import Path

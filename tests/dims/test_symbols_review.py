@@ -1,6 +1,5 @@
-"""Review of dims.floordiv / dims.show after the fix for products sympy takes for multiples: a power
-or a sum holding such a product still loses its floor (sympy 1.14 takes ``(2*S + 2)**2/6`` and
-``H*(2*W + 2)/6`` for whole numbers), and ``show`` drops a floor the expression keeps."""
+"""floordiv and show on products and powers that sympy takes for multiples of a number when they are
+not (sympy 1.14: ``(2*S + 2)**2/6``, ``H*(2*W + 2)/6``): the floor is kept, computed and printed."""
 
 import pytest
 import sympy  # pyright: ignore[reportMissingTypeStubs]

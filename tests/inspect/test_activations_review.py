@@ -1,5 +1,5 @@
-"""Review of ``outputs_made`` (summary's meta run) after its fixes: named inputs given by position,
-torch's parametrization cache and FSDP2's state left holding what the meta run made."""
+"""``outputs_made`` (summary's meta run) with inputs given by name, inside torch's parametrization
+cache, and on an FSDP2 model: each given as torch would, and the model left working as it was."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Review of the layer catalogue's ``bounds`` (scripts/site/catalogue.py): the least size is looked
-for among the first 16 multiples only and the greatest checked at 2**16 only, so a wider window or
-a larger table has no bound at all, which the docstring says cannot happen for a working rule."""
+"""The layer catalogue's ``bounds`` (scripts/site/catalogue.py) beyond small sizes: a window wider
+than 16 has its least size, a table larger than 2**16 its greatest."""
 
 from __future__ import annotations
-
-import pytest
 
 from fluxion import dims
 from tests.integration.test_site import script

@@ -1,7 +1,6 @@
-"""Review of the shaping rules' divisibility after dims.whole/floordiv: a single-channel map of side
-2*S + 2 flattened has (2*S + 2)**2 elements, which floordiv leaves unfloored (sympy takes
-(2*S + 2)**2/6 for a whole number), so Reshape, Unflatten and Chunk give fractional sizes with no
-constraint where torch refuses or splits unevenly."""
+"""The shaping rules' divisibility on a flattened map of side 2*S + 2, (2*S + 2)**2 elements, which
+sympy takes for a multiple of 6: Reshape, Unflatten and Chunk state the constraint, as torch
+refuses or splits unevenly."""
 
 from collections.abc import Iterator
 

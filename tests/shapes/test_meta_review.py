@@ -1,10 +1,8 @@
-"""Review of ``meta_stand_ins`` putting each module's ``__dict__`` back shallowly: what a forward
-changes inside a container that the dict holds (``_modules``, a cache of the module's own) stays
-changed, with meta tensors in it."""
+"""``meta_stand_ins`` puts back what a forward changes inside the containers a module holds
+(``_modules``, a cache of its own): nothing the run made, no meta tensor, is left behind."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import fluxion.layers as fl

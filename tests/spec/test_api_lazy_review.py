@@ -1,6 +1,6 @@
-"""Review of ``fluxion.spec`` giving its names lazily (a module ``__getattr__``, names imported under
-TYPE_CHECKING): what a reader and a type checker see of the package before a name is used. Each
-check runs in a fresh interpreter, as this one may have used the names already."""
+"""``fluxion.spec`` imports its names when first used: what a reader and a type checker see of the
+package before a name is used. Each check runs in a fresh interpreter, as this one may have used the
+names already."""
 
 from __future__ import annotations
 
