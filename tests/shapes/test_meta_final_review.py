@@ -1,12 +1,11 @@
-"""Final review of ``run_on_meta`` / ``meta_stand_ins`` (src/fluxion/shapes/meta.py): what the
-restore of a module's containers still misses, and the tree's context dicts that a run on a node
-below the root replaces by copies."""
+"""``run_on_meta`` / ``meta_stand_ins`` put back every container a module holds (a ``defaultdict``
+cache, torch's set of non-persistent buffers), and a run on a node below the root keeps the tree's
+context dicts themselves, which a caller may hold."""
 
 from __future__ import annotations
 
 import collections
 
-import pytest
 import torch
 
 import fluxion.layers as fl
@@ -42,20 +41,12 @@ class NoRule(torch.nn.Module):
         return 2 * x
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_HELD matches exact types: a defaultdict cache keeps the meta tensor the run put in it",
-)
 def test_a_defaultdict_cache_gets_no_meta_tensor() -> None:
     module = DefaultdictCache()
     run_on_meta(module, (dims.Shape([3, 2]),))
     assert dict(module.seen) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sets are not restored: torch's _non_persistent_buffers_set keeps a name no buffer has",
-)
 def test_a_buffer_registered_in_the_run_leaves_no_name_behind() -> None:
     module = RegistersScratch()
     run_on_meta(module, (dims.Shape([3, 2]),))
@@ -63,10 +54,6 @@ def test_a_buffer_registered_in_the_run_leaves_no_name_behind() -> None:
     assert module._non_persistent_buffers_set == set()  # pyright: ignore[reportPrivateUsage]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_on_meta restores the store with dict(values) copies: a held use_context dict is detached",
-)
 def test_infer_through_a_node_without_a_rule_keeps_the_context_dicts() -> None:
     model = fl.Chain(fl.Linear(2, 2), NoRule())
     model.set_context("run", {"step": 1})

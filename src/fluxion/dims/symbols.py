@@ -230,8 +230,12 @@ def floordiv(numerator: Dim, denominator: int) -> Dim:
     if isinstance(rest, sp.floor) and shift.is_Integer:
         # floor((floor(y) + k) / d) = floor((y + k) / d): strided layers in a row give one floor, not a nest
         numerator = rest.args[0] + shift
+    floored = sp.floor(numerator / denominator)
     # sympy takes some products and powers over a number for whole ones when they are not
-    # (H*(2*H + 2)/6 is 4/6 at H = 1): expanded, it no longer drops the floor
+    # (H*(2*H + 2)/6 is 4/6 at H = 1) and leaves them out of the floor: where a term it left out is
+    # not whole on the expanded form, the floor is taken of the expanded numerator, which it reads right
+    if all(whole(term) for term in sp.Add.make_args(floored) if not term.has(sp.floor)):
+        return normal(floored)
     return normal(sp.floor(sp.expand(numerator) / denominator))
 
 

@@ -243,9 +243,15 @@ def _made_on_meta(
     return made
 
 
+_WRAPPERS = ("FullyShardedDataParallel", "DistributedDataParallel")
+"""The names of torch's wrapper classes (FSDP1, DDP) whose hooks keep state a run on stand-ins would break."""
+
+
 def _distributed(module: torch.nn.Module) -> bool:
-    """Whether ``module`` is sharded (FSDP2 swaps its class) or a wrapper of torch.distributed's (FSDP1, DDP)."""
-    return is_wrapped(module) or type(module).__module__.startswith(("torch.distributed", "torch.nn.parallel"))
+    """Whether ``module`` is sharded (FSDP2 swaps its class) or one of torch's FSDP1 and DDP wrappers
+    (a checkpoint wrapper, also of torch.distributed, keeps no such state)."""
+    kind = type(module)
+    return is_wrapped(module) or (kind.__name__ in _WRAPPERS and kind.__module__.startswith("torch."))
 
 
 def _tensors(value: object) -> Iterator[torch.Tensor]:

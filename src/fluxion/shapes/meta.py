@@ -16,7 +16,6 @@ model this way to see which outputs torch makes as tensors of their own.
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
@@ -50,7 +49,7 @@ def run_on_meta(
     torch.Size([2, 5, 3])
     """
     store = context_of(node)
-    saved = {key: dict(values) for key, values in store.items()}
+    saved = {key: (values, dict(values)) for key, values in store.items()}  # each dict kept: a caller may hold it
     with meta_stand_ins(node), torch.no_grad():
         try:
             return node(
@@ -59,7 +58,10 @@ def run_on_meta(
             )
         finally:  # a SetContext inside writes to the tree's store, which only the root's own call clears
             store.clear()
-            store.update(saved)
+            for key, (values, contents) in saved.items():
+                values.clear()
+                values.update(contents)
+                store[key] = values
 
 
 def meta_tensors(value: ShapeValue, dtype: torch.dtype | None = None) -> Any:
@@ -116,8 +118,8 @@ def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
             value.clear()
             if isinstance(value, list):
                 cast(list[Any], value).extend(contents)
-            else:
-                cast(dict[Any, Any], value).update(contents)
+            else:  # a dict or a set
+                value.update(contents)
         for module, attributes in zip(modules, saved, strict=True):
             module.__dict__.clear()
             module.__dict__.update(attributes)
@@ -125,22 +127,30 @@ def meta_stand_ins(node: torch.nn.Module) -> Generator[None]:
         cache.update(cached)
 
 
-_HELD = (dict, OrderedDict, list)
+_HELD = (dict, list, set)
 """The containers of a module's attributes whose contents ``meta_stand_ins`` puts back (its
-``_modules``, its hooks, a cache, a context's values): exactly these types, not a user's own subclasses."""
+``_modules``, its hooks, its set of non-persistent buffers, a cache, a context's values), their
+subclasses (``OrderedDict``, ``defaultdict``) included."""
 
 
 def _contents(values: list[Any]) -> list[tuple[Any, Any]]:
     """Each container among ``values``, and those inside them, with a copy of its contents."""
     found: list[tuple[Any, Any]] = []
     seen: set[int] = set()
-    pending = [value for value in values if type(value) in _HELD]
+    pending: list[Any] = [value for value in values if isinstance(value, _HELD)]
     while pending:
-        value = pending.pop()
+        value: Any = pending.pop()
         if id(value) in seen:
             continue
         seen.add(id(value))
         found.append((value, copy.copy(value)))
-        items = cast(list[Any], value) if isinstance(value, list) else list(cast(dict[Any, Any], value).values())
-        pending.extend(item for item in items if type(item) in _HELD)
+        items = _items(value)
+        pending += [cast(Any, item) for item in items if isinstance(item, _HELD)]
     return found
+
+
+def _items(container: Any) -> list[Any]:
+    """What a dict holds (its values), or a list or set."""
+    if isinstance(container, dict):
+        return list(cast("dict[Any, Any]", container).values())
+    return list(cast("list[Any]", container))
