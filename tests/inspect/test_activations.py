@@ -2,8 +2,7 @@
 they rank, their bytes."""
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import cast
+from collections.abc import Callable, Sequence
 
 import pytest
 import torch
@@ -22,6 +21,7 @@ from fluxion.inspect.activations import (
     outputs_made,
 )
 from fluxion.tree import context_of
+from tests.inspect.helpers import made_on_cpu
 
 
 def test_leaves_and_combinators_that_make_tensors_count_plain_chains_do_not() -> None:
@@ -95,43 +95,6 @@ def test_bad_sizes_or_top_are_one_shape_error(sizes: dict[str, object], top: obj
 
 
 # -- a tensor counted once: in-place layers and views make none of their own
-
-
-def made_on_cpu(model: torch.nn.Module, *inputs: torch.Tensor) -> set[str]:
-    """The addresses of the nodes whose output holds a tensor of its own when ``model`` runs: one
-    whose storage is neither an input's nor that of an output before it (all kept alive, so that
-    no storage is reused)."""
-    seen = {tensor.untyped_storage().data_ptr() for tensor in inputs}
-    kept: list[torch.Tensor] = []
-    made: set[str] = set()
-
-    def record(address: str) -> Callable[[torch.nn.Module, object, object], None]:
-        def hook(module: torch.nn.Module, args: object, output: object) -> None:
-            tensors = [output] if isinstance(output, torch.Tensor) else list(_tensors(output))
-            storages = {tensor.untyped_storage().data_ptr() for tensor in tensors}
-            if storages - seen:
-                made.add(address)
-            seen.update(storages)
-            kept.extend(tensors)
-
-        return hook
-
-    handles = [module.register_forward_hook(record(address)) for address, module in model.named_modules() if address]
-    try:
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return made
-
-
-def _tensors(value: object) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, tuple | list):
-        for item in cast("tuple[object, ...]", value):
-            yield from _tensors(item)
 
 
 def listed(model: torch.nn.Module, *shapes_given: tuple[int | str, ...]) -> set[str]:

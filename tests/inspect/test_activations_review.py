@@ -3,9 +3,8 @@ cache, and on an FSDP2 model: each given as torch would, and the model left work
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import pytest
 import torch
@@ -15,40 +14,13 @@ from torch.nn.utils import parametrizations, parametrize
 import fluxion.layers as fl
 from fluxion import shapes
 from fluxion.inspect.activations import largest_activations, outputs_made
-
-
-def made_on_cpu(model: torch.nn.Module, *args: torch.Tensor, **kwargs: torch.Tensor) -> set[str]:
-    """The addresses (the root's included) whose output holds a storage that no input nor earlier
-    output has, when ``model`` runs on CPU with these arguments, keyword ones too."""
-    seen = {tensor.untyped_storage().data_ptr() for tensor in (*args, *kwargs.values())}
-    kept: list[torch.Tensor] = []
-    made: set[str] = set()
-
-    def record(address: str) -> Callable[[torch.nn.Module, object, object], None]:
-        def hook(module: torch.nn.Module, inputs: object, output: object) -> None:
-            tensors = [output] if isinstance(output, torch.Tensor) else list(cast("tuple[torch.Tensor, ...]", output))
-            storages = {tensor.untyped_storage().data_ptr() for tensor in tensors}
-            if storages - seen:
-                made.add(address)
-            seen.update(storages)
-            kept.extend(tensors)
-
-        return hook
-
-    handles = [module.register_forward_hook(record(address)) for address, module in model.named_modules()]
-    try:
-        with torch.no_grad():
-            model(*args, **kwargs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return made
+from tests.inspect.helpers import made_on_cpu
 
 
 def test_an_input_given_by_name_reaches_the_meta_run_by_name() -> None:
     attention = fl.MultiHeadAttention(16, num_heads=2)
     report = shapes.infer(attention, ("B", "T", 16), mask=("T", "T"))
-    torch_made = made_on_cpu(attention, torch.randn(2, 5, 16), mask=torch.zeros(5, 5))
+    torch_made = made_on_cpu(attention, torch.randn(2, 5, 16), with_root=True, mask=torch.zeros(5, 5))
     assert "" not in torch_made  # the root hands on its output projection's tensor
     assert outputs_made(report) is not None
     assert {activation.address for activation in largest_activations(report, top=100)} == torch_made
