@@ -36,7 +36,7 @@ def __getattr__(name: str) -> ModuleType:
     Traceback (most recent call last):
     AttributeError: module 'fluxion' has no attribute 'no_such_part'
     """
-    if not name.startswith("_"):
+    if name.isidentifier() and not name.startswith("_"):
         try:
             return importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as error:

@@ -56,3 +56,12 @@ def test_pyright_still_finds_a_misspelt_name_of_fluxion_spec(tmp_path: Path) -> 
     )
     assert 'Type of "spec.load" is "(source:' in done.stdout  # the real signature is seen
     assert '"lod" is not a known attribute of module "fluxion.spec"' in done.stdout, done.stdout
+
+
+def test_a_name_that_is_no_identifier_is_an_attribute_error() -> None:
+    import fluxion
+    import fluxion.spec
+
+    for package in (fluxion, fluxion.spec):
+        with pytest.raises(AttributeError, match=r"has no attribute 'a\.b'"):
+            getattr(package, "a.b")

@@ -92,7 +92,7 @@ if not TYPE_CHECKING:  # a type checker sees the names above, and a misspelt one
             value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
             globals()[name] = value  # found directly from now on
             return value
-        if not name.startswith("_"):
+        if name.isidentifier() and not name.startswith("_"):
             try:
                 return importlib.import_module(f"{__name__}.{name}")
             except ModuleNotFoundError as error:
