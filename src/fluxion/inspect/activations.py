@@ -164,8 +164,12 @@ def outputs_made(report: ShapeReport) -> dict[str, bool] | None:
     if any(_distributed(module) for module in report.model.modules()):
         return None  # a forward through FSDP's or DDP's hooks on stand-ins would leave their state broken
     divisors = _divisors(report)
+    tried: list[dict[str, int]] = []
     for least in _RUN_SIZES:
         values = {name: divisor * -(-least // divisor) for name, divisor in divisors.items()}
+        if values in tried:  # every divisor at least 64: the same sizes again
+            continue
+        tried.append(values)
         given = tuple(dims.substitute_shape(value, values) for value in report[""].inputs)
         if not all(dims.known(size) for value in given for shape in _shapes(value) for size in shape):
             return None
