@@ -27,6 +27,7 @@ from fluxion.distributed.pieces import Box
 from fluxion.distributed.sources import open_pieces
 from fluxion.errors import DistributedError
 from fluxion.weights.mapping import Split, Step, Target, Transpose
+from tests.distributed.pieces_helpers import boxes
 
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -40,16 +41,6 @@ def slices(box: Box) -> tuple[slice, ...]:
 
 def box_shape(box: Box) -> tuple[int, ...]:
     return tuple(stop - start for start, stop in box)
-
-
-@st.composite
-def boxes(draw: st.DrawFn, shape: tuple[int, ...]) -> Box:
-    """Any box of ``shape``, empty ones included."""
-    box: list[tuple[int, int]] = []
-    for size in shape:
-        start = draw(st.integers(0, size))
-        box.append((start, draw(st.integers(start, size))))
-    return tuple(box)
 
 
 @st.composite
