@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from docstrings import ROLE  # scripts/site/docstrings.py: this script's folder 
 import fluxion.layers as fl
 from fluxion import dims, shapes
 from fluxion.layers.lazy import is_lazy
-from fluxion.shapes.multiples import divisibility, symbol_divisor
 from fluxion.shapes.report import describe_equation
 from fluxion.spec import registry
 
@@ -336,13 +334,7 @@ def bounds(example: Example, inputs: Sequence[dims.Shape]) -> list[str]:
     >>> found
     ['L ≥ 2: MaxPool1d expects an input size with an output at dim -1, got 1 (output 0)']
     """
-    report = shapes.infer(example.layer.build(), *inputs)
-    step: dict[str, int] = {}
-    for constraint in report.constraints:
-        found = divisibility(constraint.first, constraint.second)
-        single = None if found is None else symbol_divisor(*found)
-        if single is not None:
-            step[str(single[0])] = math.lcm(step.get(str(single[0]), 1), single[1])
+    step = shapes.infer(example.layer.build(), *inputs).divisors()
     names = dict.fromkeys(str(symbol) for shape in inputs for size in shape for symbol in _symbols(size))
     needs: list[str] = []
     for name in names:

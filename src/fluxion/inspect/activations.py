@@ -29,7 +29,6 @@ Linear 10*B 20 80
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -42,7 +41,6 @@ from fluxion.dims import ShapeValue
 from fluxion.errors import ShapeError
 from fluxion.shapes import ShapeReport
 from fluxion.shapes.meta import run_on_meta
-from fluxion.shapes.multiples import divisibility, symbol_divisor
 from fluxion.tree import node_class
 from fluxion.tree.wrapping import is_wrapped
 
@@ -163,7 +161,8 @@ def outputs_made(report: ShapeReport) -> dict[str, bool] | None:
     """
     if any(_distributed(module) for module in report.model.modules()):
         return None  # a forward through FSDP's or DDP's hooks on stand-ins would leave their state broken
-    divisors = _divisors(report)
+    found = report.divisors()
+    divisors = {name: found.get(name, 1) for name in input_symbols(report)}
     tried: list[dict[str, int]] = []
     for least in _RUN_SIZES:
         values = {name: divisor * -(-least // divisor) for name, divisor in divisors.items()}
@@ -187,19 +186,6 @@ _RUN_SIZES = (64, 8)
 makes views of what would be copies (a permuted (1, 1, C) is still contiguous), and images too
 small for a model's kernels; a model that needs small sizes (a table of 16 positions) runs at the
 second's."""
-
-
-def _divisors(report: ShapeReport) -> dict[str, int]:
-    """Each input symbol and what it must divide by: what was assumed, and what the constraints say."""
-    divisors = dict.fromkeys(input_symbols(report), 1)
-    for name, divisor in report.assumed.items():
-        divisors[name] = math.lcm(divisors.get(name, 1), divisor)
-    for constraint in report.constraints:
-        found = divisibility(constraint.first, constraint.second)
-        single = None if found is None else symbol_divisor(*found)
-        if single is not None and str(single[0]) in divisors:
-            divisors[str(single[0])] = math.lcm(divisors[str(single[0])], single[1])
-    return divisors
 
 
 def _made_on_meta(

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
@@ -17,7 +18,7 @@ import torch
 
 from fluxion.dims import Dim, Shape, ShapeMap, ShapeValue, show
 from fluxion.layers import draw_tree
-from fluxion.shapes.multiples import divisibility
+from fluxion.shapes.multiples import divisibility, symbol_divisor
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,24 @@ class ShapeReport(Mapping[str, NodeShapes]):
         """What the caller stated of the input sizes (``{"H": 32}``: H divisible by 32), to read the shapes."""
         self.keywords = keywords
         """The names of the model's inputs given by name, in order: the last of ``report[""].inputs``."""
+
+    def divisors(self) -> dict[str, int]:
+        """Each symbol that must divide by a number, and that number: what was assumed, combined
+        with what the constraints say of single symbols (``H/2`` divisible by 2: H by 4).
+
+        >>> import fluxion.layers as fl
+        >>> from fluxion import shapes
+        >>> shapes.infer(fl.Chain(fl.Reshape(-1, 3)), ("B", "T"), assume={"T": 2}).divisors()
+        {'T': 6}
+        """
+        found = dict(self.assumed)
+        for constraint in self.constraints:
+            pair = divisibility(constraint.first, constraint.second)
+            single = None if pair is None else symbol_divisor(*pair)
+            if single is not None:
+                name = str(single[0])
+                found[name] = math.lcm(found.get(name, 1), single[1])
+        return found
 
     @property
     def output(self) -> ShapeValue:
